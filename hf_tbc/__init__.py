@@ -1,0 +1,32 @@
+"""hf-tbc: Train Large, Then Compress with the 🤗 Trainer.
+
+Train the largest model a wall-clock budget allows, stop early, then compress it.
+"""
+
+from .budget import TimeBasedLRScheduler, WallClockBudgetCallback, format_duration, lr_multiplier, parse_duration
+from .curves import CurveCallback, plot_curves, plot_run, read_curve
+from .sizes import MODEL_SIZES, ModelSize, count_parameters, get_model_size, roberta_config, training_flops_per_token
+from .training import BudgetProgressCallback, BudgetTrainer, BudgetTrainingArguments
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MODEL_SIZES",
+    "BudgetProgressCallback",
+    "BudgetTrainer",
+    "BudgetTrainingArguments",
+    "CurveCallback",
+    "ModelSize",
+    "TimeBasedLRScheduler",
+    "WallClockBudgetCallback",
+    "count_parameters",
+    "format_duration",
+    "get_model_size",
+    "lr_multiplier",
+    "parse_duration",
+    "plot_curves",
+    "plot_run",
+    "read_curve",
+    "roberta_config",
+    "training_flops_per_token",
+]

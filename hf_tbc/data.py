@@ -1,0 +1,246 @@
+"""Pretraining text: loading (Hub, local files, the built-in corpus), tokenizer training, packing into blocks."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import os
+import re
+import sys
+import sysconfig
+import tempfile
+from pathlib import Path
+from typing import Iterator, Optional
+
+from datasets import Dataset, DatasetDict, load_dataset
+from transformers import PreTrainedTokenizerBase, RobertaTokenizerFast
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
+
+SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+DEFAULT_CORPUS_NAME = f"python{sys.version_info.major}.{sys.version_info.minor}-stdlib-docs"
+
+
+def cache_dir() -> Path:
+    """Where hf-tbc caches the built-in corpus and trained tokenizers (``$HF_TBC_CACHE`` or ``~/.cache/hf_tbc``)."""
+    return Path(os.environ.get("HF_TBC_CACHE", Path.home() / ".cache" / "hf_tbc"))
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, delete=False, suffix=".tmp") as handle:
+        handle.write(text)
+    os.replace(handle.name, path)
+
+
+# -- the built-in corpus -------------------------------------------------------------------------------
+def _prose_paragraphs(text: str) -> Iterator[str]:
+    """Paragraphs of running English in a docstring or help topic, each joined into one line."""
+    for paragraph in re.split(r"\n\s*\n", text):
+        lines = [line.strip() for line in paragraph.strip().splitlines()]
+        if not lines or any(line.startswith((">>>", "...", "$ ", "%")) for line in lines):
+            continue
+        line = " ".join(lines)
+        letters = sum(ch.isalpha() or ch == " " for ch in line)
+        if len(line) >= 80 and letters / len(line) > 0.85 and line.count(" ") >= 10:
+            yield line
+
+
+def _stdlib_texts(stdlib: Path) -> Iterator[str]:
+    for path in sorted(stdlib.rglob("*.py")):
+        parts = path.relative_to(stdlib).parts
+        if any(part in ("test", "tests", "idle_test", "site-packages", "dist-packages") for part in parts):
+            continue
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                docstring = ast.get_docstring(node)
+                if docstring:
+                    yield docstring
+    try:  # the language reference's help topics, shipped with CPython as plain strings
+        from pydoc_data.topics import topics
+
+        yield from (topics[name] for name in sorted(topics))
+    except ImportError:
+        pass
+
+
+def default_corpus(path: Optional[Path] = None) -> Path:
+    """The built-in corpus: English prose from the installed Python's docstrings and help topics.
+
+    Every Python installation has it, so pretraining works with no network. Built on first use
+    (a few seconds) and cached as one paragraph per line.
+    """
+    path = path or cache_dir() / "corpus" / f"{DEFAULT_CORPUS_NAME}.txt"
+    if not path.exists():
+        stdlib = Path(sysconfig.get_paths()["stdlib"])
+        seen: set[str] = set()
+        paragraphs = []
+        for text in _stdlib_texts(stdlib):
+            for paragraph in _prose_paragraphs(text):
+                if paragraph not in seen:
+                    seen.add(paragraph)
+                    paragraphs.append(paragraph)
+        if not paragraphs:
+            raise RuntimeError(f"found no docstrings under {stdlib}: pass --train_file or --dataset_name instead")
+        _write_atomically(path, "\n".join(paragraphs) + "\n")
+        logger.info(f"Built the default corpus: {len(paragraphs):,} paragraphs in {path}")
+    return path
+
+
+# -- loading -------------------------------------------------------------------------------------------
+_BUILDERS = {".txt": "text", ".text": "text", ".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json"}
+
+
+def _load_files(data_files: dict[str, str], cache: Optional[str]) -> DatasetDict:
+    extensions = {Path(path).suffix.lower() for path in data_files.values()}
+    for split, path in data_files.items():
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"--{split}_file {path} does not exist: give the path of a text, CSV, TSV or JSON file")
+        if Path(path).stat().st_size == 0:
+            raise ValueError(f"--{split}_file {path} is empty: give a file with at least one row of text")
+    if len(extensions) != 1 or next(iter(extensions)) not in _BUILDERS:
+        raise ValueError(
+            f"data files {sorted(data_files.values())} must share one extension among {', '.join(_BUILDERS)}"
+        )
+    extension = next(iter(extensions))
+    kwargs = {"delimiter": "\t"} if extension == ".tsv" else {}
+    return load_dataset(_BUILDERS[extension], data_files=data_files, cache_dir=cache, **kwargs)
+
+
+def _pick_text_column(dataset: Dataset, text_column: Optional[str], where: str) -> str:
+    columns = dataset.column_names
+    if text_column is not None:
+        if text_column not in columns:
+            raise ValueError(f"text column {text_column!r} is not in {where} (columns: {', '.join(columns)}): set --text_column")
+        return text_column
+    for candidate in ("text", "sentence", "content"):
+        if candidate in columns:
+            return candidate
+    string_columns = [name for name, feature in dataset.features.items() if getattr(feature, "dtype", None) == "string"]
+    if len(string_columns) == 1:
+        return string_columns[0]
+    raise ValueError(f"cannot tell which column of {where} holds the text (columns: {', '.join(columns)}): set --text_column")
+
+
+def load_text_datasets(
+    dataset_name: Optional[str] = None,
+    dataset_config_name: Optional[str] = None,
+    train_file: Optional[str] = None,
+    validation_file: Optional[str] = None,
+    text_column: Optional[str] = None,
+    validation_split_percentage: float = 5.0,
+    seed: int = 42,
+    cache: Optional[str] = None,
+) -> DatasetDict:
+    """``train`` and ``validation`` splits with one column, ``text``, of non-empty strings.
+
+    Sources, in order: a Hub dataset, local files, else the built-in corpus. A validation split is held
+    out of train (``validation_split_percentage``) when the source has none.
+    """
+    if dataset_name is not None:
+        raw = load_dataset(dataset_name, dataset_config_name, cache_dir=cache)
+        where = f"dataset {dataset_name}"
+    elif train_file is not None:
+        files = {"train": train_file, **({"validation": validation_file} if validation_file else {})}
+        raw = _load_files(files, cache)
+        where = f"file {train_file}"
+    else:
+        if validation_file is not None:
+            raise ValueError("--validation_file needs a --train_file: give both, or neither for the default corpus")
+        raw = load_dataset("text", data_files={"train": str(default_corpus())}, cache_dir=cache)
+        where = "the default corpus"
+    if "train" not in raw:
+        raise ValueError(f"{where} has no 'train' split (splits: {', '.join(raw)})")
+    column = _pick_text_column(raw["train"], text_column, where)
+    splits = {}
+    for split in ("train", "validation"):
+        if split in raw:
+            if column not in raw[split].column_names:
+                raise ValueError(f"text column {column!r} is not in the {split} split of {where}: set --text_column")
+            data = raw[split].select_columns([column])
+            data = data.rename_column(column, "text") if column != "text" else data
+            splits[split] = data.filter(lambda row: isinstance(row["text"], str) and bool(row["text"].strip()))
+    for split, data in splits.items():
+        if len(data) == 0:
+            raise ValueError(f"the {split} split of {where} has no rows of text: check the file and --text_column")
+    if "validation" not in splits:
+        if not 0 < validation_split_percentage < 100:
+            raise ValueError(f"--validation_split_percentage {validation_split_percentage} must be in (0, 100)")
+        if len(splits["train"]) < 2:
+            raise ValueError(f"{where} has one row of text: give more text or a --validation_file")
+        held_out = splits["train"].train_test_split(test_size=validation_split_percentage / 100, seed=seed)
+        splits = {"train": held_out["train"], "validation": held_out["test"]}
+    return DatasetDict(splits)
+
+
+# -- tokenizer -----------------------------------------------------------------------------------------
+def train_tokenizer(
+    texts: Dataset, vocab_size: int = 8192, min_frequency: int = 2, save_to: Optional[Path] = None
+) -> RobertaTokenizerFast:
+    """A byte-level BPE tokenizer (RoBERTa's kind) trained on ``texts['text']``, cached by content.
+
+    The cache key is the dataset's fingerprint and the vocabulary settings, so every size in a sweep
+    (and every rank) uses the same tokenizer.
+    """
+    from tokenizers import ByteLevelBPETokenizer
+
+    key = hashlib.sha256(f"{texts._fingerprint}-{vocab_size}-{min_frequency}".encode()).hexdigest()[:16]
+    folder = save_to or cache_dir() / "tokenizers" / key
+    if not (folder / "tokenizer.json").exists():
+        bpe = ByteLevelBPETokenizer()
+        batches = (texts[start : start + 1000]["text"] for start in range(0, len(texts), 1000))
+        bpe.train_from_iterator(batches, vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS)
+        with tempfile.TemporaryDirectory(dir=folder.parent if folder.parent.exists() else None) as scratch:
+            bpe.save_model(scratch)
+            tokenizer = RobertaTokenizerFast(
+                vocab_file=os.path.join(scratch, "vocab.json"), merges_file=os.path.join(scratch, "merges.txt")
+            )
+            staging = Path(scratch) / "tokenizer"
+            tokenizer.save_pretrained(staging)
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.replace(staging, folder)
+            except OSError:  # another process finished first; its tokenizer is the same
+                if not (folder / "tokenizer.json").exists():
+                    raise
+        logger.info(f"Trained a byte-level BPE tokenizer ({vocab_size} tokens) into {folder}")
+    return RobertaTokenizerFast.from_pretrained(folder)
+
+
+# -- packing -------------------------------------------------------------------------------------------
+def pack_texts(
+    texts: Dataset, tokenizer: PreTrainedTokenizerBase, block_size: int, num_proc: Optional[int] = None
+) -> Dataset:
+    """Tokenizes ``texts['text']`` and packs the token stream into blocks of exactly ``block_size`` tokens.
+
+    Each text keeps its ``<s> ... </s>`` markers; the remainder shorter than a block is dropped, so
+    no position holds padding.
+    """
+
+    def tokenize_and_pack(batch: dict) -> dict:
+        encoded = tokenizer(batch["text"], return_special_tokens_mask=True, verbose=False)
+        packed: dict[str, list] = {}
+        for key in ("input_ids", "special_tokens_mask"):
+            stream = [token for row in encoded[key] for token in row]
+            usable = len(stream) // block_size * block_size
+            packed[key] = [stream[i : i + block_size] for i in range(0, usable, block_size)]
+        return packed
+
+    blocks = texts.map(
+        tokenize_and_pack,
+        batched=True,
+        batch_size=2000,
+        num_proc=num_proc,
+        remove_columns=texts.column_names,
+        desc=f"Packing into blocks of {block_size}",
+    )
+    if len(blocks) == 0:
+        raise ValueError(
+            f"the text is shorter than one block of {block_size} tokens: give more text or a smaller --block_size"
+        )
+    return blocks

@@ -1,0 +1,245 @@
+"""Budgeted masked-LM pretraining: the library behind ``recipes/run_mlm.py``."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModelForMaskedLM,
+    AutoTokenizer,
+    DataCollatorForLanguageModeling,
+    RobertaForMaskedLM,
+    set_seed,
+)
+from transformers.utils import logging
+
+from .curves import plot_run
+from .data import DEFAULT_CORPUS_NAME, load_text_datasets, pack_texts, train_tokenizer
+from .sizes import check_config, count_parameters, get_model_size, roberta_config, training_flops_per_token
+from .training import (
+    BudgetTrainer,
+    BudgetTrainingArguments,
+    describe_stop,
+    hardware_summary,
+    prepare_output_dir,
+    write_json,
+)
+
+logger = logging.get_logger(__name__)
+
+
+@dataclass
+class ModelArguments:
+    """Which model to pretrain: a size preset, or an existing checkpoint to continue."""
+
+    model_size: Optional[str] = field(
+        default="L2-H128",
+        metadata={"help": "Size preset L{layers}-H{hidden} (RoBERTa shapes: heads = hidden/64, FFN = 4 x hidden), "
+                  "e.g. L12-H768. See hf_tbc.sizes.MODEL_SIZES."},
+    )
+    model_name_or_path: Optional[str] = field(
+        default=None, metadata={"help": "Continue pretraining this checkpoint instead of a fresh --model_size."}
+    )
+    config_overrides: Optional[str] = field(
+        default=None, metadata={"help": "Override config values, e.g. 'hidden_dropout_prob=0.0,num_attention_heads=4'."}
+    )
+    tokenizer_name: Optional[str] = field(
+        default=None, metadata={"help": "Tokenizer to use; by default a byte-level BPE is trained on the training text."}
+    )
+    vocab_size: int = field(default=8192, metadata={"help": "Vocabulary size of the trained tokenizer."})
+
+
+@dataclass
+class DataTrainingArguments:
+    """What text to pretrain on. With no dataset and no file, the built-in corpus is used."""
+
+    dataset_name: Optional[str] = field(default=None, metadata={"help": "Hub dataset, e.g. 'wikitext'."})
+    dataset_config_name: Optional[str] = field(default=None, metadata={"help": "Its config, e.g. 'wikitext-103-raw-v1'."})
+    train_file: Optional[str] = field(default=None, metadata={"help": "Training text: .txt, .csv, .tsv, .json or .jsonl."})
+    validation_file: Optional[str] = field(default=None, metadata={"help": "Validation text, same format."})
+    text_column: Optional[str] = field(default=None, metadata={"help": "Column holding the text (default: 'text')."})
+    validation_split_percentage: float = field(
+        default=5.0, metadata={"help": "Percent of train held out for validation when there is no validation split."}
+    )
+    block_size: int = field(default=128, metadata={"help": "Tokens per packed training block."})
+    mlm_probability: float = field(default=0.15, metadata={"help": "Fraction of tokens masked."})
+    max_eval_samples: Optional[int] = field(
+        default=2000, metadata={"help": "Evaluate on at most this many blocks (keeps evaluations short)."}
+    )
+    preprocessing_num_workers: Optional[int] = field(default=None, metadata={"help": "Processes for tokenization."})
+
+
+@dataclass
+class PretrainingArguments(BudgetTrainingArguments):
+    """``BudgetTrainingArguments`` with defaults for pretraining from scratch (RoBERTa-style LR and warmup)."""
+
+    learning_rate: float = field(default=5e-4, metadata={"help": "Peak learning rate (AdamW)."})
+    warmup_ratio: float = field(default=0.06, metadata={"help": "Warmup, as a fraction of the budget (or of max_steps)."})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
+    per_device_train_batch_size: int = field(default=32, metadata={"help": "Blocks per device per step."})
+    per_device_eval_batch_size: int = field(default=64, metadata={"help": "Blocks per device per evaluation step."})
+    ddp_find_unused_parameters: Optional[bool] = field(
+        default=False, metadata={"help": "RoBERTa's MLM uses every parameter, so DDP need not search for unused ones."}
+    )
+
+
+def validate(model_args: ModelArguments, data_args: DataTrainingArguments) -> None:
+    """Checks the arguments that need no data, so bad input fails before anything loads or is written."""
+    if model_args.model_name_or_path is None:
+        get_model_size(model_args.model_size)
+        positions = 514
+        if model_args.config_overrides:
+            probe = roberta_config(model_args.model_size, model_args.vocab_size, config_overrides=model_args.config_overrides)
+            positions = probe.max_position_embeddings
+        if data_args.block_size > positions - 2:
+            raise ValueError(
+                f"--block_size {data_args.block_size} exceeds the model's {positions - 2} positions: lower it, or raise "
+                f"max_position_embeddings with --config_overrides 'max_position_embeddings={data_args.block_size + 2}'"
+            )
+    if data_args.block_size < 8:
+        raise ValueError(f"--block_size {data_args.block_size} is too small: use at least 8 tokens")
+    if not 0 < data_args.mlm_probability < 1:
+        raise ValueError(f"--mlm_probability {data_args.mlm_probability} must be in (0, 1)")
+    if model_args.vocab_size < 300:
+        raise ValueError(f"--vocab_size {model_args.vocab_size} is below the 256 bytes + special tokens: use >= 300")
+
+
+def build_model(model_args: ModelArguments, tokenizer, block_size: int) -> RobertaForMaskedLM:
+    """A fresh RoBERTa of ``model_size`` (or the checkpoint ``model_name_or_path``) sized for ``tokenizer``."""
+    if model_args.model_name_or_path is not None:
+        config = AutoConfig.from_pretrained(model_args.model_name_or_path)
+        if model_args.config_overrides:
+            config.update_from_string(model_args.config_overrides)
+        check_config(config)
+        model = AutoModelForMaskedLM.from_pretrained(model_args.model_name_or_path, config=config)
+    else:
+        config = roberta_config(
+            model_args.model_size,
+            vocab_size=len(tokenizer),
+            config_overrides=model_args.config_overrides,
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )
+        model = AutoModelForMaskedLM.from_config(config)
+    offset = (config.pad_token_id or 0) + 1 if config.model_type in ("roberta", "xlm-roberta") else 0
+    if block_size + offset > config.max_position_embeddings:
+        raise ValueError(
+            f"--block_size {block_size} exceeds the model's {config.max_position_embeddings - offset} positions: lower it"
+        )
+    return model
+
+
+def pretrain(model_args: ModelArguments, data_args: DataTrainingArguments, training_args: PretrainingArguments) -> dict:
+    """Pretrains a masked LM under ``training_args.time_budget`` and writes a loadable ``output_dir``.
+
+    Returns the run summary also written to ``output_dir/run_summary.json``.
+    """
+    validate(model_args, data_args)
+    resume_from = prepare_output_dir(training_args)
+    set_seed(training_args.seed)
+
+    with training_args.main_process_first(desc="loading and tokenizing the corpus"):
+        texts = load_text_datasets(
+            data_args.dataset_name,
+            data_args.dataset_config_name,
+            data_args.train_file,
+            data_args.validation_file,
+            data_args.text_column,
+            data_args.validation_split_percentage,
+            seed=training_args.seed,
+        )
+        if model_args.tokenizer_name:
+            tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name)
+        elif model_args.model_name_or_path:
+            tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path)
+        else:
+            tokenizer = train_tokenizer(texts["train"], vocab_size=model_args.vocab_size)
+        blocks = {
+            split: pack_texts(texts[split], tokenizer, data_args.block_size, data_args.preprocessing_num_workers)
+            for split in ("train", "validation")
+        }
+    if data_args.max_eval_samples is not None and len(blocks["validation"]) > data_args.max_eval_samples:
+        blocks["validation"] = blocks["validation"].select(range(data_args.max_eval_samples))
+
+    model = build_model(model_args, tokenizer, data_args.block_size)
+    parameters = count_parameters(model.config)
+    flops_per_token = training_flops_per_token(model.config, data_args.block_size)
+    size_name = model_args.model_size if model_args.model_name_or_path is None else model_args.model_name_or_path
+    logger.warning(
+        f"{size_name}: {model.num_parameters():,} parameters ({parameters['non_embedding']:,} non-embedding), "
+        f"{flops_per_token / 1e6:.1f} MFLOPs per training token; {len(blocks['train']):,} training blocks of "
+        f"{data_args.block_size} tokens"
+    )
+
+    trainer = BudgetTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=blocks["train"],
+        eval_dataset=blocks["validation"],
+        data_collator=DataCollatorForLanguageModeling(tokenizer, mlm_probability=data_args.mlm_probability),
+        processing_class=tokenizer,
+    )
+    started = time.monotonic()
+    trainer.train(resume_from_checkpoint=resume_from)
+    budget = trainer.budget
+    if budget is not None and budget.stop_reason == "preempted":
+        logger.warning(
+            f"Preempted at step {trainer.state.global_step}: a checkpoint is saved in {training_args.output_dir}; "
+            "rerun with --resume_from_checkpoint true to finish the budget"
+        )
+        return {"stop_reason": "preempted", "step": trainer.state.global_step}
+
+    evaluations = [row for row in trainer.state.log_history if "eval_loss" in row]
+    if not evaluations or evaluations[-1]["step"] != trainer.state.global_step:
+        trainer.evaluate()
+        evaluations = [row for row in trainer.state.log_history if "eval_loss" in row]
+    trainer.save_model()
+
+    stop_steps = trainer.accelerator.gather(torch.tensor([trainer.state.global_step], device=training_args.device))
+    train_seconds = budget.train_seconds() if budget else time.monotonic() - started
+    tokens = trainer.state.num_input_tokens_seen
+    summary = {
+        "model_size": size_name,
+        "parameters": model.num_parameters(),
+        "non_embedding_parameters": parameters["non_embedding"],
+        "training_flops_per_token": flops_per_token,
+        "config": {key: getattr(model.config, key) for key in (
+            "num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size", "vocab_size")},
+        "corpus": data_args.dataset_name or data_args.train_file or DEFAULT_CORPUS_NAME,
+        "block_size": data_args.block_size,
+        "time_budget_s": budget.time_budget if budget else None,
+        "budget_includes_eval": training_args.budget_includes_eval,
+        "stop_reason": budget.stop_reason if budget else "max_steps",
+        "train_s": round(train_seconds, 3),
+        "total_s": round(budget.total_seconds() if budget else time.monotonic() - started, 3),
+        "steps": trainer.state.global_step,
+        "tokens": tokens,
+        "train_tokens_per_s": round(tokens / train_seconds, 1) if train_seconds > 0 else None,
+        "achieved_flops_per_s": round(tokens * flops_per_token / train_seconds) if train_seconds > 0 else None,
+        "final_eval_loss": evaluations[-1]["eval_loss"] if evaluations else None,
+        "world_size": training_args.world_size,
+        "stop_step_per_rank": stop_steps.tolist(),
+        "parallel_mode": training_args.parallel_mode.value,
+        "ddp": type(trainer.model_wrapped).__name__ == "DistributedDataParallel",
+        "precision": "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32",
+        "per_device_train_batch_size": training_args.per_device_train_batch_size,
+        "gradient_accumulation_steps": training_args.gradient_accumulation_steps,
+        "learning_rate": training_args.learning_rate,
+        "schedule": f"{training_args.lr_scheduler_type.value} by {training_args.schedule_by}",
+        "resumed_from": resume_from,
+        "hardware": hardware_summary(),
+    }
+    if trainer.is_world_process_zero():
+        write_json(Path(training_args.output_dir) / "run_summary.json", summary)
+        plot_run(training_args.output_dir, label=size_name)
+        logger.warning(
+            f"Stopped: {describe_stop(budget)}; {summary['steps']} steps, {tokens:,} tokens, "
+            f"final eval loss {summary['final_eval_loss']}; model in {training_args.output_dir}"
+        )
+    return summary

@@ -1,0 +1,305 @@
+"""The Trainer side of a budgeted run: arguments, a Trainer that wires the budget in, progress, summaries."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import shutil
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import torch
+from tqdm.auto import tqdm
+from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_callback import ProgressCallback
+from transformers.trainer import TRAINER_STATE_NAME
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+from transformers.utils import logging
+
+from .budget import (
+    TIME_SCHEDULES,
+    TimeBasedLRScheduler,
+    WallClockBudgetCallback,
+    format_duration,
+    parse_duration,
+)
+from .curves import CurveCallback
+
+logger = logging.get_logger(__name__)
+
+# transformers' own non-padding token counter copy-constructs a tensor each step and warns about it
+warnings.filterwarnings("ignore", message="To copy construct from a tensor", category=UserWarning)
+
+RUN_ARTIFACTS = ("curve.jsonl", "run_summary.json", "loss_vs_time.png")
+
+
+def _accelerator_available() -> bool:
+    if torch.cuda.is_available():
+        return True
+    for backend in ("xpu", "mps", "npu", "mlu", "musa"):
+        module = getattr(torch, backend, None) or getattr(torch.backends, backend, None)
+        if module is not None and getattr(module, "is_available", lambda: False)():
+            return True
+    return False
+
+
+@dataclass
+class BudgetTrainingArguments(TrainingArguments):
+    """``TrainingArguments`` plus a wall-clock budget. ``HfArgumentParser`` turns every field into a CLI flag.
+
+    Parameters:
+        time_budget (`str`, *optional*):
+            Wall-clock budget for training: ``"90s"``, ``"15m"``, ``"1h30m"``, ``"2h"`` or seconds.
+            Training ends at the first optimizer step past it, then evaluates and saves.
+        budget_includes_eval (`bool`, defaults to `False`):
+            Count evaluation and checkpointing time against the budget. Both clocks are logged either way.
+        eval_every (`str`, *optional*):
+            Evaluate every interval of budget time (``"2m"``) or every N steps (``"500"``).
+            Defaults to ten evaluations per budget when a budget is set.
+        save_every (`str`, *optional*):
+            Save a checkpoint every interval of budget time (``"10m"``) or every N steps (``"1000"``).
+        schedule_by (`str`, *optional*):
+            ``"time"``: ``lr_scheduler_type`` (linear, cosine, constant, constant_with_warmup) and
+            ``warmup_ratio`` run on the budget clock, reaching the floor at the deadline; ``"steps"``: the
+            usual step-based schedules over ``max_steps``. Defaults to ``"time"`` when a budget is set.
+        min_lr_ratio (`float`, defaults to 0.0):
+            Floor of a time-based schedule, as a fraction of ``learning_rate``.
+    """
+
+    time_budget: Optional[str] = field(
+        default=None, metadata={"help": "Wall-clock training budget, e.g. '90s', '15m', '1h30m', '2h' or seconds."}
+    )
+    budget_includes_eval: bool = field(
+        default=False, metadata={"help": "Count evaluation and checkpoint time against --time_budget."}
+    )
+    eval_every: Optional[str] = field(
+        default=None,
+        metadata={"help": "Evaluate every interval of budget time ('2m') or every N steps ('500'). "
+                  "Default with a budget: ten evaluations per budget."},
+    )
+    save_every: Optional[str] = field(
+        default=None, metadata={"help": "Checkpoint every interval of budget time ('10m') or every N steps ('1000')."}
+    )
+    schedule_by: Optional[str] = field(
+        default=None,
+        metadata={"help": "'time': --lr_scheduler_type and --warmup_ratio follow the budget clock and reach the "
+                  "floor at the deadline; 'steps': follow max_steps. Default: 'time' with a budget.",
+                  "choices": ["time", "steps"]},
+    )
+    min_lr_ratio: float = field(default=0.0, metadata={"help": "Floor of a time-based LR schedule, x learning_rate."})
+    logging_steps: float = field(default=10, metadata={"help": "Log the training loss every N steps."})
+    include_num_input_tokens_seen: Optional[str] = field(
+        default="non_padding", metadata={"help": "Count input tokens for curve.jsonl ('non_padding', 'all', 'no')."}
+    )
+    report_to: Optional[str] = field(default="none", metadata={"help": "Integrations to report to ('none', 'all', ...)."})
+
+    def __post_init__(self):
+        self.time_budget_seconds = parse_duration(self.time_budget) if self.time_budget is not None else None
+        self.eval_every_seconds = self._interval("eval_every")
+        self.save_every_seconds = self._interval("save_every")
+        if self.time_budget_seconds is not None:
+            if self.eval_every is None and self.eval_strategy in ("no", None):
+                self.eval_every_seconds = self.time_budget_seconds / 10
+            if self.max_steps is None or self.max_steps <= 0:
+                self.max_steps = 10**9  # the budget ends training; the Trainer needs a finite step count
+        self.schedule_by = self.schedule_by or ("time" if self.time_budget_seconds is not None else "steps")
+        if self.schedule_by == "time":
+            if self.time_budget_seconds is None:
+                raise ValueError("--schedule_by time needs a --time_budget: set one, or use --schedule_by steps")
+            scheduler = getattr(self.lr_scheduler_type, "value", self.lr_scheduler_type)
+            if scheduler not in TIME_SCHEDULES:
+                raise ValueError(
+                    f"--lr_scheduler_type {scheduler} has no time-based form: choose one of "
+                    f"{', '.join(TIME_SCHEDULES)} or pass --schedule_by steps"
+                )
+        if not _accelerator_available():
+            # Without this, two CPU processes train two independent copies instead of one DDP model.
+            self.use_cpu = True
+        super().__post_init__()
+
+    def _interval(self, name: str) -> Optional[float]:
+        value = getattr(self, name)
+        if value is None:
+            return None
+        if re.fullmatch(r"\d+", str(value).strip()):
+            steps = int(value)
+            if steps <= 0:
+                raise ValueError(f"--{name} {value} must be positive")
+            prefix = "eval" if name == "eval_every" else "save"
+            setattr(self, f"{prefix}_strategy", "steps")
+            setattr(self, f"{prefix}_steps", steps)
+            return None
+        return parse_duration(value, f"--{name}")
+
+
+class BudgetProgressCallback(ProgressCallback):
+    """A progress bar over the budget's seconds, showing time left, step and latest losses."""
+
+    def __init__(self, budget: WallClockBudgetCallback):
+        super().__init__()
+        self.budget = budget
+        self._postfix: dict[str, str] = {}
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            total = int(round(self.budget.time_budget))
+            self.training_bar = tqdm(total=total, unit="s", dynamic_ncols=True, desc="budget")
+            self.training_bar.update(min(int(self.budget.elapsed), total))
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.is_world_process_zero and self.training_bar is not None:
+            done = min(int(self.budget.elapsed), self.training_bar.total)
+            self.training_bar.update(done - self.training_bar.n)
+            self._postfix["left"] = format_duration(self.budget.remaining())
+            self._postfix["step"] = str(state.global_step)
+            self.training_bar.set_postfix(self._postfix, refresh=False)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = logs or {}
+        for key in ("loss", "eval_loss"):
+            if key in logs:
+                self._postfix[key] = f"{logs[key]:.3f}"
+        super().on_log(args, state, control, logs=logs, **kwargs)
+
+
+class BudgetTrainer(Trainer):
+    """A ``Trainer`` that runs on a :class:`BudgetTrainingArguments` budget.
+
+    It adds the :class:`WallClockBudgetCallback`, ``curve.jsonl`` logging and the budget progress bar,
+    and builds the time-based LR schedule. Everything else is the stock ``Trainer``.
+    """
+
+    def __init__(self, *trainer_args, **trainer_kwargs):
+        super().__init__(*trainer_args, **trainer_kwargs)
+        args: BudgetTrainingArguments = self.args
+        self.budget: Optional[WallClockBudgetCallback] = None
+        if args.time_budget_seconds is not None:
+            self.budget = WallClockBudgetCallback(
+                args.time_budget_seconds,
+                budget_includes_eval=args.budget_includes_eval,
+                eval_every=args.eval_every_seconds,
+                save_every=args.save_every_seconds,
+            )
+            self.add_callback(self.budget)
+            if not args.disable_tqdm:
+                self.remove_callback(ProgressCallback)
+                self.add_callback(BudgetProgressCallback(self.budget))
+        self.add_callback(CurveCallback(args.output_dir, self.budget))
+        if args.use_cpu and torch.get_num_threads() < (os.cpu_count() or 1) // max(args.world_size, 1):
+            logger.warning(
+                f"torch uses {torch.get_num_threads()} of {os.cpu_count()} CPU threads per process "
+                "(accelerate launch sets OMP_NUM_THREADS=1 unless told): pass "
+                "`accelerate launch --cpu` or `--num_cpu_threads_per_process N` to use them all"
+            )
+
+    def log(self, logs: dict[str, float], start_time: Optional[float] = None) -> None:
+        # The Trainer derives its final throughput from max_steps, which a budget never reaches:
+        # report what was actually trained instead.
+        if "train_runtime" in logs and self.budget is not None:
+            budget = self.budget
+            seconds = max(budget.train_seconds() - budget.resumed_at["train_seconds"], 1e-9)
+            steps = self.state.global_step - budget.resumed_at["step"]
+            batch = self.args.per_device_train_batch_size * self.args.gradient_accumulation_steps * self.args.world_size
+            logs["train_samples_per_second"] = round(steps * batch / seconds, 3)
+            logs["train_steps_per_second"] = round(steps / seconds, 3)
+            logs["train_tokens_per_second"] = round((self.state.num_input_tokens_seen - budget.resumed_at["tokens"]) / seconds, 3)
+        super().log(logs, start_time)
+
+    def create_scheduler(self, num_training_steps: int, optimizer: Optional[torch.optim.Optimizer] = None):
+        if self.lr_scheduler is None and self.args.schedule_by == "time":
+            self.lr_scheduler = TimeBasedLRScheduler(
+                optimizer if optimizer is not None else self.optimizer,
+                self.budget,
+                schedule=getattr(self.args.lr_scheduler_type, "value", self.args.lr_scheduler_type),
+                warmup_fraction=self.args.warmup_ratio,
+                min_lr_ratio=self.args.min_lr_ratio,
+            )
+            self._created_lr_scheduler = True
+            return self.lr_scheduler
+        return super().create_scheduler(num_training_steps, optimizer)
+
+
+# -- output folders and checkpoints --------------------------------------------------------------------
+def last_complete_checkpoint(output_dir: str) -> Optional[str]:
+    """The newest ``checkpoint-N`` in ``output_dir`` whose ``trainer_state.json`` was written (a finished save)."""
+    folder = Path(output_dir)
+    if not folder.is_dir():
+        return None
+    checkpoints = [
+        path for path in folder.glob(f"{PREFIX_CHECKPOINT_DIR}-*")
+        if re.fullmatch(rf"{PREFIX_CHECKPOINT_DIR}-\d+", path.name) and (path / TRAINER_STATE_NAME).is_file()
+    ]
+    if not checkpoints:
+        return None
+    return str(max(checkpoints, key=lambda path: int(path.name.split("-")[-1])))
+
+
+def prepare_output_dir(args: TrainingArguments) -> Optional[str]:
+    """Checks ``output_dir`` before anything is written; returns the checkpoint to resume from, if any.
+
+    A folder holding another run is an error unless ``--overwrite_output_dir`` (which clears that run's
+    checkpoints and records) or ``--resume_from_checkpoint`` (a path, or ``true`` for the newest one).
+    """
+    folder = Path(args.output_dir)
+    resume = args.resume_from_checkpoint
+    if resume is not None:
+        if str(resume).lower() in ("true", "last", "latest"):
+            checkpoint = last_complete_checkpoint(args.output_dir)
+            if checkpoint is None:
+                raise ValueError(f"--resume_from_checkpoint {resume}: {folder} holds no complete checkpoint to resume")
+            return checkpoint
+        if not (Path(resume) / TRAINER_STATE_NAME).is_file():
+            raise ValueError(f"--resume_from_checkpoint {resume} is not a complete checkpoint (no {TRAINER_STATE_NAME})")
+        return str(resume)
+    if folder.is_dir() and any(folder.iterdir()):
+        if not args.overwrite_output_dir:
+            hint = " or --resume_from_checkpoint true to continue it" if last_complete_checkpoint(args.output_dir) else ""
+            raise ValueError(f"--output_dir {folder} already holds files: pass --overwrite_output_dir to replace them{hint}")
+        if args.process_index == 0:
+            for checkpoint in folder.glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
+                shutil.rmtree(checkpoint)
+            for name in RUN_ARTIFACTS:
+                (folder / name).unlink(missing_ok=True)
+    return None
+
+
+def hardware_summary() -> dict:
+    """What the run ran on: CPU, accelerator, thread count and library versions."""
+    import accelerate
+    import transformers
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "accelerator": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "accelerate": accelerate.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def write_json(path: Path, record: dict) -> None:
+    """Writes ``record`` as indented JSON through a temporary file, so a reader never sees half of it."""
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    temporary.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(temporary, path)
+
+
+def describe_stop(budget: Optional[WallClockBudgetCallback]) -> str:
+    if budget is None:
+        return "max_steps"
+    return f"{budget.stop_reason} after {format_duration(budget.budget_seconds())} of {format_duration(budget.time_budget)}"

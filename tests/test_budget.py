@@ -1,0 +1,213 @@
+import math
+import os
+import signal
+
+import pytest
+import torch
+from transformers import TrainerControl, TrainerState, TrainingArguments
+
+from hf_tbc.budget import (
+    TimeBasedLRScheduler,
+    WallClockBudgetCallback,
+    format_duration,
+    lr_multiplier,
+    parse_duration,
+)
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: float = 1000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.mark.parametrize(
+    "text, seconds",
+    [("90s", 90), ("15m", 900), ("1h30m", 5400), ("2h", 7200), ("5400", 5400), (" 1h 0m 5s ", 3605),
+     ("0.5h", 1800), ("2.5", 2.5), (30, 30), (12.5, 12.5), ("1H30M", 5400)],
+)
+def test_parse_duration_accepts_units_and_seconds(text, seconds):
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["", "abc", "10x", "h", "1m30h", "-5", "0", "0s", "nan", "inf", True, -3])
+def test_parse_duration_rejects_bad_budgets_naming_the_value(text):
+    with pytest.raises(ValueError, match="time budget"):
+        parse_duration(text)
+
+
+def test_format_duration_round_trips():
+    for seconds in (5, 65, 3600, 3725, 7199):
+        assert parse_duration(format_duration(seconds)) == seconds
+
+
+def test_lr_multiplier_warmup_then_floor_exactly_at_deadline():
+    assert lr_multiplier(0.0, "linear", warmup_fraction=0.1) == 0.0
+    assert lr_multiplier(0.05, "linear", warmup_fraction=0.1) == pytest.approx(0.5)
+    assert lr_multiplier(0.1, "linear", warmup_fraction=0.1) == pytest.approx(1.0)
+    assert lr_multiplier(0.55, "linear", warmup_fraction=0.1) == pytest.approx(0.5)
+    assert lr_multiplier(0.55, "cosine", warmup_fraction=0.1) == pytest.approx(0.5)
+    assert lr_multiplier(0.325, "cosine", warmup_fraction=0.1) == pytest.approx(0.5 * (1 + math.cos(math.pi / 4)))
+    for schedule in ("linear", "cosine"):
+        assert lr_multiplier(1.0, schedule, 0.1, min_lr_ratio=0.1) == pytest.approx(0.1)
+        assert lr_multiplier(1.7, schedule, 0.1, min_lr_ratio=0.1) == pytest.approx(0.1)  # past the deadline
+        assert lr_multiplier(0.999, schedule, 0.1, min_lr_ratio=0.1) > 0.1
+    assert lr_multiplier(0.9, "constant") == 1.0
+
+
+def test_lr_multiplier_rejects_unknown_schedules_and_bad_fractions():
+    with pytest.raises(ValueError, match="polynomial"):
+        lr_multiplier(0.5, "polynomial")
+    with pytest.raises(ValueError, match="warmup"):
+        lr_multiplier(0.5, "linear", warmup_fraction=1.0)
+    with pytest.raises(ValueError, match="min_lr_ratio"):
+        lr_multiplier(0.5, "linear", min_lr_ratio=2.0)
+
+
+def _fresh(tmp_path, **kwargs):
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none", **kwargs)
+    return args, TrainerState(), TrainerControl()
+
+
+def _step(callback, args, state, control):
+    state.global_step += 1
+    control = TrainerControl()
+    return callback.on_step_end(args, state, control)
+
+
+def test_budget_stops_at_first_step_past_deadline_and_asks_for_final_eval_and_save(tmp_path):
+    clock = FakeClock()
+    budget = WallClockBudgetCallback("10s", clock=clock, eval_every=100)
+    args, state, control = _fresh(tmp_path)
+    budget.on_train_begin(args, state, control)
+    for _ in range(9):
+        clock.advance(1.05)
+        control = _step(budget, args, state, control)
+        assert not control.should_training_stop
+    clock.advance(1.05)
+    control = _step(budget, args, state, control)
+    assert control.should_training_stop and control.should_evaluate and control.should_save
+    assert state.global_step == 10 and budget.stop_reason == "time_budget"
+    assert budget.remaining() == 0.0
+
+
+def test_evaluation_and_save_time_is_excluded_unless_asked(tmp_path):
+    for includes_eval, expected_stop in ((False, 10), (True, 6)):
+        clock = FakeClock()
+        budget = WallClockBudgetCallback(10, budget_includes_eval=includes_eval, clock=clock)
+        args, state, control = _fresh(tmp_path)
+        budget.on_train_begin(args, state, control)
+        while not control.should_training_stop:
+            clock.advance(1.0)
+            control = _step(budget, args, state, control)
+            clock.advance(0.5)  # an evaluation after every step ...
+            budget.on_evaluate(args, state, control)
+            clock.advance(0.5)  # ... and a checkpoint
+            budget.on_save(args, state, control)
+        assert state.global_step == expected_stop
+        assert budget.total_seconds() == pytest.approx(2.0 * expected_stop)
+        assert budget.train_seconds() == pytest.approx(1.0 * expected_stop)
+
+
+def test_time_based_eval_and_save_intervals(tmp_path):
+    clock = FakeClock()
+    budget = WallClockBudgetCallback("60s", eval_every="10s", save_every=25, clock=clock)
+    args, state, control = _fresh(tmp_path)
+    budget.on_train_begin(args, state, control)
+    evaluated, saved = [], []
+    while not control.should_training_stop:
+        clock.advance(3.0)
+        control = _step(budget, args, state, control)
+        if control.should_evaluate:
+            evaluated.append(state.global_step)
+        if control.should_save:
+            saved.append(state.global_step)
+    assert evaluated == [4, 7, 10, 14, 17, 20]  # first steps past 10, 20, ... 60 s (the last one is the final eval)
+    assert saved == [9, 17, 20]  # past 25 s and 50 s, then the final save
+
+
+def test_elapsed_time_travels_in_checkpoint_state_and_resume_gets_only_the_rest(tmp_path):
+    clock = FakeClock()
+    budget = WallClockBudgetCallback("10s", clock=clock)
+    args, state, control = _fresh(tmp_path)
+    budget.on_train_begin(args, state, control)
+    for _ in range(6):
+        clock.advance(1.0)
+        control = _step(budget, args, state, control)
+    saved = budget.state()  # what Trainer._save_checkpoint writes into trainer_state.json
+    assert saved["attributes"]["train_seconds_before"] == pytest.approx(6.0)
+    for _ in range(2):  # steps after the checkpoint are lost when the process is killed
+        clock.advance(1.0)
+        _step(budget, args, state, control)
+
+    resumed = WallClockBudgetCallback("10s", clock=clock)
+    state = TrainerState(global_step=6, stateful_callbacks={"WallClockBudgetCallback": saved})
+    control = TrainerControl()
+    clock.advance(100.0)  # time while the job was down does not count
+    resumed.on_train_begin(args, state, control)
+    steps = 0
+    while not control.should_training_stop:
+        clock.advance(1.0)
+        control = _step(resumed, args, state, control)
+        steps += 1
+    assert steps == 4 and state.global_step == 10
+
+
+def test_fresh_run_ignores_state_from_a_previous_train_call(tmp_path):
+    clock = FakeClock()
+    budget = WallClockBudgetCallback("10s", clock=clock)
+    args, state, control = _fresh(tmp_path)
+    budget.on_train_begin(args, state, control)
+    clock.advance(7)
+    _step(budget, args, state, control)
+    budget.on_train_end(args, state, control)
+    budget.on_train_begin(args, TrainerState(), TrainerControl())
+    assert budget.elapsed == 0.0
+
+
+def test_sigterm_saves_and_stops_without_final_eval(tmp_path):
+    clock = FakeClock()
+    budget = WallClockBudgetCallback("1h", clock=clock)
+    args, state, control = _fresh(tmp_path)
+    previous = signal.getsignal(signal.SIGTERM)
+    budget.on_train_begin(args, state, control)
+    try:
+        clock.advance(1)
+        assert not _step(budget, args, state, control).should_training_stop
+        os.kill(os.getpid(), signal.SIGTERM)
+        control = _step(budget, args, state, control)
+        assert control.should_save and control.should_training_stop and not control.should_evaluate
+        assert budget.stop_reason == "preempted"
+    finally:
+        budget.on_train_end(args, state, control)
+    assert signal.getsignal(signal.SIGTERM) == previous
+
+
+def test_time_based_scheduler_follows_the_budget_clock(tmp_path):
+    clock = FakeClock()
+    budget = WallClockBudgetCallback("100s", clock=clock)
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([parameter], lr=1.0)
+    scheduler = TimeBasedLRScheduler(optimizer, budget, "linear", warmup_fraction=0.1, min_lr_ratio=0.0)
+    assert scheduler.get_last_lr() == [0.0]
+    args, state, control = _fresh(tmp_path)
+    budget.on_train_begin(args, state, control)
+    seen = {}
+    for _ in range(10):
+        clock.advance(10.0)
+        optimizer.step()
+        scheduler.step()  # syncs the clock for this step; on_step_end reuses it
+        control = _step(budget, args, state, control)
+        seen[state.global_step] = scheduler.get_last_lr()[0]
+    assert seen[1] == pytest.approx(1.0)  # end of warmup at 10 s
+    assert seen[6] == pytest.approx(1.0 - 50 / 90)
+    assert seen[10] == pytest.approx(0.0)  # the floor exactly at the deadline
+    assert control.should_training_stop and state.global_step == 10
+    assert "budget" not in scheduler.state_dict()

@@ -1,0 +1,70 @@
+import json
+
+import pytest
+from datasets import Dataset
+
+from hf_tbc.data import default_corpus, load_text_datasets, pack_texts, train_tokenizer
+
+
+def test_default_corpus_is_real_english_built_once_and_cached(isolated_cache):
+    path = default_corpus()
+    assert path.is_relative_to(isolated_cache)
+    lines = path.read_text().splitlines()
+    assert len(lines) > 5000 and len(set(lines)) == len(lines)
+    words = " ".join(lines[:200]).split()
+    assert sum(word.lower() in {"the", "a", "of", "to", "is"} for word in words) / len(words) > 0.08
+    modified = path.stat().st_mtime_ns
+    assert default_corpus() == path and path.stat().st_mtime_ns == modified
+
+
+def test_default_corpus_gets_a_held_out_validation_split():
+    splits = load_text_datasets(validation_split_percentage=5)
+    assert set(splits) == {"train", "validation"} and splits["train"].column_names == ["text"]
+    assert 0.04 < len(splits["validation"]) / (len(splits["train"]) + len(splits["validation"])) < 0.06
+
+
+@pytest.mark.parametrize("extension", [".txt", ".csv", ".tsv", ".jsonl"])
+def test_local_files_in_every_format(tmp_path, english_lines, extension):
+    lines = english_lines[:50]
+    path = tmp_path / f"train{extension}"
+    if extension == ".txt":
+        path.write_text("\n".join(lines) + "\n\n")
+    elif extension == ".jsonl":
+        path.write_text("".join(json.dumps({"id": i, "body": line}) + "\n" for i, line in enumerate(lines)))
+    else:
+        separator = "," if extension == ".csv" else "\t"
+        path.write_text(f"label{separator}sentence\n" + "".join(f"1{separator}\"{line.replace(chr(34), '')}\"\n" for line in lines))
+    splits = load_text_datasets(train_file=str(path), text_column="body" if extension == ".jsonl" else None)
+    assert len(splits["train"]) + len(splits["validation"]) == 50
+    assert all(row.strip() for row in splits["train"]["text"])
+
+
+def test_bad_files_and_columns_fail_with_a_fix(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.txt does not exist"):
+        load_text_datasets(train_file=str(tmp_path / "missing.txt"))
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    with pytest.raises(ValueError, match="empty.txt is empty"):
+        load_text_datasets(train_file=str(empty))
+    blank = tmp_path / "blank.csv"
+    blank.write_text("text,label\n \t,1\n")
+    with pytest.raises(ValueError, match="no rows of text"):
+        load_text_datasets(train_file=str(blank))
+    table = tmp_path / "table.csv"
+    table.write_text("sentence,label\nhello there,1\nhow are you,0\n")
+    with pytest.raises(ValueError, match="text column 'review' is not in .*columns: sentence, label.*--text_column"):
+        load_text_datasets(train_file=str(table), text_column="review")
+
+
+def test_tokenizer_is_trained_once_and_packing_has_no_padding(english_lines):
+    texts = Dataset.from_dict({"text": english_lines})
+    tokenizer = train_tokenizer(texts, vocab_size=500)
+    assert len(tokenizer) == 500 and tokenizer.mask_token == "<mask>" and tokenizer.pad_token_id == 1
+    assert train_tokenizer(texts, vocab_size=500).get_vocab() == tokenizer.get_vocab()
+    blocks = pack_texts(texts, tokenizer, block_size=64)
+    assert len(blocks) > 10
+    assert all(len(ids) == 64 for ids in blocks["input_ids"])
+    assert tokenizer.pad_token_id not in {token for ids in blocks["input_ids"] for token in ids}
+    assert tokenizer.bos_token_id in blocks[0]["input_ids"]
+    with pytest.raises(ValueError, match="shorter than one block"):
+        pack_texts(Dataset.from_dict({"text": ["too short"]}), tokenizer, block_size=64)

@@ -1,0 +1,110 @@
+import pytest
+import torch
+from datasets import Dataset
+from transformers import RobertaForMaskedLM, TrainerCallback
+
+from hf_tbc.curves import read_curve
+from hf_tbc.sizes import roberta_config
+from hf_tbc.training import BudgetTrainer, BudgetTrainingArguments, last_complete_checkpoint, prepare_output_dir
+from tests.test_budget import FakeClock
+
+
+def _arguments(tmp_path, **kwargs):
+    defaults = dict(output_dir=str(tmp_path / "run"), time_budget="8s", per_device_train_batch_size=4,
+                    logging_steps=1, disable_tqdm=True, save_strategy="no", learning_rate=1e-3)
+    return BudgetTrainingArguments(**{**defaults, **kwargs})
+
+
+def test_arguments_parse_budgets_intervals_and_schedules(tmp_path):
+    args = _arguments(tmp_path, time_budget="1h30m", eval_every="500", save_every="10m")
+    assert args.time_budget_seconds == 5400 and args.schedule_by == "time" and args.use_cpu
+    assert (args.eval_strategy.value, args.eval_steps, args.eval_every_seconds) == ("steps", 500, None)
+    assert args.save_every_seconds == 600 and args.max_steps == 10**9
+    assert _arguments(tmp_path).eval_every_seconds == pytest.approx(0.8)  # ten evaluations per budget
+    assert _arguments(tmp_path, time_budget=None, max_steps=5).schedule_by == "steps"
+    with pytest.raises(ValueError, match="time budget '15 minutes'"):
+        _arguments(tmp_path, time_budget="15 minutes")
+    with pytest.raises(ValueError, match="polynomial has no time-based form"):
+        _arguments(tmp_path, lr_scheduler_type="polynomial")
+    with pytest.raises(ValueError, match="needs a --time_budget"):
+        _arguments(tmp_path, time_budget=None, max_steps=5, schedule_by="time")
+
+
+def test_output_dir_holding_a_run_is_refused_unless_overwrite_or_resume(tmp_path):
+    run = tmp_path / "run"
+    assert prepare_output_dir(_arguments(tmp_path)) is None  # absent: fine
+    (run / "checkpoint-4").mkdir(parents=True)
+    (run / "checkpoint-4" / "trainer_state.json").write_text("{}")
+    (run / "checkpoint-6").mkdir()  # a save cut off before trainer_state.json
+    (run / "curve.jsonl").write_text("{}\n")
+    (run / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="already holds files: pass --overwrite_output_dir.*--resume_from_checkpoint true"):
+        prepare_output_dir(_arguments(tmp_path))
+    assert last_complete_checkpoint(str(run)) == str(run / "checkpoint-4")
+    assert prepare_output_dir(_arguments(tmp_path, resume_from_checkpoint="true")) == str(run / "checkpoint-4")
+    with pytest.raises(ValueError, match="not a complete checkpoint"):
+        prepare_output_dir(_arguments(tmp_path, resume_from_checkpoint=str(run / "checkpoint-6")))
+    prepare_output_dir(_arguments(tmp_path, overwrite_output_dir=True))
+    assert sorted(path.name for path in run.iterdir()) == ["notes.txt"]
+
+
+class OneSecondPerStep(TrainerCallback):
+    """Moves the fake clock as if each optimizer step took one second; can crash the run at a step."""
+
+    def __init__(self, clock, crash_at=None):
+        self.clock, self.crash_at = clock, crash_at
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.clock.advance(1.0)
+        if state.global_step == self.crash_at:
+            raise KeyboardInterrupt("simulated kill")
+
+
+def _trainer(args, clock, crash_at=None):
+    torch.manual_seed(0)
+    model = RobertaForMaskedLM(roberta_config("L2-H32", vocab_size=64, max_position_embeddings=40, pad_token_id=1))
+    blocks = Dataset.from_dict({"input_ids": torch.randint(5, 64, (64, 16)).tolist()})
+
+    def collate(examples):  # labels = inputs: the budget logic does not care what is learned
+        input_ids = torch.tensor([example["input_ids"] for example in examples])
+        return {"input_ids": input_ids, "labels": input_ids.clone()}
+
+    trainer = BudgetTrainer(model=model, args=args, train_dataset=blocks, eval_dataset=blocks.select(range(8)),
+                            data_collator=collate)
+    trainer.budget.clock = clock
+    trainer.add_callback(OneSecondPerStep(clock, crash_at))
+    return trainer
+
+
+def test_real_trainer_stops_at_the_deadline_with_lr_at_its_floor(tmp_path):
+    clock = FakeClock()
+    args = _arguments(tmp_path, warmup_ratio=0.25, eval_every="4s", save_strategy="steps", save_steps=1000)
+    trainer = _trainer(args, clock)
+    trainer.train()
+    assert trainer.state.global_step == 8 and trainer.budget.stop_reason == "time_budget"
+    rows = read_curve(args.output_dir)
+    train_rows = [row for row in rows if row["loss"] is not None]
+    assert [row["step"] for row in train_rows] == list(range(1, 9))
+    assert train_rows[0]["lr"] == 0.0 and train_rows[2]["lr"] == pytest.approx(1e-3)  # warmup ends at 2 s
+    assert trainer.lr_scheduler.get_last_lr()[0] == 0.0  # floor reached exactly at the deadline
+    assert [row["step"] for row in rows if row["eval_loss"] is not None] == [4, 8]  # at 4 s, then the final eval
+    assert (tmp_path / "run" / "checkpoint-8" / "trainer_state.json").exists()  # the final save
+    assert all(row["tokens"] == row["step"] * 4 * 16 for row in train_rows)
+
+
+def test_resumed_run_trains_only_for_the_rest_of_the_budget(tmp_path):
+    clock = FakeClock()
+    args = _arguments(tmp_path, save_strategy="steps", save_steps=3)
+    with pytest.raises(KeyboardInterrupt):
+        _trainer(args, clock, crash_at=5).train()  # killed two steps after checkpoint-3
+    checkpoint = last_complete_checkpoint(args.output_dir)
+    assert checkpoint.endswith("checkpoint-3")
+
+    clock.advance(1000.0)  # downtime does not count
+    resumed = _trainer(_arguments(tmp_path, save_strategy="steps", save_steps=3), clock)
+    resumed.train(resume_from_checkpoint=checkpoint)
+    assert resumed.state.global_step == 8  # 3 steps before the kill + 5 after the resume = 8 s of budget
+    assert resumed.budget.train_seconds() == pytest.approx(8.0)
+    assert resumed.budget.resumed_at["step"] == 3
+    logged = [row for row in resumed.state.log_history if "train_steps_per_second" in row][-1]
+    assert logged["train_steps_per_second"] == pytest.approx(1.0)  # 5 steps in 5 (fake) seconds
