@@ -244,7 +244,7 @@ class WallClockBudgetCallback(TrainerCallback, ExportableState):
             self.stop_reason = "time_budget"
             control.should_log = True
             control.should_evaluate = args.eval_strategy != "no" or self.eval_every is not None
-            control.should_save = args.save_strategy != "no"
+            control.should_save = args.save_strategy != "no" or self.save_every is not None
             control.should_training_stop = True
             return control
         if self.elapsed >= self._next_eval:

@@ -133,6 +133,8 @@ class BudgetTrainingArguments(TrainingArguments):
             setattr(self, f"{prefix}_strategy", "steps")
             setattr(self, f"{prefix}_steps", steps)
             return None
+        if name == "save_every":
+            self.save_strategy = "no"  # time-based saves replace step-based ones; the budget callback saves
         return parse_duration(value, f"--{name}")
 
 

@@ -19,7 +19,7 @@ def test_arguments_parse_budgets_intervals_and_schedules(tmp_path):
     args = _arguments(tmp_path, time_budget="1h30m", eval_every="500", save_every="10m")
     assert args.time_budget_seconds == 5400 and args.schedule_by == "time" and args.use_cpu
     assert (args.eval_strategy.value, args.eval_steps, args.eval_every_seconds) == ("steps", 500, None)
-    assert args.save_every_seconds == 600 and args.max_steps == 10**9
+    assert args.save_every_seconds == 600 and args.save_strategy == "no" and args.max_steps == 10**9
     assert _arguments(tmp_path).eval_every_seconds == pytest.approx(0.8)  # ten evaluations per budget
     assert _arguments(tmp_path, time_budget=None, max_steps=5).schedule_by == "steps"
     with pytest.raises(ValueError, match="time budget '15 minutes'"):

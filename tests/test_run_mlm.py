@@ -1,0 +1,181 @@
+"""recipes/run_mlm.py run the way a user runs it: a subprocess under `accelerate launch`."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+from hf_tbc.curves import read_curve
+from hf_tbc.training import last_complete_checkpoint
+from tests.conftest import REPO
+
+RECIPE = str(REPO / "recipes" / "run_mlm.py")
+TINY = ["--model_size", "L2-H32", "--vocab_size", "600", "--block_size", "32", "--per_device_train_batch_size", "8",
+        "--logging_steps", "1", "--disable_tqdm", "true", "--dataloader_num_workers", "0"]
+
+
+def accelerate_launch(*args: str, processes: int = 1) -> list[str]:
+    launcher = [sys.executable, "-m", "accelerate.commands.launch"]
+    if processes > 1:  # on a machine without GPUs this starts `processes` gloo processes (--cpu would start one)
+        launcher += ["--multi_gpu", "--num_processes", str(processes)]
+    else:
+        launcher += ["--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    return launcher + [RECIPE, *args]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, isolated_cache):
+    """A few thousand lines of real English made from this Python's docs, written as a training file."""
+    from hf_tbc.data import default_corpus
+
+    path = tmp_path_factory.mktemp("corpus") / "train.txt"
+    path.write_text("\n".join(default_corpus().read_text().splitlines()[:3000]) + "\n")
+    return str(path)
+
+
+def summary(output_dir) -> dict:
+    return json.loads((Path(output_dir) / "run_summary.json").read_text())
+
+
+def assert_stopped_within_one_step(output_dir, budget: float) -> None:
+    rows = [row for row in read_curve(output_dir) if row["loss"] is not None]  # logging_steps=1: one row per step
+    assert rows[-2]["elapsed_s"] < budget + 5e-4 and budget <= rows[-1]["elapsed_s"] + 5e-4  # curve rounds to ms
+    assert summary(output_dir)["train_s"] == pytest.approx(rows[-1]["elapsed_s"], abs=0.01)
+
+
+@pytest.mark.slow
+def test_budgeted_run_stops_after_the_budget_and_loads_back(tmp_path, corpus):
+    out = tmp_path / "run"
+    done = subprocess.run(accelerate_launch(*TINY, "--train_file", corpus, "--time_budget", "12s", "--output_dir", str(out)),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert_stopped_within_one_step(out, 12.0)
+    record = summary(out)
+    assert record["stop_reason"] == "time_budget" and record["world_size"] == 1 and record["steps"] > 5
+    # whole 32-token blocks, 8 per step, except the last batch of each pass over the data
+    assert record["tokens"] % 32 == 0 and 0 <= record["steps"] * 8 * 32 - record["tokens"] < 8 * 32 * 10
+    assert record["total_s"] > record["train_s"]  # evaluations and the final save took time outside the budget
+    assert (out / "loss_vs_time.png").stat().st_size > 10_000
+    model = AutoModelForMaskedLM.from_pretrained(out)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    assert model.config.num_hidden_layers == 2 and len(tokenizer) == 600
+    evaluations = [row for row in read_curve(out) if row["eval_loss"] is not None]
+    assert len(evaluations) >= 5 and evaluations[-1]["eval_loss"] == record["final_eval_loss"]
+    assert evaluations[-1]["eval_loss"] < evaluations[0]["eval_loss"]  # it learned something
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--time_budget", "ten minutes"], "time budget 'ten minutes' is not a duration"),
+        (["--time_budget", "0"], "must be positive"),
+        (["--model_size", "L5-H100"], "unknown model size 'L5-H100': choose one of"),
+        (["--config_overrides", "num_attention_heads=5"], "not divisible by num_attention_heads 5"),
+        (["--train_file", "/no/such/file.txt"], "/no/such/file.txt does not exist"),
+        (["--train_file", "EMPTY"], "is empty"),
+        (["--train_file", "TABLE", "--text_column", "review"], "text column 'review' is not in"),
+        (["--block_size", "600"], "--block_size 600 exceeds the model's 512 positions"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, arguments, message):
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "table.csv").write_text("sentence,label\nsome words here,1\n")
+    arguments = [{"EMPTY": str(tmp_path / "empty.txt"), "TABLE": str(tmp_path / "table.csv")}.get(a, a) for a in arguments]
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, RECIPE, "--time_budget", "5s", "--output_dir", str(out), *arguments],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    assert not out.exists()
+
+
+def test_an_output_dir_holding_another_run_is_left_untouched(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "curve.jsonl").write_text('{"step": 1}\n')
+    done = subprocess.run([sys.executable, RECIPE, "--time_budget", "5s", "--output_dir", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "--overwrite_output_dir" in done.stderr.splitlines()[-1]
+    assert (out / "curve.jsonl").read_text() == '{"step": 1}\n' and len(list(out.iterdir())) == 1
+
+
+@pytest.mark.slow
+def test_two_cpu_processes_train_one_ddp_model_and_stop_together(tmp_path):
+    out = tmp_path / "ddp"  # the built-in corpus, as in the README's main command
+    command = accelerate_launch("--model_size", "L2-H32", "--time_budget", "10s", "--output_dir", str(out),
+                                "--disable_tqdm", "true", "--per_device_train_batch_size", "8", processes=2)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = summary(out)
+    assert record["world_size"] == 2 and record["ddp"] and record["parallel_mode"] == "distributed"
+    assert len(record["stop_step_per_rank"]) == 2 and len(set(record["stop_step_per_rank"])) == 1
+    assert record["tokens"] == record["steps"] * 2 * 8 * 128  # both ranks' tokens are counted
+    assert AutoModelForMaskedLM.from_pretrained(out).config.hidden_size == 32
+
+
+def _wait_for_checkpoint(out: Path, process: subprocess.Popen, timeout: float = 240) -> Path:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = sorted(out.glob("checkpoint-*/trainer_state.json"))
+        if done:
+            return done[0].parent
+        assert process.poll() is None, process.stderr.read()[-3000:]
+        time.sleep(0.2)
+    raise AssertionError("no checkpoint appeared")
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_for_the_remaining_budget_only(tmp_path, corpus):
+    out, budget = tmp_path / "run", 16.0
+    arguments = [*TINY, "--train_file", corpus, "--time_budget", "16s", "--output_dir", str(out), "--save_every", "4s"]
+    process = subprocess.Popen(accelerate_launch(*arguments), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)
+    _wait_for_checkpoint(out, process)
+    time.sleep(3)  # train on past the checkpoint: that work is lost with the kill
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    checkpoint = Path(last_complete_checkpoint(str(out)))
+    spent = json.loads((checkpoint / "trainer_state.json").read_text())["stateful_callbacks"]["WallClockBudgetCallback"]
+    spent = spent["attributes"]["train_seconds_before"]
+    assert 0 < spent < budget
+
+    done = subprocess.run(accelerate_launch(*arguments, "--resume_from_checkpoint", "true"),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = summary(out)
+    assert record["resumed_from"] == str(checkpoint) and record["stop_reason"] == "time_budget"
+    assert_stopped_within_one_step(out, budget)
+    resumed_rows = [row for row in read_curve(out) if row["loss"] is not None and row["step"] > int(checkpoint.name[11:])]
+    assert resumed_rows[0]["elapsed_s"] > spent  # the resumed run's clock starts where the checkpoint's stopped
+
+
+@pytest.mark.slow
+def test_sigterm_saves_a_resumable_checkpoint(tmp_path, corpus):
+    out = tmp_path / "run"
+    arguments = [*TINY, "--train_file", corpus, "--time_budget", "10m", "--output_dir", str(out)]
+    process = subprocess.Popen([sys.executable, RECIPE, *arguments], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not (out / "curve.jsonl").exists() and time.monotonic() < deadline:
+        assert process.poll() is None, process.stderr.read()[-3000:]
+        time.sleep(0.2)
+    time.sleep(2)
+    process.send_signal(signal.SIGTERM)
+    stderr = process.communicate(timeout=120)[1]
+    assert process.returncode == 0, stderr[-3000:]
+    assert "Preempted at step" in stderr
+    checkpoint = sorted(out.glob("checkpoint-*"))
+    assert len(checkpoint) == 1 and (checkpoint[0] / "trainer_state.json").exists()
+    assert not (out / "run_summary.json").exists()  # the run is not finished
+    resumed = subprocess.run([sys.executable, RECIPE, *arguments, "--time_budget", "4s", "--resume_from_checkpoint", "true"],
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert summary(out)["resumed_from"] == str(checkpoint[0])
