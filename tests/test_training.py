@@ -108,3 +108,23 @@ def test_resumed_run_trains_only_for_the_rest_of_the_budget(tmp_path):
     assert resumed.budget.resumed_at["step"] == 3
     logged = [row for row in resumed.state.log_history if "train_steps_per_second" in row][-1]
     assert logged["train_steps_per_second"] == pytest.approx(1.0)  # 5 steps in 5 (fake) seconds
+
+
+def test_the_callback_alone_budgets_a_plain_trainer(tmp_path):
+    """The README's "in your own Trainer" example: stock Trainer and TrainingArguments, our callbacks."""
+    from transformers import Trainer, TrainingArguments
+
+    from hf_tbc import CurveCallback, WallClockBudgetCallback
+
+    clock = FakeClock()
+    budget = WallClockBudgetCallback("6s", eval_every="3s", clock=clock)
+    plain = _trainer(_arguments(tmp_path), clock)  # borrow the tiny model and data
+    args = TrainingArguments(output_dir=str(tmp_path / "plain"), max_steps=10**6, per_device_train_batch_size=4,
+                             report_to="none", use_cpu=True, disable_tqdm=True, logging_steps=1, save_strategy="no")
+    trainer = Trainer(model=plain.model, args=args, train_dataset=plain.train_dataset, eval_dataset=plain.eval_dataset,
+                      data_collator=plain.data_collator,
+                      callbacks=[budget, CurveCallback(args.output_dir, budget), OneSecondPerStep(clock)])
+    trainer.train()
+    assert trainer.state.global_step == 6 and budget.stop_reason == "time_budget"
+    assert budget.train_seconds() == pytest.approx(6.0)
+    assert [row["step"] for row in read_curve(args.output_dir) if row["eval_loss"] is not None] == [3, 6]
