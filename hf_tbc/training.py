@@ -183,7 +183,7 @@ class BudgetTrainer(Trainer):
             self.budget = WallClockBudgetCallback(
                 args.time_budget_seconds,
                 budget_includes_eval=args.budget_includes_eval,
-                eval_every=args.eval_every_seconds,
+                eval_every=args.eval_every_seconds if self.eval_dataset is not None else None,
                 save_every=args.save_every_seconds,
             )
             self.add_callback(self.budget)
@@ -194,8 +194,8 @@ class BudgetTrainer(Trainer):
         if args.use_cpu and torch.get_num_threads() < (os.cpu_count() or 1) // max(args.world_size, 1):
             logger.warning(
                 f"torch uses {torch.get_num_threads()} of {os.cpu_count()} CPU threads per process "
-                "(accelerate launch sets OMP_NUM_THREADS=1 unless told): pass "
-                "`accelerate launch --cpu` or `--num_cpu_threads_per_process N` to use them all"
+                "(accelerate launch sets OMP_NUM_THREADS=1 unless told): launch with `--cpu --num_processes 1` "
+                "or `--num_cpu_threads_per_process N` to use them all"
             )
 
     def log(self, logs: dict[str, float], start_time: Optional[float] = None) -> None:
