@@ -1,0 +1,102 @@
+"""Quantization through Optimum: ONNX Runtime dynamic int8, and optimum-quanto weight-only int8/int4/int2.
+
+Each function takes a saved PyTorch classifier folder and writes a variant folder that loads with one
+documented class:
+
+- ONNX Runtime: ``optimum.onnxruntime.ORTModelForSequenceClassification.from_pretrained(folder)``
+- quanto: ``hf_tbc.compress.QuantizedModelForSequenceClassification.from_pretrained(folder)``
+  (run it under ``torch.no_grad()``, not ``torch.inference_mode()``, which quanto's modules reject).
+"""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Union
+
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+try:
+    from optimum.quanto import QuantizedTransformersModel, qint2, qint4, qint8
+except ImportError:  # pragma: no cover - optimum-quanto is a hard dependency; this keeps the import error clear
+    QuantizedTransformersModel = object
+
+QUANTO_TYPES = {8: "qint8", 4: "qint4", 2: "qint2"}
+
+
+class QuantizedModelForSequenceClassification(QuantizedTransformersModel):
+    """optimum-quanto's save/reload wrapper for sequence classifiers (quanto ships one for causal LMs only)."""
+
+    auto_class = AutoModelForSequenceClassification
+
+
+def cpu_instruction_set() -> str:
+    """The widest integer-matmul instruction set of this CPU that ONNX Runtime's quantizer targets."""
+    machine = platform.machine().lower()
+    if machine in ("arm64", "aarch64"):
+        return "arm64"
+    try:
+        flags = set()
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        flags = set()
+    if "avx512_vnni" in flags or "avx512vnni" in flags:
+        return "avx512_vnni"
+    if "avx512f" in flags and "avx512bw" in flags:
+        return "avx512"
+    return "avx2"
+
+
+def _copy_tokenizer(source: Union[str, Path], destination: Path) -> None:
+    try:
+        AutoTokenizer.from_pretrained(source).save_pretrained(destination)
+    except (OSError, ValueError):
+        pass  # a model without a tokenizer folder: the caller's evaluation brings its own
+
+
+def onnx_int8(model_dir: Union[str, Path], output_dir: Union[str, Path], per_channel: bool = False) -> dict:
+    """Exports ``model_dir`` to ONNX and applies ONNX Runtime dynamic int8 quantization for this CPU.
+
+    Weights become int8 (per-tensor unless ``per_channel``); activations are quantized on the fly.
+    Returns what was done, for the variant's record.
+    """
+    from optimum.onnxruntime import ORTModelForSequenceClassification, ORTQuantizer
+    from optimum.onnxruntime.configuration import AutoQuantizationConfig
+
+    output_dir = Path(output_dir)
+    instruction_set = cpu_instruction_set()
+    config = getattr(AutoQuantizationConfig, instruction_set)(is_static=False, per_channel=per_channel)
+    with tempfile.TemporaryDirectory() as scratch:
+        exported = ORTModelForSequenceClassification.from_pretrained(model_dir, export=True)
+        exported.save_pretrained(scratch)
+        quantizer = ORTQuantizer.from_pretrained(scratch)
+        staging = Path(scratch) / "quantized"
+        quantizer.quantize(quantization_config=config, save_dir=staging, file_suffix=None)
+        exported.config.save_pretrained(staging)
+        _copy_tokenizer(model_dir, staging)
+        output_dir.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(staging), output_dir)
+    return {"method": "onnx-int8", "bits": 8, "backend": "onnxruntime", "instruction_set": instruction_set,
+            "per_channel": per_channel}
+
+
+def quanto_weights(model_dir: Union[str, Path], output_dir: Union[str, Path], bits: int) -> dict:
+    """Weight-only quanto quantization of every linear layer to ``bits`` (8, 4 or 2); activations stay float."""
+    if bits not in QUANTO_TYPES:
+        raise ValueError(f"quanto bits {bits} are not supported: choose one of {', '.join(map(str, QUANTO_TYPES))}")
+    qtype = {8: qint8, 4: qint4, 2: qint2}[bits]
+    output_dir = Path(output_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+    quantized = QuantizedModelForSequenceClassification.quantize(model, weights=qtype, exclude=["classifier*"])
+    with tempfile.TemporaryDirectory() as scratch:
+        staging = Path(scratch) / "quantized"
+        quantized.save_pretrained(staging)
+        _copy_tokenizer(model_dir, staging)
+        output_dir.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(staging), output_dir)
+    return {"method": f"quanto-int{bits}", "bits": bits, "backend": "optimum-quanto"}

@@ -1,0 +1,76 @@
+import csv
+import json
+
+import pytest
+
+from hf_tbc.classification import ClassificationDataArguments, load_classification_data
+
+
+def write_table(path, header, rows, delimiter=","):
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle, delimiter=delimiter)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return str(path)
+
+
+@pytest.fixture
+def pair_files(tmp_path, english_lines):
+    """An NLI-shaped task made from real sentences: does the hypothesis repeat the premise?"""
+    rows = []
+    for index, line in enumerate(english_lines[:120]):
+        other = english_lines[(index * 7 + 3) % 120]
+        rows.append((line, line if index % 2 else other, "entailment" if index % 2 else "contradiction"))
+    train = write_table(tmp_path / "train.csv", ["premise", "hypothesis", "gold"], rows[:100])
+    dev = write_table(tmp_path / "dev.csv", ["premise", "hypothesis", "gold"], rows[100:])
+    return train, dev
+
+
+def test_single_text_tsv_with_integer_labels(tmp_path, english_lines):
+    train = write_table(tmp_path / "train.tsv", ["sentence", "label"], [(l, i % 2) for i, l in enumerate(english_lines[:40])], "\t")
+    dev = write_table(tmp_path / "dev.tsv", ["sentence", "label"], [(l, 1) for l in english_lines[40:50]], "\t")
+    splits, labels = load_classification_data(ClassificationDataArguments(train_file=train, validation_file=dev))
+    assert labels == ["0", "1"] and set(splits) == {"train", "validation"}
+    assert splits["train"].column_names == ["text", "label"] and len(splits["validation"]) == 10
+    assert set(splits["validation"]["label"]) == {1}
+
+
+def test_pair_text_with_string_labels(pair_files):
+    train, dev = pair_files
+    arguments = ClassificationDataArguments(train_file=train, validation_file=dev, text_column="premise",
+                                            text_pair_column="hypothesis", label_column="gold")
+    splits, labels = load_classification_data(arguments)
+    assert labels == ["contradiction", "entailment"]
+    assert set(splits["train"].column_names) == {"text", "text_pair", "label"}
+    row = splits["validation"][1]
+    assert row["label"] == 1 and row["text"] == row["text_pair"]
+
+
+def test_validation_only_uses_the_models_label_names(pair_files):
+    _, dev = pair_files
+    arguments = ClassificationDataArguments(validation_file=dev, text_column="premise", text_pair_column="hypothesis",
+                                            label_column="gold")
+    splits, labels = load_classification_data(arguments, label_names=["entailment", "contradiction"])
+    assert set(splits) == {"validation"} and labels == ["entailment", "contradiction"]
+    assert splits["validation"][1]["label"] == 0
+    with pytest.raises(ValueError, match=r"labels \['contradiction'\] .* not among the 2 known labels"):
+        load_classification_data(arguments, label_names=["entailment", "neutral"])
+
+
+def test_bad_columns_and_labels_are_named(tmp_path, pair_files):
+    train, dev = pair_files
+    with pytest.raises(ValueError, match="column 'label' is not in .*set --label_column"):
+        load_classification_data(ClassificationDataArguments(train_file=train, validation_file=dev, text_column="premise"))
+    with pytest.raises(ValueError, match="column 'claim' is not in .*set --text_pair_column"):
+        load_classification_data(ClassificationDataArguments(train_file=train, validation_file=dev, text_column="premise",
+                                                             text_pair_column="claim", label_column="gold"))
+    odd = write_table(tmp_path / "odd.csv", ["premise", "hypothesis", "gold"], [("a b", "c d", "neutral")])
+    with pytest.raises(ValueError, match=r"labels \['neutral'\] in the validation split"):
+        load_classification_data(ClassificationDataArguments(train_file=train, validation_file=odd, text_column="premise",
+                                                             label_column="gold"))
+    empty = write_table(tmp_path / "empty.csv", ["premise", "hypothesis", "gold"], [])
+    with pytest.raises(ValueError, match="no rows|empty"):
+        load_classification_data(ClassificationDataArguments(train_file=train, validation_file=empty, text_column="premise",
+                                                             label_column="gold"))
+    with pytest.raises(ValueError, match="not a GLUE classification task"):
+        load_classification_data(ClassificationDataArguments(task_name="squad"))

@@ -1,0 +1,142 @@
+"""Finetune, then compress over the whole grid, through the recipes' real CLIs; every variant is reloaded and re-measured."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from datasets import Dataset
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, RobertaForMaskedLM
+
+from hf_tbc.classification import ClassificationDataArguments, load_classification_data
+from hf_tbc.compress.grid import CompressionArguments, variant_name
+from hf_tbc.data import train_tokenizer
+from hf_tbc.evaluation import accuracy, load_variant, variant_kind
+from hf_tbc.sizes import roberta_config
+from tests.conftest import REPO
+from tests.test_classification import write_table
+
+FINETUNE = str(REPO / "recipes" / "run_classification.py")
+COMPRESS = str(REPO / "recipes" / "compress.py")
+PAIR = ["--text_column", "premise", "--text_pair_column", "hypothesis", "--label_column", "gold"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """A pair task made from real sentences (does the hypothesis repeat the premise?), as CSV files."""
+    from hf_tbc.data import default_corpus
+
+    lines = default_corpus().read_text().splitlines()[:400]
+    folder = tmp_path_factory.mktemp("pairs")
+    rows = [(line, line if i % 2 else lines[(i * 7 + 3) % 400], "entailment" if i % 2 else "contradiction")
+            for i, line in enumerate(lines)]
+    header = ["premise", "hypothesis", "gold"]
+    return {"train": write_table(folder / "train.csv", header, rows[:320]),
+            "dev": write_table(folder / "dev.csv", header, rows[320:]),
+            "odd": write_table(folder / "odd.csv", header, [("a b c", "a b c", "neutral")]),
+            "empty": write_table(folder / "empty.csv", header, []),
+            "lines": lines}
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory, data):
+    """A tiny masked LM with its own tokenizer, saved as run_mlm.py saves one."""
+    tokenizer = train_tokenizer(Dataset.from_dict({"text": data["lines"]}), vocab_size=500)
+    torch.manual_seed(0)
+    model = RobertaForMaskedLM(roberta_config("L2-H64", vocab_size=len(tokenizer), max_position_embeddings=130,
+                                              pad_token_id=1))
+    folder = tmp_path_factory.mktemp("pretrained")
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def finetuned(tmp_path_factory, pretrained, data):
+    out = tmp_path_factory.mktemp("finetuned") / "run"
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
+               "--mixed_precision", "no", "--dynamo_backend", "no", FINETUNE, "--model_name_or_path", str(pretrained),
+               "--train_file", data["train"], "--validation_file", data["dev"], *PAIR, "--time_budget", "8s",
+               "--learning_rate", "1e-3", "--per_device_train_batch_size", "16", "--max_seq_length", "64",
+               "--disable_tqdm", "true", "--output_dir", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out
+
+
+@pytest.mark.slow
+def test_finetuned_pair_classifier_loads_and_reproduces_its_accuracy(finetuned, data):
+    record = json.loads((finetuned / "eval_results.json").read_text())
+    assert record["text_pair"] and record["labels"] == ["contradiction", "entailment"]
+    assert record["stop_reason"] == "time_budget" and record["steps"] > 0
+    model = AutoModelForSequenceClassification.from_pretrained(finetuned)
+    assert model.config.id2label == {0: "contradiction", 1: "entailment"}
+    splits, _ = load_classification_data(ClassificationDataArguments(validation_file=data["dev"], text_column="premise",
+                                                                     text_pair_column="hypothesis", label_column="gold"),
+                                         label_names=record["labels"])
+    measured = accuracy(model, splits["validation"], AutoTokenizer.from_pretrained(finetuned), max_length=64)
+    assert measured == pytest.approx(record["accuracy"])
+
+
+@pytest.mark.slow
+def test_every_variant_of_the_grid_is_measured_and_reloads_with_its_recorded_accuracy(tmp_path, finetuned, data):
+    out = tmp_path / "compressed"
+    command = [sys.executable, COMPRESS, "--model_name_or_path", str(finetuned), "--train_file", data["train"],
+               "--validation_file", data["dev"], *PAIR, "--sparsities", "0,0.5", "--pruning_scope", "global",
+               "--quantization", "none,onnx-int8,quanto-int8,quanto-int4", "--recovery_steps", "3",
+               "--latency_runs", "3", "--latency_batch_size", "8", "--output_dir", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [json.loads(line) for line in (out / "compression.jsonl").read_text().splitlines()]
+    assert [row["variant"] for row in rows] == [variant_name(s, m) for s in (0, 0.5)
+                                                 for m in ("none", "onnx-int8", "quanto-int8", "quanto-int4")]
+    keys = ("variant", "method", "sparsity", "bits", "parameters", "nonzero_parameters", "size_bytes", "accuracy", "latency_ms")
+    assert all(row[key] is not None for row in rows for key in keys)
+    dense, pruned = rows[0], rows[4]
+    assert dense["sparsity"] < 0.01 and pruned["sparsity"] == pytest.approx(0.5, abs=0.01)
+    assert pruned["nonzero_parameters"] < dense["nonzero_parameters"]
+    assert rows[1]["size_bytes"] < 0.5 * dense["size_bytes"] and rows[1]["bits"] == 8 and rows[3]["bits"] == 4
+    assert (out / "accuracy_vs_size.png").exists() and (out / "accuracy_vs_sparsity.png").exists()
+
+    tokenizer = AutoTokenizer.from_pretrained(out / "dense-fp32")
+    splits, _ = load_classification_data(ClassificationDataArguments(validation_file=data["dev"], text_column="premise",
+                                                                     text_pair_column="hypothesis", label_column="gold"),
+                                         label_names=["contradiction", "entailment"])
+    expected_kind = {"none": "pytorch", "onnx-int8": "onnx", "quanto-int8": "quanto", "quanto-int4": "quanto"}
+    for row in rows:
+        folder = out / row["variant"]
+        assert variant_kind(folder) == expected_kind[row["method"]]
+        assert accuracy(load_variant(folder), splits["validation"], tokenizer) == pytest.approx(row["accuracy"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--sparsities", "0,1.0"], "sparsity 1.0 must be in [0, 1)"),
+        (["--sparsities", "0,half"], "'half' is not a number"),
+        (["--quantization", "none,gptq"], "unknown quantization method 'gptq'"),
+        (["--validation_file", "ODD"], "labels ['neutral'] in the validation split"),
+        (["--validation_file", "EMPTY"], "has no rows"),
+        (["--model_name_or_path", "PRETRAINED"], "has no classification head"),
+        (["--label_column", "verdict"], "column 'verdict' is not in"),
+    ],
+)
+def test_bad_compression_input_is_one_line_exit_2_and_writes_nothing(tmp_path, finetuned, pretrained, data, arguments, message):
+    replace = {"ODD": data["odd"], "EMPTY": data["empty"], "PRETRAINED": str(pretrained)}
+    arguments = [replace.get(a, a) for a in arguments]
+    out = tmp_path / "out"
+    command = [sys.executable, COMPRESS, "--model_name_or_path", str(finetuned), "--validation_file", data["dev"], *PAIR,
+               "--output_dir", str(out), *arguments]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], done.stderr[-2000:]
+    assert not out.exists()
+
+
+def test_compression_arguments_parse_the_grid():
+    args = CompressionArguments(model_name_or_path="m", output_dir="o", sparsities="0, 0.3,0.9", quantization="none,quanto-int2")
+    assert args.sparsity_grid == [0.0, 0.3, 0.9] and args.methods == ["none", "quanto-int2"]
+    assert variant_name(0.3, "quanto-int2") == "pruned30-quanto-int2" and variant_name(0, "none") == "dense-fp32"
