@@ -74,3 +74,28 @@ def test_bad_columns_and_labels_are_named(tmp_path, pair_files):
                                                              label_column="gold"))
     with pytest.raises(ValueError, match="not a GLUE classification task"):
         load_classification_data(ClassificationDataArguments(task_name="squad"))
+
+
+def test_glue_tasks_map_columns_and_mnli_evaluates_matched_and_mismatched(monkeypatch):
+    """The Hub path, with `load_dataset` answered locally by a GLUE-shaped DatasetDict (tests stay offline)."""
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+
+    import hf_tbc.classification as classification
+
+    features = Features({"premise": Value("string"), "hypothesis": Value("string"),
+                         "label": ClassLabel(names=["entailment", "neutral", "contradiction"]), "idx": Value("int32")})
+
+    def split(n, label):
+        return Dataset.from_dict({"premise": [f"premise {i}" for i in range(n)], "hypothesis": [f"claim {i}" for i in range(n)],
+                                  "label": [label] * n, "idx": list(range(n))}, features=features)
+
+    glue = DatasetDict({"train": split(6, 2), "validation_matched": split(3, 0), "validation_mismatched": split(2, 1),
+                        "test_matched": split(2, -1)})
+    asked = []
+    monkeypatch.setattr(classification, "load_dataset", lambda name, config: asked.append((name, config)) or glue)
+    splits, labels = load_classification_data(ClassificationDataArguments(task_name="MNLI"))
+    assert asked == [("nyu-mll/glue", "mnli")]
+    assert labels == ["entailment", "neutral", "contradiction"]
+    assert set(splits) == {"train", "validation_matched", "validation_mismatched"}
+    assert set(splits["train"].column_names) == {"text", "text_pair", "label"}
+    assert splits["validation_mismatched"]["label"] == [1, 1] and splits["train"][0]["text_pair"] == "claim 0"

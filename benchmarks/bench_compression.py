@@ -1,0 +1,106 @@
+#!/usr/bin/env python
+"""Accuracy, size and latency of a finetuned classifier against its compressed variants, in one run.
+
+Builds the variants (ONNX fp32, ONNX Runtime dynamic int8, quanto int8 and int4, 50 % magnitude pruning
+alone and followed by ONNX int8), reloads each from disk with its documented class, then measures
+accuracy on the validation set and forward latency on batch 32 x 128 tokens. Latency rounds visit the
+variants in turn (round-robin, same thread count), so machine noise hits all alike; medians are printed
+with ratios against fp32 PyTorch.
+
+    python benchmarks/bench_compression.py --model_name_or_path runs/L4-H256-sst2 \
+        --validation_file ../shared/data/sst2/dev.tsv
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers.utils import logging
+
+from hf_tbc.classification import ClassificationDataArguments, load_classification_data
+from hf_tbc.compress import onnx_int8, prune_model, quanto_weights
+from hf_tbc.evaluation import accuracy, load_variant, size_on_disk
+from hf_tbc.training import hardware_summary
+
+
+def build_variants(model_dir: Path, scratch: Path) -> dict[str, Path]:
+    from optimum.onnxruntime import ORTModelForSequenceClassification
+
+    variants = {"fp32 PyTorch": model_dir}
+    ORTModelForSequenceClassification.from_pretrained(model_dir, export=True).save_pretrained(scratch / "onnx-fp32")
+    variants["ONNX fp32"] = scratch / "onnx-fp32"
+    onnx_int8(model_dir, scratch / "onnx-int8")
+    variants["ONNX Runtime int8"] = scratch / "onnx-int8"
+    for bits in (8, 4):
+        quanto_weights(model_dir, scratch / f"quanto-int{bits}", bits)
+        variants[f"quanto int{bits}"] = scratch / f"quanto-int{bits}"
+    pruned = AutoModelForSequenceClassification.from_pretrained(model_dir)
+    prune_model(pruned, 0.5)
+    pruned.save_pretrained(scratch / "pruned50")
+    AutoTokenizer.from_pretrained(model_dir).save_pretrained(scratch / "pruned50")
+    variants["pruned 50% fp32"] = scratch / "pruned50"
+    onnx_int8(scratch / "pruned50", scratch / "pruned50-onnx-int8")
+    variants["pruned 50% + ONNX int8"] = scratch / "pruned50-onnx-int8"
+    return variants
+
+
+@torch.no_grad()
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model_name_or_path", required=True, help="a finetuned classifier folder")
+    parser.add_argument("--validation_file", default=str(Path(__file__).resolve().parents[2] / "shared/data/sst2/dev.tsv"))
+    parser.add_argument("--text_column", default="sentence")
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--sequence_length", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=15, help="latency rounds over all variants")
+    args = parser.parse_args()
+    logging.set_verbosity_error()
+
+    model_dir = Path(args.model_name_or_path)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    config = AutoModelForSequenceClassification.from_pretrained(model_dir).config
+    labels = [config.id2label[i] for i in range(config.num_labels)]
+    data_args = ClassificationDataArguments(validation_file=args.validation_file, text_column=args.text_column)
+    validation = load_classification_data(data_args, label_names=labels)[0]["validation"]
+    batch = tokenizer(validation["text"][: args.batch_size], truncation=True, max_length=args.sequence_length,
+                      padding="max_length", return_tensors="pt")
+    threads = torch.get_num_threads()
+
+    with tempfile.TemporaryDirectory() as scratch:
+        variants = build_variants(model_dir, Path(scratch))
+        models = {name: load_variant(folder, num_threads=threads) for name, folder in variants.items()}
+        scores = {name: accuracy(model, validation, tokenizer) for name, model in models.items()}
+        sizes = {name: size_on_disk(folder) for name, folder in variants.items()}
+        timings = {name: [] for name in models}
+        for name, model in models.items():  # warm-up
+            model(**batch)
+        for _ in range(args.rounds):
+            for name, model in models.items():
+                start = time.perf_counter()
+                model(**batch)
+                timings[name].append((time.perf_counter() - start) * 1000)
+
+    hardware = hardware_summary()
+    print(f"hardware: {hardware['cpu']}, {hardware['cpu_count']} cores, {threads} threads for every variant, "
+          f"torch {hardware['torch']}, accelerator: {hardware['accelerator'] or 'none'}")
+    print(f"model: {model_dir} ({config.num_hidden_layers} layers, hidden {config.hidden_size}); "
+          f"validation: {args.validation_file} ({len(validation)} examples); latency: batch {args.batch_size} x "
+          f"{args.sequence_length} tokens, median of {args.rounds} round-robin rounds")
+    print()
+    base = "fp32 PyTorch"
+    base_latency = statistics.median(timings[base])
+    print(f"{'variant':<26}{'accuracy':>9}{'Δ points':>10}{'size MB':>9}{'smaller':>9}{'latency ms':>12}{'faster':>8}")
+    for name in models:
+        median = statistics.median(timings[name])
+        print(f"{name:<26}{scores[name]:>9.4f}{100 * (scores[name] - scores[base]):>+10.2f}{sizes[name] / 1e6:>9.2f}"
+              f"{sizes[base] / sizes[name]:>8.2f}x{median:>12.1f}{base_latency / median:>7.2f}x")
+
+
+if __name__ == "__main__":
+    main()
