@@ -237,7 +237,8 @@ def finetune(
     trainer.save_model()
     record = {
         "model_name_or_path": model_args.model_name_or_path,
-        "task": data_args.task_name or "local",
+        "task": data_args.task_name or Path(data_args.train_file).resolve().parent.name,
+        "task_name": data_args.task_name,
         "dataset": (f"{data_args.dataset_name}/{data_args.task_name}" if data_args.task_name else data_args.train_file),
         "validation": data_args.validation_file if not data_args.task_name else validation_names,
         "labels": label_names,

@@ -23,7 +23,8 @@ def parse_args(dataclass_types: Sequence[type], argv: Sequence[str] | None = Non
 
 
 def run_recipe(main: Callable[[], object]) -> None:
-    """Runs a recipe's ``main``; bad input becomes one line on stderr and exit code 2."""
+    """Runs a recipe's ``main``: bad input becomes one line on stderr and exit code 2, a network failure
+    that outlasted its retries one line and exit code 1."""
     logging.set_verbosity_warning()
     logging.enable_default_handler()
     logging.enable_explicit_format()
@@ -32,3 +33,6 @@ def run_recipe(main: Callable[[], object]) -> None:
     except USAGE_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except ConnectionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)

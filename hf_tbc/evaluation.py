@@ -59,9 +59,20 @@ def size_on_disk(folder: Union[str, Path]) -> int:
     return sum(path.stat().st_size for path in Path(folder).iterdir() if path.suffix in WEIGHT_SUFFIXES)
 
 
-def count_variant_parameters(folder: Union[str, Path]) -> tuple[int, int]:
+def _stored_weights(model, kind: str):
+    """(name, tensor) of each distinct parameter as stored; quanto weights dequantized."""
+    module = getattr(model, "_wrapped", model)
+    seen = set()
+    for name, parameter in module.named_parameters():
+        if id(parameter) in seen:
+            continue
+        seen.add(id(parameter))
+        yield name, parameter.dequantize() if kind == "quanto" and hasattr(parameter, "dequantize") else parameter
+
+
+def count_variant_parameters(folder: Union[str, Path], model=None) -> tuple[int, int]:
     """(parameters, nonzero parameters) of the weights as stored: ONNX initializers, dequantized quanto
-    weights, or the PyTorch tensors."""
+    weights, or the PyTorch tensors. ``model``: the variant already loaded from ``folder``, if at hand."""
     kind = variant_kind(folder)
     if kind == "onnx":
         import onnx
@@ -75,18 +86,18 @@ def count_variant_parameters(folder: Union[str, Path]) -> tuple[int, int]:
                     total += values.size
                     nonzero += int(np.count_nonzero(values))
         return total, nonzero
-    model = load_variant(folder)
-    module = getattr(model, "_wrapped", model)
-    total = nonzero = 0
-    seen = set()
-    for parameter in module.parameters():
-        if id(parameter) in seen:
-            continue
-        seen.add(id(parameter))
-        values = parameter.dequantize() if hasattr(parameter, "dequantize") and kind == "quanto" else parameter
-        total += values.numel()
-        nonzero += int(torch.count_nonzero(values).item())
-    return total, nonzero
+    values = [tensor for _, tensor in _stored_weights(model if model is not None else load_variant(folder), kind)]
+    return sum(v.numel() for v in values), sum(int(torch.count_nonzero(v).item()) for v in values)
+
+
+def prunable_sparsity(model, kind: str, include_embeddings_and_head: bool = False) -> float:
+    """Fraction of zeros among the weights magnitude pruning targets, as stored in a PyTorch or quanto variant."""
+    from .compress.pruning import prunable_weights
+
+    names = set(prunable_weights(getattr(model, "_wrapped", model), include_embeddings_and_head))
+    values = [tensor for name, tensor in _stored_weights(model, kind) if name in names]
+    zeros = sum(int((v == 0).sum().item()) for v in values)
+    return zeros / max(sum(v.numel() for v in values), 1)
 
 
 def _batches(dataset: Dataset, tokenizer: PreTrainedTokenizerBase, batch_size: int, max_length: int):

@@ -13,7 +13,16 @@ import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
 from transformers.utils import logging
 
-from ..evaluation import accuracy, count_variant_parameters, latency, load_variant, size_on_disk
+from ..evaluation import (
+    accuracy,
+    count_variant_parameters,
+    latency,
+    load_variant,
+    prunable_sparsity,
+    size_on_disk,
+    variant_kind,
+)
+from ..training import hardware_summary
 from .pruning import PRUNING_SCOPES, FixedMaskCallback, check_sparsity, prunable_weights, prune_model
 from .quantization import onnx_int8, quanto_weights
 
@@ -137,7 +146,7 @@ def compress_grid(args: CompressionArguments, validation, train_dataset=None) ->
                     done = quanto_weights(pytorch_dir, folder, int(method.removeprefix("quanto-int")))
                 else:
                     done = {"method": "none", "bits": 32, "backend": "pytorch"}
-                rows.append(measure(name, folder, sparsity, report.scope, done, validation, tokenizer, texts, args))
+                rows.append(measure(name, folder, pytorch_dir, sparsity, report.scope, done, validation, tokenizer, texts, args))
                 logger.warning(f"{name}: accuracy {rows[-1]['accuracy']:.4f}, {rows[-1]['size_bytes'] / 1e6:.2f} MB, "
                                f"{rows[-1]['latency_ms']:.1f} ms")
             if "none" not in args.methods:
@@ -155,16 +164,21 @@ def compress_grid(args: CompressionArguments, validation, train_dataset=None) ->
     return rows
 
 
-def measure(name: str, folder: Path, target: float, scope: str, done: dict, validation, tokenizer, texts, args) -> dict:
-    """Reloads the saved variant with its documented class and measures it."""
+def measure(name: str, folder: Path, parent: Path, target: float, scope: str, done: dict, validation, tokenizer, texts, args) -> dict:
+    """Reloads the saved variant with its documented class and measures it.
+
+    Sparsity is measured on the stored weights; for ONNX, whose initializers lose module names, on the
+    pruned PyTorch ``parent`` the ONNX file was exported from.
+    """
     model = load_variant(folder, num_threads=args.num_threads or torch.get_num_threads())
-    parameters, nonzero = count_variant_parameters(folder)
+    kind = variant_kind(folder)
+    parameters, nonzero = count_variant_parameters(folder, None if kind == "onnx" else model)
     timing = latency(model, tokenizer, texts, args.latency_batch_size, args.latency_sequence_length, args.latency_runs)
-    sparsity = _measured_sparsity(folder, args.prune_embeddings_and_head)
+    sparsity_model, sparsity_kind = (load_variant(parent), "pytorch") if kind == "onnx" else (model, kind)
     return {
         "variant": name,
         "method": done["method"],
-        "sparsity": sparsity,
+        "sparsity": round(prunable_sparsity(sparsity_model, sparsity_kind, args.prune_embeddings_and_head), 6),
         "target_sparsity": target,
         "pruning_scope": scope if target > 0 else None,
         "bits": done["bits"],
@@ -175,29 +189,10 @@ def measure(name: str, folder: Path, target: float, scope: str, done: dict, vali
         "latency_ms": round(timing.median_ms, 3),
         "latency_batch": [timing.batch_size, timing.sequence_length],
         "latency_threads": timing.threads,
+        "hardware": hardware_summary()["cpu"],
+        "base_model": str(Path(args.model_name_or_path).resolve()),
         **{key: value for key, value in done.items() if key not in ("method", "bits")},
     }
-
-
-def _measured_sparsity(folder: Path, include_embeddings_and_head: bool) -> float:
-    """Zeros among the prunable weights of the saved variant (dequantized where quantized)."""
-    from ..evaluation import variant_kind
-
-    kind = variant_kind(folder)
-    if kind == "onnx":  # ONNX initializers lose module names; count the pruned PyTorch parent instead
-        folder = folder.parent / folder.name.replace("-onnx-int8", "-fp32")
-        kind = variant_kind(folder) if folder.exists() else None
-        if kind is None:
-            return float("nan")
-    model = load_variant(folder)
-    module = getattr(model, "_wrapped", model)
-    weights = prunable_weights(module, include_embeddings_and_head)
-    zeros = total = 0
-    for weight in weights.values():
-        values = weight.dequantize() if hasattr(weight, "dequantize") and kind == "quanto" else weight
-        zeros += int((values == 0).sum().item())
-        total += values.numel()
-    return round(zeros / max(total, 1), 6)
 
 
 def read_records(path: Union[str, Path]) -> list[dict]:

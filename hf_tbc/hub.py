@@ -1,0 +1,110 @@
+"""Pushing release folders to the Hub safely: one commit per repo, nothing overwritten unless asked, no
+commit when nothing changed, retries on network errors, and the token never printed or written."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import requests
+from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token
+from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
+
+IGNORED_REMOTE = {".gitattributes"}
+
+
+@dataclass
+class PushResult:
+    repo_id: str
+    status: str  # "created", "updated", "unchanged"
+    commit: Optional[str] = None
+
+
+def require_token(token: Optional[str] = None) -> str:
+    """The Hub token from the argument, ``HF_TOKEN`` or ``huggingface-cli login``; ``ValueError`` if none."""
+    token = token or get_token()
+    if not token:
+        raise ValueError("no Hugging Face token: run `huggingface-cli login` or set HF_TOKEN (use --dry_run to push nothing)")
+    return token
+
+
+def git_blob_oid(data: bytes) -> str:
+    """The git object id the Hub reports for a regular (non-LFS) file."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def _local_files(folder: Path) -> dict[str, Path]:
+    return {path.relative_to(folder).as_posix(): path for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def _same_content(local: Path, remote) -> bool:
+    data = local.read_bytes()
+    lfs = getattr(remote, "lfs", None)
+    if lfs is not None:
+        return lfs.sha256 == hashlib.sha256(data).hexdigest()
+    return remote.blob_id == git_blob_oid(data)
+
+
+def _with_retries(action, what: str, attempts: int = 3, wait: float = 2.0):
+    for attempt in range(1, attempts + 1):
+        try:
+            return action()
+        except (requests.ConnectionError, requests.Timeout) as error:
+            reason = type(error).__name__
+        except HfHubHTTPError as error:
+            status = error.response.status_code if error.response is not None else None
+            if status is None or status < 500:
+                raise
+            reason = f"HTTP {status}"
+        if attempt == attempts:
+            raise ConnectionError(f"{what} failed after {attempts} attempts ({reason}): nothing was committed; rerun to retry")
+        logger.warning(f"{what}: {reason}, retrying ({attempt}/{attempts - 1})")
+        time.sleep(wait * attempt)
+
+
+def push_folder(
+    api: HfApi,
+    folder: Path,
+    repo_id: str,
+    commit_message: str,
+    private: bool = False,
+    overwrite: bool = False,
+) -> PushResult:
+    """Makes ``repo_id`` hold exactly ``folder``, in one commit.
+
+    An existing repo whose files differ is an error unless ``overwrite``; identical content makes no commit.
+    """
+    local = _local_files(folder)
+    try:
+        remote = {item.path: item for item in api.list_repo_tree(repo_id, recursive=True) if hasattr(item, "blob_id")}
+        exists = True
+    except RepositoryNotFoundError:
+        remote, exists = {}, False
+    remote = {path: item for path, item in remote.items() if path not in IGNORED_REMOTE}
+    if exists and remote:
+        same = set(local) == set(remote) and all(_same_content(local[path], remote[path]) for path in local)
+        if same:
+            return PushResult(repo_id, "unchanged", api.model_info(repo_id).sha)
+        if not overwrite:
+            raise ValueError(f"Hub repo {repo_id} already exists with other content: pass --overwrite to replace it, "
+                             "or choose another name")
+    if not exists:
+        _with_retries(lambda: api.create_repo(repo_id, private=private, exist_ok=True), f"creating {repo_id}")
+    operations = [CommitOperationAdd(path_in_repo=path, path_or_fileobj=str(file)) for path, file in local.items()]
+    operations += [CommitOperationDelete(path_in_repo=path) for path in remote if path not in local]
+    info = _with_retries(lambda: api.create_commit(repo_id, operations=[_fresh(op) for op in operations],
+                                                   commit_message=commit_message), f"pushing {repo_id}")
+    return PushResult(repo_id, "updated" if exists else "created", info.oid)
+
+
+def _fresh(operation):
+    """A commit operation can be sent once: retries need new ones."""
+    if isinstance(operation, CommitOperationAdd):
+        return CommitOperationAdd(path_in_repo=operation.path_in_repo, path_or_fileobj=operation.path_or_fileobj)
+    return operation

@@ -1,0 +1,292 @@
+"""Release: evaluated model cards built from the run records, and one Hub-ready folder per variant.
+
+Every figure in a card comes from a record another recipe wrote (``run_summary.json`` of pretraining,
+``eval_results.json`` of finetuning, the variant's row in ``compression.jsonl``), never from a typed number.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Union
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from .budget import format_duration
+from .compress.grid import read_records
+from .evaluation import variant_kind
+
+DEFAULT_TEMPLATE = Path(__file__).resolve().parents[1] / "model_cards" / "model_card.md"
+REPO_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,94}$")
+METHOD_TAGS = {
+    "none": ["pytorch"],
+    "onnx-int8": ["onnx", "int8", "dynamic-quantization"],
+    "quanto-int8": ["quanto", "int8", "weight-only-quantization"],
+    "quanto-int4": ["quanto", "int4", "weight-only-quantization"],
+    "quanto-int2": ["quanto", "int2", "weight-only-quantization"],
+}
+LIBRARY = {"pytorch": "transformers", "onnx": "optimum", "quanto": "optimum"}
+
+
+@dataclass
+class ReleaseArguments:
+    """What to release and where; ``HfArgumentParser`` turns each field into a flag."""
+
+    output_dir: str = field(metadata={"help": "Where the repo folders (weights, tokenizer, README.md) are written."})
+    variants: Optional[list[str]] = field(default=None, metadata={"help": "Variant folders written by compress.py."})
+    compression_dirs: Optional[list[str]] = field(
+        default=None, metadata={"help": "compress.py outputs: the most accurate variant of each (under --max_size_mb)."})
+    max_size_mb: Optional[float] = field(default=None, metadata={"help": "Size budget of the weight files, in MB."})
+    baseline_dirs: Optional[list[str]] = field(
+        default=None, metadata={"help": "compress.py outputs whose dense model is released as a baseline."})
+    hub_organization: Optional[str] = field(default=None, metadata={"help": "Namespace of the repos (default: yours)."})
+    repo_prefix: str = field(default="tbc-", metadata={"help": "Prefix of every repo name."})
+    private: bool = field(default=False, metadata={"help": "Create private repos."})
+    overwrite: bool = field(default=False, metadata={"help": "Replace the content of existing repos that differ."})
+    dry_run: bool = field(default=False, metadata={"help": "Write the repo folders; push nothing."})
+    license: str = field(default="apache-2.0", metadata={"help": "License in the cards' metadata."})
+    card_dataset: Optional[str] = field(
+        default=None, metadata={"help": "Hub dataset id of the evaluation data for the cards (GLUE runs: nyu-mll/glue)."})
+    card_dataset_config: Optional[str] = field(default=None, metadata={"help": "Its config, e.g. sst2."})
+    card_dataset_split: str = field(default="validation", metadata={"help": "Its split."})
+
+    def card_dataset_for(self, variant: "Variant") -> tuple[str, Optional[str], str]:
+        """(dataset id, config, split) for the card: the GLUE task the model was finetuned on, else the flags."""
+        task = variant.finetuning.get("task_name")
+        if self.card_dataset is None and task:
+            split = "validation_matched" if task == "mnli" else "validation"
+            return "nyu-mll/glue", task, split
+        if self.card_dataset is None:
+            raise ValueError(f"{variant.row['variant']} was finetuned on local files: name their Hub dataset for the "
+                             "card with --card_dataset (and --card_dataset_config, --card_dataset_split)")
+        return self.card_dataset, self.card_dataset_config, self.card_dataset_split
+
+
+@dataclass
+class Variant:
+    """One variant to release, with the records that describe it."""
+
+    folder: Path
+    row: dict  # its compression.jsonl row
+    finetuning: dict  # eval_results.json of the finetuned model it was compressed from
+    pretraining: Optional[dict]  # run_summary.json of the pretrained model, when hf-tbc made it
+    repo_id: str = ""
+    parent_repo_id: Optional[str] = None
+
+    @property
+    def kind(self) -> str:
+        return variant_kind(self.folder)
+
+    @property
+    def size_name(self) -> str:
+        if self.pretraining and self.pretraining.get("model_size"):
+            return Path(str(self.pretraining["model_size"])).name
+        return Path(self.finetuning["model_name_or_path"]).name
+
+    def default_repo_name(self, prefix: str = "") -> str:
+        task = self.finetuning.get("task_name") or self.finetuning.get("task")
+        return f"{prefix}{self.size_name}-{task}-{self.row['variant']}"
+
+
+def _read_json(path: Path, what: str) -> dict:
+    if not path.is_file():
+        raise ValueError(f"missing record {path} ({what}): run the step that writes it first")
+    return json.loads(path.read_text())
+
+
+def load_variant_records(folder: Union[str, Path]) -> Variant:
+    """The variant in ``folder`` (a subfolder of a compress.py output) and its records up the chain."""
+    folder = Path(folder).resolve()
+    if not folder.is_dir():
+        raise ValueError(f"variant folder {folder} does not exist: pass a folder written by recipes/compress.py")
+    records = folder.parent / "compression.jsonl"
+    if not records.is_file():
+        raise ValueError(f"missing record {records}: {folder} is not inside a recipes/compress.py output")
+    rows = [row for row in read_records(records) if row["variant"] == folder.name]
+    if not rows:
+        raise ValueError(f"missing record: {records} has no row for variant {folder.name}")
+    row = rows[0]
+    finetuned = Path(row.get("base_model", ""))
+    finetuning = _read_json(finetuned / "eval_results.json", "finetuning results")
+    pretrained = Path(str(finetuning.get("model_name_or_path", "")))
+    pretraining = json.loads((pretrained / "run_summary.json").read_text()) if (pretrained / "run_summary.json").is_file() else None
+    return Variant(folder, row, finetuning, pretraining)
+
+
+def select_variants(compression_dirs: list[Union[str, Path]], max_size_mb: Optional[float]) -> list[Path]:
+    """The most accurate variant of each compression output whose weights fit ``max_size_mb`` (all sizes if None)."""
+    chosen = []
+    for directory in compression_dirs:
+        rows = read_records(directory)
+        fitting = [row for row in rows if max_size_mb is None or row["size_bytes"] <= max_size_mb * 1e6]
+        if not fitting:
+            smallest = min(row["size_bytes"] for row in rows) / 1e6
+            raise ValueError(f"no variant in {directory} fits {max_size_mb} MB (smallest: {smallest:.2f} MB): raise --max_size_mb")
+        best = max(fitting, key=lambda row: (row["accuracy"], -row["size_bytes"]))
+        chosen.append(Path(directory) / best["variant"])
+    return chosen
+
+
+def dense_parent(variant: Variant) -> Optional[Path]:
+    """The uncompressed ``dense-fp32`` folder beside a compressed variant (None for the dense one itself)."""
+    if variant.row["variant"] == "dense-fp32":
+        return None
+    return variant.folder.parent / "dense-fp32"
+
+
+# -- cards ---------------------------------------------------------------------------------------------
+def card_data(variant: Variant, dataset_id: str, dataset_config: Optional[str], dataset_split: str, license: str) -> ModelCardData:
+    """The YAML metadata: license, library, pipeline, tags, datasets, base_model and the model-index."""
+    name = variant.repo_id.split("/")[-1]
+    result = EvalResult(
+        task_type="text-classification",
+        task_name="Text Classification",
+        dataset_type=dataset_id,
+        dataset_name=f"{dataset_id} {dataset_config}" if dataset_config else dataset_id,
+        dataset_config=dataset_config,
+        dataset_split=dataset_split,
+        metric_type="accuracy",
+        metric_name="Accuracy",
+        metric_value=round(float(variant.row["accuracy"]), 4),
+    )
+    return ModelCardData(
+        model_name=name,
+        license=license,
+        library_name=LIBRARY[variant.kind],
+        pipeline_tag="text-classification",
+        tags=["train-large-then-compress", "hf-tbc", "roberta", *METHOD_TAGS[variant.row["method"]],
+              *(["magnitude-pruning", "sparse"] if variant.row["target_sparsity"] > 0 else [])],
+        datasets=[dataset_id],
+        base_model=variant.parent_repo_id,
+        metrics=["accuracy"],
+        eval_results=[result],
+    )
+
+
+def _loading_snippet(variant: Variant) -> str:
+    example = "A gripping, beautifully acted film."
+    if variant.kind == "onnx":
+        load = ("from optimum.onnxruntime import ORTModelForSequenceClassification\nfrom transformers import AutoTokenizer\n\n"
+                f'model = ORTModelForSequenceClassification.from_pretrained("{variant.repo_id}")')
+    elif variant.kind == "quanto":
+        load = ("import torch  # pip install hf-tbc\nfrom hf_tbc.compress import QuantizedModelForSequenceClassification\n"
+                "from transformers import AutoTokenizer\n\n"
+                f'model = QuantizedModelForSequenceClassification.from_pretrained("{variant.repo_id}")')
+    else:
+        load = ("from transformers import AutoModelForSequenceClassification, AutoTokenizer\n\n"
+                f'model = AutoModelForSequenceClassification.from_pretrained("{variant.repo_id}")')
+    run = "with torch.no_grad():  # quanto rejects torch.inference_mode()\n    logits = model(**inputs).logits" \
+        if variant.kind == "quanto" else "logits = model(**inputs).logits"
+    return (f'{load}\ntokenizer = AutoTokenizer.from_pretrained("{variant.repo_id}")\n'
+            f'inputs = tokenizer("{example}", return_tensors="pt")\n{run}\n'
+            "print(model.config.id2label[int(logits.argmax(-1))])")
+
+
+def _compression_text(variant: Variant) -> str:
+    row = variant.row
+    parts = []
+    if row["target_sparsity"] > 0:
+        parts.append(f"Magnitude pruning ({row.get('pruning_scope') or 'layer'} scope) of the encoder's attention and "
+                     f"feed-forward weights to {100 * row['sparsity']:.1f} % zeros, measured on the released weights.")
+    if row["method"] == "onnx-int8":
+        parts.append(f"Exported to ONNX and quantized with ONNX Runtime dynamic int8 (weights int8, activations "
+                     f"quantized at run time; configuration for {row.get('instruction_set', 'this CPU')}).")
+    elif row["method"].startswith("quanto"):
+        parts.append(f"Weight-only quantization of the linear layers to int{row['bits']} with optimum-quanto; "
+                     "activations stay in floating point.")
+    return " ".join(parts) or "No compression: this is the dense model (the baseline its compressed variants are compared with)."
+
+
+def _limitations(variant: Variant) -> str:
+    notes = [f"Trained and evaluated on {variant.finetuning.get('dataset')}: accuracy elsewhere is unmeasured.",
+             "A small research model trained under a short compute budget; not for decisions about people."]
+    if variant.row["target_sparsity"] > 0:
+        notes.append("Unstructured zeros are stored densely: they shrink neither the file nor the latency on dense kernels.")
+    if variant.kind == "quanto":
+        notes.append("quanto saves memory, not time, on CPUs, and needs the hf-tbc package to load.")
+    return "\n".join(f"- {note}" for note in notes)
+
+
+def render_card(variant: Variant, dataset_id: str, dataset_config: Optional[str], dataset_split: str,
+                license: str = "apache-2.0", template: Union[str, Path] = DEFAULT_TEMPLATE) -> ModelCard:
+    """The model card, rendered from ``template`` with figures from the variant's records only."""
+    row, finetuning, pretraining = variant.row, variant.finetuning, variant.pretraining
+    config = json.loads((variant.folder / "config.json").read_text())
+    values = {
+        "model_name": variant.repo_id.split("/")[-1],
+        "summary": (f"A {variant.size_name} RoBERTa text classifier for {finetuning.get('task')}, variant "
+                    f"`{row['variant']}`: {100 * row['accuracy']:.2f} % accuracy in {row['size_bytes'] / 1e6:.2f} MB of weights."),
+        "architecture": (config.get("architectures") or ["RobertaForSequenceClassification"])[0],
+        "size_name": variant.size_name,
+        "num_layers": config.get("num_hidden_layers"),
+        "hidden_size": config.get("hidden_size"),
+        "num_heads": config.get("num_attention_heads"),
+        "parameters": row["parameters"],
+        "nonzero_parameters": row["nonzero_parameters"],
+        "variant": row["variant"],
+        "parent_repo": variant.parent_repo_id,
+        "pretrained_from": finetuning.get("model_name_or_path"),
+        "pretraining": None if pretraining is None else {
+            "budget": format_duration(pretraining["time_budget_s"]) if pretraining.get("time_budget_s") else "none (step-limited)",
+            "corpus": pretraining["corpus"],
+            "hardware": _hardware(pretraining["hardware"]),
+            "train_time": format_duration(pretraining["train_s"]),
+            "total_time": format_duration(pretraining["total_s"]),
+            "steps": pretraining["steps"],
+            "tokens": pretraining["tokens"],
+            "final_eval_loss": pretraining["final_eval_loss"],
+            "stop_reason": pretraining["stop_reason"],
+        },
+        "finetuning": {
+            "task": finetuning.get("task"),
+            "data": finetuning.get("dataset"),
+            "train_examples": finetuning["train_examples"],
+            "steps": finetuning["steps"],
+            "train_time": format_duration(finetuning["train_s"]),
+            "budget": format_duration(finetuning["time_budget_s"]) if finetuning.get("time_budget_s") else None,
+        },
+        "compression_text": _compression_text(variant),
+        "eval_dataset": f"{dataset_id} {dataset_config}" if dataset_config else dataset_id,
+        "eval_split": dataset_split,
+        "accuracy": row["accuracy"],
+        "sparsity": row["sparsity"],
+        "size_bytes": row["size_bytes"],
+        "latency_ms": row["latency_ms"],
+        "latency_batch": row["latency_batch"],
+        "latency_threads": row["latency_threads"],
+        "latency_hardware": row.get("hardware", "unrecorded CPU"),
+        "loading_snippet": _loading_snippet(variant),
+        "limitations": _limitations(variant),
+    }
+    empty = [key for key, value in values.items() if value in ("", None, []) and key not in ("parent_repo", "pretraining")]
+    if empty:
+        raise ValueError(f"the card for {row['variant']} would have empty fields ({', '.join(empty)}): complete the records")
+    data = card_data(variant, dataset_id, dataset_config, dataset_split, license)
+    return ModelCard.from_template(data, template_path=str(template), **values)
+
+
+def _hardware(hardware: dict) -> str:
+    accelerator = hardware.get("accelerator")
+    return f"{accelerator}" if accelerator else f"{hardware.get('cpu')} ({hardware.get('cpu_count')} cores, CPU only)"
+
+
+def check_repo_name(name: str) -> str:
+    """``name`` if the Hub accepts it as a repo name; ``ValueError`` naming the fix otherwise."""
+    if not REPO_NAME.match(name) or "--" in name or ".." in name or name.endswith((".git", ".ipynb")):
+        raise ValueError(f"invalid repo name {name!r}: use letters, digits, '-', '_' or '.', at most 96 characters")
+    return name
+
+
+def assemble(variant: Variant, card: ModelCard, output_dir: Union[str, Path]) -> Path:
+    """``output_dir``: the variant's files (weights, config, tokenizer) and ``README.md``, ready to push."""
+    output_dir = Path(output_dir)
+    staging = output_dir.with_name(output_dir.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(variant.folder, staging)
+    card.save(staging / "README.md")
+    shutil.rmtree(output_dir, ignore_errors=True)
+    staging.rename(output_dir)
+    return output_dir

@@ -1,0 +1,228 @@
+"""Release: cards from real records, dry runs, and pushes through the real huggingface_hub client to a local test Hub."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from huggingface_hub import ModelCard
+
+from hf_tbc.classification import ClassificationDataArguments, ClassificationModelArguments, FinetuningArguments, finetune
+from hf_tbc.compress.grid import CompressionArguments, compress_grid, read_records
+from hf_tbc.pretraining import DataTrainingArguments, ModelArguments, PretrainingArguments, pretrain
+from hf_tbc.release import check_repo_name, load_variant_records, render_card
+from tests.conftest import REPO
+from tests.hub_server import TOKEN, FakeHub
+from tests.test_classification import write_table
+
+RELEASE = str(REPO / "recipes" / "release.py")
+CARD = ["--card_dataset", "hf-tbc/docs-pairs", "--card_dataset_config", "default", "--card_dataset_split", "validation"]
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    """pretrain -> finetune -> compress on tiny models, through the library, so every record is a real measurement."""
+    from hf_tbc.data import default_corpus
+
+    root = tmp_path_factory.mktemp("chain")
+    lines = default_corpus().read_text().splitlines()[:1200]
+    (root / "text.txt").write_text("\n".join(lines) + "\n")
+    common = dict(disable_tqdm=True, per_device_train_batch_size=16, logging_steps=5, report_to="none")
+    pretrain(ModelArguments(model_size="L2-H32", vocab_size=400),
+             DataTrainingArguments(train_file=str(root / "text.txt"), block_size=32),
+             PretrainingArguments(output_dir=str(root / "pretrained"), time_budget="3s", **common))
+    rows = [(line, line if i % 2 else lines[(i * 7 + 3) % 400], "yes" if i % 2 else "no") for i, line in enumerate(lines[:400])]
+    data = root / "pairs"
+    data.mkdir()
+    train = write_table(data / "train.csv", ["premise", "hypothesis", "label"], rows[:320])
+    dev = write_table(data / "dev.csv", ["premise", "hypothesis", "label"], rows[320:])
+    pair = dict(text_column="premise", text_pair_column="hypothesis", max_seq_length=64)
+    finetune(ClassificationModelArguments(model_name_or_path=str(root / "pretrained")),
+             ClassificationDataArguments(train_file=train, validation_file=dev, **pair),
+             FinetuningArguments(output_dir=str(root / "finetuned"), time_budget="3s", learning_rate=1e-3, **common))
+    from hf_tbc.classification import load_classification_data
+
+    validation = load_classification_data(ClassificationDataArguments(validation_file=dev, **pair), label_names=["no", "yes"])[0]
+    compress_grid(CompressionArguments(model_name_or_path=str(root / "finetuned"), output_dir=str(root / "compressed"),
+                                       sparsities="0,0.5", quantization="none,onnx-int8,quanto-int8", latency_runs=2,
+                                       latency_batch_size=8), validation["validation"])
+    return {"root": root, "compressed": root / "compressed", "dev": dev, "validation": validation["validation"]}
+
+
+def run_release(*arguments, env=None, hub=None):
+    environment = {**os.environ, "HF_HUB_OFFLINE": "0", "HF_HUB_DISABLE_TELEMETRY": "1"}
+    environment.pop("HF_TOKEN", None)
+    if hub is not None:
+        environment.update(HF_ENDPOINT=hub.url, HF_TOKEN=TOKEN)
+    environment.update(env or {})
+    return subprocess.run([sys.executable, RELEASE, *arguments], capture_output=True, text=True, timeout=300, env=environment)
+
+
+@pytest.mark.slow
+def test_dry_run_writes_parsing_cards_from_the_records_and_loadable_folders(tmp_path, chain):
+    compressed = chain["compressed"]
+    out = tmp_path / "release"
+    done = run_release("--variants", str(compressed / "pruned50-onnx-int8"), str(compressed / "dense-quanto-int8"),
+                       str(compressed / "pruned50-fp32"), "--dry_run", "--hub_organization", "org", *CARD,
+                       "--output_dir", str(out), env={"HF_HOME": str(tmp_path / "hf")})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert TOKEN not in done.stdout + done.stderr
+    rows = {row["variant"]: row for row in read_records(compressed)}
+    folders = sorted(path.name for path in out.iterdir() if path.is_dir())
+    names = ["dense-fp32", "dense-quanto-int8", "pruned50-fp32", "pruned50-onnx-int8"]  # the dense parent came along
+    assert folders == sorted(f"tbc-L2-H32-pairs-{name}" for name in names)
+    for name in names:
+        folder = out / f"tbc-L2-H32-pairs-{name}"
+        card = ModelCard.load(folder / "README.md")
+        data = card.data.to_dict()
+        for key in ("license", "library_name", "pipeline_tag", "tags", "datasets", "model-index"):
+            assert data.get(key), (name, key)
+        assert "train-large-then-compress" in data["tags"]
+        result = card.data.eval_results[0]
+        assert result.metric_type == "accuracy" and result.metric_value == round(rows[name]["accuracy"], 4)
+        assert (result.dataset_type, result.dataset_config, result.dataset_split) == ("hf-tbc/docs-pairs", "default", "validation")
+        if name == "dense-fp32":
+            assert card.data.base_model is None and data["library_name"] == "transformers"
+        else:
+            assert card.data.base_model == "org/tbc-L2-H32-pairs-dense-fp32"
+        loader = {"pruned50-onnx-int8": "ORTModelForSequenceClassification", "dense-quanto-int8": "QuantizedModelForSequenceClassification"}
+        assert loader.get(name, "AutoModelForSequenceClassification") in card.text
+        assert {"onnx-int8": "onnx", "quanto-int8": "quanto"}.get(name.split("-", 1)[1], "pytorch") in data["tags"]
+        assert ("magnitude-pruning" in data["tags"]) == name.startswith("pruned")
+        assert f"{rows[name]['size_bytes'] / 1e6:.2f} MB" in card.text
+    summary = json.loads((out / "release.json").read_text())
+    assert {entry["status"] for entry in summary} == {"written"}
+
+    from hf_tbc.evaluation import accuracy, load_variant
+    from transformers import AutoTokenizer
+
+    for name in names:
+        folder = out / f"tbc-L2-H32-pairs-{name}"
+        model = load_variant(folder)
+        assert accuracy(model, chain["validation"], AutoTokenizer.from_pretrained(folder)) == pytest.approx(rows[name]["accuracy"])
+
+
+LOAD_BACK = """
+import json, sys, torch
+from transformers import AutoTokenizer
+from hf_tbc.classification import ClassificationDataArguments, load_classification_data
+from hf_tbc.evaluation import accuracy
+repo_id, kind, dev = sys.argv[1:4]
+if kind == "onnx":
+    from optimum.onnxruntime import ORTModelForSequenceClassification as Loader
+elif kind == "quanto":
+    from hf_tbc.compress import QuantizedModelForSequenceClassification as Loader
+else:
+    from transformers import AutoModelForSequenceClassification as Loader
+model = Loader.from_pretrained(repo_id)
+args = ClassificationDataArguments(validation_file=dev, text_column="premise", text_pair_column="hypothesis", max_seq_length=64)
+validation = load_classification_data(args, label_names=["no", "yes"])[0]["validation"]
+print(json.dumps({"accuracy": accuracy(model, validation, AutoTokenizer.from_pretrained(repo_id))}))
+"""
+
+
+@pytest.mark.slow
+def test_push_to_a_test_hub_loads_back_with_the_cards_accuracy_and_repush_is_idempotent(tmp_path, chain):
+    compressed = chain["compressed"]
+    env = {"HF_HOME": str(tmp_path / "hf")}
+    with FakeHub() as hub:
+        arguments = ["--variants", str(compressed / "pruned50-onnx-int8"), str(compressed / "dense-quanto-int8"),
+                     "--hub_organization", "org", "--output_dir", str(tmp_path / "release"), *CARD]
+        done = run_release(*arguments, env=env, hub=hub)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert TOKEN not in done.stdout + done.stderr
+        assert sorted(hub.repos) == [f"org/tbc-L2-H32-pairs-{n}" for n in ("dense-fp32", "dense-quanto-int8", "pruned50-onnx-int8")]
+        commits = {repo: len(state["commits"]) for repo, state in hub.repos.items()}
+        assert set(commits.values()) == {2}  # the repo's creation, then one commit with every file
+        assert hub.repos["org/tbc-L2-H32-pairs-pruned50-onnx-int8"]["messages"][-1].startswith("Release pruned50-onnx-int8")
+
+        for name, kind in (("dense-fp32", "pytorch"), ("pruned50-onnx-int8", "onnx"), ("dense-quanto-int8", "quanto")):
+            repo_id = f"org/tbc-L2-H32-pairs-{name}"
+            card = ModelCard(hub.repos[repo_id]["files"]["README.md"].decode())
+            loaded = subprocess.run([sys.executable, "-c", LOAD_BACK, repo_id, kind, chain["dev"]], capture_output=True,
+                                    text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": hub.url,
+                                                                 "HF_HOME": str(tmp_path / f"load-{name}")})
+            assert loaded.returncode == 0, loaded.stderr[-3000:]
+            measured = json.loads(loaded.stdout.strip().splitlines()[-1])["accuracy"]
+            assert round(measured, 4) == card.data.eval_results[0].metric_value
+
+        again = run_release(*arguments, env=env, hub=hub)
+        assert again.returncode == 0, again.stderr[-3000:]
+        assert {repo: len(state["commits"]) for repo, state in hub.repos.items()} == commits
+        assert again.stdout.count("unchanged") >= 3
+
+        victim = "org/tbc-L2-H32-pairs-dense-fp32"
+        hub.repos[victim]["files"]["notes.txt"] = b"someone else's file"
+        refused = run_release(*arguments, env=env, hub=hub)
+        assert refused.returncode == 2 and "already exists with other content: pass --overwrite" in refused.stderr
+        assert b"someone else's file" == hub.repos[victim]["files"]["notes.txt"]
+        replaced = run_release(*arguments, "--overwrite", env=env, hub=hub)
+        assert replaced.returncode == 0, replaced.stderr[-3000:]
+        assert "notes.txt" not in hub.repos[victim]["files"]
+
+
+@pytest.mark.slow
+def test_network_errors_are_retried_then_reported_without_claiming_a_push(tmp_path, chain):
+    variant = str(chain["compressed"] / "dense-fp32")
+    with FakeHub() as hub:
+        hub.fail_commits = 1
+        flaky = run_release("--variants", variant, "--hub_organization", "org", "--output_dir", str(tmp_path / "a"), *CARD,
+                            env={"HF_HOME": str(tmp_path / "hf")}, hub=hub)
+        assert flaky.returncode == 0, flaky.stderr[-3000:]
+        assert len(hub.repos["org/tbc-L2-H32-pairs-dense-fp32"]["commits"]) == 2
+    with FakeHub() as hub:
+        hub.fail_commits = 10
+        down = run_release("--variants", variant, "--hub_organization", "org", "--output_dir", str(tmp_path / "b"), *CARD,
+                           env={"HF_HOME": str(tmp_path / "hf")}, hub=hub)
+        assert down.returncode != 0
+        assert "failed after 3 attempts" in down.stderr and "nothing was committed" in down.stderr
+        assert hub.repos["org/tbc-L2-H32-pairs-dense-fp32"]["files"].keys() == {".gitattributes"}
+        report = json.loads((tmp_path / "b" / "release.json").read_text())
+        assert [entry["status"] for entry in report] == ["written"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("no_token", "no Hugging Face token"),
+        ("missing_records", "missing record"),
+        ("bad_name", "invalid repo name"),
+        ("no_card_dataset", "name their Hub dataset for the card with --card_dataset"),
+        ("nothing", "nothing to release"),
+    ],
+)
+def test_bad_release_input_is_one_line_and_non_zero(tmp_path, chain, case, message):
+    variant = str(chain["compressed"] / "dense-fp32")
+    arguments = {"no_token": ["--variants", variant, "--hub_organization", "org", *CARD],
+                 "missing_records": ["--variants", str(chain["root"] / "finetuned"), "--dry_run", "--hub_organization", "org", *CARD],
+                 "bad_name": ["--variants", variant, "--dry_run", "--hub_organization", "org", "--repo_prefix=--bad--", *CARD],
+                 "no_card_dataset": ["--variants", variant, "--dry_run", "--hub_organization", "org"],
+                 "nothing": ["--dry_run", "--hub_organization", "org"]}[case]
+    out = tmp_path / "release"
+    done = run_release(*arguments, "--output_dir", str(out), env={"HF_HOME": str(tmp_path / "empty-home")})
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], done.stderr[-2000:]
+    assert not out.exists()
+
+
+def test_repo_names_are_checked():
+    assert check_repo_name("tbc-L12-H768-sst2-pruned50-onnx-int8")
+    for bad in ("", "a/b", "x" * 97, "double--dash", "ends.git", "-start"):
+        with pytest.raises(ValueError, match="invalid repo name"):
+            check_repo_name(bad)
+
+
+@pytest.mark.slow
+def test_cards_render_for_every_kind_without_the_network(chain):
+    for folder in sorted(path for path in chain["compressed"].iterdir() if path.is_dir()):
+        variant = load_variant_records(folder)
+        variant.repo_id = f"org/{variant.default_repo_name('tbc-')}"
+        variant.parent_repo_id = None if variant.row["variant"] == "dense-fp32" else "org/parent"
+        card = render_card(variant, "hf-tbc/docs-pairs", None, "validation")
+        parsed = ModelCard(str(card))
+        assert parsed.data.eval_results[0].metric_value == round(variant.row["accuracy"], 4)
+        assert "{{" not in card.text and "| None" not in card.text and "nan" not in card.text
