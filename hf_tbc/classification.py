@@ -56,7 +56,11 @@ class ClassificationDataArguments:
     text_column: Optional[str] = field(default=None, metadata={"help": "Column of the (first) text; default 'sentence' or 'text'."})
     text_pair_column: Optional[str] = field(default=None, metadata={"help": "Column of the second text, for pair tasks (NLI)."})
     label_column: str = field(default="label", metadata={"help": "Column of the label."})
-    max_seq_length: int = field(default=128, metadata={"help": "Longer inputs are truncated to this many tokens."})
+    max_seq_length: Optional[int] = field(
+        default=None,
+        metadata={"help": "Longer inputs are truncated to this many tokens (finetuning: 128; compression: the value "
+                  "the model was finetuned with, from its eval_results.json)."},
+    )
     max_train_samples: Optional[int] = field(default=None, metadata={"help": "Use at most this many training rows."})
     max_eval_samples: Optional[int] = field(default=None, metadata={"help": "Use at most this many validation rows."})
 
@@ -214,6 +218,7 @@ def finetune(
     model = AutoModelForSequenceClassification.from_pretrained(model_args.model_name_or_path, config=config)
     validation_names = [name for name in splits if name != "train"]
     with training_args.main_process_first(desc="tokenizing"):
+        data_args.max_seq_length = data_args.max_seq_length or 128
         encoded = {name: tokenize(split, tokenizer, data_args.max_seq_length) for name, split in splits.items()}
 
     trainer = BudgetTrainer(

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator, Optional
 
-from datasets import Dataset, DatasetDict, load_dataset
+from datasets import Dataset, DatasetDict, concatenate_datasets, load_dataset
 from transformers import PreTrainedTokenizerBase, RobertaTokenizerFast
 from transformers.utils import logging
 
@@ -96,20 +96,16 @@ def default_corpus(path: Optional[Path] = None) -> Path:
 _BUILDERS = {".txt": "text", ".text": "text", ".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json"}
 
 
-def _load_files(data_files: dict[str, str], cache: Optional[str]) -> DatasetDict:
-    extensions = {Path(path).suffix.lower() for path in data_files.values()}
-    for split, path in data_files.items():
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"--{split}_file {path} does not exist: give the path of a text, CSV, TSV or JSON file")
-        if Path(path).stat().st_size == 0:
-            raise ValueError(f"--{split}_file {path} is empty: give a file with at least one row of text")
-    if len(extensions) != 1 or next(iter(extensions)) not in _BUILDERS:
-        raise ValueError(
-            f"data files {sorted(data_files.values())} must share one extension among {', '.join(_BUILDERS)}"
-        )
-    extension = next(iter(extensions))
+def _load_file(path: str, split: str, cache: Optional[str]) -> Dataset:
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"--{split}_file {path} does not exist: give the path of a text, CSV, TSV or JSON file")
+    if Path(path).stat().st_size == 0:
+        raise ValueError(f"--{split}_file {path} is empty: give a file with at least one row of text")
+    extension = Path(path).suffix.lower()
+    if extension not in _BUILDERS:
+        raise ValueError(f"--{split}_file {path}: use a file ending in {', '.join(_BUILDERS)}")
     kwargs = {"delimiter": "\t"} if extension == ".tsv" else {}
-    return load_dataset(_BUILDERS[extension], data_files=data_files, cache_dir=cache, **kwargs)
+    return load_dataset(_BUILDERS[extension], data_files={split: path}, cache_dir=cache, split=split, **kwargs)
 
 
 def _pick_text_column(dataset: Dataset, text_column: Optional[str], where: str) -> str:
@@ -127,6 +123,16 @@ def _pick_text_column(dataset: Dataset, text_column: Optional[str], where: str) 
     raise ValueError(f"cannot tell which column of {where} holds the text (columns: {', '.join(columns)}): set --text_column")
 
 
+def _text_only(data: Dataset, text_column: Optional[str], where: str) -> Dataset:
+    column = _pick_text_column(data, text_column, where)
+    data = data.select_columns([column])
+    data = data.rename_column(column, "text") if column != "text" else data
+    data = data.filter(lambda row: isinstance(row["text"], str) and bool(row["text"].strip()))
+    if len(data) == 0:
+        raise ValueError(f"{where} has no rows of text: check the file and --text_column")
+    return data
+
+
 def load_text_datasets(
     dataset_name: Optional[str] = None,
     dataset_config_name: Optional[str] = None,
@@ -139,35 +145,32 @@ def load_text_datasets(
 ) -> DatasetDict:
     """``train`` and ``validation`` splits with one column, ``text``, of non-empty strings.
 
-    Sources, in order: a Hub dataset, local files, else the built-in corpus. A validation split is held
-    out of train (``validation_split_percentage``) when the source has none.
+    Sources, in order: a Hub dataset, local files (several per split, comma-separated: their text
+    columns are concatenated), else the built-in corpus. A validation split is held out of train
+    (``validation_split_percentage``) when the source has none.
     """
+    splits: dict[str, Dataset] = {}
     if dataset_name is not None:
         raw = load_dataset(dataset_name, dataset_config_name, cache_dir=cache)
+        if "train" not in raw:
+            raise ValueError(f"dataset {dataset_name} has no 'train' split (splits: {', '.join(raw)})")
+        for split in ("train", "validation"):
+            if split in raw:
+                splits[split] = _text_only(raw[split], text_column, f"the {split} split of dataset {dataset_name}")
         where = f"dataset {dataset_name}"
     elif train_file is not None:
-        files = {"train": train_file, **({"validation": validation_file} if validation_file else {})}
-        raw = _load_files(files, cache)
+        for split, paths in (("train", train_file), ("validation", validation_file)):
+            if paths:
+                parts = [_text_only(_load_file(path, split, cache), text_column, f"file {path}")
+                         for path in (part.strip() for part in paths.split(",")) if path]
+                splits[split] = concatenate_datasets(parts)
         where = f"file {train_file}"
     else:
         if validation_file is not None:
             raise ValueError("--validation_file needs a --train_file: give both, or neither for the default corpus")
-        raw = load_dataset("text", data_files={"train": str(default_corpus())}, cache_dir=cache)
+        splits["train"] = _text_only(load_dataset("text", data_files=str(default_corpus()), cache_dir=cache, split="train"),
+                                     None, "the default corpus")
         where = "the default corpus"
-    if "train" not in raw:
-        raise ValueError(f"{where} has no 'train' split (splits: {', '.join(raw)})")
-    column = _pick_text_column(raw["train"], text_column, where)
-    splits = {}
-    for split in ("train", "validation"):
-        if split in raw:
-            if column not in raw[split].column_names:
-                raise ValueError(f"text column {column!r} is not in the {split} split of {where}: set --text_column")
-            data = raw[split].select_columns([column])
-            data = data.rename_column(column, "text") if column != "text" else data
-            splits[split] = data.filter(lambda row: isinstance(row["text"], str) and bool(row["text"].strip()))
-    for split, data in splits.items():
-        if len(data) == 0:
-            raise ValueError(f"the {split} split of {where} has no rows of text: check the file and --text_column")
     if "validation" not in splits:
         if not 0 < validation_split_percentage < 100:
             raise ValueError(f"--validation_split_percentage {validation_split_percentage} must be in (0, 100)")

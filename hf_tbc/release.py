@@ -201,7 +201,7 @@ def _compression_text(variant: Variant) -> str:
 
 
 def _limitations(variant: Variant) -> str:
-    notes = [f"Trained and evaluated on {variant.finetuning.get('dataset')}: accuracy elsewhere is unmeasured.",
+    notes = [f"Finetuned and evaluated on {_public_name(variant.finetuning.get('dataset'))}: accuracy elsewhere is unmeasured.",
              "A small research model trained under a short compute budget; not for decisions about people."]
     if variant.row["target_sparsity"] > 0:
         notes.append("Unstructured zeros are stored densely: they shrink neither the file nor the latency on dense kernels.")
@@ -217,7 +217,7 @@ def render_card(variant: Variant, dataset_id: str, dataset_config: Optional[str]
     config = json.loads((variant.folder / "config.json").read_text())
     values = {
         "model_name": variant.repo_id.split("/")[-1],
-        "summary": (f"A {variant.size_name} RoBERTa text classifier for {finetuning.get('task')}, variant "
+        "summary": (f"A RoBERTa text classifier ({variant.size_name}) for {finetuning.get('task')}, variant "
                     f"`{row['variant']}`: {100 * row['accuracy']:.2f} % accuracy in {row['size_bytes'] / 1e6:.2f} MB of weights."),
         "architecture": (config.get("architectures") or ["RobertaForSequenceClassification"])[0],
         "size_name": variant.size_name,
@@ -231,7 +231,7 @@ def render_card(variant: Variant, dataset_id: str, dataset_config: Optional[str]
         "pretrained_from": finetuning.get("model_name_or_path"),
         "pretraining": None if pretraining is None else {
             "budget": format_duration(pretraining["time_budget_s"]) if pretraining.get("time_budget_s") else "none (step-limited)",
-            "corpus": pretraining["corpus"],
+            "corpus": _public_name(pretraining["corpus"]),
             "hardware": _hardware(pretraining["hardware"]),
             "train_time": format_duration(pretraining["train_s"]),
             "total_time": format_duration(pretraining["total_s"]),
@@ -242,7 +242,7 @@ def render_card(variant: Variant, dataset_id: str, dataset_config: Optional[str]
         },
         "finetuning": {
             "task": finetuning.get("task"),
-            "data": finetuning.get("dataset"),
+            "data": _public_name(finetuning.get("dataset")),
             "train_examples": finetuning["train_examples"],
             "steps": finetuning["steps"],
             "train_time": format_duration(finetuning["train_s"]),
@@ -266,6 +266,14 @@ def render_card(variant: Variant, dataset_id: str, dataset_config: Optional[str]
         raise ValueError(f"the card for {row['variant']} would have empty fields ({', '.join(empty)}): complete the records")
     data = card_data(variant, dataset_id, dataset_config, dataset_split, license)
     return ModelCard.from_template(data, template_path=str(template), **values)
+
+
+def _public_name(source) -> Optional[str]:
+    """A dataset id as is; a local path reduced to its last two parts (no home folders in public cards)."""
+    if source is None or not str(source).startswith(("/", ".", "~")):
+        return source
+    parts = Path(str(source)).parts
+    return "/".join(parts[-2:]) + " (local file)"
 
 
 def _hardware(hardware: dict) -> str:

@@ -8,6 +8,9 @@ Each variant is saved in its own folder, reloaded with its documented class and 
 variant goes to compression.jsonl, with accuracy_vs_size.png and accuracy_vs_sparsity.png beside it.
 """
 
+import json
+from pathlib import Path
+
 from transformers import AutoConfig
 
 from hf_tbc.classification import ClassificationDataArguments, load_classification_data, tokenize
@@ -22,12 +25,15 @@ def main() -> None:
     label_names = [config.id2label[index] for index in range(config.num_labels)]
     splits, _ = load_classification_data(data_args, args.seed, label_names=label_names)
     validation = splits[[name for name in splits if name != "train"][0]]
+    record = Path(args.model_name_or_path) / "eval_results.json"
+    finetuned_length = json.loads(record.read_text()).get("max_seq_length") if record.is_file() else None
+    max_length = data_args.max_seq_length or finetuned_length or 128
     train = None
     if "train" in splits and (args.recovery_steps or args.recovery_time_budget):
         from transformers import AutoTokenizer
 
-        train = tokenize(splits["train"], AutoTokenizer.from_pretrained(args.model_name_or_path), data_args.max_seq_length)
-    compress_grid(args, validation, train)
+        train = tokenize(splits["train"], AutoTokenizer.from_pretrained(args.model_name_or_path), max_length)
+    compress_grid(args, validation, train, max_length=max_length)
 
 
 if __name__ == "__main__":

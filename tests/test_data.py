@@ -68,3 +68,12 @@ def test_tokenizer_is_trained_once_and_packing_has_no_padding(english_lines):
     assert tokenizer.bos_token_id in blocks[0]["input_ids"]
     with pytest.raises(ValueError, match="shorter than one block"):
         pack_texts(Dataset.from_dict({"text": ["too short"]}), tokenizer, block_size=64)
+
+
+def test_several_files_per_split_are_concatenated_by_their_text_columns(tmp_path, english_lines):
+    (tmp_path / "a.tsv").write_text("sentence\tlabel\n" + "".join(f"{line}\t1\n" for line in english_lines[:30]))
+    (tmp_path / "b.tsv").write_text("index\tsentence\n" + "".join(f"{i}\t{line}\n" for i, line in enumerate(english_lines[30:50])))
+    (tmp_path / "c.txt").write_text("\n".join(english_lines[50:60]) + "\n")
+    splits = load_text_datasets(train_file=f"{tmp_path / 'a.tsv'},{tmp_path / 'b.tsv'}", validation_file=str(tmp_path / "c.txt"))
+    assert len(splits["train"]) == 50 and len(splits["validation"]) == 10
+    assert splits["train"][30]["text"] == english_lines[30].strip()

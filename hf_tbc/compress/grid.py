@@ -108,11 +108,12 @@ def _recover(model, masks, train_dataset, tokenizer, args: CompressionArguments,
     trainer.train()
 
 
-def compress_grid(args: CompressionArguments, validation, train_dataset=None) -> list[dict]:
+def compress_grid(args: CompressionArguments, validation, train_dataset=None, max_length: int = 128) -> list[dict]:
     """Builds, saves, reloads and measures every variant; returns the rows written to ``compression.jsonl``.
 
-    ``validation`` has columns ``text`` (``text_pair``) and ``label``; ``train_dataset`` (tokenized) is
-    needed only for recovery finetuning.
+    ``validation`` has columns ``text`` (``text_pair``) and ``label``, truncated to ``max_length`` tokens
+    for accuracy (use the length the model was finetuned with); ``train_dataset`` (tokenized) is needed
+    only for recovery finetuning.
     """
     check_classifier(args.model_name_or_path)
     if (args.recovery_steps or args.recovery_time_budget) and train_dataset is None:
@@ -126,7 +127,8 @@ def compress_grid(args: CompressionArguments, validation, train_dataset=None) ->
         torch.set_num_threads(args.num_threads)
     tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path)
     texts = validation["text"][: args.latency_batch_size]
-    staging = Path(tempfile.mkdtemp(prefix=".compress-", dir=output_dir.parent if output_dir.parent.exists() else None))
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}-", dir=output_dir.parent))  # same filesystem: rename works
     rows = []
     try:
         for sparsity in args.sparsity_grid:
@@ -146,7 +148,8 @@ def compress_grid(args: CompressionArguments, validation, train_dataset=None) ->
                     done = quanto_weights(pytorch_dir, folder, int(method.removeprefix("quanto-int")))
                 else:
                     done = {"method": "none", "bits": 32, "backend": "pytorch"}
-                rows.append(measure(name, folder, pytorch_dir, sparsity, report.scope, done, validation, tokenizer, texts, args))
+                rows.append(measure(name, folder, pytorch_dir, sparsity, report.scope, done, validation, tokenizer, texts, args,
+                                    max_length))
                 logger.warning(f"{name}: accuracy {rows[-1]['accuracy']:.4f}, {rows[-1]['size_bytes'] / 1e6:.2f} MB, "
                                f"{rows[-1]['latency_ms']:.1f} ms")
             if "none" not in args.methods:
@@ -164,7 +167,8 @@ def compress_grid(args: CompressionArguments, validation, train_dataset=None) ->
     return rows
 
 
-def measure(name: str, folder: Path, parent: Path, target: float, scope: str, done: dict, validation, tokenizer, texts, args) -> dict:
+def measure(name: str, folder: Path, parent: Path, target: float, scope: str, done: dict, validation, tokenizer, texts, args,
+            max_length: int = 128) -> dict:
     """Reloads the saved variant with its documented class and measures it.
 
     Sparsity is measured on the stored weights; for ONNX, whose initializers lose module names, on the
@@ -185,7 +189,8 @@ def measure(name: str, folder: Path, parent: Path, target: float, scope: str, do
         "parameters": parameters,
         "nonzero_parameters": nonzero,
         "size_bytes": size_on_disk(folder),
-        "accuracy": accuracy(model, validation, tokenizer),
+        "accuracy": accuracy(model, validation, tokenizer, max_length=max_length),
+        "max_seq_length": max_length,
         "latency_ms": round(timing.median_ms, 3),
         "latency_batch": [timing.batch_size, timing.sequence_length],
         "latency_threads": timing.threads,

@@ -18,12 +18,9 @@ from typing import Union
 
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-try:
-    from optimum.quanto import QuantizedTransformersModel, qint2, qint4, qint8
-except ImportError:  # pragma: no cover - optimum-quanto is a hard dependency; this keeps the import error clear
-    QuantizedTransformersModel = object
+from optimum.quanto import QuantizedTransformersModel, qint2, qint4, qint8
 
-QUANTO_TYPES = {8: "qint8", 4: "qint4", 2: "qint2"}
+QUANTO_TYPES = {8: qint8, 4: qint4, 2: qint2}
 
 
 class QuantizedModelForSequenceClassification(QuantizedTransformersModel):
@@ -89,7 +86,7 @@ def quanto_weights(model_dir: Union[str, Path], output_dir: Union[str, Path], bi
     """Weight-only quanto quantization of every linear layer to ``bits`` (8, 4 or 2); activations stay float."""
     if bits not in QUANTO_TYPES:
         raise ValueError(f"quanto bits {bits} are not supported: choose one of {', '.join(map(str, QUANTO_TYPES))}")
-    qtype = {8: qint8, 4: qint4, 2: qint2}[bits]
+    qtype = QUANTO_TYPES[bits]
     output_dir = Path(output_dir)
     model = AutoModelForSequenceClassification.from_pretrained(model_dir)
     quantized = QuantizedModelForSequenceClassification.quantize(model, weights=qtype, exclude=["classifier*"])

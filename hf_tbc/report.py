@@ -1,0 +1,142 @@
+"""The study report: the paper's two figures and a Markdown report computed from the runs' own records."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Optional
+
+import torch
+import yaml
+
+from .budget import format_duration, parse_duration
+from .compress.grid import plot_compression, read_records
+from .curves import plot_curves
+from .sizes import count_parameters, roberta_config
+
+
+def probe_step_time(size: str, batch_size: int, block_size: int, vocab_size: int = 8192, steps: int = 3) -> float:
+    """Seconds per optimizer step of a fresh ``size`` model on this machine (random tokens, AdamW, fp32)."""
+    from transformers import RobertaForMaskedLM
+
+    torch.manual_seed(0)
+    model = RobertaForMaskedLM(roberta_config(size, vocab_size=vocab_size, pad_token_id=1)).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    tokens = torch.randint(5, vocab_size, (batch_size, block_size))
+    timings = []
+    for _ in range(steps + 1):  # the first step warms allocators up and is not counted
+        start = time.perf_counter()
+        model(input_ids=tokens, labels=tokens).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        timings.append(time.perf_counter() - start)
+    return sorted(timings[1:])[len(timings[1:]) // 2]
+
+
+def plan(sizes: list[str], time_budget: str, batch_size: int, block_size: int, vocab_size: int = 8192) -> list[dict]:
+    """How many steps and tokens each size gets within the budget here, from a short probe of its step time."""
+    budget = parse_duration(time_budget)
+    rows = []
+    for size in sizes:
+        seconds = probe_step_time(size, batch_size, block_size, vocab_size)
+        steps = int(budget // seconds)
+        config = roberta_config(size, vocab_size=vocab_size)
+        rows.append({"size": size, "parameters": count_parameters(config)["total"], "step_s": round(seconds, 3),
+                     "steps": steps, "tokens": steps * batch_size * block_size})
+    return rows
+
+
+def _load(path: Path) -> Optional[dict]:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def write_report(config, plan_rows: Optional[list[dict]] = None) -> Path:
+    """``report.md`` and the figures in the study folder, from ``run_summary.json``, ``curve.jsonl``,
+    ``eval_results.json``, ``compression.jsonl`` and ``release.json``."""
+    root = config.root
+    pretraining = {size: _load(config.stage_dir("pretrain", size) / "run_summary.json") for size in config.sizes}
+    finetuning = {size: _load(config.stage_dir("finetune", size) / "eval_results.json") for size in config.sizes}
+    compression = {size: read_records(config.stage_dir("compress", size)) for size in config.sizes
+                   if (config.stage_dir("compress", size) / "compression.jsonl").is_file()}
+    release = _load(root / "release" / "release.json") or []
+    curves = {size: config.stage_dir("pretrain", size) for size in config.sizes if pretraining[size]}
+    budget = config.pretraining["time_budget"]
+    plot_curves(curves, root / "loss_vs_time.png", x="elapsed_s", title=f"Validation MLM loss against wall-clock ({budget} budget)")
+    plot_curves(curves, root / "loss_vs_steps.png", x="step", title=f"Validation MLM loss against optimizer steps ({budget} budget)")
+    if compression:
+        plot_compression(compression, root / "accuracy_vs_size.png", x="size_bytes")
+
+    hardware = next((record["hardware"] for record in pretraining.values() if record), {})
+    lines = [f"# Study `{config.name}`", "", _answer(config, pretraining, finetuning, compression), "",
+             "![validation loss against wall-clock](loss_vs_time.png)", "", "![validation loss against steps](loss_vs_steps.png)",
+             "", "![accuracy against size](accuracy_vs_size.png)", "", "## Hardware", "",
+             f"{hardware.get('accelerator') or hardware.get('cpu')}, {hardware.get('cpu_count')} CPU cores, torch "
+             f"{hardware.get('torch')}, transformers {hardware.get('transformers')}.", ""]
+    if plan_rows:
+        lines += ["## Budget plan (probe before the study)", "", "| size | parameters | s / step | steps in budget | tokens in budget |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {r['size']} | {r['parameters']:,} | {r['step_s']:.3f} | {r['steps']:,} | {r['tokens']:,} |" for r in plan_rows]
+        lines.append("")
+    lines += [f"## Pretraining and finetuning, {budget} per size", "",
+              "| size | parameters | steps | tokens seen | training wall-clock | final MLM loss | finetuned accuracy |",
+              "|---|---|---|---|---|---|---|"]
+    for size in config.sizes:
+        run, tuned = pretraining[size], finetuning[size]
+        if run is None:
+            lines.append(f"| {size} | not run | | | | | |")
+            continue
+        accuracy = f"{tuned['accuracy']:.4f}" if tuned else "not run"
+        lines.append(f"| {size} | {run['parameters']:,} | {run['steps']:,} | {run['tokens']:,} | {format_duration(run['train_s'])} "
+                     f"| {run['final_eval_loss']:.4f} | {accuracy} |")
+    lines += ["", "## Compression", "", "| size | variant | sparsity | bits | size (MB) | accuracy | latency (ms) |",
+              "|---|---|---|---|---|---|---|"]
+    for size, rows in compression.items():
+        lines += [f"| {size} | {r['variant']} | {r['sparsity']:.3f} | {r['bits']} | {r['size_bytes'] / 1e6:.2f} | "
+                  f"{r['accuracy']:.4f} | {r['latency_ms']:.1f} |" for r in rows]
+    if release:
+        lines += ["", "## Release set", "", "| repo | accuracy | size (MB) | status |", "|---|---|---|---|"]
+        lines += [f"| {e['repo_id']} | {e['accuracy']:.4f} | {e['size_bytes'] / 1e6:.2f} | {e['status']} |" for e in release]
+    lines += ["", "## Configuration", "", "```yaml", yaml.safe_dump(_config_dict(config), sort_keys=False).strip(), "```", ""]
+    report = root / "report.md"
+    report.write_text("\n".join(lines))
+    return report
+
+
+def _config_dict(config) -> dict:
+    return {key: getattr(config, key) for key in config.__dataclass_fields__}
+
+
+def _answer(config, pretraining: dict, finetuning: dict, compression: dict) -> str:
+    """The study's answer in plain words, computed from the records."""
+    runs = {size: run for size, run in pretraining.items() if run}
+    if not runs:
+        return "No pretraining run has finished yet."
+    budget = config.pretraining["time_budget"]
+    best_loss = min(runs, key=lambda size: runs[size]["final_eval_loss"])
+    ordered = sorted(runs, key=lambda size: runs[size]["parameters"])
+    text = (f"At a {budget} pretraining budget on this hardware, **{best_loss}** reached the lowest validation MLM loss "
+            f"({runs[best_loss]['final_eval_loss']:.3f}; "
+            + ", ".join(f"{size} {runs[size]['final_eval_loss']:.3f} after {runs[size]['steps']:,} steps" for size in ordered)
+            + ").")
+    if best_loss == ordered[-1] and len(ordered) > 1:
+        text += " The largest size won, as the paper predicts."
+    elif len(ordered) > 1:
+        text += (f" The largest size, {ordered[-1]}, did not win here: at this budget it got too few steps to overtake, "
+                 "contrary to the paper's finding at GPU scale.")
+    limit = config.release.get("max_size_mb")
+    rows = [(size, row) for size, records in compression.items() for row in records]
+    if rows:
+        fitting = [(size, row) for size, row in rows if limit is None or row["size_bytes"] <= limit * 1e6]
+        if fitting:
+            size, row = max(fitting, key=lambda item: (item[1]["accuracy"], -item[1]["size_bytes"]))
+            where = f"At ≤ {limit} MB" if limit is not None else "Over all sizes"
+            text += (f" {where}, the most accurate model is **{size} `{row['variant']}`** "
+                     f"({row['accuracy']:.4f} accuracy, {row['size_bytes'] / 1e6:.2f} MB).")
+            small = ordered[0]
+            dense = next((r for r in compression.get(small, []) if r["variant"] == "dense-fp32"), None)
+            if dense is not None and size != small:
+                verdict = "beats" if row["accuracy"] > dense["accuracy"] else "does not beat"
+                text += (f" It {verdict} the small dense baseline {small} ({dense['accuracy']:.4f}, "
+                         f"{dense['size_bytes'] / 1e6:.2f} MB).")
+    return text

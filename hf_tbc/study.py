@@ -1,0 +1,171 @@
+"""The study: pretrain, finetune and compress a grid of sizes under one budget, then release and report.
+
+Each stage runs as its recipe does (a subprocess; training stages through the configured launcher,
+``accelerate launch`` by default), so one config scales from a CPU to many GPUs. A stage whose output is
+complete is skipped, so a killed study resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import yaml
+from transformers.utils import logging
+
+from .budget import format_duration, parse_duration
+from .sizes import get_model_size
+from .training import last_complete_checkpoint
+
+logger = logging.get_logger(__name__)
+
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+
+
+class StageFailed(RuntimeError):
+    """A stage's recipe exited non-zero; its log says why."""
+
+
+@dataclass
+class StudyConfig:
+    """One study, as written in ``recipes/configs/NAME.yaml``. Stage sections hold their recipe's flags."""
+
+    name: str
+    output_dir: str
+    sizes: list[str]
+    pretraining: dict
+    finetuning: dict
+    compression: dict
+    release: dict = field(default_factory=dict)
+    launcher: list[str] = field(default_factory=lambda: ["accelerate", "launch"])
+    data_dir: Optional[str] = None
+
+    @classmethod
+    def from_yaml(cls, path: str, **overrides) -> "StudyConfig":
+        """Reads ``path``; ``overrides`` (e.g. ``output_dir``, ``data_dir``) replace its values when not None.
+
+        ``{data_dir}`` inside any string is replaced by ``data_dir``, so the data location is one setting.
+        """
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"--config {path} does not exist: pass a YAML file such as recipes/configs/cpu_demo.yaml")
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+        raw.update({key: value for key, value in overrides.items() if value is not None})
+        missing = [key for key in ("name", "output_dir", "sizes", "pretraining", "finetuning", "compression") if key not in raw]
+        if missing:
+            raise ValueError(f"study config {path} lacks {', '.join(missing)}: see recipes/configs/cpu_demo.yaml")
+        unknown = set(raw) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"study config {path} has unknown keys {sorted(unknown)}: remove them")
+        config = cls(**raw)
+        config.sizes = [str(size) for size in config.sizes]
+        for size in config.sizes:
+            get_model_size(size)
+        if "time_budget" not in config.pretraining:
+            raise ValueError(f"study config {path}: pretraining needs a time_budget, the budget every size shares")
+        parse_duration(config.pretraining["time_budget"])
+        for section in ("pretraining", "finetuning", "compression", "release"):
+            setattr(config, section, _substitute(getattr(config, section), config.data_dir))
+        return config
+
+    @property
+    def root(self) -> Path:
+        return Path(self.output_dir)
+
+    def stage_dir(self, stage: str, size: str) -> Path:
+        return self.root / stage / size
+
+
+def _substitute(section: dict, data_dir: Optional[str]) -> dict:
+    def fill(value):
+        if isinstance(value, str) and "{data_dir}" in value:
+            if data_dir is None:
+                raise ValueError(f"{value!r} uses {{data_dir}}: set data_dir in the config or pass --data_dir")
+            return value.replace("{data_dir}", data_dir)
+        return value
+
+    return {key: fill(value) for key, value in (section or {}).items()}
+
+
+def as_flags(options: dict) -> list[str]:
+    """``{"time_budget": "5m", "bf16": True, "variants": [a, b]}`` -> ``--time_budget 5m --bf16 true --variants a b``."""
+    flags = []
+    for key, value in options.items():
+        if value is None:
+            continue
+        flags.append(f"--{key}")
+        if isinstance(value, bool):
+            flags.append("true" if value else "false")
+        elif isinstance(value, (list, tuple)):
+            flags.extend(str(item) for item in value)
+        else:
+            flags.append(str(value))
+    return flags
+
+
+# -- stages --------------------------------------------------------------------------------------------
+def stage_complete(stage: str, folder: Path) -> bool:
+    """Whether ``folder`` holds the finished output of ``stage`` (the record each recipe writes last)."""
+    record = {"pretrain": "run_summary.json", "finetune": "eval_results.json", "compress": "compression.jsonl",
+              "release": "release.json"}[stage]
+    return (folder / record).is_file()
+
+
+def _run(command: list[str], log_file: Path, what: str) -> float:
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    logger.warning(f"{what}: running ({log_file})")
+    with log_file.open("w") as log:
+        log.write("$ " + " ".join(command) + "\n")
+        log.flush()
+        done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT)
+    elapsed = time.monotonic() - started
+    if done.returncode != 0:
+        tail = log_file.read_text().strip().splitlines()[-1:] or [""]
+        raise StageFailed(f"{what} failed (exit {done.returncode}): {tail[0]} -- full log in {log_file}")
+    logger.warning(f"{what}: done in {format_duration(elapsed)}")
+    return elapsed
+
+
+def run_stages(config: StudyConfig) -> dict:
+    """Runs every missing stage; returns which stages ran and which were skipped."""
+    python = [sys.executable]
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", *config.launcher[2:]] \
+        if config.launcher[:2] == ["accelerate", "launch"] else list(config.launcher)
+    logs = config.root / "logs"
+    done = {"ran": [], "skipped": []}
+    for size in config.sizes:
+        pretrained, finetuned, compressed = (config.stage_dir(stage, size) for stage in ("pretrain", "finetune", "compress"))
+        steps = [
+            ("pretrain", pretrained, launcher + [str(RECIPES / "run_mlm.py"), "--model_size", size, *as_flags(config.pretraining)]),
+            ("finetune", finetuned, launcher + [str(RECIPES / "run_classification.py"), "--model_name_or_path", str(pretrained),
+                                                *as_flags(config.finetuning)]),
+            ("compress", compressed, python + [str(RECIPES / "compress.py"), "--model_name_or_path", str(finetuned),
+                                               *as_flags(config.compression)]),
+        ]
+        for stage, folder, command in steps:
+            if stage_complete(stage, folder):
+                done["skipped"].append(f"{stage} {size}")
+                continue
+            command += ["--output_dir", str(folder)]
+            checkpoint = last_complete_checkpoint(str(folder)) if stage != "compress" else None
+            if checkpoint:
+                command += ["--resume_from_checkpoint", "true"]
+            elif folder.exists() and any(folder.iterdir()):
+                command += ["--overwrite_output_dir", "true"]
+            _run(command, logs / f"{stage}-{size}.log", f"{stage} {size}")
+            done["ran"].append(f"{stage} {size}")
+    release_dir = config.root / "release"
+    if config.release and (done["ran"] or not stage_complete("release", release_dir)):
+        options = {"compression_dirs": [str(config.stage_dir("compress", size)) for size in config.sizes],
+                   "baseline_dirs": [str(config.stage_dir("compress", config.sizes[0]))],
+                   "dry_run": True, **config.release}
+        _run(python + [str(RECIPES / "release.py"), *as_flags(options), "--output_dir", str(release_dir)],
+             logs / "release.log", "release")
+        done["ran"].append("release")
+    elif config.release:
+        done["skipped"].append("release")
+    return done

@@ -1,0 +1,90 @@
+"""recipes/study.py end to end on the tiny config, killed once and resumed."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from hf_tbc.study import StudyConfig, as_flags
+from tests.conftest import REPO
+from tests.test_classification import write_table
+
+STUDY = str(REPO / "recipes" / "study.py")
+TINY = str(REPO / "recipes" / "configs" / "tiny.yaml")
+
+
+@pytest.fixture
+def study_data(tmp_path):
+    from hf_tbc.data import default_corpus
+
+    lines = default_corpus().read_text().splitlines()[:1500]
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "text.txt").write_text("\n".join(lines) + "\n")
+    rows = [(line, int("the " in line.lower()[:60])) for line in lines[:600]]  # a real, learnable signal
+    write_table(folder / "train.csv", ["sentence", "label"], rows[:500])
+    write_table(folder / "dev.csv", ["sentence", "label"], rows[500:])
+    return folder
+
+
+@pytest.mark.slow
+def test_tiny_study_runs_end_to_end_and_resumes_after_a_kill(tmp_path, study_data):
+    out = tmp_path / "study"
+    command = [sys.executable, STUDY, "--config", TINY, "--data_dir", str(study_data), "--output_dir", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not (out / "pretrain" / "L2-H32" / "run_summary.json").exists():
+        assert process.poll() is None, process.stderr.read()[-3000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    os.killpg(process.pid, signal.SIGKILL)  # killed in the middle of the study
+    process.wait()
+    finished_before = (out / "pretrain" / "L2-H32" / "run_summary.json").stat().st_mtime_ns
+
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "skipped (complete): pretrain L2-H32" in resumed.stdout
+    assert (out / "pretrain" / "L2-H32" / "run_summary.json").stat().st_mtime_ns == finished_before
+    for figure in ("loss_vs_time.png", "loss_vs_steps.png", "accuracy_vs_size.png"):
+        assert (out / figure).stat().st_size > 10_000, figure
+
+    report = (out / "report.md").read_text()
+    for size in ("L2-H32", "L2-H64"):
+        summary = json.loads((out / "pretrain" / size / "run_summary.json").read_text())
+        tuned = json.loads((out / "finetune" / size / "eval_results.json").read_text())
+        assert f"| {size} | {summary['parameters']:,} | {summary['steps']:,} | {summary['tokens']:,} |" in report
+        assert f"| {summary['final_eval_loss']:.4f} | {tuned['accuracy']:.4f} |" in report
+        for line in (out / "compress" / size / "compression.jsonl").read_text().splitlines():
+            row = json.loads(line)
+            assert f"| {size} | {row['variant']} | {row['sparsity']:.3f} |" in report
+            if row["variant"] == "dense-fp32":  # the same model on the same data, measured by two recipes
+                assert row["accuracy"] == pytest.approx(tuned["accuracy"], abs=0.011)
+    best = min(("L2-H32", "L2-H64"), key=lambda s: json.loads((out / "pretrain" / s / "run_summary.json").read_text())["final_eval_loss"])
+    assert f"**{best}** reached the lowest validation MLM loss" in report
+    release = json.loads((out / "release" / "release.json").read_text())
+    assert release and all(entry["status"] == "written" for entry in release)
+    assert "## Budget plan" in report and "study-test/tbc-" in report
+
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "ran: nothing" in again.stdout
+
+
+def test_config_errors_and_flags(tmp_path):
+    with pytest.raises(ValueError, match="uses {data_dir}"):
+        StudyConfig.from_yaml(TINY)
+    config = StudyConfig.from_yaml(TINY, data_dir="/data", output_dir=str(tmp_path))
+    assert config.pretraining["train_file"] == "/data/text.txt" and config.sizes == ["L2-H32", "L2-H64"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\noutput_dir: o\nsizes: [L9-H1]\npretraining: {time_budget: 1m}\nfinetuning: {}\ncompression: {}\n")
+    with pytest.raises(ValueError, match="unknown model size 'L9-H1'"):
+        StudyConfig.from_yaml(str(bad))
+    bad.write_text("name: x\noutput_dir: o\nsizes: [L2-H32]\npretraining: {}\nfinetuning: {}\ncompression: {}\n")
+    with pytest.raises(ValueError, match="pretraining needs a time_budget"):
+        StudyConfig.from_yaml(str(bad))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        StudyConfig.from_yaml(str(tmp_path / "nope.yaml"))
+    assert as_flags({"a": 1, "b": True, "c": [1, 2], "d": None}) == ["--a", "1", "--b", "true", "--c", "1", "2"]
