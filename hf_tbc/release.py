@@ -17,7 +17,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .budget import format_duration
 from .compress.grid import read_records
-from .evaluation import variant_kind
+from .variants import variant_kind
 
 DEFAULT_TEMPLATE = Path(__file__).resolve().parents[1] / "model_cards" / "model_card.md"
 REPO_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,94}$")

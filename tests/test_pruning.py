@@ -2,7 +2,8 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, RobertaForSequenceClassification
 
-from hf_tbc.compress.pruning import FixedMaskCallback, check_sparsity, prunable_weights, prune_model
+from hf_tbc.compress.pruning import FixedMaskCallback, check_sparsity, prune_model
+from hf_tbc.variants import prunable_weights
 from hf_tbc.sizes import roberta_config
 
 

@@ -3,15 +3,19 @@ import torch
 from datasets import Dataset
 from transformers import AutoModelForSequenceClassification
 
-from hf_tbc.compress.pruning import prunable_weights, prune_model
-from hf_tbc.compress.quantization import (
-    QuantizedModelForSequenceClassification,
-    cpu_instruction_set,
-    onnx_int8,
-    quanto_weights,
-)
+from hf_tbc.compress.pruning import prune_model
+from hf_tbc.compress.quantization import INSTRUCTION_SETS, cpu_instruction_set, onnx_int8, quanto_weights
 from hf_tbc.data import train_tokenizer
-from hf_tbc.evaluation import accuracy, count_variant_parameters, latency, load_variant, size_on_disk, variant_kind
+from hf_tbc.evaluation import accuracy, latency
+from hf_tbc.variants import (
+    QuantizedModelForSequenceClassification,
+    count_variant_parameters,
+    load_variant,
+    prunable_sparsity,
+    prunable_weights,
+    size_on_disk,
+    variant_kind,
+)
 from hf_tbc.metrics import load_accuracy
 from hf_tbc.sizes import roberta_config
 from transformers import RobertaForSequenceClassification
@@ -53,7 +57,7 @@ def reference_logits(folder, examples):
 
 
 def test_instruction_set_is_one_the_quantizer_knows():
-    assert cpu_instruction_set() in ("avx512_vnni", "avx512", "avx2", "arm64")
+    assert cpu_instruction_set() in INSTRUCTION_SETS
 
 
 def test_onnx_int8_variant_loads_with_ort_and_tracks_the_fp32_model(classifier_dir, examples, tmp_path):
@@ -86,21 +90,59 @@ def test_quanto_variants_save_and_reload_through_the_documented_class(classifier
     assert type(layer).__name__ == "QLinear" and str(layer.weight_qtype.name) == f"qint{bits}"
 
 
-def test_pruning_then_quantization_keeps_the_zeros(classifier_dir, tmp_path):
+@pytest.fixture(scope="module")
+def pruned_dir(classifier_dir, tmp_path_factory):
+    """The tiny classifier with 80 % of its encoder weights pruned, and the pruning report."""
     model = AutoModelForSequenceClassification.from_pretrained(classifier_dir)
     _, report = prune_model(model, 0.8)
-    model.save_pretrained(tmp_path / "pruned")
+    folder = tmp_path_factory.mktemp("pruned")
+    model.save_pretrained(folder)
     for name in ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "special_tokens_map.json"):
-        (tmp_path / "pruned" / name).write_bytes((classifier_dir / name).read_bytes())
-    onnx_int8(tmp_path / "pruned", tmp_path / "pruned-onnx")
-    quanto_weights(tmp_path / "pruned", tmp_path / "pruned-quanto", 8)
-    total, nonzero = count_variant_parameters(tmp_path / "pruned")
+        (folder / name).write_bytes((classifier_dir / name).read_bytes())
+    return folder, report
+
+
+# Every configuration is built and measured on every machine: ONNX Runtime runs each of them on any CPU, so the
+# AVX2 one (uint8, zero point 128) is checked on AVX-512 machines too, and the other way round.
+@pytest.mark.parametrize("instruction_set", ["avx2", "avx512_vnni", "arm64"])
+def test_onnx_sparsity_is_measured_on_its_own_dequantized_weights(pruned_dir, tmp_path, instruction_set):
+    folder, report = pruned_dir
+    record = onnx_int8(folder, tmp_path / "onnx", instruction_set=instruction_set)
+    assert record["instruction_set"] == instruction_set
+    import onnx
+    from onnx import numpy_helper
+
+    zero_points = [numpy_helper.to_array(init) for init in onnx.load(str(tmp_path / "onnx" / "model.onnx")).graph.initializer
+                   if init.name.endswith("_zero_point")]
+    if instruction_set == "avx2":  # the case that read as dense: raw values are almost never 0
+        assert any(int(point.max()) != 0 for point in zero_points)
+    total, nonzero = count_variant_parameters(tmp_path / "onnx")
     assert total - nonzero >= report.zero_prunable_parameters
-    onnx_total, onnx_nonzero = count_variant_parameters(tmp_path / "pruned-onnx")
-    assert onnx_total - onnx_nonzero >= report.zero_prunable_parameters  # symmetric int8: a zero stays zero
+    # the encoder matrices as stored are as sparse as the pruning made them (rounding may add zeros, never remove)
+    assert prunable_sparsity(tmp_path / "onnx") == pytest.approx(report.sparsity, abs=0.02)
+    assert prunable_sparsity(tmp_path / "onnx") >= report.sparsity - 1e-9
+
+
+def test_onnx_dense_variant_reads_as_dense(classifier_dir, tmp_path):
+    onnx_int8(classifier_dir, tmp_path / "onnx", instruction_set="avx2")
+    assert prunable_sparsity(tmp_path / "onnx") < 0.05
+
+
+def test_unknown_instruction_set_is_refused(classifier_dir, tmp_path):
+    with pytest.raises(ValueError, match="instruction set 'sse2' is unknown"):
+        onnx_int8(classifier_dir, tmp_path / "onnx", instruction_set="sse2")
+    assert not (tmp_path / "onnx").exists()
+
+
+def test_pruning_then_quanto_keeps_the_zeros(pruned_dir, tmp_path):
+    folder, report = pruned_dir
+    total, nonzero = count_variant_parameters(folder)
+    assert total - nonzero >= report.zero_prunable_parameters
+    quanto_weights(folder, tmp_path / "pruned-quanto", 8)
     reloaded = load_variant(tmp_path / "pruned-quanto")
     zeros = sum(int((w.dequantize() == 0).sum()) for w in prunable_weights(reloaded._wrapped).values())
     assert zeros >= report.zero_prunable_parameters
+    assert prunable_sparsity(tmp_path / "pruned-quanto") == pytest.approx(report.sparsity, abs=1e-6)
 
 
 def test_accuracy_and_latency_work_for_every_kind(classifier_dir, examples, tmp_path):

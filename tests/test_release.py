@@ -95,7 +95,8 @@ def test_dry_run_writes_parsing_cards_from_the_records_and_loadable_folders(tmp_
     summary = json.loads((out / "release.json").read_text())
     assert {entry["status"] for entry in summary} == {"written"}
 
-    from hf_tbc.evaluation import accuracy, load_variant
+    from hf_tbc.evaluation import accuracy
+    from hf_tbc.variants import load_variant
     from transformers import AutoTokenizer
 
     for name in names:

@@ -13,17 +13,10 @@ import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
 from transformers.utils import logging
 
-from ..evaluation import (
-    accuracy,
-    count_variant_parameters,
-    latency,
-    load_variant,
-    prunable_sparsity,
-    size_on_disk,
-    variant_kind,
-)
+from ..evaluation import accuracy, latency
 from ..training import hardware_summary
-from .pruning import PRUNING_SCOPES, FixedMaskCallback, check_sparsity, prunable_weights, prune_model
+from ..variants import count_variant_parameters, load_variant, prunable_sparsity, prunable_weights, size_on_disk, variant_kind
+from .pruning import PRUNING_SCOPES, FixedMaskCallback, check_sparsity, prune_model
 from .quantization import onnx_int8, quanto_weights
 
 logger = logging.get_logger(__name__)
@@ -148,7 +141,7 @@ def compress_grid(args: CompressionArguments, validation, train_dataset=None, ma
                     done = quanto_weights(pytorch_dir, folder, int(method.removeprefix("quanto-int")))
                 else:
                     done = {"method": "none", "bits": 32, "backend": "pytorch"}
-                rows.append(measure(name, folder, pytorch_dir, sparsity, report.scope, done, validation, tokenizer, texts, args,
+                rows.append(measure(name, folder, sparsity, report.scope, done, validation, tokenizer, texts, args,
                                     max_length))
                 logger.warning(f"{name}: accuracy {rows[-1]['accuracy']:.4f}, {rows[-1]['size_bytes'] / 1e6:.2f} MB, "
                                f"{rows[-1]['latency_ms']:.1f} ms")
@@ -167,22 +160,18 @@ def compress_grid(args: CompressionArguments, validation, train_dataset=None, ma
     return rows
 
 
-def measure(name: str, folder: Path, parent: Path, target: float, scope: str, done: dict, validation, tokenizer, texts, args,
+def measure(name: str, folder: Path, target: float, scope: str, done: dict, validation, tokenizer, texts, args,
             max_length: int = 128) -> dict:
-    """Reloads the saved variant with its documented class and measures it.
-
-    Sparsity is measured on the stored weights; for ONNX, whose initializers lose module names, on the
-    pruned PyTorch ``parent`` the ONNX file was exported from.
-    """
+    """Reloads the saved variant with its documented class and measures it, sparsity included, on its own
+    stored weights (for ONNX, the quantized initializers compared with their zero points)."""
     model = load_variant(folder, num_threads=args.num_threads or torch.get_num_threads())
-    kind = variant_kind(folder)
-    parameters, nonzero = count_variant_parameters(folder, None if kind == "onnx" else model)
+    stored = None if variant_kind(folder) == "onnx" else model
+    parameters, nonzero = count_variant_parameters(folder, stored)
     timing = latency(model, tokenizer, texts, args.latency_batch_size, args.latency_sequence_length, args.latency_runs)
-    sparsity_model, sparsity_kind = (load_variant(parent), "pytorch") if kind == "onnx" else (model, kind)
     return {
         "variant": name,
         "method": done["method"],
-        "sparsity": round(prunable_sparsity(sparsity_model, sparsity_kind, args.prune_embeddings_and_head), 6),
+        "sparsity": round(prunable_sparsity(folder, stored, args.prune_embeddings_and_head), 6),
         "target_sparsity": target,
         "pruning_scope": scope if target > 0 else None,
         "bits": done["bits"],

@@ -13,6 +13,8 @@ from typing import Literal
 import torch
 from transformers import PreTrainedModel, TrainerCallback
 
+from ..variants import prunable_weights
+
 PRUNING_SCOPES = ("layer", "global")
 
 
@@ -39,18 +41,6 @@ def check_sparsity(sparsity: float) -> float:
     if not isinstance(sparsity, (int, float)) or not 0.0 <= float(sparsity) < 1.0:
         raise ValueError(f"sparsity {sparsity!r} must be in [0, 1): e.g. 0.5 removes half of the prunable weights")
     return float(sparsity)
-
-
-def prunable_weights(model: PreTrainedModel, include_embeddings_and_head: bool = False) -> dict[str, torch.nn.Parameter]:
-    """The weights magnitude pruning may zero: every ``nn.Linear`` inside the encoder layers (and, if asked,
-    the embeddings and the task head)."""
-    weights = {}
-    for name, module in model.named_modules():
-        in_encoder_layer = ".layer." in f".{name}." and isinstance(module, torch.nn.Linear)
-        extra = include_embeddings_and_head and isinstance(module, (torch.nn.Linear, torch.nn.Embedding))
-        if in_encoder_layer or extra:
-            weights[f"{name}.weight"] = module.weight
-    return weights
 
 
 def count_nonzero(model: torch.nn.Module) -> tuple[int, int]:

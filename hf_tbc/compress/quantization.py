@@ -14,19 +14,16 @@ import platform
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from optimum.quanto import QuantizedTransformersModel, qint2, qint4, qint8
+from optimum.quanto import qint2, qint4, qint8
+
+from ..variants import QuantizedModelForSequenceClassification
 
 QUANTO_TYPES = {8: qint8, 4: qint4, 2: qint2}
-
-
-class QuantizedModelForSequenceClassification(QuantizedTransformersModel):
-    """optimum-quanto's save/reload wrapper for sequence classifiers (quanto ships one for causal LMs only)."""
-
-    auto_class = AutoModelForSequenceClassification
+INSTRUCTION_SETS = ("avx512_vnni", "avx512", "avx2", "arm64")
 
 
 def cpu_instruction_set() -> str:
@@ -56,17 +53,22 @@ def _copy_tokenizer(source: Union[str, Path], destination: Path) -> None:
         pass  # a model without a tokenizer folder: the caller's evaluation brings its own
 
 
-def onnx_int8(model_dir: Union[str, Path], output_dir: Union[str, Path], per_channel: bool = False) -> dict:
-    """Exports ``model_dir`` to ONNX and applies ONNX Runtime dynamic int8 quantization for this CPU.
+def onnx_int8(
+    model_dir: Union[str, Path], output_dir: Union[str, Path], per_channel: bool = False, instruction_set: Optional[str] = None
+) -> dict:
+    """Exports ``model_dir`` to ONNX and applies ONNX Runtime dynamic int8 quantization.
 
-    Weights become int8 (per-tensor unless ``per_channel``); activations are quantized on the fly.
-    Returns what was done, for the variant's record.
+    Weights become 8-bit (per-tensor unless ``per_channel``); activations are quantized on the fly. The
+    configuration follows ``instruction_set`` (default: this CPU's): symmetric int8 for AVX-512 and ARM64,
+    asymmetric uint8 with a zero point for AVX2. Returns what was done, for the variant's record.
     """
     from optimum.onnxruntime import ORTModelForSequenceClassification, ORTQuantizer
     from optimum.onnxruntime.configuration import AutoQuantizationConfig
 
     output_dir = Path(output_dir)
-    instruction_set = cpu_instruction_set()
+    instruction_set = instruction_set or cpu_instruction_set()
+    if instruction_set not in INSTRUCTION_SETS:
+        raise ValueError(f"instruction set {instruction_set!r} is unknown: choose one of {', '.join(INSTRUCTION_SETS)}")
     config = getattr(AutoQuantizationConfig, instruction_set)(is_static=False, per_channel=per_channel)
     with tempfile.TemporaryDirectory() as scratch:
         exported = ORTModelForSequenceClassification.from_pretrained(model_dir, export=True)
