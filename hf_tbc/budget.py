@@ -132,8 +132,9 @@ class WallClockBudgetCallback(TrainerCallback, ExportableState):
         self.stop_reason: Optional[str] = None
         self._running = False
         self._synced_this_step = False
-        self._preempted = False
-        self._device: Optional[torch.device] = None
+        self._sigterm_received = False  # set by the signal handler on this process; never cleared mid-run
+        self._preempted = False  # the decision every rank agreed on at the last sync
+        self._control_group = None  # the process group that carries the clock (gloo: no device sync)
         self._previous_sigterm = None
         self.resumed_at = {"step": 0, "tokens": 0, "train_seconds": 0.0}
 
@@ -165,19 +166,31 @@ class WallClockBudgetCallback(TrainerCallback, ExportableState):
         return min(self.elapsed / self.time_budget, 1.0)
 
     def sync(self) -> float:
-        """Reads the clock on the main process and shares it (and any rank's SIGTERM) with every rank."""
+        """Reads the clock on the main process and shares it (and any rank's SIGTERM) with every rank.
+
+        The message travels on a CPU (gloo) group, so with NCCL the per-step decision costs no device
+        synchronisation. A SIGTERM that lands while the message is in flight is not lost: the handler's
+        flag is never overwritten here, so the next sync carries it, and every rank still decides on the
+        same values at the same step.
+        """
         self._mark = self.clock()
         elapsed = self.budget_seconds()
-        preempted = float(self._preempted)
+        preempted = float(self._sigterm_received)
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             is_main = torch.distributed.get_rank() == 0
-            shared = torch.tensor([elapsed if is_main else 0.0, preempted], dtype=torch.float64, device=self._device)
-            torch.distributed.all_reduce(shared, op=torch.distributed.ReduceOp.SUM)
+            shared = torch.tensor([elapsed if is_main else 0.0, preempted], dtype=torch.float64)
+            torch.distributed.all_reduce(shared, op=torch.distributed.ReduceOp.SUM, group=self._control_group)
             elapsed, preempted = shared.tolist()
         self.elapsed = elapsed
         self._preempted = preempted > 0
         self._synced_this_step = True
         return elapsed
+
+    def restore_signal_handler(self) -> None:
+        """Puts back the SIGTERM handler that was there before training; safe to call more than once."""
+        if self._previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+            self._previous_sigterm = None
 
     # -- checkpoint state --------------------------------------------------------------------------
     def state(self) -> dict:
@@ -202,17 +215,22 @@ class WallClockBudgetCallback(TrainerCallback, ExportableState):
 
     # -- Trainer events ----------------------------------------------------------------------------
     def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
+        if getattr(args, "restore_callback_states_from_checkpoint", False):
+            raise ValueError(
+                "restore_callback_states_from_checkpoint=True would replace the budget callback with a copy that the "
+                "LR schedule, progress bar and curve do not see: leave it False, the budget restores itself on resume"
+            )
         if state.global_step > 0:  # resuming: the Trainer has loaded trainer_state.json from the checkpoint
             self.load_state(state.stateful_callbacks.get(type(self).__name__, {}))
         else:
             self.train_seconds_before = self.total_seconds_before = 0.0
         self.resumed_at = {"step": state.global_step, "tokens": state.num_input_tokens_seen,
                            "train_seconds": self.train_seconds_before}
-        self._device = args.device if args.device.type != "mps" else torch.device("cpu")
+        self._control_group = _control_group()
         self._start = self._mark = self.clock()
         self._overhead = 0.0
         self._running = True
-        self._preempted = False
+        self._preempted = self._sigterm_received = False
         self.stop_reason = None
         self.elapsed = self.budget_seconds()
         self._next_eval = self._next_multiple(self.eval_every)
@@ -229,7 +247,7 @@ class WallClockBudgetCallback(TrainerCallback, ExportableState):
         return (math.floor(self.elapsed / interval) + 1) * interval
 
     def _on_sigterm(self, signum, frame) -> None:
-        self._preempted = True
+        self._sigterm_received = True
 
     def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
         if not self._synced_this_step:
@@ -275,9 +293,23 @@ class WallClockBudgetCallback(TrainerCallback, ExportableState):
         self._running = False
         if self.stop_reason is None:
             self.stop_reason = "max_steps"
-        if self._previous_sigterm is not None:
-            signal.signal(signal.SIGTERM, self._previous_sigterm)
-            self._previous_sigterm = None
+        self.restore_signal_handler()
+
+
+def _control_group():
+    """The process group for the budget's control message: the default one when it is already CPU-based
+    (gloo), otherwise a gloo group over the same ranks, made once per process group (a collective call)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return None
+    if torch.distributed.get_backend() == "gloo":
+        return None
+    global _GLOO_GROUP
+    if _GLOO_GROUP is None or _GLOO_GROUP[0] is not torch.distributed.group.WORLD:
+        _GLOO_GROUP = (torch.distributed.group.WORLD, torch.distributed.new_group(backend="gloo"))
+    return _GLOO_GROUP[1]
+
+
+_GLOO_GROUP = None
 
 
 class TimeBasedLRScheduler(LRScheduler):

@@ -101,12 +101,22 @@ class BudgetTrainingArguments(TrainingArguments):
         self.time_budget_seconds = parse_duration(self.time_budget) if self.time_budget is not None else None
         self.eval_every_seconds = self._interval("eval_every")
         self.save_every_seconds = self._interval("save_every")
+        self.schedule_by = self.schedule_by or ("time" if self.time_budget_seconds is not None else "steps")
         if self.time_budget_seconds is not None:
             if self.eval_every is None and self.eval_strategy in ("no", None):
                 self.eval_every_seconds = self.time_budget_seconds / 10
             if self.max_steps is None or self.max_steps <= 0:
+                if self.schedule_by == "steps":
+                    raise ValueError(
+                        "--schedule_by steps with a --time_budget needs --max_steps, the step count the schedule spans "
+                        "(warmup and decay are fractions of it): set --max_steps, or use --schedule_by time"
+                    )
                 self.max_steps = 10**9  # the budget ends training; the Trainer needs a finite step count
-        self.schedule_by = self.schedule_by or ("time" if self.time_budget_seconds is not None else "steps")
+            if self.restore_callback_states_from_checkpoint:
+                raise ValueError(
+                    "--restore_callback_states_from_checkpoint true would replace the budget callback with a copy that "
+                    "the LR schedule, progress bar and curve do not see: leave it out, the budget restores itself"
+                )
         if self.schedule_by == "time":
             if self.time_budget_seconds is None:
                 raise ValueError("--schedule_by time needs a --time_budget: set one, or use --schedule_by steps")
@@ -197,6 +207,13 @@ class BudgetTrainer(Trainer):
                 "(accelerate launch sets OMP_NUM_THREADS=1 unless told): launch with `--cpu --num_processes 1` "
                 "or `--num_cpu_threads_per_process N` to use them all"
             )
+
+    def train(self, *args, **kwargs):
+        try:
+            return super().train(*args, **kwargs)
+        finally:  # on_train_end does not run when training raises: the SIGTERM handler must not outlive it
+            if self.budget is not None:
+                self.budget.restore_signal_handler()
 
     def log(self, logs: dict[str, float], start_time: Optional[float] = None) -> None:
         # The Trainer derives its final throughput from max_steps, which a budget never reaches:

@@ -211,3 +211,65 @@ def test_time_based_scheduler_follows_the_budget_clock(tmp_path):
     assert seen[10] == pytest.approx(0.0)  # the floor exactly at the deadline
     assert control.should_training_stop and state.global_step == 10
     assert "budget" not in scheduler.state_dict()
+
+
+@pytest.fixture
+def one_process_group(tmp_path):
+    """A real gloo process group of one rank, so the budget's collective runs as under DDP."""
+    store = torch.distributed.FileStore(str(tmp_path / "store"), 1)
+    torch.distributed.init_process_group("gloo", store=store, rank=0, world_size=1)
+    yield
+    torch.distributed.destroy_process_group()
+
+
+def test_sigterm_during_the_collective_is_not_lost(tmp_path, one_process_group, monkeypatch):
+    clock = FakeClock()
+    budget = WallClockBudgetCallback("1h", clock=clock)
+    args, state, control = _fresh(tmp_path)
+    budget.on_train_begin(args, state, control)
+    real_all_reduce = torch.distributed.all_reduce
+
+    def all_reduce_interrupted(tensor, *args, **kwargs):  # the signal lands while the message is in flight
+        budget._on_sigterm(signal.SIGTERM, None)
+        monkeypatch.setattr(torch.distributed, "all_reduce", real_all_reduce)
+        return real_all_reduce(tensor, *args, **kwargs)
+
+    monkeypatch.setattr(torch.distributed, "all_reduce", all_reduce_interrupted)
+    try:
+        clock.advance(1)
+        first = _step(budget, args, state, control)
+        assert not first.should_training_stop  # this step's decision was already agreed without it ...
+        second = _step(budget, args, state, control)
+        assert second.should_training_stop and second.should_save and budget.stop_reason == "preempted"  # ... the next has it
+    finally:
+        budget.on_train_end(args, state, control)
+
+
+def test_control_message_travels_on_cpu_even_when_training_uses_nccl(tmp_path, one_process_group, monkeypatch):
+    made, seen = [], []
+    monkeypatch.setattr(torch.distributed, "get_backend", lambda group=None: "nccl")
+    monkeypatch.setattr(torch.distributed, "new_group", lambda **kwargs: made.append(kwargs) or "gloo-group")
+    real_all_reduce = torch.distributed.all_reduce
+
+    def recording_all_reduce(tensor, op=None, group=None, **kwargs):
+        seen.append((tensor.device.type, group))
+        return real_all_reduce(tensor, op=op)
+
+    monkeypatch.setattr(torch.distributed, "all_reduce", recording_all_reduce)
+    for _ in range(2):  # a second run in the same process group reuses the group: new_group is a collective
+        budget = WallClockBudgetCallback("1h", clock=FakeClock())
+        args, state, control = _fresh(tmp_path)
+        budget.on_train_begin(args, state, control)
+        _step(budget, args, state, control)
+        budget.on_train_end(args, state, control)
+    assert made == [{"backend": "gloo"}]
+    assert seen and all(item == ("cpu", "gloo-group") for item in seen)
+
+
+def test_restoring_callback_states_is_refused(tmp_path):
+    budget = WallClockBudgetCallback("1h", clock=FakeClock())
+    args, state, control = _fresh(tmp_path, restore_callback_states_from_checkpoint=True)
+    previous = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(ValueError, match="restore_callback_states_from_checkpoint.*leave it"):
+        budget.on_train_begin(args, state, control)
+    assert signal.getsignal(signal.SIGTERM) == previous

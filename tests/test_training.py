@@ -128,3 +128,25 @@ def test_the_callback_alone_budgets_a_plain_trainer(tmp_path):
     assert trainer.state.global_step == 6 and budget.stop_reason == "time_budget"
     assert budget.train_seconds() == pytest.approx(6.0)
     assert [row["step"] for row in read_curve(args.output_dir) if row["eval_loss"] is not None] == [3, 6]
+
+
+def test_schedule_by_steps_under_a_budget_needs_max_steps(tmp_path):
+    with pytest.raises(ValueError, match="--schedule_by steps with a --time_budget needs --max_steps"):
+        _arguments(tmp_path, schedule_by="steps")
+    args = _arguments(tmp_path, schedule_by="steps", max_steps=100, warmup_ratio=0.1)
+    assert args.max_steps == 100 and args.get_warmup_steps(args.max_steps) == 10
+
+
+def test_restore_callback_states_is_refused_with_a_budget(tmp_path):
+    with pytest.raises(ValueError, match="--restore_callback_states_from_checkpoint true would replace the budget"):
+        _arguments(tmp_path, restore_callback_states_from_checkpoint=True)
+
+
+def test_sigterm_handler_is_restored_when_training_raises(tmp_path):
+    import signal
+
+    previous = signal.getsignal(signal.SIGTERM)
+    trainer = _trainer(_arguments(tmp_path), FakeClock(), crash_at=3)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train()
+    assert signal.getsignal(signal.SIGTERM) == previous
