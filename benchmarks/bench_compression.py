@@ -26,8 +26,8 @@ from transformers.utils import logging
 from hf_tbc.classification import ClassificationDataArguments, load_classification_data
 from hf_tbc.compress import onnx_int8, prune_model, quanto_weights
 from hf_tbc.evaluation import accuracy
-from hf_tbc.variants import load_variant, size_on_disk
 from hf_tbc.training import hardware_summary
+from hf_tbc.variants import load_variant, size_on_disk
 
 
 def build_variants(model_dir: Path, scratch: Path) -> dict[str, Path]:

@@ -17,7 +17,13 @@ import tempfile
 import time
 
 import torch
-from transformers import DataCollatorForLanguageModeling, RobertaForMaskedLM, Trainer, TrainerCallback, TrainingArguments
+from transformers import (
+    DataCollatorForLanguageModeling,
+    RobertaForMaskedLM,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
 from transformers.trainer_callback import PrinterCallback
 from transformers.utils import logging
 

@@ -18,6 +18,8 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 from transformers.trainer_callback import ExportableState
 from transformers.utils import logging
 
+from .errors import UsageError
+
 logger = logging.get_logger(__name__)
 
 _DURATION = re.compile(r"^(?:(?P<h>\d+(?:\.\d+)?)h)?(?:(?P<m>\d+(?:\.\d+)?)m)?(?:(?P<s>\d+(?:\.\d+)?)s)?$")
@@ -31,7 +33,7 @@ def parse_duration(value: Union[str, int, float], what: str = "time budget") -> 
     Raises ``ValueError`` naming the bad value when it is unparsable or not positive.
     """
     if isinstance(value, bool):
-        raise ValueError(f"{what} {value!r} is not a duration: use seconds (5400) or units like '90s', '15m', '1h30m'")
+        raise UsageError(f"{what} {value!r} is not a duration: use seconds (5400) or units like '90s', '15m', '1h30m'")
     if isinstance(value, (int, float)):
         seconds = float(value)
     else:
@@ -41,13 +43,13 @@ def parse_duration(value: Union[str, int, float], what: str = "time budget") -> 
         except ValueError:
             match = _DURATION.match(text)
             if not text or match is None or not any(match.groupdict().values()):
-                raise ValueError(
+                raise UsageError(
                     f"{what} {value!r} is not a duration: use seconds (5400) or units like '90s', '15m', '1h30m'"
                 ) from None
             parts = {k: float(v) if v else 0.0 for k, v in match.groupdict().items()}
             seconds = parts["h"] * 3600 + parts["m"] * 60 + parts["s"]
     if not math.isfinite(seconds) or seconds <= 0:
-        raise ValueError(f"{what} {value!r} must be positive: use e.g. '30s', '15m' or '2h'")
+        raise UsageError(f"{what} {value!r} must be positive: use e.g. '30s', '15m' or '2h'")
     return seconds
 
 
@@ -71,11 +73,11 @@ def lr_multiplier(
     Linear warmup over ``warmup_fraction``, then ``schedule`` decays to ``min_lr_ratio`` exactly at 1.0.
     """
     if schedule not in TIME_SCHEDULES:
-        raise ValueError(f"time-based schedule {schedule!r} is unknown: choose one of {', '.join(TIME_SCHEDULES)}")
+        raise UsageError(f"time-based schedule {schedule!r} is unknown: choose one of {', '.join(TIME_SCHEDULES)}")
     if not 0.0 <= warmup_fraction < 1.0:
-        raise ValueError(f"warmup fraction {warmup_fraction} must be in [0, 1)")
+        raise UsageError(f"warmup fraction {warmup_fraction} must be in [0, 1)")
     if not 0.0 <= min_lr_ratio <= 1.0:
-        raise ValueError(f"min_lr_ratio {min_lr_ratio} must be in [0, 1]")
+        raise UsageError(f"min_lr_ratio {min_lr_ratio} must be in [0, 1]")
     fraction = min(max(fraction, 0.0), 1.0)
     if fraction < warmup_fraction:
         return fraction / warmup_fraction
@@ -216,7 +218,7 @@ class WallClockBudgetCallback(TrainerCallback, ExportableState):
     # -- Trainer events ----------------------------------------------------------------------------
     def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
         if getattr(args, "restore_callback_states_from_checkpoint", False):
-            raise ValueError(
+            raise UsageError(
                 "restore_callback_states_from_checkpoint=True would replace the budget callback with a copy that the "
                 "LR schedule, progress bar and curve do not see: leave it False, the budget restores itself on resume"
             )

@@ -10,7 +10,6 @@ from typing import Optional
 import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, load_dataset
 from transformers import (
-    AutoConfig,
     AutoModelForSequenceClassification,
     AutoTokenizer,
     DataCollatorWithPadding,
@@ -18,8 +17,18 @@ from transformers import (
 )
 from transformers.utils import logging
 
+from .data import check_utf8
+from .errors import UsageError
 from .metrics import load_accuracy
-from .training import BudgetTrainer, BudgetTrainingArguments, hardware_summary, prepare_output_dir, write_json
+from .training import (
+    BudgetTrainer,
+    BudgetTrainingArguments,
+    hardware_summary,
+    load_model_config,
+    prepare_output_dir,
+    record_preemption,
+    write_json,
+)
 
 logger = logging.get_logger(__name__)
 
@@ -83,15 +92,16 @@ def _read_files(data_args: ClassificationDataArguments) -> DatasetDict:
     files = {split: path for split, path in (("train", data_args.train_file), ("validation", data_args.validation_file)) if path}
     for split, path in files.items():
         if not Path(path).is_file():
-            raise FileNotFoundError(f"--{split}_file {path} does not exist: give a .csv, .tsv, .json or .jsonl file")
+            raise UsageError(f"--{split}_file {path} does not exist: give a .csv, .tsv, .json or .jsonl file")
+        check_utf8(path, f"--{split}_file")
         with open(path, encoding="utf-8") as handle:
             header_lines = 0 if Path(path).suffix.lower() in (".json", ".jsonl") else 1
             if sum(1 for line, _ in zip(handle, range(header_lines + 1)) if line.strip()) <= header_lines:
-                raise ValueError(f"--{split}_file {path} has no rows: give a file with a header and at least one example")
+                raise UsageError(f"--{split}_file {path} has no rows: give a file with a header and at least one example")
     suffixes = {Path(path).suffix.lower() for path in files.values()}
     builder = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json"}.get(suffixes.pop() if len(suffixes) == 1 else "")
     if builder is None:
-        raise ValueError(f"data files {', '.join(files.values())}: use .csv, .tsv, .json or .jsonl files, all of one kind")
+        raise UsageError(f"data files {', '.join(files.values())}: use .csv, .tsv, .json or .jsonl files, all of one kind")
     tsv = Path(next(iter(files.values()))).suffix.lower() == ".tsv"
     return load_dataset(builder, data_files=files, **({"delimiter": "\t"} if tsv else {}))
 
@@ -108,7 +118,7 @@ def load_classification_data(
     if data_args.task_name is not None:
         task = data_args.task_name.lower()
         if task not in GLUE_TASKS:
-            raise ValueError(f"--task_name {data_args.task_name} is not a GLUE classification task: choose one of {', '.join(GLUE_TASKS)}")
+            raise UsageError(f"--task_name {data_args.task_name} is not a GLUE classification task: choose one of {', '.join(GLUE_TASKS)}")
         raw = load_dataset(data_args.dataset_name, task)
         text_column, pair_column = GLUE_TASKS[task]
         validation_splits = GLUE_VALIDATION_SPLITS.get(task, ("validation",))
@@ -121,7 +131,7 @@ def load_classification_data(
         validation_splits = ("validation",)
         where = ", ".join(f"--{split}_file {getattr(data_args, split + '_file')}" for split in raw)
     else:
-        raise ValueError("no data: pass --task_name (e.g. sst2, mnli) or --train_file/--validation_file")
+        raise UsageError("no data: pass --task_name (e.g. sst2, mnli) or --train_file/--validation_file")
 
     if "validation" not in raw and data_args.task_name is None:
         held_out = raw["train"].train_test_split(test_size=0.1, seed=seed)
@@ -130,30 +140,30 @@ def load_classification_data(
     columns = first.column_names
     for name, flag in ((text_column, "--text_column"), (pair_column, "--text_pair_column"), (data_args.label_column, "--label_column")):
         if name is not None and name not in columns:
-            raise ValueError(f"column {name!r} is not in {where} (columns: {', '.join(columns)}): set {flag}")
+            raise UsageError(f"column {name!r} is not in {where} (columns: {', '.join(columns)}): set {flag}")
     if text_column is None:
-        raise ValueError(f"cannot tell which column of {where} holds the text (columns: {', '.join(columns)}): set --text_column")
+        raise UsageError(f"cannot tell which column of {where} holds the text (columns: {', '.join(columns)}): set --text_column")
 
     label_feature = first.features[data_args.label_column]
     if isinstance(label_feature, ClassLabel):
         label_names = label_names or list(label_feature.names)
         to_id = None
         if len(label_feature.names) != len(label_names):
-            raise ValueError(f"{where} has {len(label_feature.names)} labels but the model has {len(label_names)}: use the matching model")
+            raise UsageError(f"{where} has {len(label_feature.names)} labels but the model has {len(label_names)}: use the matching model")
     else:
         if label_names is None:
             if "train" not in raw:
-                raise ValueError(f"{where}: pass --train_file, or a finetuned model, to know the labels")
+                raise UsageError(f"{where}: pass --train_file, or a finetuned model, to know the labels")
             label_names = sorted({str(value) for value in raw["train"][data_args.label_column]})
         to_id = {name: index for index, name in enumerate(label_names)}
 
     def standardize(split: Dataset, split_name: str) -> Dataset:
         if len(split) == 0:
-            raise ValueError(f"the {split_name} split of {where} has no rows: check the file")
+            raise UsageError(f"the {split_name} split of {where} has no rows: check the file")
         if to_id is not None:
             unknown = sorted({str(v) for v in split[data_args.label_column]} - set(to_id))
             if unknown:
-                raise ValueError(
+                raise UsageError(
                     f"labels {unknown} in the {split_name} split of {where} are not among the {len(to_id)} known labels "
                     f"({', '.join(to_id)}): fix the labels or --label_column"
                 )
@@ -171,7 +181,7 @@ def load_classification_data(
             splits["train"] = splits["train"].select(range(min(data_args.max_train_samples, len(splits["train"]))))
     for name in validation_splits:
         if name not in raw:
-            raise ValueError(f"{where} has no {name} split: pass --validation_file")
+            raise UsageError(f"{where} has no {name} split: pass --validation_file")
         split = standardize(raw[name], name)
         if data_args.max_eval_samples:
             split = split.select(range(min(data_args.max_eval_samples, len(split))))
@@ -199,15 +209,15 @@ def finetune(
 ) -> dict:
     """Finetunes ``model_name_or_path`` and writes a loadable classifier plus ``eval_results.json``."""
     resume_from = prepare_output_dir(training_args)
+    config = load_model_config(model_args.model_name_or_path)
     set_seed(training_args.seed)
     with training_args.main_process_first(desc="loading the classification data"):
         splits, label_names = load_classification_data(data_args, training_args.seed)
     if "train" not in splits:
-        raise ValueError("finetuning needs training data: pass --train_file or --task_name")
-    config = AutoConfig.from_pretrained(model_args.model_name_or_path)
+        raise UsageError("finetuning needs training data: pass --train_file or --task_name")
     head = any(name.endswith("ForSequenceClassification") for name in (config.architectures or []))
     if head and config.num_labels != len(label_names):
-        raise ValueError(
+        raise UsageError(
             f"{model_args.model_name_or_path} classifies into {config.num_labels} labels but the data has "
             f"{len(label_names)} ({', '.join(label_names)}): pick the matching model or --label_column"
         )
@@ -233,8 +243,7 @@ def finetune(
     started = time.monotonic()
     trainer.train(resume_from_checkpoint=resume_from)
     if trainer.budget is not None and trainer.budget.stop_reason == "preempted":
-        logger.warning("Preempted: a checkpoint is saved; rerun with --resume_from_checkpoint true")
-        return {"stop_reason": "preempted"}
+        return record_preemption(trainer, "eval_results.json", model_name_or_path=model_args.model_name_or_path)
     results = {}
     for name in validation_names:
         metrics = trainer.evaluate(encoded[name], metric_key_prefix="eval")
@@ -254,6 +263,7 @@ def finetune(
         "train_s": round(trainer.budget.train_seconds() if trainer.budget else time.monotonic() - started, 3),
         "time_budget_s": trainer.budget.time_budget if trainer.budget else None,
         "stop_reason": trainer.budget.stop_reason if trainer.budget else "epochs",
+        "model_saved": True,
         "max_seq_length": data_args.max_seq_length,
         "text_pair": "text_pair" in splits["train"].column_names,
         "hardware": hardware_summary(),

@@ -1,38 +1,66 @@
-"""What every recipe shares: argument parsing (CLI flags or a YAML/JSON file) and one-line errors."""
+"""What every recipe shares: argument parsing (CLI flags or a YAML/JSON file) and how a run ends.
+
+Exit codes: 0 done; 2 bad input (one ``error:`` line naming the fix, nothing written); 143 preempted (a
+checkpoint to resume from, as a process ended by SIGTERM reports); 1 a network failure that outlasted its
+retries (one line) or a bug (with its traceback).
+"""
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 from typing import Callable, Sequence
 
+import yaml
 from transformers import HfArgumentParser
 from transformers.utils import logging
 
-USAGE_ERRORS = (ValueError, FileNotFoundError)
+from .errors import UsageError
+from .training import PREEMPTED_EXIT_CODE
 
 
 def parse_args(dataclass_types: Sequence[type], argv: Sequence[str] | None = None) -> tuple:
     """Parses flags, or a single ``.yaml``/``.json`` file of them, into the given dataclasses."""
     parser = HfArgumentParser(dataclass_types)
     argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
-        return parser.parse_yaml_file(argv[0])
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        return parser.parse_json_file(argv[0])
+    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml", ".json")):
+        return _parse_file(parser, argv[0])
     return parser.parse_args_into_dataclasses(args=argv)
 
 
+def _parse_file(parser: HfArgumentParser, path: str) -> tuple:
+    if not Path(path).is_file():
+        raise UsageError(f"{path} does not exist: pass a YAML or JSON file of flags, or the flags themselves")
+    try:
+        values = json.loads(Path(path).read_text()) if path.endswith(".json") else yaml.safe_load(Path(path).read_text())
+    except (yaml.YAMLError, json.JSONDecodeError, UnicodeDecodeError) as error:
+        where = getattr(error, "problem_mark", None) or getattr(error, "lineno", None)
+        raise UsageError(f"{path} does not parse ({type(error).__name__}{f' at {where}' if where else ''}): fix its "
+                         "syntax, one `flag_name: value` per line") from None
+    if not isinstance(values, dict):
+        raise UsageError(f"{path} must hold a mapping of flag names to values, e.g. `time_budget: 15m`")
+    try:
+        return parser.parse_dict(values)
+    except ValueError as error:  # HfArgumentParser's "Some keys are not used by the HfArgumentParser: [...]"
+        if "not used" not in str(error):
+            raise
+        raise UsageError(f"{path}: {error}; see --help for the flag names") from None
+
+
 def run_recipe(main: Callable[[], object]) -> None:
-    """Runs a recipe's ``main``: bad input becomes one line on stderr and exit code 2, a network failure
-    that outlasted its retries one line and exit code 1."""
+    """Runs a recipe's ``main`` and turns its end into an exit code (see the module docstring)."""
     logging.set_verbosity_warning()
     logging.enable_default_handler()
     logging.enable_explicit_format()
     try:
-        main()
-    except USAGE_ERRORS as error:
+        outcome = main()
+    except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     except ConnectionError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
+    if isinstance(outcome, dict) and outcome.get("stop_reason") == "preempted":
+        print(f"preempted: checkpoint {outcome.get('checkpoint')}; {outcome.get('resume')}", file=sys.stderr)
+        sys.exit(PREEMPTED_EXIT_CODE)

@@ -16,6 +16,8 @@ from datasets import Dataset, DatasetDict, concatenate_datasets, load_dataset
 from transformers import PreTrainedTokenizerBase, RobertaTokenizerFast
 from transformers.utils import logging
 
+from .errors import UsageError
+
 logger = logging.get_logger(__name__)
 
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
@@ -96,14 +98,35 @@ def default_corpus(path: Optional[Path] = None) -> Path:
 _BUILDERS = {".txt": "text", ".text": "text", ".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json"}
 
 
+def check_utf8(path: str, flag: str) -> None:
+    """``UsageError`` naming the first offending byte when ``path`` is not UTF-8 text (read in chunks)."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as error:
+                raise UsageError(f"{flag} {path} is not UTF-8 text (byte 0x{chunk[error.start]:02x} at offset "
+                                 f"{offset + error.start:,}): convert it, e.g. `iconv -f latin1 -t utf-8`") from None
+            offset += len(chunk)
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise UsageError(f"{flag} {path} ends inside a UTF-8 character: the file is cut off or not UTF-8") from None
+
+
 def _load_file(path: str, split: str, cache: Optional[str]) -> Dataset:
     if not Path(path).is_file():
-        raise FileNotFoundError(f"--{split}_file {path} does not exist: give the path of a text, CSV, TSV or JSON file")
+        raise UsageError(f"--{split}_file {path} does not exist: give the path of a text, CSV, TSV or JSON file")
     if Path(path).stat().st_size == 0:
-        raise ValueError(f"--{split}_file {path} is empty: give a file with at least one row of text")
+        raise UsageError(f"--{split}_file {path} is empty: give a file with at least one row of text")
     extension = Path(path).suffix.lower()
     if extension not in _BUILDERS:
-        raise ValueError(f"--{split}_file {path}: use a file ending in {', '.join(_BUILDERS)}")
+        raise UsageError(f"--{split}_file {path}: use a file ending in {', '.join(_BUILDERS)}")
+    check_utf8(path, f"--{split}_file")
     kwargs = {"delimiter": "\t"} if extension == ".tsv" else {}
     return load_dataset(_BUILDERS[extension], data_files={split: path}, cache_dir=cache, split=split, **kwargs)
 
@@ -112,7 +135,7 @@ def _pick_text_column(dataset: Dataset, text_column: Optional[str], where: str) 
     columns = dataset.column_names
     if text_column is not None:
         if text_column not in columns:
-            raise ValueError(f"text column {text_column!r} is not in {where} (columns: {', '.join(columns)}): set --text_column")
+            raise UsageError(f"text column {text_column!r} is not in {where} (columns: {', '.join(columns)}): set --text_column")
         return text_column
     for candidate in ("text", "sentence", "content"):
         if candidate in columns:
@@ -120,7 +143,7 @@ def _pick_text_column(dataset: Dataset, text_column: Optional[str], where: str) 
     string_columns = [name for name, feature in dataset.features.items() if getattr(feature, "dtype", None) == "string"]
     if len(string_columns) == 1:
         return string_columns[0]
-    raise ValueError(f"cannot tell which column of {where} holds the text (columns: {', '.join(columns)}): set --text_column")
+    raise UsageError(f"cannot tell which column of {where} holds the text (columns: {', '.join(columns)}): set --text_column")
 
 
 def _text_only(data: Dataset, text_column: Optional[str], where: str) -> Dataset:
@@ -129,7 +152,7 @@ def _text_only(data: Dataset, text_column: Optional[str], where: str) -> Dataset
     data = data.rename_column(column, "text") if column != "text" else data
     data = data.filter(lambda row: isinstance(row["text"], str) and bool(row["text"].strip()))
     if len(data) == 0:
-        raise ValueError(f"{where} has no rows of text: check the file and --text_column")
+        raise UsageError(f"{where} has no rows of text: check the file and --text_column")
     return data
 
 
@@ -153,7 +176,7 @@ def load_text_datasets(
     if dataset_name is not None:
         raw = load_dataset(dataset_name, dataset_config_name, cache_dir=cache)
         if "train" not in raw:
-            raise ValueError(f"dataset {dataset_name} has no 'train' split (splits: {', '.join(raw)})")
+            raise UsageError(f"dataset {dataset_name} has no 'train' split (splits: {', '.join(raw)})")
         for split in ("train", "validation"):
             if split in raw:
                 splits[split] = _text_only(raw[split], text_column, f"the {split} split of dataset {dataset_name}")
@@ -167,15 +190,15 @@ def load_text_datasets(
         where = f"file {train_file}"
     else:
         if validation_file is not None:
-            raise ValueError("--validation_file needs a --train_file: give both, or neither for the default corpus")
+            raise UsageError("--validation_file needs a --train_file: give both, or neither for the default corpus")
         splits["train"] = _text_only(load_dataset("text", data_files=str(default_corpus()), cache_dir=cache, split="train"),
                                      None, "the default corpus")
         where = "the default corpus"
     if "validation" not in splits:
         if not 0 < validation_split_percentage < 100:
-            raise ValueError(f"--validation_split_percentage {validation_split_percentage} must be in (0, 100)")
+            raise UsageError(f"--validation_split_percentage {validation_split_percentage} must be in (0, 100)")
         if len(splits["train"]) < 2:
-            raise ValueError(f"{where} has one row of text: give more text or a --validation_file")
+            raise UsageError(f"{where} has one row of text: give more text or a --validation_file")
         held_out = splits["train"].train_test_split(test_size=validation_split_percentage / 100, seed=seed)
         splits = {"train": held_out["train"], "validation": held_out["test"]}
     return DatasetDict(splits)
@@ -243,7 +266,7 @@ def pack_texts(
         desc=f"Packing into blocks of {block_size}",
     )
     if len(blocks) == 0:
-        raise ValueError(
+        raise UsageError(
             f"the text is shorter than one block of {block_size} tokens: give more text or a smaller --block_size"
         )
     return blocks

@@ -14,6 +14,8 @@ from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, ge
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 from transformers.utils import logging
 
+from .errors import UsageError
+
 logger = logging.get_logger(__name__)
 
 IGNORED_REMOTE = {".gitattributes"}
@@ -30,7 +32,7 @@ def require_token(token: Optional[str] = None) -> str:
     """The Hub token from the argument, ``HF_TOKEN`` or ``huggingface-cli login``; ``ValueError`` if none."""
     token = token or get_token()
     if not token:
-        raise ValueError("no Hugging Face token: run `huggingface-cli login` or set HF_TOKEN (use --dry_run to push nothing)")
+        raise UsageError("no Hugging Face token: run `huggingface-cli login` or set HF_TOKEN (use --dry_run to push nothing)")
     return token
 
 
@@ -92,7 +94,7 @@ def push_folder(
         if same:
             return PushResult(repo_id, "unchanged", api.model_info(repo_id).sha)
         if not overwrite:
-            raise ValueError(f"Hub repo {repo_id} already exists with other content: pass --overwrite to replace it, "
+            raise UsageError(f"Hub repo {repo_id} already exists with other content: pass --overwrite to replace it, "
                              "or choose another name")
     if not exists:
         _with_retries(lambda: api.create_repo(repo_id, private=private, exist_ok=True), f"creating {repo_id}")

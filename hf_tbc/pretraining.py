@@ -9,7 +9,6 @@ from typing import Optional
 
 import torch
 from transformers import (
-    AutoConfig,
     AutoModelForMaskedLM,
     AutoTokenizer,
     DataCollatorForLanguageModeling,
@@ -20,13 +19,16 @@ from transformers.utils import logging
 
 from .curves import plot_run
 from .data import DEFAULT_CORPUS_NAME, load_text_datasets, pack_texts, train_tokenizer
+from .errors import UsageError
 from .sizes import check_config, count_parameters, get_model_size, roberta_config, training_flops_per_token
 from .training import (
     BudgetTrainer,
     BudgetTrainingArguments,
     describe_stop,
     hardware_summary,
+    load_model_config,
     prepare_output_dir,
+    record_preemption,
     write_json,
 )
 
@@ -90,29 +92,31 @@ class PretrainingArguments(BudgetTrainingArguments):
 
 def validate(model_args: ModelArguments, data_args: DataTrainingArguments) -> None:
     """Checks the arguments that need no data, so bad input fails before anything loads or is written."""
-    if model_args.model_name_or_path is None:
+    if model_args.model_name_or_path is not None:
+        load_model_config(model_args.model_name_or_path)
+    else:
         get_model_size(model_args.model_size)
         positions = 514
         if model_args.config_overrides:
             probe = roberta_config(model_args.model_size, model_args.vocab_size, config_overrides=model_args.config_overrides)
             positions = probe.max_position_embeddings
         if data_args.block_size > positions - 2:
-            raise ValueError(
+            raise UsageError(
                 f"--block_size {data_args.block_size} exceeds the model's {positions - 2} positions: lower it, or raise "
                 f"max_position_embeddings with --config_overrides 'max_position_embeddings={data_args.block_size + 2}'"
             )
     if data_args.block_size < 8:
-        raise ValueError(f"--block_size {data_args.block_size} is too small: use at least 8 tokens")
+        raise UsageError(f"--block_size {data_args.block_size} is too small: use at least 8 tokens")
     if not 0 < data_args.mlm_probability < 1:
-        raise ValueError(f"--mlm_probability {data_args.mlm_probability} must be in (0, 1)")
+        raise UsageError(f"--mlm_probability {data_args.mlm_probability} must be in (0, 1)")
     if model_args.vocab_size < 300:
-        raise ValueError(f"--vocab_size {model_args.vocab_size} is below the 256 bytes + special tokens: use >= 300")
+        raise UsageError(f"--vocab_size {model_args.vocab_size} is below the 256 bytes + special tokens: use >= 300")
 
 
 def build_model(model_args: ModelArguments, tokenizer, block_size: int) -> RobertaForMaskedLM:
     """A fresh RoBERTa of ``model_size`` (or the checkpoint ``model_name_or_path``) sized for ``tokenizer``."""
     if model_args.model_name_or_path is not None:
-        config = AutoConfig.from_pretrained(model_args.model_name_or_path)
+        config = load_model_config(model_args.model_name_or_path)
         if model_args.config_overrides:
             config.update_from_string(model_args.config_overrides)
         check_config(config)
@@ -129,7 +133,7 @@ def build_model(model_args: ModelArguments, tokenizer, block_size: int) -> Rober
         model = AutoModelForMaskedLM.from_config(config)
     offset = (config.pad_token_id or 0) + 1 if config.model_type in ("roberta", "xlm-roberta") else 0
     if block_size + offset > config.max_position_embeddings:
-        raise ValueError(
+        raise UsageError(
             f"--block_size {block_size} exceeds the model's {config.max_position_embeddings - offset} positions: lower it"
         )
     return model
@@ -189,11 +193,7 @@ def pretrain(model_args: ModelArguments, data_args: DataTrainingArguments, train
     trainer.train(resume_from_checkpoint=resume_from)
     budget = trainer.budget
     if budget is not None and budget.stop_reason == "preempted":
-        logger.warning(
-            f"Preempted at step {trainer.state.global_step}: a checkpoint is saved in {training_args.output_dir}; "
-            "rerun with --resume_from_checkpoint true to finish the budget"
-        )
-        return {"stop_reason": "preempted", "step": trainer.state.global_step}
+        return record_preemption(trainer, "run_summary.json", model_size=size_name)
 
     evaluations = [row for row in trainer.state.log_history if "eval_loss" in row]
     if not evaluations or evaluations[-1]["step"] != trainer.state.global_step:
@@ -216,6 +216,7 @@ def pretrain(model_args: ModelArguments, data_args: DataTrainingArguments, train
         "time_budget_s": budget.time_budget if budget else None,
         "budget_includes_eval": training_args.budget_includes_eval,
         "stop_reason": budget.stop_reason if budget else "max_steps",
+        "model_saved": True,
         "train_s": round(train_seconds, 3),
         "total_s": round(budget.total_seconds() if budget else time.monotonic() - started, 3),
         "steps": trainer.state.global_step,

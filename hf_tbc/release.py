@@ -17,6 +17,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .budget import format_duration
 from .compress.grid import read_records
+from .errors import UsageError
 from .variants import variant_kind
 
 DEFAULT_TEMPLATE = Path(__file__).resolve().parents[1] / "model_cards" / "model_card.md"
@@ -60,7 +61,7 @@ class ReleaseArguments:
             split = "validation_matched" if task == "mnli" else "validation"
             return "nyu-mll/glue", task, split
         if self.card_dataset is None:
-            raise ValueError(f"{variant.row['variant']} was finetuned on local files: name their Hub dataset for the "
+            raise UsageError(f"{variant.row['variant']} was finetuned on local files: name their Hub dataset for the "
                              "card with --card_dataset (and --card_dataset_config, --card_dataset_split)")
         return self.card_dataset, self.card_dataset_config, self.card_dataset_split
 
@@ -93,7 +94,7 @@ class Variant:
 
 def _read_json(path: Path, what: str) -> dict:
     if not path.is_file():
-        raise ValueError(f"missing record {path} ({what}): run the step that writes it first")
+        raise UsageError(f"missing record {path} ({what}): run the step that writes it first")
     return json.loads(path.read_text())
 
 
@@ -101,13 +102,13 @@ def load_variant_records(folder: Union[str, Path]) -> Variant:
     """The variant in ``folder`` (a subfolder of a compress.py output) and its records up the chain."""
     folder = Path(folder).resolve()
     if not folder.is_dir():
-        raise ValueError(f"variant folder {folder} does not exist: pass a folder written by recipes/compress.py")
+        raise UsageError(f"variant folder {folder} does not exist: pass a folder written by recipes/compress.py")
     records = folder.parent / "compression.jsonl"
     if not records.is_file():
-        raise ValueError(f"missing record {records}: {folder} is not inside a recipes/compress.py output")
+        raise UsageError(f"missing record {records}: {folder} is not inside a recipes/compress.py output")
     rows = [row for row in read_records(records) if row["variant"] == folder.name]
     if not rows:
-        raise ValueError(f"missing record: {records} has no row for variant {folder.name}")
+        raise UsageError(f"missing record: {records} has no row for variant {folder.name}")
     row = rows[0]
     finetuned = Path(row.get("base_model", ""))
     finetuning = _read_json(finetuned / "eval_results.json", "finetuning results")
@@ -124,7 +125,7 @@ def select_variants(compression_dirs: list[Union[str, Path]], max_size_mb: Optio
         fitting = [row for row in rows if max_size_mb is None or row["size_bytes"] <= max_size_mb * 1e6]
         if not fitting:
             smallest = min(row["size_bytes"] for row in rows) / 1e6
-            raise ValueError(f"no variant in {directory} fits {max_size_mb} MB (smallest: {smallest:.2f} MB): raise --max_size_mb")
+            raise UsageError(f"no variant in {directory} fits {max_size_mb} MB (smallest: {smallest:.2f} MB): raise --max_size_mb")
         best = max(fitting, key=lambda row: (row["accuracy"], -row["size_bytes"]))
         chosen.append(Path(directory) / best["variant"])
     return chosen
@@ -263,7 +264,7 @@ def render_card(variant: Variant, dataset_id: str, dataset_config: Optional[str]
     }
     empty = [key for key, value in values.items() if value in ("", None, []) and key not in ("parent_repo", "pretraining")]
     if empty:
-        raise ValueError(f"the card for {row['variant']} would have empty fields ({', '.join(empty)}): complete the records")
+        raise UsageError(f"the card for {row['variant']} would have empty fields ({', '.join(empty)}): complete the records")
     data = card_data(variant, dataset_id, dataset_config, dataset_split, license)
     return ModelCard.from_template(data, template_path=str(template), **values)
 
@@ -284,7 +285,7 @@ def _hardware(hardware: dict) -> str:
 def check_repo_name(name: str) -> str:
     """``name`` if the Hub accepts it as a repo name; ``ValueError`` naming the fix otherwise."""
     if not REPO_NAME.match(name) or "--" in name or ".." in name or name.endswith((".git", ".ipynb")):
-        raise ValueError(f"invalid repo name {name!r}: use letters, digits, '-', '_' or '.', at most 96 characters")
+        raise UsageError(f"invalid repo name {name!r}: use letters, digits, '-', '_' or '.', at most 96 characters")
     return name
 
 

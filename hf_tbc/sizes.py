@@ -12,6 +12,8 @@ from typing import Optional
 
 from transformers import RobertaConfig
 
+from .errors import UsageError
+
 PAPER_DEPTHS = (3, 6, 12, 18, 24)
 PAPER_WIDTHS = (256, 512, 768, 1024, 1536)
 
@@ -51,7 +53,7 @@ def get_model_size(name: str) -> ModelSize:
     if key in MODEL_SIZES:
         return MODEL_SIZES[key]
     hint = "" if re.fullmatch(r"L\d+-H\d+", key) else " (sizes are written L{layers}-H{hidden})"
-    raise ValueError(f"unknown model size {name!r}{hint}: choose one of {', '.join(MODEL_SIZES)}")
+    raise UsageError(f"unknown model size {name!r}{hint}: choose one of {', '.join(MODEL_SIZES)}")
 
 
 def roberta_config(
@@ -79,7 +81,7 @@ def roberta_config(
         try:
             config.update_from_string(config_overrides)
         except ValueError as error:
-            raise ValueError(
+            raise UsageError(
                 f"--config_overrides {config_overrides!r} is invalid ({error}): write key=value pairs "
                 "separated by commas, e.g. 'hidden_dropout_prob=0.0,num_attention_heads=4'"
             ) from None
@@ -90,7 +92,7 @@ def roberta_config(
 def check_config(config: RobertaConfig) -> None:
     """Raises ``ValueError`` when the attention heads do not divide the hidden size."""
     if config.hidden_size % config.num_attention_heads != 0:
-        raise ValueError(
+        raise UsageError(
             f"hidden size {config.hidden_size} is not divisible by num_attention_heads "
             f"{config.num_attention_heads}: choose a head count that divides it"
         )

@@ -7,8 +7,13 @@ complete is skipped, so a killed study resumes where it stopped.
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +23,9 @@ import yaml
 from transformers.utils import logging
 
 from .budget import format_duration, parse_duration
+from .errors import UsageError
 from .sizes import get_model_size
-from .training import last_complete_checkpoint
+from .training import PREEMPTED_EXIT_CODE, last_complete_checkpoint
 
 logger = logging.get_logger(__name__)
 
@@ -28,6 +34,10 @@ RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 
 class StageFailed(RuntimeError):
     """A stage's recipe exited non-zero; its log says why."""
+
+
+class StagePreempted(RuntimeError):
+    """A stage's run was preempted (SIGTERM) and left a checkpoint: rerunning the study resumes it."""
 
 
 @dataclass
@@ -51,21 +61,21 @@ class StudyConfig:
         ``{data_dir}`` inside any string is replaced by ``data_dir``, so the data location is one setting.
         """
         if not Path(path).is_file():
-            raise FileNotFoundError(f"--config {path} does not exist: pass a YAML file such as recipes/configs/cpu_demo.yaml")
+            raise UsageError(f"--config {path} does not exist: pass a YAML file such as recipes/configs/cpu_demo.yaml")
         raw = yaml.safe_load(Path(path).read_text()) or {}
         raw.update({key: value for key, value in overrides.items() if value is not None})
         missing = [key for key in ("name", "output_dir", "sizes", "pretraining", "finetuning", "compression") if key not in raw]
         if missing:
-            raise ValueError(f"study config {path} lacks {', '.join(missing)}: see recipes/configs/cpu_demo.yaml")
+            raise UsageError(f"study config {path} lacks {', '.join(missing)}: see recipes/configs/cpu_demo.yaml")
         unknown = set(raw) - set(cls.__dataclass_fields__)
         if unknown:
-            raise ValueError(f"study config {path} has unknown keys {sorted(unknown)}: remove them")
+            raise UsageError(f"study config {path} has unknown keys {sorted(unknown)}: remove them")
         config = cls(**raw)
         config.sizes = [str(size) for size in config.sizes]
         for size in config.sizes:
             get_model_size(size)
         if "time_budget" not in config.pretraining:
-            raise ValueError(f"study config {path}: pretraining needs a time_budget, the budget every size shares")
+            raise UsageError(f"study config {path}: pretraining needs a time_budget, the budget every size shares")
         parse_duration(config.pretraining["time_budget"])
         for section in ("pretraining", "finetuning", "compression", "release"):
             setattr(config, section, _substitute(getattr(config, section), config.data_dir))
@@ -83,7 +93,7 @@ def _substitute(section: dict, data_dir: Optional[str]) -> dict:
     def fill(value):
         if isinstance(value, str) and "{data_dir}" in value:
             if data_dir is None:
-                raise ValueError(f"{value!r} uses {{data_dir}}: set data_dir in the config or pass --data_dir")
+                raise UsageError(f"{value!r} uses {{data_dir}}: set data_dir in the config or pass --data_dir")
             return value.replace("{data_dir}", data_dir)
         return value
 
@@ -107,11 +117,89 @@ def as_flags(options: dict) -> list[str]:
 
 
 # -- stages --------------------------------------------------------------------------------------------
+STAGE_RECORDS = {"pretrain": "run_summary.json", "finetune": "eval_results.json", "compress": "compression.jsonl",
+                 "release": "release.json"}
+
+
+def _stage_record(stage: str, folder: Path) -> Optional[dict]:
+    path = folder / STAGE_RECORDS[stage]
+    if not path.is_file() or path.suffix != ".json":
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def stage_preempted(stage: str, folder: Path) -> bool:
+    """Whether ``folder`` holds a run of ``stage`` that was preempted before its final model."""
+    record = _stage_record(stage, folder)
+    return record is not None and record.get("stop_reason") == "preempted"
+
+
 def stage_complete(stage: str, folder: Path) -> bool:
-    """Whether ``folder`` holds the finished output of ``stage`` (the record each recipe writes last)."""
-    record = {"pretrain": "run_summary.json", "finetune": "eval_results.json", "compress": "compression.jsonl",
-              "release": "release.json"}[stage]
-    return (folder / record).is_file()
+    """Whether ``folder`` holds the finished output of ``stage``: the record each recipe writes last, and not
+    the record of a preempted run."""
+    return (folder / STAGE_RECORDS[stage]).is_file() and not stage_preempted(stage, folder)
+
+
+def _run_forwarding_signals(command: list[str], log) -> int:
+    """Runs ``command`` in its own process group and passes SIGTERM and SIGINT on to that whole group.
+
+    A scheduler that preempts the study signals the study; the stage's launcher may not forward signals to
+    the training processes it starts, so the study signals all of them, and each saves a checkpoint.
+    """
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    forwarded = []
+
+    def forward(signum, frame):
+        forwarded.append(signum)
+        try:
+            os.killpg(process.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = {signum: signal.signal(signum, forward) for signum in (signal.SIGTERM, signal.SIGINT)} if in_main_thread else {}
+    try:
+        returncode = process.wait()
+        while forwarded and _group_alive(process.pid):  # a launcher can exit before its workers finish saving
+            time.sleep(0.2)
+        return returncode
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _reason(log_file: Path) -> str:
+    """The line of a stage's log that says why it failed: the recipe's ``error:`` line, else the first
+    exception line (a launcher's own traceback follows the recipe's), else the last line."""
+    lines = [line.strip() for line in log_file.read_text(errors="replace").splitlines() if line.strip()]
+    for line in reversed(lines):
+        if line.startswith("error: "):
+            return line.removeprefix("error: ")
+    exceptions = [line for line in lines if re.match(r"^[A-Za-z_.]+(Error|Exception|Interrupt):", line)]
+    return exceptions[0] if exceptions else (lines[-1] if lines else "no output")
+
+
+def _group_alive(group: int) -> bool:
+    """Whether a live (not zombie) process is left in process group ``group``."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        try:
+            os.killpg(group, 0)
+            return True
+        except ProcessLookupError:
+            return False
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == group and fields[0] != "Z":  # fields after the name: state, ppid, pgrp, ...
+            return True
+    return False
 
 
 def _run(command: list[str], log_file: Path, what: str) -> float:
@@ -121,11 +209,10 @@ def _run(command: list[str], log_file: Path, what: str) -> float:
     with log_file.open("w") as log:
         log.write("$ " + " ".join(command) + "\n")
         log.flush()
-        done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT)
+        returncode = _run_forwarding_signals(command, log)
     elapsed = time.monotonic() - started
-    if done.returncode != 0:
-        tail = log_file.read_text().strip().splitlines()[-1:] or [""]
-        raise StageFailed(f"{what} failed (exit {done.returncode}): {tail[0]} -- full log in {log_file}")
+    if returncode != 0:
+        raise StageFailed(f"{what} failed (exit {returncode}): {_reason(log_file)} -- full log in {log_file}")
     logger.warning(f"{what}: done in {format_duration(elapsed)}")
     return elapsed
 
@@ -156,7 +243,14 @@ def run_stages(config: StudyConfig) -> dict:
                 command += ["--resume_from_checkpoint", "true"]
             elif folder.exists() and any(folder.iterdir()):
                 command += ["--overwrite_output_dir", "true"]
-            _run(command, logs / f"{stage}-{size}.log", f"{stage} {size}")
+            try:
+                _run(command, logs / f"{stage}-{size}.log", f"{stage} {size}")
+            except StageFailed:
+                # the launcher may report its own code: the stage's record says whether it was preempted
+                if stage_preempted(stage, folder):
+                    raise StagePreempted(f"{stage} {size} was preempted with a checkpoint saved: rerun the study "
+                                         f"to resume it (exit {PREEMPTED_EXIT_CODE})") from None
+                raise
             done["ran"].append(f"{stage} {size}")
     release_dir = config.root / "release"
     if config.release and (done["ran"] or not stage_complete("release", release_dir)):

@@ -7,16 +7,17 @@ import os
 import platform
 import re
 import shutil
+import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 from tqdm.auto import tqdm
-from transformers import Trainer, TrainerCallback, TrainingArguments
-from transformers.trainer_callback import ProgressCallback
+from transformers import Trainer, TrainingArguments
 from transformers.trainer import TRAINER_STATE_NAME
+from transformers.trainer_callback import ProgressCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import logging
 
@@ -28,13 +29,18 @@ from .budget import (
     parse_duration,
 )
 from .curves import CurveCallback
+from .errors import UsageError
 
 logger = logging.get_logger(__name__)
 
 # transformers' own non-padding token counter copy-constructs a tensor each step and warns about it
 warnings.filterwarnings("ignore", message="To copy construct from a tensor", category=UserWarning)
 
-RUN_ARTIFACTS = ("curve.jsonl", "run_summary.json", "loss_vs_time.png")
+RUN_ARTIFACTS = ("curve.jsonl", "run_summary.json", "eval_results.json", "loss_vs_time.png")
+RUN_RECORDS = ("run_summary.json", "eval_results.json")  # what pretraining and finetuning write last
+# A preempted run exits with the status of a process ended by SIGTERM (128 + 15), the code that Kubernetes'
+# podFailurePolicy, Slurm's RequeueExit and most wrappers match for "stopped from outside: requeue me".
+PREEMPTED_EXIT_CODE = 143
 
 
 def _accelerator_available() -> bool:
@@ -107,22 +113,22 @@ class BudgetTrainingArguments(TrainingArguments):
                 self.eval_every_seconds = self.time_budget_seconds / 10
             if self.max_steps is None or self.max_steps <= 0:
                 if self.schedule_by == "steps":
-                    raise ValueError(
+                    raise UsageError(
                         "--schedule_by steps with a --time_budget needs --max_steps, the step count the schedule spans "
                         "(warmup and decay are fractions of it): set --max_steps, or use --schedule_by time"
                     )
                 self.max_steps = 10**9  # the budget ends training; the Trainer needs a finite step count
             if self.restore_callback_states_from_checkpoint:
-                raise ValueError(
+                raise UsageError(
                     "--restore_callback_states_from_checkpoint true would replace the budget callback with a copy that "
                     "the LR schedule, progress bar and curve do not see: leave it out, the budget restores itself"
                 )
         if self.schedule_by == "time":
             if self.time_budget_seconds is None:
-                raise ValueError("--schedule_by time needs a --time_budget: set one, or use --schedule_by steps")
+                raise UsageError("--schedule_by time needs a --time_budget: set one, or use --schedule_by steps")
             scheduler = getattr(self.lr_scheduler_type, "value", self.lr_scheduler_type)
             if scheduler not in TIME_SCHEDULES:
-                raise ValueError(
+                raise UsageError(
                     f"--lr_scheduler_type {scheduler} has no time-based form: choose one of "
                     f"{', '.join(TIME_SCHEDULES)} or pass --schedule_by steps"
                 )
@@ -138,7 +144,7 @@ class BudgetTrainingArguments(TrainingArguments):
         if re.fullmatch(r"\d+", str(value).strip()):
             steps = int(value)
             if steps <= 0:
-                raise ValueError(f"--{name} {value} must be positive")
+                raise UsageError(f"--{name} {value} must be positive")
             prefix = "eval" if name == "eval_every" else "save"
             setattr(self, f"{prefix}_strategy", "steps")
             setattr(self, f"{prefix}_steps", steps)
@@ -257,6 +263,22 @@ def last_complete_checkpoint(output_dir: str) -> Optional[str]:
     return str(max(checkpoints, key=lambda path: int(path.name.split("-")[-1])))
 
 
+def check_writable(folder: Union[str, Path], flag: str = "--output_dir") -> None:
+    """``UsageError`` unless ``folder`` exists as a writable folder or can be created; creates nothing."""
+    folder = Path(folder).absolute()
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{flag} {folder}: {existing} is a file, not a folder: choose another path")
+    try:
+        probe = tempfile.mkdtemp(prefix=".hf-tbc-write-test-", dir=existing)
+    except OSError as error:
+        raise UsageError(f"{flag} {folder} cannot be written ({existing}: {error.strerror}): choose a folder you can write "
+                         "to, e.g. --output_dir runs/NAME") from None
+    os.rmdir(probe)
+
+
 def prepare_output_dir(args: TrainingArguments) -> Optional[str]:
     """Checks ``output_dir`` before anything is written; returns the checkpoint to resume from, if any.
 
@@ -264,20 +286,21 @@ def prepare_output_dir(args: TrainingArguments) -> Optional[str]:
     checkpoints and records) or ``--resume_from_checkpoint`` (a path, or ``true`` for the newest one).
     """
     folder = Path(args.output_dir)
+    check_writable(folder)
     resume = args.resume_from_checkpoint
     if resume is not None:
         if str(resume).lower() in ("true", "last", "latest"):
             checkpoint = last_complete_checkpoint(args.output_dir)
             if checkpoint is None:
-                raise ValueError(f"--resume_from_checkpoint {resume}: {folder} holds no complete checkpoint to resume")
+                raise UsageError(f"--resume_from_checkpoint {resume}: {folder} holds no complete checkpoint to resume")
             return checkpoint
         if not (Path(resume) / TRAINER_STATE_NAME).is_file():
-            raise ValueError(f"--resume_from_checkpoint {resume} is not a complete checkpoint (no {TRAINER_STATE_NAME})")
+            raise UsageError(f"--resume_from_checkpoint {resume} is not a complete checkpoint (no {TRAINER_STATE_NAME})")
         return str(resume)
     if folder.is_dir() and any(folder.iterdir()):
         if not args.overwrite_output_dir:
             hint = " or --resume_from_checkpoint true to continue it" if last_complete_checkpoint(args.output_dir) else ""
-            raise ValueError(f"--output_dir {folder} already holds files: pass --overwrite_output_dir to replace them{hint}")
+            raise UsageError(f"--output_dir {folder} already holds files: pass --overwrite_output_dir to replace them{hint}")
         if args.process_index == 0:
             for checkpoint in folder.glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
                 shutil.rmtree(checkpoint)
@@ -316,6 +339,55 @@ def write_json(path: Path, record: dict) -> None:
     temporary = path.with_suffix(path.suffix + ".tmp")
     temporary.write_text(json.dumps(record, indent=2) + "\n")
     os.replace(temporary, path)
+
+
+def record_preemption(trainer: "BudgetTrainer", record_name: str, **fields) -> dict:
+    """Writes ``record_name`` for a run stopped by SIGTERM: ``stop_reason: preempted``, the checkpoint to resume
+    from, and no model claimed, so nothing downstream mistakes the folder for a finished run."""
+    output_dir = trainer.args.output_dir
+    record = {
+        "stop_reason": "preempted",
+        "model_saved": False,
+        "checkpoint": last_complete_checkpoint(output_dir),
+        "steps": trainer.state.global_step,
+        "train_s": round(trainer.budget.train_seconds(), 3),
+        "time_budget_s": trainer.budget.time_budget,
+        "resume": "rerun the same command with --resume_from_checkpoint true",
+        **fields,
+    }
+    if trainer.is_world_process_zero():
+        write_json(Path(output_dir) / record_name, record)
+        logger.warning(f"Preempted at step {record['steps']}: checkpoint {record['checkpoint']}; {record['resume']} "
+                       f"(exit code {PREEMPTED_EXIT_CODE})")
+    return record
+
+
+def check_finished_run(folder: str) -> None:
+    """``ValueError`` if ``folder`` holds a run that was preempted before it saved its final model."""
+    for name in RUN_RECORDS:
+        path = Path(folder) / name
+        if path.is_file():
+            try:
+                record = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            if isinstance(record, dict) and record.get("stop_reason") == "preempted":
+                raise UsageError(f"{folder} holds a run preempted at step {record.get('steps')} with no final model: "
+                                 "resume it with --resume_from_checkpoint true first")
+
+
+def load_model_config(model_name_or_path: str, flag: str = "--model_name_or_path"):
+    """The config of a finished local run or a Hub model; one clear ``ValueError`` when there is none."""
+    from transformers import AutoConfig
+
+    if Path(model_name_or_path).is_dir():
+        check_finished_run(model_name_or_path)
+    try:
+        return AutoConfig.from_pretrained(model_name_or_path)
+    except OSError:
+        where = "a folder without config.json" if Path(model_name_or_path).is_dir() else "no such folder"
+        raise UsageError(f"{flag} {model_name_or_path}: {where}, and no Hub model of that name could be loaded: pass a "
+                         "folder written by recipes/run_mlm.py or run_classification.py, or a Hub model id") from None
 
 
 def describe_stop(budget: Optional[WallClockBudgetCallback]) -> str:

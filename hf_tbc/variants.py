@@ -18,6 +18,8 @@ import torch
 from optimum.quanto import QuantizedTransformersModel
 from transformers import AutoModelForSequenceClassification, PreTrainedModel
 
+from .errors import UsageError
+
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".onnx", ".onnx_data", ".pt")
 QUANTO_MAP = "quanto_qmap.json"
 
@@ -37,7 +39,7 @@ def variant_kind(folder: Union[str, Path]) -> str:
         return "quanto"
     if (folder / "model.safetensors").exists() or (folder / "pytorch_model.bin").exists():
         return "pytorch"
-    raise ValueError(f"{folder} holds no model weights (model.safetensors, *.onnx): is it a model folder?")
+    raise UsageError(f"{folder} holds no model weights (model.safetensors, *.onnx): is it a model folder?")
 
 
 def load_variant(folder: Union[str, Path], num_threads: Optional[int] = None):

@@ -11,8 +11,6 @@ variant goes to compression.jsonl, with accuracy_vs_size.png and accuracy_vs_spa
 import json
 from pathlib import Path
 
-from transformers import AutoConfig
-
 from hf_tbc.classification import ClassificationDataArguments, load_classification_data, tokenize
 from hf_tbc.cli import parse_args, run_recipe
 from hf_tbc.compress.grid import CompressionArguments, check_classifier, compress_grid
@@ -20,8 +18,7 @@ from hf_tbc.compress.grid import CompressionArguments, check_classifier, compres
 
 def main() -> None:
     args, data_args = parse_args((CompressionArguments, ClassificationDataArguments))
-    check_classifier(args.model_name_or_path)
-    config = AutoConfig.from_pretrained(args.model_name_or_path)
+    config = check_classifier(args.model_name_or_path)
     label_names = [config.id2label[index] for index in range(config.num_labels)]
     splits, _ = load_classification_data(data_args, args.seed, label_names=label_names)
     validation = splits[[name for name in splits if name != "train"][0]]

@@ -26,10 +26,12 @@ from hf_tbc.release import (
     render_card,
     select_variants,
 )
+from hf_tbc.training import check_writable
 
 
 def main() -> None:
     (args,) = parse_args((ReleaseArguments,))
+    check_writable(args.output_dir)
     token = None if args.dry_run else require_token()
     api = HfApi(token=token)
     namespace = args.hub_organization or (api.whoami()["name"] if token else None)

@@ -9,13 +9,18 @@
 Writes a classifier that loads with AutoModelForSequenceClassification, and eval_results.json.
 """
 
-from hf_tbc.classification import ClassificationDataArguments, ClassificationModelArguments, FinetuningArguments, finetune
+from hf_tbc.classification import (
+    ClassificationDataArguments,
+    ClassificationModelArguments,
+    FinetuningArguments,
+    finetune,
+)
 from hf_tbc.cli import parse_args, run_recipe
 
 
-def main() -> None:
+def main() -> dict:
     model_args, data_args, training_args = parse_args((ClassificationModelArguments, ClassificationDataArguments, FinetuningArguments))
-    finetune(model_args, data_args, training_args)
+    return finetune(model_args, data_args, training_args)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,9 @@ from hf_tbc.cli import parse_args, run_recipe
 from hf_tbc.pretraining import DataTrainingArguments, ModelArguments, PretrainingArguments, pretrain
 
 
-def main() -> None:
+def main() -> dict:
     model_args, data_args, training_args = parse_args((ModelArguments, DataTrainingArguments, PretrainingArguments))
-    pretrain(model_args, data_args, training_args)
+    return pretrain(model_args, data_args, training_args)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ from typing import Optional
 
 from hf_tbc.cli import parse_args, run_recipe
 from hf_tbc.report import plan, write_report
-from hf_tbc.study import StageFailed, StudyConfig, run_stages
+from hf_tbc.study import StageFailed, StagePreempted, StudyConfig, run_stages
+from hf_tbc.training import PREEMPTED_EXIT_CODE
 
 
 @dataclass
@@ -41,6 +42,9 @@ def main() -> None:
     except StageFailed as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
+    except StagePreempted as error:
+        print(f"preempted: {error}", file=sys.stderr)
+        sys.exit(PREEMPTED_EXIT_CODE)
     report = write_report(config, rows)
     print(f"ran: {', '.join(outcome['ran']) or 'nothing'}; skipped (complete): {', '.join(outcome['skipped']) or 'nothing'}")
     print(f"report: {report}")

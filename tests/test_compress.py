@@ -13,8 +13,8 @@ from hf_tbc.classification import ClassificationDataArguments, load_classificati
 from hf_tbc.compress.grid import CompressionArguments, variant_name
 from hf_tbc.data import train_tokenizer
 from hf_tbc.evaluation import accuracy
-from hf_tbc.variants import load_variant, variant_kind
 from hf_tbc.sizes import roberta_config
+from hf_tbc.variants import load_variant, variant_kind
 from tests.conftest import REPO
 from tests.test_classification import write_table
 

@@ -40,7 +40,7 @@ def test_local_files_in_every_format(tmp_path, english_lines, extension):
 
 
 def test_bad_files_and_columns_fail_with_a_fix(tmp_path):
-    with pytest.raises(FileNotFoundError, match="missing.txt does not exist"):
+    with pytest.raises(ValueError, match="missing.txt does not exist"):
         load_text_datasets(train_file=str(tmp_path / "missing.txt"))
     empty = tmp_path / "empty.txt"
     empty.write_text("")

@@ -1,12 +1,14 @@
 import pytest
 import torch
 from datasets import Dataset
-from transformers import AutoModelForSequenceClassification
+from transformers import AutoModelForSequenceClassification, RobertaForSequenceClassification
 
 from hf_tbc.compress.pruning import prune_model
 from hf_tbc.compress.quantization import INSTRUCTION_SETS, cpu_instruction_set, onnx_int8, quanto_weights
 from hf_tbc.data import train_tokenizer
 from hf_tbc.evaluation import accuracy, latency
+from hf_tbc.metrics import load_accuracy
+from hf_tbc.sizes import roberta_config
 from hf_tbc.variants import (
     QuantizedModelForSequenceClassification,
     count_variant_parameters,
@@ -16,9 +18,6 @@ from hf_tbc.variants import (
     size_on_disk,
     variant_kind,
 )
-from hf_tbc.metrics import load_accuracy
-from hf_tbc.sizes import roberta_config
-from transformers import RobertaForSequenceClassification
 
 
 @pytest.fixture(scope="module")

@@ -4,12 +4,16 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from huggingface_hub import ModelCard
 
-from hf_tbc.classification import ClassificationDataArguments, ClassificationModelArguments, FinetuningArguments, finetune
+from hf_tbc.classification import (
+    ClassificationDataArguments,
+    ClassificationModelArguments,
+    FinetuningArguments,
+    finetune,
+)
 from hf_tbc.compress.grid import CompressionArguments, compress_grid, read_records
 from hf_tbc.pretraining import DataTrainingArguments, ModelArguments, PretrainingArguments, pretrain
 from hf_tbc.release import check_repo_name, load_variant_records, render_card
@@ -95,9 +99,10 @@ def test_dry_run_writes_parsing_cards_from_the_records_and_loadable_folders(tmp_
     summary = json.loads((out / "release.json").read_text())
     assert {entry["status"] for entry in summary} == {"written"}
 
+    from transformers import AutoTokenizer
+
     from hf_tbc.evaluation import accuracy
     from hf_tbc.variants import load_variant
-    from transformers import AutoTokenizer
 
     for name in names:
         folder = out / f"tbc-L2-H32-pairs-{name}"

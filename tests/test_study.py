@@ -32,23 +32,45 @@ def study_data(tmp_path):
 
 
 @pytest.mark.slow
-def test_tiny_study_runs_end_to_end_and_resumes_after_a_kill(tmp_path, study_data):
+def test_tiny_study_runs_end_to_end_and_resumes_after_preemption_and_a_kill(tmp_path, study_data):
     out = tmp_path / "study"
+    record = out / "pretrain" / "L2-H32" / "run_summary.json"
     command = [sys.executable, STUDY, "--config", TINY, "--data_dir", str(study_data), "--output_dir", str(out)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    deadline = time.monotonic() + 300
-    while not (out / "pretrain" / "L2-H32" / "run_summary.json").exists():
-        assert process.poll() is None, process.stderr.read()[-3000:]
-        assert time.monotonic() < deadline
-        time.sleep(0.5)
+
+    def start_and_wait_for(condition):
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                   start_new_session=True)
+        deadline = time.monotonic() + 300
+        while not condition():
+            assert process.poll() is None, process.stderr.read()[-3000:]
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        return process
+
+    # preempted while the first size pretrains, as a scheduler does it: SIGTERM to the study's process group
+    process = start_and_wait_for(lambda: (out / "pretrain" / "L2-H32" / "curve.jsonl").exists())
+    os.killpg(process.pid, signal.SIGTERM)
+    stderr = process.communicate(timeout=120)[1]
+    assert process.returncode == 143, stderr[-3000:]
+    assert "preempted: pretrain L2-H32 was preempted" in stderr
+    preempted = json.loads(record.read_text())
+    assert preempted["stop_reason"] == "preempted" and preempted["model_saved"] is False
+    assert not (out / "finetune").exists()  # nothing went on with a model that does not exist
+
+    # rerun: the pretraining resumes from its checkpoint; killed outright once it has finished
+    def finished():
+        return record.exists() and json.loads(record.read_text()).get("stop_reason") == "time_budget"
+
+    process = start_and_wait_for(finished)
     os.killpg(process.pid, signal.SIGKILL)  # killed in the middle of the study
     process.wait()
-    finished_before = (out / "pretrain" / "L2-H32" / "run_summary.json").stat().st_mtime_ns
+    assert json.loads(record.read_text())["resumed_from"] == preempted["checkpoint"]
+    finished_before = record.stat().st_mtime_ns
 
     resumed = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "skipped (complete): pretrain L2-H32" in resumed.stdout
-    assert (out / "pretrain" / "L2-H32" / "run_summary.json").stat().st_mtime_ns == finished_before
+    assert record.stat().st_mtime_ns == finished_before
     for figure in ("loss_vs_time.png", "loss_vs_steps.png", "accuracy_vs_size.png"):
         assert (out / figure).stat().st_size > 10_000, figure
 
@@ -85,6 +107,33 @@ def test_config_errors_and_flags(tmp_path):
     bad.write_text("name: x\noutput_dir: o\nsizes: [L2-H32]\npretraining: {}\nfinetuning: {}\ncompression: {}\n")
     with pytest.raises(ValueError, match="pretraining needs a time_budget"):
         StudyConfig.from_yaml(str(bad))
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(ValueError, match="does not exist"):
         StudyConfig.from_yaml(str(tmp_path / "nope.yaml"))
     assert as_flags({"a": 1, "b": True, "c": [1, 2], "d": None}) == ["--a", "1", "--b", "true", "--c", "1", "2"]
+
+
+def test_a_preempted_stage_is_not_complete_and_is_resumed(tmp_path):
+    import json
+
+    from hf_tbc.study import stage_complete, stage_preempted
+
+    folder = tmp_path / "pretrain" / "L2-H32"
+    (folder / "checkpoint-7").mkdir(parents=True)
+    (folder / "checkpoint-7" / "trainer_state.json").write_text("{}")
+    (folder / "run_summary.json").write_text(json.dumps({"stop_reason": "preempted", "model_saved": False, "steps": 7}))
+    assert stage_preempted("pretrain", folder) and not stage_complete("pretrain", folder)
+    (folder / "run_summary.json").write_text(json.dumps({"stop_reason": "time_budget", "model_saved": True}))
+    assert stage_complete("pretrain", folder) and not stage_preempted("pretrain", folder)
+
+
+def test_a_preempted_run_cannot_be_finetuned(tmp_path):
+    import json
+
+    from hf_tbc.errors import UsageError
+    from hf_tbc.training import load_model_config
+
+    (tmp_path / "run_summary.json").write_text(json.dumps({"stop_reason": "preempted", "steps": 7}))
+    with pytest.raises(UsageError, match="preempted at step 7 with no final model: resume it"):
+        load_model_config(str(tmp_path))
+    with pytest.raises(UsageError, match="no such folder, and no Hub model"):
+        load_model_config(str(tmp_path / "missing"))

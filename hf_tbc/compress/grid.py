@@ -5,17 +5,25 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
 
 import torch
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
 from transformers.utils import logging
 
+from ..errors import UsageError
 from ..evaluation import accuracy, latency
-from ..training import hardware_summary
-from ..variants import count_variant_parameters, load_variant, prunable_sparsity, prunable_weights, size_on_disk, variant_kind
+from ..training import check_writable, hardware_summary, load_model_config
+from ..variants import (
+    count_variant_parameters,
+    load_variant,
+    prunable_sparsity,
+    prunable_weights,
+    size_on_disk,
+    variant_kind,
+)
 from .pruning import PRUNING_SCOPES, FixedMaskCallback, check_sparsity, prune_model
 from .quantization import onnx_int8, quanto_weights
 
@@ -53,9 +61,9 @@ class CompressionArguments:
         self.methods = _split(self.quantization)
         unknown = [method for method in self.methods if method not in QUANTIZATION_METHODS]
         if unknown:
-            raise ValueError(f"unknown quantization method {unknown[0]!r}: choose from {', '.join(QUANTIZATION_METHODS)}")
+            raise UsageError(f"unknown quantization method {unknown[0]!r}: choose from {', '.join(QUANTIZATION_METHODS)}")
         if self.pruning_scope not in PRUNING_SCOPES:
-            raise ValueError(f"--pruning_scope {self.pruning_scope} is unknown: choose layer or global")
+            raise UsageError(f"--pruning_scope {self.pruning_scope} is unknown: choose layer or global")
 
 
 def _split(text: str) -> list[str]:
@@ -66,7 +74,7 @@ def _number(text: str, flag: str) -> float:
     try:
         return float(text)
     except ValueError:
-        raise ValueError(f"{flag}: {text!r} is not a number: write e.g. 0,0.5,0.9") from None
+        raise UsageError(f"{flag}: {text!r} is not a number: write e.g. 0,0.5,0.9") from None
 
 
 def variant_name(sparsity: float, method: str) -> str:
@@ -75,14 +83,15 @@ def variant_name(sparsity: float, method: str) -> str:
     return f"{base}-{'fp32' if method == 'none' else method}"
 
 
-def check_classifier(model_name_or_path: str) -> None:
-    """``ValueError`` unless the checkpoint is a sequence classifier."""
-    config = AutoConfig.from_pretrained(model_name_or_path)
+def check_classifier(model_name_or_path: str):
+    """The checkpoint's config; ``UsageError`` unless it is a finished sequence classifier."""
+    config = load_model_config(model_name_or_path)
     if not any(name.endswith("ForSequenceClassification") for name in (config.architectures or [])):
-        raise ValueError(
+        raise UsageError(
             f"{model_name_or_path} has no classification head (architectures: {config.architectures}): "
             "finetune it first with recipes/run_classification.py"
         )
+    return config
 
 
 def _recover(model, masks, train_dataset, tokenizer, args: CompressionArguments, scratch: Path) -> None:
@@ -110,11 +119,12 @@ def compress_grid(args: CompressionArguments, validation, train_dataset=None, ma
     """
     check_classifier(args.model_name_or_path)
     if (args.recovery_steps or args.recovery_time_budget) and train_dataset is None:
-        raise ValueError("recovery finetuning needs training data: pass --train_file or --task_name")
+        raise UsageError("recovery finetuning needs training data: pass --train_file or --task_name")
     output_dir = Path(args.output_dir)
+    check_writable(output_dir)
     if output_dir.exists() and any(output_dir.iterdir()):
         if not args.overwrite_output_dir:
-            raise ValueError(f"--output_dir {output_dir} already holds files: pass --overwrite_output_dir to replace them")
+            raise UsageError(f"--output_dir {output_dir} already holds files: pass --overwrite_output_dir to replace them")
         shutil.rmtree(output_dir)
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
@@ -191,7 +201,9 @@ def measure(name: str, folder: Path, target: float, scope: str, done: dict, vali
 
 def read_records(path: Union[str, Path]) -> list[dict]:
     path = Path(path)
-    path = path / RECORD_FILE if path.is_dir() else path
+    path = path / RECORD_FILE if path.is_dir() or not path.suffix else path
+    if not path.is_file():
+        raise UsageError(f"missing record {path}: pass a folder written by recipes/compress.py")
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 

@@ -13,6 +13,7 @@ from typing import Literal
 import torch
 from transformers import PreTrainedModel, TrainerCallback
 
+from ..errors import UsageError
 from ..variants import prunable_weights
 
 PRUNING_SCOPES = ("layer", "global")
@@ -39,7 +40,7 @@ class PruningReport:
 def check_sparsity(sparsity: float) -> float:
     """``sparsity`` if it is in [0, 1); ``ValueError`` naming it otherwise."""
     if not isinstance(sparsity, (int, float)) or not 0.0 <= float(sparsity) < 1.0:
-        raise ValueError(f"sparsity {sparsity!r} must be in [0, 1): e.g. 0.5 removes half of the prunable weights")
+        raise UsageError(f"sparsity {sparsity!r} must be in [0, 1): e.g. 0.5 removes half of the prunable weights")
     return float(sparsity)
 
 
@@ -63,7 +64,7 @@ def magnitude_masks(
     """
     check_sparsity(sparsity)
     if scope not in PRUNING_SCOPES:
-        raise ValueError(f"pruning scope {scope!r} is unknown: choose one of {', '.join(PRUNING_SCOPES)}")
+        raise UsageError(f"pruning scope {scope!r} is unknown: choose one of {', '.join(PRUNING_SCOPES)}")
     if scope == "layer":
         thresholds = {}
         for name, weight in weights.items():

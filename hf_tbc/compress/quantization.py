@@ -16,10 +16,10 @@ import tempfile
 from pathlib import Path
 from typing import Optional, Union
 
+from optimum.quanto import qint2, qint4, qint8
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from optimum.quanto import qint2, qint4, qint8
-
+from ..errors import UsageError
 from ..variants import QuantizedModelForSequenceClassification
 
 QUANTO_TYPES = {8: qint8, 4: qint4, 2: qint2}
@@ -68,7 +68,7 @@ def onnx_int8(
     output_dir = Path(output_dir)
     instruction_set = instruction_set or cpu_instruction_set()
     if instruction_set not in INSTRUCTION_SETS:
-        raise ValueError(f"instruction set {instruction_set!r} is unknown: choose one of {', '.join(INSTRUCTION_SETS)}")
+        raise UsageError(f"instruction set {instruction_set!r} is unknown: choose one of {', '.join(INSTRUCTION_SETS)}")
     config = getattr(AutoQuantizationConfig, instruction_set)(is_static=False, per_channel=per_channel)
     with tempfile.TemporaryDirectory() as scratch:
         exported = ORTModelForSequenceClassification.from_pretrained(model_dir, export=True)
@@ -87,7 +87,7 @@ def onnx_int8(
 def quanto_weights(model_dir: Union[str, Path], output_dir: Union[str, Path], bits: int) -> dict:
     """Weight-only quanto quantization of every linear layer to ``bits`` (8, 4 or 2); activations stay float."""
     if bits not in QUANTO_TYPES:
-        raise ValueError(f"quanto bits {bits} are not supported: choose one of {', '.join(map(str, QUANTO_TYPES))}")
+        raise UsageError(f"quanto bits {bits} are not supported: choose one of {', '.join(map(str, QUANTO_TYPES))}")
     qtype = QUANTO_TYPES[bits]
     output_dir = Path(output_dir)
     model = AutoModelForSequenceClassification.from_pretrained(model_dir)
