@@ -15,12 +15,13 @@ from typing import Optional, Union
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from . import model_cards
 from .budget import format_duration
 from .compress.grid import read_records
 from .errors import UsageError
 from .variants import variant_kind
 
-DEFAULT_TEMPLATE = Path(__file__).resolve().parents[1] / "model_cards" / "model_card.md"
+DEFAULT_TEMPLATE = Path(model_cards.__file__).resolve().parent / "model_card.md"
 REPO_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,94}$")
 METHOD_TAGS = {
     "none": ["pytorch"],

@@ -22,6 +22,7 @@ from typing import Optional
 import yaml
 from transformers.utils import logging
 
+from . import recipes
 from .budget import format_duration, parse_duration
 from .errors import UsageError
 from .sizes import get_model_size
@@ -29,7 +30,8 @@ from .training import PREEMPTED_EXIT_CODE, last_complete_checkpoint
 
 logger = logging.get_logger(__name__)
 
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+RECIPES = Path(recipes.__file__).resolve().parent
+CONFIGS = RECIPES / "configs"
 
 
 class StageFailed(RuntimeError):
@@ -38,6 +40,17 @@ class StageFailed(RuntimeError):
 
 class StagePreempted(RuntimeError):
     """A stage's run was preempted (SIGTERM) and left a checkpoint: rerunning the study resumes it."""
+
+
+def resolve_config(path: str) -> str:
+    """``path`` if it is a file, else the bundled config of that name (``cpu_demo`` or ``cpu_demo.yaml``)."""
+    if Path(path).is_file():
+        return path
+    bundled = CONFIGS / (path if path.endswith((".yaml", ".yml")) else f"{path}.yaml")
+    if Path(path).name == path and bundled.is_file():
+        return str(bundled)
+    names = ", ".join(sorted(config.stem for config in CONFIGS.glob("*.yaml")))
+    raise UsageError(f"--config {path} does not exist: pass a YAML file, or a bundled config name ({names})")
 
 
 @dataclass
@@ -60,9 +73,13 @@ class StudyConfig:
 
         ``{data_dir}`` inside any string is replaced by ``data_dir``, so the data location is one setting.
         """
-        if not Path(path).is_file():
-            raise UsageError(f"--config {path} does not exist: pass a YAML file such as recipes/configs/cpu_demo.yaml")
-        raw = yaml.safe_load(Path(path).read_text()) or {}
+        path = resolve_config(path)
+        try:
+            raw = yaml.safe_load(Path(path).read_text()) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as error:
+            raise UsageError(f"--config {path} does not parse ({type(error).__name__}): fix its YAML syntax") from None
+        if not isinstance(raw, dict):
+            raise UsageError(f"--config {path} must hold a mapping of settings: see {CONFIGS / 'cpu_demo.yaml'}")
         raw.update({key: value for key, value in overrides.items() if value is not None})
         missing = [key for key in ("name", "output_dir", "sizes", "pretraining", "finetuning", "compression") if key not in raw]
         if missing:
