@@ -12,6 +12,7 @@ from typing import Optional
 import requests
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+from huggingface_hub.utils.sha import git_hash
 from transformers.utils import logging
 
 from .errors import UsageError
@@ -36,13 +37,17 @@ def require_token(token: Optional[str] = None) -> str:
     return token
 
 
-def git_blob_oid(data: bytes) -> str:
-    """The git object id the Hub reports for a regular (non-LFS) file."""
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-
-
 def _local_files(folder: Path) -> dict[str, Path]:
     return {path.relative_to(folder).as_posix(): path for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def _remote_files(api: HfApi, repo_id: str, revision: str) -> dict:
+    return {item.path: item for item in api.list_repo_tree(repo_id, recursive=True, revision=revision)
+            if hasattr(item, "blob_id") and item.path not in IGNORED_REMOTE}
+
+
+def _same_files(local: dict[str, Path], remote: dict) -> bool:
+    return set(local) == set(remote) and all(_same_content(local[path], remote[path]) for path in local)
 
 
 def _same_content(local: Path, remote) -> bool:
@@ -50,7 +55,7 @@ def _same_content(local: Path, remote) -> bool:
     lfs = getattr(remote, "lfs", None)
     if lfs is not None:
         return lfs.sha256 == hashlib.sha256(data).hexdigest()
-    return remote.blob_id == git_blob_oid(data)
+    return remote.blob_id == git_hash(data)  # the git object id the Hub reports for a regular file
 
 
 def _with_retries(action, what: str, attempts: int = 3, wait: float = 2.0):
@@ -61,7 +66,7 @@ def _with_retries(action, what: str, attempts: int = 3, wait: float = 2.0):
             reason = type(error).__name__
         except HfHubHTTPError as error:
             status = error.response.status_code if error.response is not None else None
-            if status is None or status < 500:
+            if status is None or (status < 500 and status != 429):  # 429: rate-limited, worth waiting for
                 raise
             reason = f"HTTP {status}"
         if attempt == attempts:
@@ -84,25 +89,47 @@ def push_folder(
     """
     local = _local_files(folder)
     try:
-        remote = {item.path: item for item in api.list_repo_tree(repo_id, recursive=True) if hasattr(item, "blob_id")}
-        exists = True
+        info = _with_retries(lambda: api.model_info(repo_id), f"reading {repo_id}")
     except RepositoryNotFoundError:
-        remote, exists = {}, False
-    remote = {path: item for path, item in remote.items() if path not in IGNORED_REMOTE}
-    if exists and remote:
-        same = set(local) == set(remote) and all(_same_content(local[path], remote[path]) for path in local)
-        if same:
-            return PushResult(repo_id, "unchanged", api.model_info(repo_id).sha)
-        if not overwrite:
-            raise UsageError(f"Hub repo {repo_id} already exists with other content: pass --overwrite to replace it, "
-                             "or choose another name")
-    if not exists:
+        info = None
+    if info is None:
         _with_retries(lambda: api.create_repo(repo_id, private=private, exist_ok=True), f"creating {repo_id}")
+        info = _with_retries(lambda: api.model_info(repo_id), f"reading {repo_id}")
+        status = "created"
+    else:
+        status = "updated"
+    head = info.sha  # the commit this push builds on: a push by someone else in between makes ours fail, not clobber
+    remote = _with_retries(lambda: _remote_files(api, repo_id, head), f"listing {repo_id}")
+    same = _same_files(local, remote)
+    if status == "updated" and remote and not same and not overwrite:
+        raise UsageError(f"Hub repo {repo_id} already exists with other content: pass --overwrite to replace it, "
+                         "or choose another name")
+    _make_private(api, repo_id, info, private)
+    if same:
+        return PushResult(repo_id, "unchanged", head)
     operations = [CommitOperationAdd(path_in_repo=path, path_or_fileobj=str(file)) for path, file in local.items()]
     operations += [CommitOperationDelete(path_in_repo=path) for path in remote if path not in local]
-    info = _with_retries(lambda: api.create_commit(repo_id, operations=[_fresh(op) for op in operations],
-                                                   commit_message=commit_message), f"pushing {repo_id}")
-    return PushResult(repo_id, "updated" if exists else "created", info.oid)
+    try:
+        commit = _with_retries(lambda: api.create_commit(repo_id, operations=[_fresh(op) for op in operations],
+                                                         commit_message=commit_message, parent_commit=head),
+                               f"pushing {repo_id}")
+    except HfHubHTTPError as error:
+        if error.response is None or error.response.status_code not in (409, 412):
+            raise
+        # The head moved. Either a retry follows a commit of ours that landed before its answer was lost, or
+        # someone else pushed: only the first counts as pushed.
+        now = api.model_info(repo_id).sha
+        if _same_files(local, _remote_files(api, repo_id, now)):
+            return PushResult(repo_id, status, now)
+        raise ConnectionError(f"pushing {repo_id}: the repo changed on the Hub while this push was prepared (another "
+                              "commit landed first): nothing of this release was committed; rerun to compare again") from None
+    return PushResult(repo_id, status, commit.oid)
+
+
+def _make_private(api: HfApi, repo_id: str, info, private: bool) -> None:
+    """``--private`` applies to repos that already exist, too; a private repo is never made public unasked."""
+    if private and not getattr(info, "private", False):
+        _with_retries(lambda: api.update_repo_settings(repo_id, private=True), f"making {repo_id} private")
 
 
 def _fresh(operation):

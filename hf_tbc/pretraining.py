@@ -212,6 +212,9 @@ def pretrain(model_args: ModelArguments, data_args: DataTrainingArguments, train
         "config": {key: getattr(model.config, key) for key in (
             "num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size", "vocab_size")},
         "corpus": data_args.dataset_name or data_args.train_file or DEFAULT_CORPUS_NAME,
+        "dataset_name": data_args.dataset_name,
+        "dataset_config_name": data_args.dataset_config_name,
+        "corpus_files": [part.strip() for part in (data_args.train_file or "").split(",") if part.strip()],
         "block_size": data_args.block_size,
         "time_budget_s": budget.time_budget if budget else None,
         "budget_includes_eval": training_args.budget_includes_eval,

@@ -7,13 +7,14 @@ Every figure in a card comes from a record another recipe wrote (``run_summary.j
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
 
 from . import model_cards
 from .budget import format_duration
@@ -22,7 +23,6 @@ from .errors import UsageError
 from .variants import variant_kind
 
 DEFAULT_TEMPLATE = Path(model_cards.__file__).resolve().parent / "model_card.md"
-REPO_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,94}$")
 METHOD_TAGS = {
     "none": ["pytorch"],
     "onnx-int8": ["onnx", "int8", "dynamic-quantization"],
@@ -30,7 +30,8 @@ METHOD_TAGS = {
     "quanto-int4": ["quanto", "int4", "weight-only-quantization"],
     "quanto-int2": ["quanto", "int2", "weight-only-quantization"],
 }
-LIBRARY = {"pytorch": "transformers", "onnx": "optimum", "quanto": "optimum"}
+# the library a user needs to load each kind: quanto variants load through hf-tbc's wrapper class
+LIBRARY = {"pytorch": "transformers", "onnx": "optimum", "quanto": "hf-tbc"}
 
 
 @dataclass
@@ -54,6 +55,9 @@ class ReleaseArguments:
         default=None, metadata={"help": "Hub dataset id of the evaluation data for the cards (GLUE runs: nyu-mll/glue)."})
     card_dataset_config: Optional[str] = field(default=None, metadata={"help": "Its config, e.g. sst2."})
     card_dataset_split: str = field(default="validation", metadata={"help": "Its split."})
+    card_pretraining_datasets: Optional[list[str]] = field(
+        default=None, metadata={"help": "Hub dataset ids of a local pretraining corpus, for the cards' `datasets` "
+                                "(a Hub corpus given with --dataset_name is named without this)."})
 
     def card_dataset_for(self, variant: "Variant") -> tuple[str, Optional[str], str]:
         """(dataset id, config, split) for the card: the GLUE task the model was finetuned on, else the flags."""
@@ -140,8 +144,10 @@ def dense_parent(variant: Variant) -> Optional[Path]:
 
 
 # -- cards ---------------------------------------------------------------------------------------------
-def card_data(variant: Variant, dataset_id: str, dataset_config: Optional[str], dataset_split: str, license: str) -> ModelCardData:
-    """The YAML metadata: license, library, pipeline, tags, datasets, base_model and the model-index."""
+def card_data(variant: Variant, dataset_id: str, dataset_config: Optional[str], dataset_split: str, license: str,
+              corpus_ids: tuple[str, ...] = ()) -> ModelCardData:
+    """The YAML metadata: license, library, pipeline, tags, datasets (``corpus_ids``: the pretraining corpus on the
+    Hub, then the task data), base_model and the model-index."""
     name = variant.repo_id.split("/")[-1]
     result = EvalResult(
         task_type="text-classification",
@@ -160,12 +166,37 @@ def card_data(variant: Variant, dataset_id: str, dataset_config: Optional[str], 
         library_name=LIBRARY[variant.kind],
         pipeline_tag="text-classification",
         tags=["train-large-then-compress", "hf-tbc", "roberta", *METHOD_TAGS[variant.row["method"]],
-              *(["magnitude-pruning", "sparse"] if variant.row["target_sparsity"] > 0 else [])],
-        datasets=[dataset_id],
+              *(["magnitude-pruning"] if variant.row["target_sparsity"] > 0 else []),
+              *(["sparse"] if stored_sparse(variant.row) else [])],
+        datasets=list(dict.fromkeys([*corpus_ids, dataset_id])),  # what it was trained on, then evaluated on
         base_model=variant.parent_repo_id,
         metrics=["accuracy"],
         eval_results=[result],
     )
+
+
+def stored_sparse(row: dict) -> bool:
+    """Whether the released weights are sparse as stored: pruning survived the quantization (it does not
+    survive quanto int4, whose zero points turn pruned weights into small nonzero values)."""
+    return row["target_sparsity"] > 0 and row["sparsity"] >= 0.9 * row["target_sparsity"]
+
+
+def pretraining_datasets(variant: Variant, named: Optional[list[str]] = None) -> list[str]:
+    """Hub ids of the pretraining corpus: the ``--dataset_name`` it was read from, else the ids given for a local
+    corpus (``--card_pretraining_datasets``); none for local files nobody named."""
+    record = variant.pretraining or {}
+    return [record["dataset_name"]] if record.get("dataset_name") else list(named or [])
+
+
+def corpus_description(record: dict) -> str:
+    """Every file of a local corpus (not only the last), a Hub dataset with its config, or the built-in corpus."""
+    files = record.get("corpus_files") or [part for part in str(record["corpus"]).split(",") if part.strip()]
+    if record.get("dataset_name"):
+        config = record.get("dataset_config_name")
+        return f"{record['dataset_name']}" + (f" ({config})" if config else "")
+    if len(files) > 1 or str(record["corpus"]).startswith(("/", ".", "~")):
+        return ", ".join(_public_name(path.strip()) for path in files)
+    return str(record["corpus"])
 
 
 def _loading_snippet(variant: Variant) -> str:
@@ -205,15 +236,20 @@ def _compression_text(variant: Variant) -> str:
 def _limitations(variant: Variant) -> str:
     notes = [f"Finetuned and evaluated on {_public_name(variant.finetuning.get('dataset'))}: accuracy elsewhere is unmeasured.",
              "A small research model trained under a short compute budget; not for decisions about people."]
-    if variant.row["target_sparsity"] > 0:
+    if variant.row["target_sparsity"] > 0 and stored_sparse(variant.row):
         notes.append("Unstructured zeros are stored densely: they shrink neither the file nor the latency on dense kernels.")
+    elif variant.row["target_sparsity"] > 0:
+        notes.append(f"Pruned to {100 * variant.row['target_sparsity']:.0f} % zeros, but the quantized weights as stored "
+                     f"are only {100 * variant.row['sparsity']:.1f} % zeros: the quantization did not keep the pruned "
+                     "weights at exactly zero.")
     if variant.kind == "quanto":
         notes.append("quanto saves memory, not time, on CPUs, and needs the hf-tbc package to load.")
     return "\n".join(f"- {note}" for note in notes)
 
 
 def render_card(variant: Variant, dataset_id: str, dataset_config: Optional[str], dataset_split: str,
-                license: str = "apache-2.0", template: Union[str, Path] = DEFAULT_TEMPLATE) -> ModelCard:
+                license: str = "apache-2.0", template: Union[str, Path] = DEFAULT_TEMPLATE,
+                pretraining_corpus_ids: Optional[list[str]] = None) -> ModelCard:
     """The model card, rendered from ``template`` with figures from the variant's records only."""
     row, finetuning, pretraining = variant.row, variant.finetuning, variant.pretraining
     config = json.loads((variant.folder / "config.json").read_text())
@@ -233,7 +269,7 @@ def render_card(variant: Variant, dataset_id: str, dataset_config: Optional[str]
         "pretrained_from": finetuning.get("model_name_or_path"),
         "pretraining": None if pretraining is None else {
             "budget": format_duration(pretraining["time_budget_s"]) if pretraining.get("time_budget_s") else "none (step-limited)",
-            "corpus": _public_name(pretraining["corpus"]),
+            "corpus": corpus_description(pretraining),
             "hardware": _hardware(pretraining["hardware"]),
             "train_time": format_duration(pretraining["train_s"]),
             "total_time": format_duration(pretraining["total_s"]),
@@ -266,7 +302,8 @@ def render_card(variant: Variant, dataset_id: str, dataset_config: Optional[str]
     empty = [key for key, value in values.items() if value in ("", None, []) and key not in ("parent_repo", "pretraining")]
     if empty:
         raise UsageError(f"the card for {row['variant']} would have empty fields ({', '.join(empty)}): complete the records")
-    data = card_data(variant, dataset_id, dataset_config, dataset_split, license)
+    data = card_data(variant, dataset_id, dataset_config, dataset_split, license,
+                     tuple(pretraining_datasets(variant, pretraining_corpus_ids)))
     return ModelCard.from_template(data, template_path=str(template), **values)
 
 
@@ -283,11 +320,14 @@ def _hardware(hardware: dict) -> str:
     return f"{accelerator}" if accelerator else f"{hardware.get('cpu')} ({hardware.get('cpu_count')} cores, CPU only)"
 
 
-def check_repo_name(name: str) -> str:
-    """``name`` if the Hub accepts it as a repo name; ``ValueError`` naming the fix otherwise."""
-    if not REPO_NAME.match(name) or "--" in name or ".." in name or name.endswith((".git", ".ipynb")):
-        raise UsageError(f"invalid repo name {name!r}: use letters, digits, '-', '_' or '.', at most 96 characters")
-    return name
+def check_repo_id(repo_id: str) -> str:
+    """``repo_id`` if the Hub accepts it (``huggingface_hub``'s own rules); ``UsageError`` naming the fix otherwise."""
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as error:
+        raise UsageError(f"invalid repo id {repo_id!r}: {str(error).splitlines()[0]} Change --hub_organization or "
+                         "--repo_prefix") from None
+    return repo_id
 
 
 def assemble(variant: Variant, card: ModelCard, output_dir: Union[str, Path]) -> Path:

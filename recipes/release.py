@@ -16,11 +16,12 @@ from pathlib import Path
 from huggingface_hub import HfApi
 
 from hf_tbc.cli import parse_args, run_recipe
+from hf_tbc.errors import UsageError
 from hf_tbc.hub import push_folder, require_token
 from hf_tbc.release import (
     ReleaseArguments,
     assemble,
-    check_repo_name,
+    check_repo_id,
     dense_parent,
     load_variant_records,
     render_card,
@@ -36,14 +37,14 @@ def main() -> None:
     api = HfApi(token=token)
     namespace = args.hub_organization or (api.whoami()["name"] if token else None)
     if namespace is None:
-        raise ValueError("no Hub namespace for the repo ids: pass --hub_organization (or log in)")
+        raise UsageError("no Hub namespace for the repo ids: pass --hub_organization (or log in)")
 
     folders = [Path(folder) for folder in args.variants or []]
     if args.compression_dirs:
         folders += select_variants(args.compression_dirs, args.max_size_mb)
     folders += [Path(directory) / "dense-fp32" for directory in args.baseline_dirs or []]
     if not folders:
-        raise ValueError("nothing to release: pass --variants, or --compression_dirs (with --max_size_mb) and --baseline_dirs")
+        raise UsageError("nothing to release: pass --variants, or --compression_dirs (with --max_size_mb) and --baseline_dirs")
     variants = {}
     for folder in folders:  # every compressed variant brings its dense parent, which its card names as base_model
         variant = load_variant_records(folder)
@@ -51,13 +52,14 @@ def main() -> None:
         for item in ([load_variant_records(parent)] if parent else []) + [variant]:
             variants.setdefault(item.folder, item)
     for variant in variants.values():
-        variant.repo_id = f"{namespace}/{check_repo_name(variant.default_repo_name(args.repo_prefix))}"
+        variant.repo_id = check_repo_id(f"{namespace}/{variant.default_repo_name(args.repo_prefix)}")
     by_folder = {variant.folder: variant.repo_id for variant in variants.values()}
     for variant in variants.values():
         parent = dense_parent(variant)
         variant.parent_repo_id = by_folder.get(parent.resolve()) if parent else None
 
-    cards = {folder: render_card(variant, *args.card_dataset_for(variant), license=args.license)
+    cards = {folder: render_card(variant, *args.card_dataset_for(variant), license=args.license,
+                                 pretraining_corpus_ids=args.card_pretraining_datasets)
              for folder, variant in variants.items()}  # every card first: a bad record stops before anything is written
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

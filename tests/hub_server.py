@@ -1,7 +1,8 @@
 """A test fixture: a small in-memory HTTP server that speaks the part of the Hub API huggingface_hub uses.
 
-It serves repo creation, preupload, commits (files inline, base64), repo info, the file tree, file
-resolution (HEAD/GET) and whoami, on 127.0.0.1 only, so the real ``huggingface_hub`` client (and
+It serves repo creation, repo settings (visibility), preupload, commits (files inline, base64; a stale
+``parentCommit`` is refused with 412 as the Hub does), repo info, the file tree, file resolution
+(HEAD/GET) and whoami, on 127.0.0.1 only, so the real ``huggingface_hub`` client (and
 ``from_pretrained`` through ``HF_ENDPOINT``) can be exercised offline. Production code talks to the real Hub;
 nothing in ``hf_tbc`` knows this server exists.
 """
@@ -30,7 +31,10 @@ class FakeHub:
     def __init__(self):
         self.repos: dict[str, dict] = {}
         self.requests: list[str] = []
-        self.fail_commits = 0  # answer the next N commit requests with 503, as a flaky network would
+        self.fail_commits = 0  # answer the next N commit requests with fail_status, as a flaky network would
+        self.fail_status = 503
+        self.drop_commits = 0  # apply the next N commits, then close the connection before answering
+        self.drop_before_commit = 0  # close the connection of the next N commit requests without applying them
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -87,6 +91,26 @@ class FakeHub:
 
             def _not_found(self, code="RepoNotFound", head=False):
                 self._send(404, {"error": code}, {"X-Error-Code": code}, head=head)
+
+            def _drop(self):
+                """The connection breaks: no answer at all."""
+                self.close_connection = True
+                self.wfile.flush()
+                self.connection.shutdown(2)
+
+            def do_PUT(self):
+                path = unquote(urlparse(self.path).path)
+                hub.requests.append(f"PUT {path}")
+                body = self._body()
+                if not self._authorized():
+                    return self._send(401, {"error": "Invalid credentials in Authorization header"})
+                match = re.fullmatch(r"/api/models/([^/]+/[^/]+)/settings", path)
+                if match and self._repo(match.group(1)) is not None:
+                    settings = json.loads(body or b"{}")
+                    if "private" in settings:
+                        self._repo(match.group(1))["private"] = bool(settings["private"])
+                    return self._send(200, {})
+                self._not_found()
 
             def do_HEAD(self):
                 self._get(head=True)
@@ -159,17 +183,26 @@ class FakeHub:
                     with hub.lock:
                         if hub.fail_commits > 0:
                             hub.fail_commits -= 1
-                            return self._send(503, {"error": "Service temporarily unavailable"})
-                        files, deleted, message = {}, [], ""
+                            return self._send(hub.fail_status, {"error": "Service temporarily unavailable"})
+                        if hub.drop_before_commit > 0:
+                            hub.drop_before_commit -= 1
+                            return self._drop()
+                        files, deleted, message, parent = {}, [], "", None
                         for line in body.decode().splitlines():
                             item = json.loads(line)
                             if item["key"] == "header":
                                 message = item["value"]["summary"]
+                                parent = item["value"].get("parentCommit")
                             elif item["key"] == "file":
                                 files[item["value"]["path"]] = base64.b64decode(item["value"]["content"])
                             elif item["key"] == "deletedFile":
                                 deleted.append(item["value"]["path"])
+                        if parent is not None and parent != self._repo(match.group(1))["commits"][-1]:
+                            return self._send(412, {"error": "A commit has happened since. Please refresh and try again."})
                         sha = hub.commit(match.group(1), files, deleted, message)
+                        if hub.drop_commits > 0:
+                            hub.drop_commits -= 1
+                            return self._drop()
                     return self._send(200, {"commitUrl": f"{hub.url}/{match.group(1)}/commit/{sha}", "commitOid": sha,
                                             "success": True, "pullRequestUrl": None})
                 self._not_found()

@@ -16,7 +16,16 @@ from hf_tbc.classification import (
 )
 from hf_tbc.compress.grid import CompressionArguments, compress_grid, read_records
 from hf_tbc.pretraining import DataTrainingArguments, ModelArguments, PretrainingArguments, pretrain
-from hf_tbc.release import check_repo_name, load_variant_records, render_card
+from hf_tbc.release import (
+    Variant,
+    card_data,
+    check_repo_id,
+    corpus_description,
+    load_variant_records,
+    render_card,
+    stored_sparse,
+)
+from hf_tbc.variants import variant_kind
 from tests.conftest import REPO
 from tests.hub_server import TOKEN, FakeHub
 from tests.test_classification import write_table
@@ -87,14 +96,16 @@ def test_dry_run_writes_parsing_cards_from_the_records_and_loadable_folders(tmp_
         result = card.data.eval_results[0]
         assert result.metric_type == "accuracy" and result.metric_value == round(rows[name]["accuracy"], 4)
         assert (result.dataset_type, result.dataset_config, result.dataset_split) == ("hf-tbc/docs-pairs", "default", "validation")
+        assert data["library_name"] == {"onnx": "optimum", "quanto": "hf-tbc"}.get(variant_kind(folder), "transformers")
         if name == "dense-fp32":
-            assert card.data.base_model is None and data["library_name"] == "transformers"
+            assert card.data.base_model is None
         else:
             assert card.data.base_model == "org/tbc-L2-H32-pairs-dense-fp32"
         loader = {"pruned50-onnx-int8": "ORTModelForSequenceClassification", "dense-quanto-int8": "QuantizedModelForSequenceClassification"}
         assert loader.get(name, "AutoModelForSequenceClassification") in card.text
         assert {"onnx-int8": "onnx", "quanto-int8": "quanto"}.get(name.split("-", 1)[1], "pytorch") in data["tags"]
         assert ("magnitude-pruning" in data["tags"]) == name.startswith("pruned")
+        assert ("sparse" in data["tags"]) == (name.startswith("pruned") and rows[name]["sparsity"] > 0.45)
         assert f"{rows[name]['size_bytes'] / 1e6:.2f} MB" in card.text
     summary = json.loads((out / "release.json").read_text())
     assert {entry["status"] for entry in summary} == {"written"}
@@ -195,7 +206,7 @@ def test_network_errors_are_retried_then_reported_without_claiming_a_push(tmp_pa
     [
         ("no_token", "no Hugging Face token"),
         ("missing_records", "missing record"),
-        ("bad_name", "invalid repo name"),
+        ("bad_name", "invalid repo id"),
         ("no_card_dataset", "name their Hub dataset for the card with --card_dataset"),
         ("nothing", "nothing to release"),
     ],
@@ -215,11 +226,106 @@ def test_bad_release_input_is_one_line_and_non_zero(tmp_path, chain, case, messa
     assert not out.exists()
 
 
-def test_repo_names_are_checked():
-    assert check_repo_name("tbc-L12-H768-sst2-pruned50-onnx-int8")
-    for bad in ("", "a/b", "x" * 97, "double--dash", "ends.git", "-start"):
-        with pytest.raises(ValueError, match="invalid repo name"):
-            check_repo_name(bad)
+def test_repo_ids_are_checked_with_the_hubs_own_rules():
+    assert check_repo_id("org/tbc-L12-H768-sst2-pruned50-onnx-int8")
+    for bad in ("org/", "org/a/b", "org/" + "x" * 97, "org/double--dash", "org/ends.git", "org/-start", "bad org/x"):
+        with pytest.raises(ValueError, match="invalid repo id.*--hub_organization or --repo_prefix"):
+            check_repo_id(bad)
+
+
+# -- pushing, in-process against the local test Hub ------------------------------------------------------
+@pytest.fixture
+def hub():
+    with FakeHub() as server:
+        yield server
+
+
+@pytest.fixture
+def api(hub, monkeypatch):
+    """A real client of the local test Hub (tests run offline: only 127.0.0.1 is let through)."""
+    from huggingface_hub import HfApi, constants
+    from huggingface_hub.utils import reset_sessions
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", hub.url)  # commit URLs are parsed against it
+    reset_sessions()
+    yield HfApi(endpoint=hub.url, token=TOKEN)
+    reset_sessions()
+
+
+@pytest.fixture
+def release_folder(tmp_path):
+    folder = tmp_path / "repo"
+    folder.mkdir()
+    (folder / "README.md").write_text("---\nlicense: apache-2.0\n---\n# a card\n")
+    (folder / "config.json").write_text('{"model_type": "roberta"}')
+    return folder
+
+
+def _fast_retries(monkeypatch):
+    import hf_tbc.hub
+
+    monkeypatch.setattr(hf_tbc.hub.time, "sleep", lambda seconds: None)
+
+
+def test_a_rate_limited_commit_is_retried(hub, api, release_folder, monkeypatch):
+    from hf_tbc.hub import push_folder
+
+    _fast_retries(monkeypatch)
+    hub.fail_commits, hub.fail_status = 2, 429
+    result = push_folder(api, release_folder, "org/model", "Release")
+    assert result.status == "created" and hub.repos["org/model"]["files"]["config.json"] == b'{"model_type": "roberta"}'
+
+
+def test_a_commit_that_landed_before_its_answer_was_lost_counts_once(hub, api, release_folder, monkeypatch):
+    from hf_tbc.hub import push_folder
+
+    _fast_retries(monkeypatch)
+    hub.drop_commits = 1  # the commit is applied, then the connection drops; the retry meets a moved head
+    result = push_folder(api, release_folder, "org/model", "Release")
+    assert result.status == "created" and result.commit == hub.repos["org/model"]["commits"][-1]
+    assert len(hub.repos["org/model"]["commits"]) == 2  # creation + exactly one commit of ours
+
+
+def test_a_connection_drop_before_the_commit_is_retried(hub, api, release_folder, monkeypatch):
+    from hf_tbc.hub import push_folder
+
+    _fast_retries(monkeypatch)
+    hub.drop_before_commit = 1
+    assert push_folder(api, release_folder, "org/model", "Release").status == "created"
+    assert "README.md" in hub.repos["org/model"]["files"]
+
+
+def test_a_concurrent_push_is_detected_not_clobbered(hub, api, release_folder, monkeypatch):
+    import hf_tbc.hub
+    from hf_tbc.hub import push_folder
+
+    push_folder(api, release_folder, "org/model", "Release")
+    (release_folder / "config.json").write_text('{"model_type": "roberta", "v": 2}')
+    real_remote_files = hf_tbc.hub._remote_files
+
+    def someone_pushes_meanwhile(api_, repo_id, revision):
+        listed = real_remote_files(api_, repo_id, revision)
+        if not hub.repos[repo_id]["files"].get("theirs.txt"):
+            hub.commit(repo_id, {"theirs.txt": b"their work"}, [], "their commit")
+        return listed
+
+    monkeypatch.setattr(hf_tbc.hub, "_remote_files", someone_pushes_meanwhile)
+    with pytest.raises(ConnectionError, match="another commit landed first.*nothing of this release was committed"):
+        push_folder(api, release_folder, "org/model", "Release v2", overwrite=True)
+    assert hub.repos["org/model"]["files"]["theirs.txt"] == b"their work"  # their commit survives
+    assert hub.repos["org/model"]["messages"][-1] == "their commit"
+
+
+def test_private_is_honoured_for_an_existing_repo(hub, api, release_folder):
+    from hf_tbc.hub import push_folder
+
+    push_folder(api, release_folder, "org/model", "Release")
+    assert hub.repos["org/model"]["private"] is False
+    assert push_folder(api, release_folder, "org/model", "Release", private=True).status == "unchanged"
+    assert hub.repos["org/model"]["private"] is True
+    push_folder(api, release_folder, "org/model", "Release")  # without --private: never made public
+    assert hub.repos["org/model"]["private"] is True
 
 
 @pytest.mark.slow
@@ -232,3 +338,24 @@ def test_cards_render_for_every_kind_without_the_network(chain):
         parsed = ModelCard(str(card))
         assert parsed.data.eval_results[0].metric_value == round(variant.row["accuracy"], 4)
         assert "{{" not in card.text and "| None" not in card.text and "nan" not in card.text
+
+
+def test_cards_tag_sparse_only_what_is_stored_sparse_and_name_all_training_data(tmp_path):
+    row = {"variant": "pruned50-quanto-int4", "method": "quanto-int4", "target_sparsity": 0.5, "sparsity": 0.02,
+           "accuracy": 0.8}
+    assert not stored_sparse(row)  # quanto int4's zero points turned the pruned zeros into small values
+    assert stored_sparse({**row, "method": "onnx-int8", "sparsity": 0.5}) and not stored_sparse({**row, "target_sparsity": 0})
+    pretraining = {"corpus": "../shared/data/sst2/train.tsv,../shared/data/reviews/books/train.tsv",
+                   "corpus_files": ["../shared/data/sst2/train.tsv", "../shared/data/reviews/books/train.tsv"]}
+    assert corpus_description(pretraining) == "sst2/train.tsv (local file), books/train.tsv (local file)"
+    assert corpus_description({"corpus": "wikitext", "dataset_name": "wikitext",
+                               "dataset_config_name": "wikitext-103-raw-v1"}) == "wikitext (wikitext-103-raw-v1)"
+    assert corpus_description({"corpus": "python3.11-stdlib-docs"}) == "python3.11-stdlib-docs"
+
+    (tmp_path / "quanto_qmap.json").write_text("{}")  # what makes a folder a quanto variant
+    variant = Variant(tmp_path, row, {"task": "sst2"}, {"corpus": "wikitext", "dataset_name": "wikitext"})
+    variant.repo_id = "org/tbc-L2-H32-sst2-pruned50-quanto-int4"
+    data = card_data(variant, "stanfordnlp/sst2", None, "validation", "apache-2.0", ("wikitext",)).to_dict()
+    assert data["library_name"] == "hf-tbc"  # quanto variants load through hf_tbc's class
+    assert data["datasets"] == ["wikitext", "stanfordnlp/sst2"]
+    assert "magnitude-pruning" in data["tags"] and "sparse" not in data["tags"]
