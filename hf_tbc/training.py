@@ -250,17 +250,23 @@ class BudgetTrainer(Trainer):
 
 # -- output folders and checkpoints --------------------------------------------------------------------
 def last_complete_checkpoint(output_dir: str) -> Optional[str]:
-    """The newest ``checkpoint-N`` in ``output_dir`` whose ``trainer_state.json`` was written (a finished save)."""
+    """The newest ``checkpoint-N`` in ``output_dir`` whose save finished: the Trainer writes ``trainer_state.json``
+    last, so a folder without it (or with a cut-off one) was killed mid-save and is never resumed from."""
     folder = Path(output_dir)
     if not folder.is_dir():
         return None
-    checkpoints = [
-        path for path in folder.glob(f"{PREFIX_CHECKPOINT_DIR}-*")
-        if re.fullmatch(rf"{PREFIX_CHECKPOINT_DIR}-\d+", path.name) and (path / TRAINER_STATE_NAME).is_file()
-    ]
+    checkpoints = [path for path in folder.glob(f"{PREFIX_CHECKPOINT_DIR}-*")
+                   if re.fullmatch(rf"{PREFIX_CHECKPOINT_DIR}-\d+", path.name) and _complete_state(path / TRAINER_STATE_NAME)]
     if not checkpoints:
         return None
     return str(max(checkpoints, key=lambda path: int(path.name.split("-")[-1])))
+
+
+def _complete_state(path: Path) -> bool:
+    try:
+        return isinstance(json.loads(path.read_text()), dict)
+    except (OSError, ValueError):
+        return False
 
 
 def check_writable(folder: Union[str, Path], flag: str = "--output_dir") -> None:
@@ -294,8 +300,9 @@ def prepare_output_dir(args: TrainingArguments) -> Optional[str]:
             if checkpoint is None:
                 raise UsageError(f"--resume_from_checkpoint {resume}: {folder} holds no complete checkpoint to resume")
             return checkpoint
-        if not (Path(resume) / TRAINER_STATE_NAME).is_file():
-            raise UsageError(f"--resume_from_checkpoint {resume} is not a complete checkpoint (no {TRAINER_STATE_NAME})")
+        if not _complete_state(Path(resume) / TRAINER_STATE_NAME):
+            raise UsageError(f"--resume_from_checkpoint {resume} is not a complete checkpoint (no readable "
+                             f"{TRAINER_STATE_NAME}: its save was cut off): pass an earlier checkpoint, or true for the newest complete one")
         return str(resume)
     if folder.is_dir() and any(folder.iterdir()):
         if not args.overwrite_output_dir:

@@ -36,6 +36,8 @@ def test_output_dir_holding_a_run_is_refused_unless_overwrite_or_resume(tmp_path
     (run / "checkpoint-4").mkdir(parents=True)
     (run / "checkpoint-4" / "trainer_state.json").write_text("{}")
     (run / "checkpoint-6").mkdir()  # a save cut off before trainer_state.json
+    (run / "checkpoint-8").mkdir()  # a save cut off while writing trainer_state.json
+    (run / "checkpoint-8" / "trainer_state.json").write_text('{"global_step": 8, "log_hist')
     (run / "curve.jsonl").write_text("{}\n")
     (run / "notes.txt").write_text("mine")
     with pytest.raises(ValueError, match="already holds files: pass --overwrite_output_dir.*--resume_from_checkpoint true"):
@@ -44,6 +46,8 @@ def test_output_dir_holding_a_run_is_refused_unless_overwrite_or_resume(tmp_path
     assert prepare_output_dir(_arguments(tmp_path, resume_from_checkpoint="true")) == str(run / "checkpoint-4")
     with pytest.raises(ValueError, match="not a complete checkpoint"):
         prepare_output_dir(_arguments(tmp_path, resume_from_checkpoint=str(run / "checkpoint-6")))
+    with pytest.raises(ValueError, match="not a complete checkpoint"):
+        prepare_output_dir(_arguments(tmp_path, resume_from_checkpoint=str(run / "checkpoint-8")))
     prepare_output_dir(_arguments(tmp_path, overwrite_output_dir=True))
     assert sorted(path.name for path in run.iterdir()) == ["notes.txt"]
 
