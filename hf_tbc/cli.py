@@ -35,9 +35,10 @@ def _parse_file(parser: HfArgumentParser, path: str) -> tuple:
     try:
         values = json.loads(Path(path).read_text()) if path.endswith(".json") else yaml.safe_load(Path(path).read_text())
     except (yaml.YAMLError, json.JSONDecodeError, UnicodeDecodeError) as error:
-        where = getattr(error, "problem_mark", None) or getattr(error, "lineno", None)
-        raise UsageError(f"{path} does not parse ({type(error).__name__}{f' at {where}' if where else ''}): fix its "
-                         "syntax, one `flag_name: value` per line") from None
+        mark = getattr(error, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else getattr(error, "lineno", None)
+        raise UsageError(f"{path} does not parse ({type(error).__name__}{f' near line {line}' if line else ''}): fix "
+                         "its syntax, one `flag_name: value` per line") from None
     if not isinstance(values, dict):
         raise UsageError(f"{path} must hold a mapping of flag names to values, e.g. `time_budget: 15m`")
     try:

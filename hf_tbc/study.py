@@ -77,7 +77,9 @@ class StudyConfig:
         try:
             raw = yaml.safe_load(Path(path).read_text()) or {}
         except (yaml.YAMLError, UnicodeDecodeError) as error:
-            raise UsageError(f"--config {path} does not parse ({type(error).__name__}): fix its YAML syntax") from None
+            mark = getattr(error, "problem_mark", None)
+            where = f" near line {mark.line + 1}" if mark is not None else ""
+            raise UsageError(f"--config {path} does not parse ({type(error).__name__}{where}): fix its YAML syntax") from None
         if not isinstance(raw, dict):
             raise UsageError(f"--config {path} must hold a mapping of settings: see {CONFIGS / 'cpu_demo.yaml'}")
         raw.update({key: value for key, value in overrides.items() if value is not None})

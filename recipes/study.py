@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Run the paper's study for your budget: pretrain every size, finetune, compress, release, and report.
 
-    python recipes/study.py --config recipes/configs/cpu_demo.yaml --data_dir ../shared/data
-    python recipes/study.py --config recipes/configs/cpu_demo.yaml --plan_only   # probe step times, then stop
+    python recipes/study.py --config cpu_demo --data_dir DATA     # a bundled config, or the path of your own
+    python recipes/study.py --config cpu_demo --data_dir DATA --plan_only   # probe step times, then stop
 
 Stages whose outputs are complete are skipped, so rerunning a killed study resumes it. The study folder
 gets report.md, loss_vs_time.png, loss_vs_steps.png and accuracy_vs_size.png.
@@ -20,7 +20,7 @@ from hf_tbc.training import PREEMPTED_EXIT_CODE
 
 @dataclass
 class StudyArguments:
-    config: str = field(metadata={"help": "The study's YAML file, e.g. recipes/configs/cpu_demo.yaml."})
+    config: str = field(metadata={"help": "The study's YAML file, or a bundled config by name (cpu_demo, paper_roberta, tiny)."})
     output_dir: Optional[str] = field(default=None, metadata={"help": "Override the config's output_dir."})
     data_dir: Optional[str] = field(default=None, metadata={"help": "Override the config's data_dir ({data_dir} in paths)."})
     plan_only: bool = field(default=False, metadata={"help": "Probe each size's step time, print the plan, and stop."})
