@@ -214,6 +214,7 @@ def train_tokenizer(
     (and every rank) uses the same tokenizer.
     """
     from tokenizers import ByteLevelBPETokenizer
+    from tokenizers.processors import RobertaProcessing
 
     key = hashlib.sha256(f"{texts._fingerprint}-{vocab_size}-{min_frequency}".encode()).hexdigest()[:16]
     folder = save_to or cache_dir() / "tokenizers" / key
@@ -221,11 +222,12 @@ def train_tokenizer(
         bpe = ByteLevelBPETokenizer()
         batches = (texts[start : start + 1000]["text"] for start in range(0, len(texts), 1000))
         bpe.train_from_iterator(batches, vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS)
+        trained = bpe._tokenizer  # RoBERTa's framing, <s> A </s></s> B </s>, in the tokenizer itself
+        trained.post_processor = RobertaProcessing(("</s>", trained.token_to_id("</s>")), ("<s>", trained.token_to_id("<s>")))
+        # built from the tokenizer object, which transformers 4.x and 5.x both accept (5.x ignores vocab/merges files)
+        tokenizer = RobertaTokenizerFast(tokenizer_object=trained, bos_token="<s>", eos_token="</s>", sep_token="</s>",
+                                         cls_token="<s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>")
         with tempfile.TemporaryDirectory(dir=folder.parent if folder.parent.exists() else None) as scratch:
-            bpe.save_model(scratch)
-            tokenizer = RobertaTokenizerFast(
-                vocab_file=os.path.join(scratch, "vocab.json"), merges_file=os.path.join(scratch, "merges.txt")
-            )
             staging = Path(scratch) / "tokenizer"
             tokenizer.save_pretrained(staging)
             folder.parent.mkdir(parents=True, exist_ok=True)
