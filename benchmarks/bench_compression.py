@@ -31,10 +31,15 @@ from hf_tbc.variants import load_variant, size_on_disk
 
 
 def build_variants(model_dir: Path, scratch: Path) -> dict[str, Path]:
-    from optimum.onnxruntime import ORTModelForSequenceClassification
+    from transformers import AutoConfig, AutoTokenizer
+
+    from hf_tbc.onnx_model import ONNX_FILE, export_onnx
 
     variants = {"fp32 PyTorch": model_dir}
-    ORTModelForSequenceClassification.from_pretrained(model_dir, export=True).save_pretrained(scratch / "onnx-fp32")
+    (scratch / "onnx-fp32").mkdir(parents=True)
+    export_onnx(AutoModelForSequenceClassification.from_pretrained(model_dir), scratch / "onnx-fp32" / ONNX_FILE)
+    AutoConfig.from_pretrained(model_dir).save_pretrained(scratch / "onnx-fp32")
+    AutoTokenizer.from_pretrained(model_dir).save_pretrained(scratch / "onnx-fp32")
     variants["ONNX fp32"] = scratch / "onnx-fp32"
     onnx_int8(model_dir, scratch / "onnx-int8")
     variants["ONNX Runtime int8"] = scratch / "onnx-int8"

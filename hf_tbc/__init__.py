@@ -5,6 +5,7 @@ Train the largest model a wall-clock budget allows, stop early, then compress it
 
 from .budget import TimeBasedLRScheduler, WallClockBudgetCallback, format_duration, lr_multiplier, parse_duration
 from .curves import CurveCallback, plot_curves, plot_run, read_curve
+from .onnx_model import OnnxModelForSequenceClassification
 from .sizes import MODEL_SIZES, ModelSize, count_parameters, get_model_size, roberta_config, training_flops_per_token
 from .training import BudgetProgressCallback, BudgetTrainer, BudgetTrainingArguments
 
@@ -17,6 +18,7 @@ __all__ = [
     "BudgetTrainingArguments",
     "CurveCallback",
     "ModelSize",
+    "OnnxModelForSequenceClassification",
     "TimeBasedLRScheduler",
     "WallClockBudgetCallback",
     "count_parameters",

@@ -4,12 +4,12 @@ commit when nothing changed, retries on network errors, and the token never prin
 from __future__ import annotations
 
 import hashlib
+import importlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-import requests
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 from huggingface_hub.utils.sha import git_hash
@@ -58,17 +58,34 @@ def _same_content(local: Path, remote) -> bool:
     return remote.blob_id == git_hash(data)  # the git object id the Hub reports for a regular file
 
 
+def _network_errors() -> tuple[type, ...]:
+    """Connection and timeout errors of whichever HTTP client this huggingface_hub uses (requests up to 0.x,
+    httpx from 1.x)."""
+    errors: list[type] = []
+    for module_name, names in (("requests", ("ConnectionError", "Timeout")), ("httpx", ("TransportError",)),
+                               ("httpx2", ("TransportError",))):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        errors += [getattr(module, name) for name in names if hasattr(module, name)]
+    return tuple(errors)
+
+
+NETWORK_ERRORS = _network_errors()
+
+
 def _with_retries(action, what: str, attempts: int = 3, wait: float = 2.0):
     for attempt in range(1, attempts + 1):
         try:
             return action()
-        except (requests.ConnectionError, requests.Timeout) as error:
-            reason = type(error).__name__
         except HfHubHTTPError as error:
             status = error.response.status_code if error.response is not None else None
             if status is None or (status < 500 and status != 429):  # 429: rate-limited, worth waiting for
                 raise
             reason = f"HTTP {status}"
+        except NETWORK_ERRORS as error:
+            reason = type(error).__name__
         if attempt == attempts:
             raise ConnectionError(f"{what} failed after {attempts} attempts ({reason}): nothing was committed; rerun to retry")
         logger.warning(f"{what}: {reason}, retrying ({attempt}/{attempts - 1})")

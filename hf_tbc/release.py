@@ -30,8 +30,9 @@ METHOD_TAGS = {
     "quanto-int4": ["quanto", "int4", "weight-only-quantization"],
     "quanto-int2": ["quanto", "int2", "weight-only-quantization"],
 }
-# the library a user needs to load each kind: quanto variants load through hf-tbc's wrapper class
-LIBRARY = {"pytorch": "transformers", "onnx": "optimum", "quanto": "hf-tbc"}
+# the library a user needs to load each kind: ONNX variants are plain ONNX files (hf-tbc's loader or optimum-onnx's
+# run them), quanto variants load only through hf-tbc's wrapper class
+LIBRARY = {"pytorch": "transformers", "onnx": "onnx", "quanto": "hf-tbc"}
 
 
 @dataclass
@@ -202,8 +203,10 @@ def corpus_description(record: dict) -> str:
 def _loading_snippet(variant: Variant) -> str:
     example = "A gripping, beautifully acted film."
     if variant.kind == "onnx":
-        load = ("from optimum.onnxruntime import ORTModelForSequenceClassification\nfrom transformers import AutoTokenizer\n\n"
-                f'model = ORTModelForSequenceClassification.from_pretrained("{variant.repo_id}")')
+        load = ("from hf_tbc import OnnxModelForSequenceClassification  # pip install hf-tbc\n"
+                "from transformers import AutoTokenizer\n\n"
+                "# or, with optimum-onnx installed: from optimum.onnxruntime import ORTModelForSequenceClassification\n"
+                f'model = OnnxModelForSequenceClassification.from_pretrained("{variant.repo_id}")')
     elif variant.kind == "quanto":
         load = ("import torch  # pip install hf-tbc\nfrom hf_tbc.compress import QuantizedModelForSequenceClassification\n"
                 "from transformers import AutoTokenizer\n\n"

@@ -9,7 +9,7 @@ import re
 import shutil
 import tempfile
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Optional, Union
 
@@ -51,6 +51,9 @@ def _accelerator_available() -> bool:
         if module is not None and getattr(module, "is_available", lambda: False)():
             return True
     return False
+
+
+_PARENT_FIELDS = {item.name for item in fields(TrainingArguments)}
 
 
 @dataclass
@@ -97,6 +100,11 @@ class BudgetTrainingArguments(TrainingArguments):
                   "choices": ["time", "steps"]},
     )
     min_lr_ratio: float = field(default=0.0, metadata={"help": "Floor of a time-based LR schedule, x learning_rate."})
+    # transformers 5 dropped these two; hf-tbc keeps them, with the same meaning on 4.x and 5.x
+    warmup_ratio: float = field(
+        default=0.0, metadata={"help": "Linear warmup, as a fraction of the budget (time schedules) or of max_steps."})
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Replace the run in --output_dir (its checkpoints and records)."})
     logging_steps: float = field(default=10, metadata={"help": "Log the training loss every N steps."})
     include_num_input_tokens_seen: Optional[str] = field(
         default="non_padding", metadata={"help": "Count input tokens for curve.jsonl ('non_padding', 'all', 'no')."}
@@ -132,6 +140,8 @@ class BudgetTrainingArguments(TrainingArguments):
                     f"--lr_scheduler_type {scheduler} has no time-based form: choose one of "
                     f"{', '.join(TIME_SCHEDULES)} or pass --schedule_by steps"
                 )
+        if self.schedule_by == "steps" and self.warmup_ratio and not self.warmup_steps and "warmup_ratio" not in _PARENT_FIELDS:
+            self.warmup_steps = self.warmup_ratio  # transformers 5 reads a float below 1 as a fraction of the steps
         if not _accelerator_available():
             # Without this, two CPU processes train two independent copies instead of one DDP model.
             self.use_cpu = True

@@ -1,7 +1,7 @@
 """What a saved classifier variant is: its kind, how it loads, and its weights as stored.
 
 A variant folder is one of three kinds, told apart by its files, each loaded with its documented class:
-PyTorch weights (``AutoModelForSequenceClassification``), ONNX (``ORTModelForSequenceClassification``)
+PyTorch weights (``AutoModelForSequenceClassification``), ONNX (``hf_tbc.OnnxModelForSequenceClassification``)
 or quanto (``hf_tbc.compress.QuantizedModelForSequenceClassification``). Counting parameters and zeros
 reads the weights each kind stores (ONNX initializers, dequantized quanto tensors, PyTorch tensors), so
 a figure never comes from the model a variant was made from. This module sits below ``compress/``
@@ -10,6 +10,7 @@ a figure never comes from the model a variant was made from. This module sits be
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Iterator, Optional, Union
 
@@ -19,7 +20,9 @@ from optimum.quanto import QuantizedTransformersModel
 from transformers import AutoModelForSequenceClassification, PreTrainedModel
 
 from .errors import UsageError
+from .onnx_model import OnnxModelForSequenceClassification
 
+ENCODER_LAYER = re.compile(r"/layer\.\d+/")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".onnx", ".onnx_data", ".pt")
 QUANTO_MAP = "quanto_qmap.json"
 
@@ -47,12 +50,11 @@ def load_variant(folder: Union[str, Path], num_threads: Optional[int] = None):
     kind = variant_kind(folder)
     if kind == "onnx":
         import onnxruntime
-        from optimum.onnxruntime import ORTModelForSequenceClassification
 
         options = onnxruntime.SessionOptions()
         if num_threads:
             options.intra_op_num_threads = num_threads
-        return ORTModelForSequenceClassification.from_pretrained(folder, session_options=options)
+        return OnnxModelForSequenceClassification.from_pretrained(folder, session_options=options)
     if kind == "quanto":
         return QuantizedModelForSequenceClassification.from_pretrained(str(folder))
     return AutoModelForSequenceClassification.from_pretrained(folder).eval()
@@ -104,7 +106,8 @@ def _onnx_weights(folder: Path, include_embeddings_and_head: bool) -> Iterator[t
     A quantized weight ``W_quantized`` is zero where it equals its own zero point ``W_zero_point``: what
     it dequantizes to. That holds for symmetric int8 (zero point 0, AVX-512 and ARM configurations) and for
     asymmetric uint8 (zero point 128 or another value, the AVX2 configuration) alike. Initializer names are
-    lost in export, so a weight is prunable when a node inside an encoder layer consumes it.
+    lost in export, so a weight is prunable when a node inside an encoder layer consumes it (nodes are named after
+    their module: ``/roberta/encoder/layer.0/attention/self/query/MatMul``).
     """
     import onnx
     from onnx import numpy_helper
@@ -124,7 +127,7 @@ def _onnx_weights(folder: Path, include_embeddings_and_head: bool) -> Iterator[t
                 zero = _zero_point_for(values, zero_point) if zero_point is not None else 0
             else:
                 zero = 0
-            in_layer = any("/layer." in node for node in consumers.get(name, []))
+            in_layer = any(ENCODER_LAYER.search(node) for node in consumers.get(name, []))
             prunable = values.ndim >= 2 and (in_layer or include_embeddings_and_head)  # matrices, not biases
             yield prunable, int(values.size), int((values == zero).sum())
 

@@ -107,8 +107,10 @@ class FakeHub:
                 match = re.fullmatch(r"/api/models/([^/]+/[^/]+)/settings", path)
                 if match and self._repo(match.group(1)) is not None:
                     settings = json.loads(body or b"{}")
-                    if "private" in settings:
+                    if "private" in settings:  # huggingface_hub 0.x
                         self._repo(match.group(1))["private"] = bool(settings["private"])
+                    if "visibility" in settings:  # huggingface_hub 1.x and later
+                        self._repo(match.group(1))["private"] = settings["visibility"] != "public"
                     return self._send(200, {})
                 self._not_found()
 

@@ -59,18 +59,25 @@ def test_instruction_set_is_one_the_quantizer_knows():
     assert cpu_instruction_set() in INSTRUCTION_SETS
 
 
-def test_onnx_int8_variant_loads_with_ort_and_tracks_the_fp32_model(classifier_dir, examples, tmp_path):
+def test_onnx_int8_variant_loads_with_its_class_and_tracks_the_fp32_model(classifier_dir, examples, tmp_path):
     record = onnx_int8(classifier_dir, tmp_path / "onnx")
     assert record["method"] == "onnx-int8" and record["bits"] == 8
     assert variant_kind(tmp_path / "onnx") == "onnx"
-    from optimum.onnxruntime import ORTModelForSequenceClassification
+    assert sorted(path.name for path in (tmp_path / "onnx").glob("*.onnx*")) == ["model.onnx"]  # one file, no external data
+    from hf_tbc import OnnxModelForSequenceClassification
 
-    model = ORTModelForSequenceClassification.from_pretrained(tmp_path / "onnx")
+    model = OnnxModelForSequenceClassification.from_pretrained(tmp_path / "onnx")
     expected, encoded = reference_logits(classifier_dir, examples)
-    logits = torch.as_tensor(model(**encoded).logits)
+    logits = model(**encoded).logits
     assert logits.shape == expected.shape
     assert (logits - expected).abs().max() < 0.1 * expected.abs().max() + 0.05
     assert size_on_disk(tmp_path / "onnx") < 0.5 * size_on_disk(classifier_dir)
+    try:  # optimum-onnx, where it installs (transformers 4.57), loads the same folder to the same logits
+        from optimum.onnxruntime import ORTModelForSequenceClassification
+    except ImportError:
+        return
+    other = ORTModelForSequenceClassification.from_pretrained(tmp_path / "onnx")
+    assert torch.allclose(torch.as_tensor(other(**encoded).logits), logits, atol=1e-6)
 
 
 @pytest.mark.parametrize("bits", [8, 4, 2])

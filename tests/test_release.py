@@ -96,12 +96,12 @@ def test_dry_run_writes_parsing_cards_from_the_records_and_loadable_folders(tmp_
         result = card.data.eval_results[0]
         assert result.metric_type == "accuracy" and result.metric_value == round(rows[name]["accuracy"], 4)
         assert (result.dataset_type, result.dataset_config, result.dataset_split) == ("hf-tbc/docs-pairs", "default", "validation")
-        assert data["library_name"] == {"onnx": "optimum", "quanto": "hf-tbc"}.get(variant_kind(folder), "transformers")
+        assert data["library_name"] == {"onnx": "onnx", "quanto": "hf-tbc"}.get(variant_kind(folder), "transformers")
         if name == "dense-fp32":
             assert card.data.base_model is None
         else:
             assert card.data.base_model == "org/tbc-L2-H32-pairs-dense-fp32"
-        loader = {"pruned50-onnx-int8": "ORTModelForSequenceClassification", "dense-quanto-int8": "QuantizedModelForSequenceClassification"}
+        loader = {"pruned50-onnx-int8": "OnnxModelForSequenceClassification", "dense-quanto-int8": "QuantizedModelForSequenceClassification"}
         assert loader.get(name, "AutoModelForSequenceClassification") in card.text
         assert {"onnx-int8": "onnx", "quanto-int8": "quanto"}.get(name.split("-", 1)[1], "pytorch") in data["tags"]
         assert ("magnitude-pruning" in data["tags"]) == name.startswith("pruned")
@@ -128,7 +128,7 @@ from hf_tbc.classification import ClassificationDataArguments, load_classificati
 from hf_tbc.evaluation import accuracy
 repo_id, kind, dev = sys.argv[1:4]
 if kind == "onnx":
-    from optimum.onnxruntime import ORTModelForSequenceClassification as Loader
+    from hf_tbc import OnnxModelForSequenceClassification as Loader
 elif kind == "quanto":
     from hf_tbc.compress import QuantizedModelForSequenceClassification as Loader
 else:
@@ -243,14 +243,14 @@ def hub():
 @pytest.fixture
 def api(hub, monkeypatch):
     """A real client of the local test Hub (tests run offline: only 127.0.0.1 is let through)."""
-    from huggingface_hub import HfApi, constants
-    from huggingface_hub.utils import reset_sessions
+    from huggingface_hub import HfApi, constants, utils
 
+    reset = getattr(utils, "reset_sessions", None) or getattr(utils, "close_session")  # huggingface_hub 0.x / 1.x+
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "ENDPOINT", hub.url)  # commit URLs are parsed against it
-    reset_sessions()
+    reset()
     yield HfApi(endpoint=hub.url, token=TOKEN)
-    reset_sessions()
+    reset()
 
 
 @pytest.fixture

@@ -1,9 +1,10 @@
-"""Quantization through Optimum: ONNX Runtime dynamic int8, and optimum-quanto weight-only int8/int4/int2.
+"""Quantization backends: ONNX Runtime dynamic int8, and optimum-quanto weight-only int8/int4/int2.
 
 Each function takes a saved PyTorch classifier folder and writes a variant folder that loads with one
 documented class:
 
-- ONNX Runtime: ``optimum.onnxruntime.ORTModelForSequenceClassification.from_pretrained(folder)``
+- ONNX Runtime: ``hf_tbc.OnnxModelForSequenceClassification.from_pretrained(folder)`` (or optimum-onnx's
+  ``ORTModelForSequenceClassification`` where it is installed)
 - quanto: ``hf_tbc.compress.QuantizedModelForSequenceClassification.from_pretrained(folder)``
   (run it under ``torch.no_grad()``, not ``torch.inference_mode()``, which quanto's modules reject).
 """
@@ -20,6 +21,7 @@ from optimum.quanto import qint2, qint4, qint8
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from ..errors import UsageError
+from ..onnx_model import ONNX_FILE, export_onnx
 from ..variants import QuantizedModelForSequenceClassification
 
 QUANTO_TYPES = {8: qint8, 4: qint4, 2: qint2}
@@ -53,35 +55,44 @@ def _copy_tokenizer(source: Union[str, Path], destination: Path) -> None:
         pass  # a model without a tokenizer folder: the caller's evaluation brings its own
 
 
+# ONNX Runtime's dynamic-quantization settings for each instruction set, as optimum's AutoQuantizationConfig has
+# them: 8-bit weights, symmetric, int8 where the CPU multiplies int8 by uint8 fast (AVX-512 VNNI, ARM64) and
+# uint8 (zero point 128) for AVX2, whose integer dot products take uint8 weights.
+WEIGHT_TYPES = {"avx512_vnni": "QInt8", "avx512": "QInt8", "arm64": "QInt8", "avx2": "QUInt8"}
+QUANTIZED_OPERATORS = ["Conv", "MatMul", "Attention", "LSTM", "Gather", "Transpose", "EmbedLayerNormalization"]
+
+
 def onnx_int8(
     model_dir: Union[str, Path], output_dir: Union[str, Path], per_channel: bool = False, instruction_set: Optional[str] = None
 ) -> dict:
-    """Exports ``model_dir`` to ONNX and applies ONNX Runtime dynamic int8 quantization.
+    """Exports ``model_dir`` to ONNX with torch's exporter and applies ONNX Runtime dynamic int8 quantization.
 
     Weights become 8-bit (per-tensor unless ``per_channel``); activations are quantized on the fly. The
-    configuration follows ``instruction_set`` (default: this CPU's): symmetric int8 for AVX-512 and ARM64,
-    asymmetric uint8 with a zero point for AVX2. Returns what was done, for the variant's record.
+    configuration follows ``instruction_set`` (default: this CPU's): int8 weights for AVX-512 and ARM64,
+    uint8 with zero point 128 for AVX2. The folder holds ``model.onnx``, ``config.json`` and the tokenizer,
+    and loads with ``hf_tbc.OnnxModelForSequenceClassification`` (or optimum-onnx's
+    ``ORTModelForSequenceClassification``). Returns what was done, for the variant's record.
     """
-    from optimum.onnxruntime import ORTModelForSequenceClassification, ORTQuantizer
-    from optimum.onnxruntime.configuration import AutoQuantizationConfig
+    from onnxruntime.quantization import QuantType, quantize_dynamic
 
     output_dir = Path(output_dir)
     instruction_set = instruction_set or cpu_instruction_set()
     if instruction_set not in INSTRUCTION_SETS:
         raise UsageError(f"instruction set {instruction_set!r} is unknown: choose one of {', '.join(INSTRUCTION_SETS)}")
-    config = getattr(AutoQuantizationConfig, instruction_set)(is_static=False, per_channel=per_channel)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
     with tempfile.TemporaryDirectory() as scratch:
-        exported = ORTModelForSequenceClassification.from_pretrained(model_dir, export=True)
-        exported.save_pretrained(scratch)
-        quantizer = ORTQuantizer.from_pretrained(scratch)
+        exported = export_onnx(model, Path(scratch) / "float.onnx")
         staging = Path(scratch) / "quantized"
-        quantizer.quantize(quantization_config=config, save_dir=staging, file_suffix=None)
-        exported.config.save_pretrained(staging)
+        staging.mkdir()
+        quantize_dynamic(str(exported), str(staging / ONNX_FILE), weight_type=getattr(QuantType, WEIGHT_TYPES[instruction_set]),
+                         per_channel=per_channel, reduce_range=False, op_types_to_quantize=QUANTIZED_OPERATORS,
+                         extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
+        model.config.save_pretrained(staging)
         _copy_tokenizer(model_dir, staging)
         output_dir.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(staging), output_dir)
     return {"method": "onnx-int8", "bits": 8, "backend": "onnxruntime", "instruction_set": instruction_set,
-            "per_channel": per_channel}
+            "per_channel": per_channel, "exporter": "torch.onnx (dynamo)"}
 
 
 def quanto_weights(model_dir: Union[str, Path], output_dir: Union[str, Path], bits: int) -> dict:
