@@ -219,9 +219,10 @@ def sigkill_resume(work: Path, fixtures: dict, runs: int, seed: int) -> list[Row
         held += int(ok)
         if not ok:
             notes.append(f"run {index}: resumed_from {record['resumed_from']} (expected {expected}), train_s {record['train_s']}")
-    detail = f"{mid_save} of {runs} kills landed mid-save (a checkpoint folder without trainer_state.json)"
-    return [Row("SIGKILL at a random moment (half of them mid-save), then --resume_from_checkpoint true: resumes from "
-                "the newest complete checkpoint, budget right to within one step", runs, held,
+    detail = f"{mid_save} of {runs} kills left a half-written checkpoint folder (no trainer_state.json), never resumed from"
+    return [Row("SIGKILL after the first checkpoint, at a random moment or (every other run) while a checkpoint is "
+                "being written, then --resume_from_checkpoint true: resumes from the newest complete checkpoint, budget "
+                "right to within one step", runs, held,
                 detail + ("; " + "; ".join(notes) if notes else ""))]
 
 

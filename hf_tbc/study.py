@@ -7,7 +7,6 @@ complete is skipped, so a killed study resumes where it stopped.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -26,7 +25,7 @@ from . import recipes
 from .budget import format_duration, parse_duration
 from .errors import UsageError
 from .sizes import get_model_size
-from .training import PREEMPTED_EXIT_CODE, last_complete_checkpoint
+from .training import PREEMPTED_EXIT_CODE, last_complete_checkpoint, preempted_record
 
 logger = logging.get_logger(__name__)
 
@@ -140,21 +139,9 @@ STAGE_RECORDS = {"pretrain": "run_summary.json", "finetune": "eval_results.json"
                  "release": "release.json"}
 
 
-def _stage_record(stage: str, folder: Path) -> Optional[dict]:
-    path = folder / STAGE_RECORDS[stage]
-    if not path.is_file() or path.suffix != ".json":
-        return None
-    try:
-        record = json.loads(path.read_text())
-    except ValueError:
-        return None
-    return record if isinstance(record, dict) else None
-
-
 def stage_preempted(stage: str, folder: Path) -> bool:
     """Whether ``folder`` holds a run of ``stage`` that was preempted before its final model."""
-    record = _stage_record(stage, folder)
-    return record is not None and record.get("stop_reason") == "preempted"
+    return preempted_record(folder, (STAGE_RECORDS[stage],)) is not None
 
 
 def stage_complete(stage: str, folder: Path) -> bool:

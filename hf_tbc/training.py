@@ -379,18 +379,24 @@ def record_preemption(trainer: "BudgetTrainer", record_name: str, **fields) -> d
     return record
 
 
+def preempted_record(folder: Union[str, Path], names: tuple[str, ...] = RUN_RECORDS) -> Optional[dict]:
+    """The record in ``folder`` of a run preempted before its final model, if there is one."""
+    for name in names:
+        try:
+            record = json.loads((Path(folder) / name).read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict) and record.get("stop_reason") == "preempted":
+            return record
+    return None
+
+
 def check_finished_run(folder: str) -> None:
-    """``ValueError`` if ``folder`` holds a run that was preempted before it saved its final model."""
-    for name in RUN_RECORDS:
-        path = Path(folder) / name
-        if path.is_file():
-            try:
-                record = json.loads(path.read_text())
-            except (OSError, ValueError):
-                continue
-            if isinstance(record, dict) and record.get("stop_reason") == "preempted":
-                raise UsageError(f"{folder} holds a run preempted at step {record.get('steps')} with no final model: "
-                                 "resume it with --resume_from_checkpoint true first")
+    """``UsageError`` if ``folder`` holds a run that was preempted before it saved its final model."""
+    record = preempted_record(folder)
+    if record is not None:
+        raise UsageError(f"{folder} holds a run preempted at step {record.get('steps')} with no final model: "
+                         "resume it with --resume_from_checkpoint true first")
 
 
 def load_model_config(model_name_or_path: str, flag: str = "--model_name_or_path"):
