@@ -77,7 +77,8 @@ _AXIS_LABELS = {
 }
 
 
-def _draw(series: list[tuple[str, list, list, bool]], output_file: Union[str, Path], xlabel: str, ylabel: str, title: str) -> Path:
+def _draw(series: list[tuple[str, list, list, bool]], output_file: Union[str, Path], xlabel: str, ylabel: str, title: str,
+          references: Optional[Mapping[str, float]] = None) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -87,6 +88,8 @@ def _draw(series: list[tuple[str, list, list, bool]], output_file: Union[str, Pa
     for label, xs, ys, markers in series:
         if xs:
             axes.plot(xs, ys, marker="o" if markers else None, markersize=3, label=label)
+    for index, (label, value) in enumerate((references or {}).items()):  # e.g. the unigram loss: below it = learned
+        axes.axhline(value, color="0.35", linestyle=("--", ":", "-.")[index % 3], linewidth=1.2, label=label)
     axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)
     axes.set_title(title)
@@ -112,26 +115,31 @@ def plot_curves(
     x: str = "elapsed_s",
     y: str = "eval_loss",
     title: Optional[str] = None,
+    references: Optional[Mapping[str, float]] = None,
 ) -> Path:
     """Overlays several runs in one PNG.
 
     ``runs`` maps a label (e.g. ``"L12-H768"``) to a run folder, a ``curve.jsonl`` path or rows already
-    read; ``x`` is ``elapsed_s`` (drawn in minutes), ``step`` or ``tokens``.
+    read; ``x`` is ``elapsed_s`` (drawn in minutes), ``step`` or ``tokens``. ``references`` are drawn as
+    horizontal lines (e.g. ``{"unigram loss": 6.73}``).
     """
     series = []
     for label, source in runs.items():
         rows = read_curve(source) if isinstance(source, (str, Path)) else list(source)
         series.append((label, *_points(rows, x, y), y == "eval_loss"))
     xlabel, ylabel = _AXIS_LABELS.get(x, x), _AXIS_LABELS.get(y, y)
-    return _draw(series, output_file, xlabel, ylabel, title or f"{ylabel} against {xlabel}")
+    return _draw(series, output_file, xlabel, ylabel, title or f"{ylabel} against {xlabel}", references)
 
 
-def plot_run(run_dir: Union[str, Path], label: Optional[str] = None) -> Path:
-    """``run_dir/loss_vs_time.png``: one run's training and validation loss against wall-clock."""
+def plot_run(run_dir: Union[str, Path], label: Optional[str] = None, unigram_loss: Optional[float] = None) -> Path:
+    """``run_dir/loss_vs_time.png``: one run's training and validation loss against wall-clock, with the loss of
+    predicting word frequencies alone as a dashed line when ``unigram_loss`` is given."""
     rows = read_curve(run_dir)
     label = label or Path(run_dir).name
     series = [
         ("training loss", *_points(rows, "elapsed_s", "loss"), False),
         ("validation loss", *_points(rows, "elapsed_s", "eval_loss"), True),
     ]
-    return _draw(series, Path(run_dir) / "loss_vs_time.png", _AXIS_LABELS["elapsed_s"], "MLM loss", f"{label}: MLM loss against wall-clock")
+    references = {f"unigram loss ({unigram_loss:.2f})": unigram_loss} if unigram_loss is not None else None
+    return _draw(series, Path(run_dir) / "loss_vs_time.png", _AXIS_LABELS["elapsed_s"], "MLM loss",
+                 f"{label}: MLM loss against wall-clock", references)

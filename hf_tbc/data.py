@@ -10,8 +10,9 @@ import sys
 import sysconfig
 import tempfile
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Sequence
 
+import numpy as np
 from datasets import Dataset, DatasetDict, concatenate_datasets, load_dataset
 from transformers import PreTrainedTokenizerBase, RobertaTokenizerFast
 from transformers.utils import logging
@@ -272,3 +273,26 @@ def pack_texts(
             f"the text is shorter than one block of {block_size} tokens: give more text or a smaller --block_size"
         )
     return blocks
+
+
+def unigram_loss(train_blocks: Dataset, validation_blocks: Dataset, special_ids: Sequence[int], vocab_size: int,
+                 batch_size: int = 10_000) -> float:
+    """The masked-LM loss (nats) of a model that knows only word frequencies: the cross-entropy, over the
+    validation blocks' non-special tokens (the ones masking picks from), of the training blocks' token
+    frequencies (add-one smoothed). A run whose validation loss is not below this has learned nothing else.
+    """
+    def counts(blocks: Dataset) -> np.ndarray:
+        total = np.zeros(vocab_size, dtype=np.int64)
+        for start in range(0, len(blocks), batch_size):
+            ids = np.asarray(blocks[start : start + batch_size]["input_ids"], dtype=np.int64).ravel()
+            total += np.bincount(ids, minlength=vocab_size)[:vocab_size]
+        return total
+
+    maskable = np.ones(vocab_size, dtype=bool)
+    maskable[[index for index in special_ids if 0 <= index < vocab_size]] = False
+    train = (counts(train_blocks) + 1) * maskable
+    validation = counts(validation_blocks) * maskable
+    if validation.sum() == 0:
+        raise UsageError("the validation blocks hold no maskable tokens: give more validation text")
+    log_probability = np.log(np.where(maskable, train, 1) / train.sum())
+    return float(-(validation * log_probability).sum() / validation.sum())

@@ -18,7 +18,7 @@ from transformers import (
 from transformers.utils import logging
 
 from .curves import plot_run
-from .data import DEFAULT_CORPUS_NAME, load_text_datasets, pack_texts, train_tokenizer
+from .data import DEFAULT_CORPUS_NAME, load_text_datasets, pack_texts, train_tokenizer, unigram_loss
 from .errors import UsageError
 from .sizes import check_config, count_parameters, get_model_size, roberta_config, training_flops_per_token
 from .training import (
@@ -171,6 +171,7 @@ def pretrain(model_args: ModelArguments, data_args: DataTrainingArguments, train
     if data_args.max_eval_samples is not None and len(blocks["validation"]) > data_args.max_eval_samples:
         blocks["validation"] = blocks["validation"].select(range(data_args.max_eval_samples))
 
+    reference = unigram_loss(blocks["train"], blocks["validation"], tokenizer.all_special_ids, len(tokenizer))
     model = build_model(model_args, tokenizer, data_args.block_size)
     parameters = count_parameters(model.config)
     flops_per_token = training_flops_per_token(model.config, data_args.block_size)
@@ -178,7 +179,7 @@ def pretrain(model_args: ModelArguments, data_args: DataTrainingArguments, train
     logger.warning(
         f"{size_name}: {model.num_parameters():,} parameters ({parameters['non_embedding']:,} non-embedding), "
         f"{flops_per_token / 1e6:.1f} MFLOPs per training token; {len(blocks['train']):,} training blocks of "
-        f"{data_args.block_size} tokens"
+        f"{data_args.block_size} tokens; unigram loss of the validation blocks {reference:.3f} (a model must get below it)"
     )
 
     trainer = BudgetTrainer(
@@ -227,6 +228,8 @@ def pretrain(model_args: ModelArguments, data_args: DataTrainingArguments, train
         "train_tokens_per_s": round(tokens / train_seconds, 1) if train_seconds > 0 else None,
         "achieved_flops_per_s": round(tokens * flops_per_token / train_seconds) if train_seconds > 0 else None,
         "final_eval_loss": evaluations[-1]["eval_loss"] if evaluations else None,
+        "unigram_loss": round(reference, 4),
+        "below_unigram": round(reference - evaluations[-1]["eval_loss"], 4) if evaluations else None,
         "world_size": training_args.world_size,
         "stop_step_per_rank": stop_steps.tolist(),
         "parallel_mode": training_args.parallel_mode.value,
@@ -241,9 +244,9 @@ def pretrain(model_args: ModelArguments, data_args: DataTrainingArguments, train
     }
     if trainer.is_world_process_zero():
         write_json(Path(training_args.output_dir) / "run_summary.json", summary)
-        plot_run(training_args.output_dir, label=size_name)
+        plot_run(training_args.output_dir, label=size_name, unigram_loss=reference)
         logger.warning(
             f"Stopped: {describe_stop(budget)}; {summary['steps']} steps, {tokens:,} tokens, "
-            f"final eval loss {summary['final_eval_loss']}; model in {training_args.output_dir}"
+            f"final eval loss {summary['final_eval_loss']} (unigram loss {reference:.3f}); model in {training_args.output_dir}"
         )
     return summary

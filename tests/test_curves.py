@@ -34,4 +34,7 @@ def test_plots_are_written(tmp_path):
                          tmp_path / "overlay.png", x="step")
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert plot_run(tmp_path / "small").name == "loss_vs_time.png"
+    plain = (tmp_path / "small" / "loss_vs_time.png").read_bytes()
+    plot_run(tmp_path / "small", unigram_loss=6.5)  # the dashed reference line changes the picture
+    assert (tmp_path / "small" / "loss_vs_time.png").read_bytes() != plain
     assert (tmp_path / "small" / "loss_vs_time.png").stat().st_size > 10_000

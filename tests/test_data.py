@@ -77,3 +77,18 @@ def test_several_files_per_split_are_concatenated_by_their_text_columns(tmp_path
     splits = load_text_datasets(train_file=f"{tmp_path / 'a.tsv'},{tmp_path / 'b.tsv'}", validation_file=str(tmp_path / "c.txt"))
     assert len(splits["train"]) == 50 and len(splits["validation"]) == 10
     assert splits["train"][30]["text"] == english_lines[30].strip()
+
+
+def test_unigram_loss_is_the_cross_entropy_of_training_frequencies_on_maskable_validation_tokens():
+    import math
+
+    from hf_tbc.data import unigram_loss
+
+    train = Dataset.from_dict({"input_ids": [[0, 3, 3, 2], [0, 4, 5, 2]]})  # 0 and 2 are <s> and </s>
+    validation = Dataset.from_dict({"input_ids": [[0, 3, 4, 2]]})
+    # add-one counts over the maskable ids 3, 4, 5: 3, 2, 2 of 7; specials are never masked, so never scored
+    expected = -(math.log(3 / 7) + math.log(2 / 7)) / 2
+    assert unigram_loss(train, validation, special_ids=[0, 1, 2], vocab_size=6) == pytest.approx(expected)
+    # a validation token never seen in training still gets the smoothed mass, not an infinite loss
+    unseen = Dataset.from_dict({"input_ids": [[0, 5, 5, 2]]})
+    assert math.isfinite(unigram_loss(train, unseen, special_ids=[0, 1, 2], vocab_size=7))

@@ -58,6 +58,8 @@ def test_budgeted_run_stops_after_the_budget_and_loads_back(tmp_path, corpus):
     assert_stopped_within_one_step(out, 12.0)
     record = summary(out)
     assert record["stop_reason"] == "time_budget" and record["world_size"] == 1 and record["steps"] > 5
+    assert 0 < record["unigram_loss"] < 10 and record["below_unigram"] == pytest.approx(
+        record["unigram_loss"] - record["final_eval_loss"], abs=1e-3)
     # whole 32-token blocks, 8 per step, except the last batch of each pass over the data
     assert record["tokens"] % 32 == 0 and 0 <= record["steps"] * 8 * 32 - record["tokens"] < 8 * 32 * 10
     assert record["total_s"] > record["train_s"]  # evaluations and the final save took time outside the budget
