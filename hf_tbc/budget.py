@@ -92,7 +92,10 @@ class WallClockBudgetCallback(TrainerCallback, ExportableState):
     """Stops a 🤗 ``Trainer`` when a wall-clock budget is spent, then evaluates and saves.
 
     One monotonic clock, read on the main process after every optimizer step and shared with every rank
-    in the same collective, so all ranks stop at the same step. The elapsed time travels in each checkpoint
+    in the same collective, so all ranks stop at the same step. Training stops at the step whose end is
+    nearest the deadline: after a step, it stops when the next one (as long as the median of the recent
+    ones) would end further past the deadline than now is before it. A size with slow steps thus overshoots
+    by at most half a step, not a whole one; ``overshoot`` records by how much (negative: stopped early). The elapsed time travels in each checkpoint
     (``trainer_state.json``), so ``trainer.train(resume_from_checkpoint=...)`` trains only for what is left.
     SIGTERM (preemption) saves a checkpoint and ends training cleanly.
 
@@ -139,6 +142,9 @@ class WallClockBudgetCallback(TrainerCallback, ExportableState):
         self._control_group = None  # the process group that carries the clock (gloo: no device sync)
         self._previous_sigterm = None
         self.resumed_at = {"step": 0, "tokens": 0, "train_seconds": 0.0}
+        self.overshoot: Optional[float] = None  # budget clock at the stop minus the budget, in seconds
+        self._step_seconds: list[float] = []
+        self._last_elapsed: Optional[float] = None
 
     # -- the clock ---------------------------------------------------------------------------------
     def train_seconds(self) -> float:
@@ -235,6 +241,8 @@ class WallClockBudgetCallback(TrainerCallback, ExportableState):
         self._preempted = self._sigterm_received = False
         self.stop_reason = None
         self.elapsed = self.budget_seconds()
+        self.overshoot = None
+        self._step_seconds, self._last_elapsed = [], self.elapsed
         self._next_eval = self._next_multiple(self.eval_every)
         self._next_save = self._next_multiple(self.save_every)
         if threading.current_thread() is threading.main_thread():
@@ -260,8 +268,9 @@ class WallClockBudgetCallback(TrainerCallback, ExportableState):
             control.should_save = True
             control.should_training_stop = True
             return control
-        if self.elapsed >= self.time_budget:
+        if self._deadline_reached():
             self.stop_reason = "time_budget"
+            self.overshoot = self.elapsed - self.time_budget
             control.should_log = True
             control.should_evaluate = args.eval_strategy != "no" or self.eval_every is not None
             control.should_save = args.save_strategy != "no" or self.save_every is not None
@@ -275,6 +284,23 @@ class WallClockBudgetCallback(TrainerCallback, ExportableState):
             control.should_save = True
             self._next_save = self._next_multiple(self.save_every)
         return control
+
+    def step_seconds(self) -> Optional[float]:
+        """The median duration of the last 16 steps on the agreed clock (the same on every rank), if any."""
+        recent = sorted(self._step_seconds[-16:])
+        return recent[len(recent) // 2] if recent else None
+
+    def _deadline_reached(self) -> bool:
+        if self._last_elapsed is not None:
+            self._step_seconds.append(self.elapsed - self._last_elapsed)
+            del self._step_seconds[:-16]
+        self._last_elapsed = self.elapsed
+        if self.elapsed >= self.time_budget:
+            return True
+        step = self.step_seconds()
+        # the next step would end at elapsed + step: stop now if that is further past the deadline than now is before
+        # it (on a tie, go on: the budget is then spent, not left unused)
+        return step is not None and self.elapsed + step / 2 > self.time_budget
 
     def _count_overhead(self) -> None:
         now = self.clock()

@@ -52,6 +52,16 @@ class ClassificationModelArguments:
 
     model_name_or_path: str = field(metadata={"help": "A checkpoint folder or Hub id, e.g. runs/L12-H768 or roberta-base."})
     tokenizer_name: Optional[str] = field(default=None, metadata={"help": "Tokenizer, if not the checkpoint's."})
+    dropout: Optional[float] = field(
+        default=0.1,
+        metadata={"help": "Hidden and attention dropout while finetuning (hf-tbc pretrains without dropout, so the "
+                  "checkpoint's config says 0). Unset: keep the checkpoint's."},
+    )
+    random_init: bool = field(
+        default=False,
+        metadata={"help": "Use only the checkpoint's config and tokenizer, with freshly initialised weights: the "
+                  "control run that shows what pretraining adds."},
+    )
 
 
 @dataclass
@@ -199,6 +209,15 @@ def tokenize(dataset: Dataset, tokenizer, max_seq_length: int) -> Dataset:
     return dataset.map(encode, batched=True, remove_columns=[c for c in ("text", "text_pair") if c in dataset.column_names])
 
 
+def majority_accuracy(train_labels, validation_labels) -> float:
+    """The accuracy of always predicting the training set's most frequent label: the floor a classifier must beat."""
+    train_labels, validation_labels = list(train_labels), list(validation_labels)
+    if not train_labels or not validation_labels:
+        return 0.0
+    majority = max(set(train_labels), key=train_labels.count)
+    return round(sum(label == majority for label in validation_labels) / len(validation_labels), 4)
+
+
 def compute_accuracy(prediction) -> dict:
     logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
     return load_accuracy().compute(predictions=np.argmax(logits, axis=-1), references=prediction.label_ids)
@@ -221,11 +240,18 @@ def finetune(
             f"{model_args.model_name_or_path} classifies into {config.num_labels} labels but the data has "
             f"{len(label_names)} ({', '.join(label_names)}): pick the matching model or --label_column"
         )
+    if model_args.dropout is not None:
+        if not 0 <= model_args.dropout < 1:
+            raise UsageError(f"--dropout {model_args.dropout} must be in [0, 1)")
+        config.hidden_dropout_prob = config.attention_probs_dropout_prob = model_args.dropout
     config.num_labels = len(label_names)
     config.id2label = dict(enumerate(label_names))
     config.label2id = {name: index for index, name in enumerate(label_names)}
     tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_args.model_name_or_path)
-    model = AutoModelForSequenceClassification.from_pretrained(model_args.model_name_or_path, config=config)
+    if model_args.random_init:
+        model = AutoModelForSequenceClassification.from_config(config)
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(model_args.model_name_or_path, config=config)
     validation_names = [name for name in splits if name != "train"]
     with training_args.main_process_first(desc="tokenizing"):
         data_args.max_seq_length = data_args.max_seq_length or 128
@@ -247,22 +273,27 @@ def finetune(
     results = {}
     for name in validation_names:
         metrics = trainer.evaluate(encoded[name], metric_key_prefix="eval")
-        results[name] = {"accuracy": metrics["eval_accuracy"], "loss": metrics["eval_loss"], "examples": len(encoded[name])}
+        results[name] = {"accuracy": metrics["eval_accuracy"], "loss": metrics["eval_loss"], "examples": len(encoded[name]),
+                         "majority_accuracy": majority_accuracy(encoded["train"]["label"], encoded[name]["label"])}
     trainer.save_model()
     record = {
         "model_name_or_path": model_args.model_name_or_path,
+        "random_init": model_args.random_init,
         "task": data_args.task_name or Path(data_args.train_file).resolve().parent.name,
         "task_name": data_args.task_name,
         "dataset": (f"{data_args.dataset_name}/{data_args.task_name}" if data_args.task_name else data_args.train_file),
         "validation": data_args.validation_file if not data_args.task_name else validation_names,
         "labels": label_names,
         "accuracy": results[validation_names[0]]["accuracy"],
+        "majority_accuracy": results[validation_names[0]]["majority_accuracy"],
         "splits": results,
         "train_examples": len(encoded["train"]),
         "steps": trainer.state.global_step,
         "train_s": round(trainer.budget.train_seconds() if trainer.budget else time.monotonic() - started, 3),
         "time_budget_s": trainer.budget.time_budget if trainer.budget else None,
         "stop_reason": trainer.budget.stop_reason if trainer.budget else "epochs",
+        "deadline_overshoot_s": (round(trainer.budget.overshoot, 3)
+                                 if trainer.budget and trainer.budget.overshoot is not None else None),
         "model_saved": True,
         "max_seq_length": data_args.max_seq_length,
         "text_pair": "text_pair" in splits["train"].column_names,
@@ -270,6 +301,7 @@ def finetune(
     }
     if trainer.is_world_process_zero():
         write_json(Path(training_args.output_dir) / "eval_results.json", record)
-        summary = ", ".join(f"{name} {value['accuracy']:.4f}" for name, value in results.items())
+        summary = ", ".join(f"{name} {value['accuracy']:.4f} (majority class {value['majority_accuracy']:.4f})"
+                            for name, value in results.items())
         logger.warning(f"Finetuned {trainer.state.global_step} steps; accuracy: {summary}; model in {training_args.output_dir}")
     return record

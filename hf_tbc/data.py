@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
 import numpy as np
+import torch
 from datasets import Dataset, DatasetDict, concatenate_datasets, load_dataset
-from transformers import PreTrainedTokenizerBase, RobertaTokenizerFast
+from transformers import DataCollatorForLanguageModeling, PreTrainedTokenizerBase, RobertaTokenizerFast
 from transformers.utils import logging
 
 from .errors import UsageError
@@ -296,3 +297,25 @@ def unigram_loss(train_blocks: Dataset, validation_blocks: Dataset, special_ids:
         raise UsageError("the validation blocks hold no maskable tokens: give more validation text")
     log_probability = np.log(np.where(maskable, train, 1) / train.sum())
     return float(-(validation * log_probability).sum() / validation.sum())
+
+
+class MaskedLMCollator(DataCollatorForLanguageModeling):
+    """``DataCollatorForLanguageModeling`` that masks training blocks afresh in every batch, and passes blocks that
+    are already masked (they carry ``labels``: the fixed validation set of :func:`mask_once`) through unchanged."""
+
+    def __call__(self, examples, return_tensors=None):
+        if examples and "labels" in examples[0]:
+            return {key: torch.tensor([example[key] for example in examples]) for key in ("input_ids", "labels")}
+        return super().__call__(examples, return_tensors)
+
+
+def mask_once(blocks: Dataset, tokenizer: PreTrainedTokenizerBase, mlm_probability: float, seed: int) -> Dataset:
+    """The blocks masked once, as the collator masks (80 % mask token, 10 % random, 10 % kept), with a seeded
+    generator: every evaluation of a run, and every run on the same data, scores the same positions, so the
+    validation curve moves only when the model does."""
+    collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability)
+    columns = [name for name in ("input_ids", "special_tokens_mask") if name in blocks.column_names]
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        batch = collator([{name: row[name] for name in columns} for row in blocks])
+    return Dataset.from_dict({"input_ids": batch["input_ids"].tolist(), "labels": batch["labels"].tolist()})

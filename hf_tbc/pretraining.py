@@ -1,4 +1,11 @@
-"""Budgeted masked-LM pretraining: the library behind ``recipes/run_mlm.py``."""
+"""Budgeted masked-LM pretraining: the library behind ``recipes/run_mlm.py``.
+
+The defaults form a recipe made for short budgets, each part switchable: a pre-LayerNorm RoBERTa
+(``--architecture``), the MLM head computed on masked positions only (``--sparse_prediction``), no dropout
+(``--dropout``), a high peak learning rate with a short warmup and a linear decay that reaches zero at the
+deadline, AdamW betas (0.9, 0.98) and gradient clipping at 0.5. The saved model is a stock
+``RobertaPreLayerNormForMaskedLM`` (or ``RobertaForMaskedLM``) that the Auto classes load.
+"""
 
 from __future__ import annotations
 
@@ -11,22 +18,37 @@ import torch
 from transformers import (
     AutoModelForMaskedLM,
     AutoTokenizer,
-    DataCollatorForLanguageModeling,
     RobertaForMaskedLM,
     set_seed,
 )
 from transformers.utils import logging
 
 from .curves import plot_run
-from .data import DEFAULT_CORPUS_NAME, load_text_datasets, pack_texts, train_tokenizer, unigram_loss
+from .data import (
+    DEFAULT_CORPUS_NAME,
+    MaskedLMCollator,
+    load_text_datasets,
+    mask_once,
+    pack_texts,
+    train_tokenizer,
+    unigram_loss,
+)
 from .errors import UsageError
-from .sizes import check_config, count_parameters, get_model_size, roberta_config, training_flops_per_token
+from .sizes import (
+    ARCHITECTURES,
+    check_config,
+    count_parameters,
+    get_model_size,
+    roberta_config,
+    training_flops_per_token,
+)
 from .training import (
     BudgetTrainer,
     BudgetTrainingArguments,
     describe_stop,
     hardware_summary,
     load_model_config,
+    native_bf16,
     prepare_output_dir,
     record_preemption,
     write_json,
@@ -54,6 +76,22 @@ class ModelArguments:
         default=None, metadata={"help": "Tokenizer to use; by default a byte-level BPE is trained on the training text."}
     )
     vocab_size: int = field(default=8192, metadata={"help": "Vocabulary size of the trained tokenizer."})
+    architecture: str = field(
+        default="roberta-prelayernorm",
+        metadata={"help": "Model class of a fresh --model_size: 'roberta-prelayernorm' (LayerNorm before each sublayer: "
+                  "stable at the high learning rates of short budgets) or 'roberta' (post-LayerNorm, as released).",
+                  "choices": list(ARCHITECTURES)},
+    )
+    dropout: Optional[float] = field(
+        default=0.0,
+        metadata={"help": "Hidden and attention dropout of a fresh model while pretraining (0: a budget too short to "
+                  "overfit gains nothing from it). Finetuning sets its own. Unset: the config's 0.1."},
+    )
+    sparse_prediction: bool = field(
+        default=True,
+        metadata={"help": "Run the MLM head (the vocabulary projection) on the masked positions only, not on every "
+                  "position: the same loss, and at small sizes most of the step's cost saved."},
+    )
 
 
 @dataclass
@@ -78,16 +116,29 @@ class DataTrainingArguments:
 
 @dataclass
 class PretrainingArguments(BudgetTrainingArguments):
-    """``BudgetTrainingArguments`` with defaults for pretraining from scratch (RoBERTa-style LR and warmup)."""
+    """``BudgetTrainingArguments`` with defaults for pretraining from scratch under a short budget: a peak LR twice
+    RoBERTa's with a short warmup, AdamW betas (0.9, 0.98) as in RoBERTa, and gradient clipping at 0.5."""
 
-    learning_rate: float = field(default=5e-4, metadata={"help": "Peak learning rate (AdamW)."})
-    warmup_ratio: float = field(default=0.06, metadata={"help": "Warmup, as a fraction of the budget (or of max_steps)."})
+    learning_rate: float = field(default=1e-3, metadata={"help": "Peak learning rate (AdamW)."})
+    warmup_ratio: float = field(default=0.02, metadata={"help": "Warmup, as a fraction of the budget (or of max_steps)."})
+    adam_beta2: float = field(default=0.98, metadata={"help": "AdamW beta2 (RoBERTa's 0.98: steadier with large LRs)."})
+    max_grad_norm: float = field(default=0.5, metadata={"help": "Clip the gradient norm to this value."})
+    bf16: Optional[bool] = field(
+        default=None,
+        metadata={"help": "bfloat16 autocast (weights and optimizer stay fp32). Default: on where the hardware computes "
+                  "bf16 natively (CUDA GPUs that support it, CPUs with AVX512-BF16/AMX or ARM BF16), off elsewhere."},
+    )
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
     per_device_train_batch_size: int = field(default=32, metadata={"help": "Blocks per device per step."})
     per_device_eval_batch_size: int = field(default=64, metadata={"help": "Blocks per device per evaluation step."})
     ddp_find_unused_parameters: Optional[bool] = field(
         default=False, metadata={"help": "RoBERTa's MLM uses every parameter, so DDP need not search for unused ones."}
     )
+
+    def __post_init__(self):
+        if self.bf16 is None:
+            self.bf16 = not self.fp16 and native_bf16()
+        super().__post_init__()
 
 
 def validate(model_args: ModelArguments, data_args: DataTrainingArguments) -> None:
@@ -98,7 +149,8 @@ def validate(model_args: ModelArguments, data_args: DataTrainingArguments) -> No
         get_model_size(model_args.model_size)
         positions = 514
         if model_args.config_overrides:
-            probe = roberta_config(model_args.model_size, model_args.vocab_size, config_overrides=model_args.config_overrides)
+            probe = roberta_config(model_args.model_size, model_args.vocab_size, config_overrides=model_args.config_overrides,
+                                   architecture=model_args.architecture)
             positions = probe.max_position_embeddings
         if data_args.block_size > positions - 2:
             raise UsageError(
@@ -109,12 +161,15 @@ def validate(model_args: ModelArguments, data_args: DataTrainingArguments) -> No
         raise UsageError(f"--block_size {data_args.block_size} is too small: use at least 8 tokens")
     if not 0 < data_args.mlm_probability < 1:
         raise UsageError(f"--mlm_probability {data_args.mlm_probability} must be in (0, 1)")
+    if model_args.dropout is not None and not 0 <= model_args.dropout < 1:
+        raise UsageError(f"--dropout {model_args.dropout} must be in [0, 1)")
     if model_args.vocab_size < 300:
         raise UsageError(f"--vocab_size {model_args.vocab_size} is below the 256 bytes + special tokens: use >= 300")
 
 
 def build_model(model_args: ModelArguments, tokenizer, block_size: int) -> RobertaForMaskedLM:
-    """A fresh RoBERTa of ``model_size`` (or the checkpoint ``model_name_or_path``) sized for ``tokenizer``."""
+    """A fresh RoBERTa of ``model_size`` and ``architecture`` (or the checkpoint ``model_name_or_path``) sized for
+    ``tokenizer``; ``dropout`` applies to fresh models (a continued checkpoint keeps its own unless overridden)."""
     if model_args.model_name_or_path is not None:
         config = load_model_config(model_args.model_name_or_path)
         if model_args.config_overrides:
@@ -122,10 +177,14 @@ def build_model(model_args: ModelArguments, tokenizer, block_size: int) -> Rober
         check_config(config)
         model = AutoModelForMaskedLM.from_pretrained(model_args.model_name_or_path, config=config)
     else:
+        dropout = model_args.dropout
+        overrides = ([f"hidden_dropout_prob={dropout},attention_probs_dropout_prob={dropout}"] if dropout is not None else [])
+        overrides += [model_args.config_overrides] if model_args.config_overrides else []
         config = roberta_config(
             model_args.model_size,
             vocab_size=len(tokenizer),
-            config_overrides=model_args.config_overrides,
+            config_overrides=",".join(overrides) or None,
+            architecture=model_args.architecture,
             pad_token_id=tokenizer.pad_token_id,
             bos_token_id=tokenizer.bos_token_id,
             eos_token_id=tokenizer.eos_token_id,
@@ -137,6 +196,63 @@ def build_model(model_args: ModelArguments, tokenizer, block_size: int) -> Rober
             f"--block_size {block_size} exceeds the model's {config.max_position_embeddings - offset} positions: lower it"
         )
     return model
+
+
+def masked_lm_head(model: torch.nn.Module) -> Optional[torch.nn.Module]:
+    """The module of a masked LM that maps hidden states to vocabulary logits (``lm_head`` in the RoBERTa family,
+    ``cls`` in BERT's), or ``None`` when the model has neither."""
+    for name in ("lm_head", "cls"):
+        head = getattr(model, name, None)
+        if isinstance(head, torch.nn.Module):
+            return head
+    return None
+
+
+class SparsePrediction:
+    """Computes a stock masked LM's head only at the masked positions, while it trains and evaluates.
+
+    Two hooks, no change to the model's class or weights: one before the model's forward keeps the positions
+    whose label is not -100 and passes only their labels on; one before the head picks those positions from
+    the hidden states. The model's own loss (a mean cross-entropy over the labels it gets) is then the same
+    number as with the full head, for a fraction (the masking probability) of the head's cost. Without
+    labels (inference) both hooks do nothing. Use as a context manager, or call :meth:`remove`.
+    """
+
+    def __init__(self, model: torch.nn.Module):
+        self.head = masked_lm_head(model)
+        if self.head is None:
+            raise UsageError(f"{type(model).__name__} has no lm_head or cls module to make sparse: pass --sparse_prediction false")
+        self._positions: Optional[torch.Tensor] = None
+        self._handles = [
+            model.register_forward_pre_hook(self._select_labels, with_kwargs=True),
+            self.head.register_forward_pre_hook(self._select_positions),
+        ]
+
+    def _select_labels(self, module, args, kwargs):
+        labels = kwargs.get("labels")
+        if labels is None:
+            self._positions = None
+            return None
+        self._positions = labels != -100
+        return args, {**kwargs, "labels": labels[self._positions]}
+
+    def _select_positions(self, module, args):
+        if self._positions is None:
+            return None
+        hidden = args[0]
+        positions, self._positions = self._positions.to(hidden.device), None
+        return (hidden[positions], *args[1:])
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def __enter__(self) -> "SparsePrediction":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
 
 
 def pretrain(model_args: ModelArguments, data_args: DataTrainingArguments, training_args: PretrainingArguments) -> dict:
@@ -172,9 +288,12 @@ def pretrain(model_args: ModelArguments, data_args: DataTrainingArguments, train
         blocks["validation"] = blocks["validation"].select(range(data_args.max_eval_samples))
 
     reference = unigram_loss(blocks["train"], blocks["validation"], tokenizer.all_special_ids, len(tokenizer))
+    blocks["validation"] = mask_once(blocks["validation"], tokenizer, data_args.mlm_probability, training_args.seed)
     model = build_model(model_args, tokenizer, data_args.block_size)
+    sparse = SparsePrediction(model) if model_args.sparse_prediction else None
     parameters = count_parameters(model.config)
-    flops_per_token = training_flops_per_token(model.config, data_args.block_size)
+    flops_per_token = training_flops_per_token(
+        model.config, data_args.block_size, data_args.mlm_probability if sparse is not None else 1.0)
     size_name = model_args.model_size if model_args.model_name_or_path is None else model_args.model_name_or_path
     logger.warning(
         f"{size_name}: {model.num_parameters():,} parameters ({parameters['non_embedding']:,} non-embedding), "
@@ -187,7 +306,7 @@ def pretrain(model_args: ModelArguments, data_args: DataTrainingArguments, train
         args=training_args,
         train_dataset=blocks["train"],
         eval_dataset=blocks["validation"],
-        data_collator=DataCollatorForLanguageModeling(tokenizer, mlm_probability=data_args.mlm_probability),
+        data_collator=MaskedLMCollator(tokenizer, mlm_probability=data_args.mlm_probability),
         processing_class=tokenizer,
     )
     started = time.monotonic()
@@ -200,6 +319,8 @@ def pretrain(model_args: ModelArguments, data_args: DataTrainingArguments, train
     if not evaluations or evaluations[-1]["step"] != trainer.state.global_step:
         trainer.evaluate()
         evaluations = [row for row in trainer.state.log_history if "eval_loss" in row]
+    if sparse is not None:
+        sparse.remove()
     trainer.save_model()
 
     stop_steps = trainer.accelerator.gather(torch.tensor([trainer.state.global_step], device=training_args.device))
@@ -211,7 +332,9 @@ def pretrain(model_args: ModelArguments, data_args: DataTrainingArguments, train
         "non_embedding_parameters": parameters["non_embedding"],
         "training_flops_per_token": flops_per_token,
         "config": {key: getattr(model.config, key) for key in (
-            "num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size", "vocab_size")},
+            "model_type", "num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size", "vocab_size",
+            "hidden_dropout_prob", "attention_probs_dropout_prob")},
+        "sparse_prediction": sparse is not None,
         "corpus": data_args.dataset_name or data_args.train_file or DEFAULT_CORPUS_NAME,
         "dataset_name": data_args.dataset_name,
         "dataset_config_name": data_args.dataset_config_name,
@@ -220,6 +343,7 @@ def pretrain(model_args: ModelArguments, data_args: DataTrainingArguments, train
         "time_budget_s": budget.time_budget if budget else None,
         "budget_includes_eval": training_args.budget_includes_eval,
         "stop_reason": budget.stop_reason if budget else "max_steps",
+        "deadline_overshoot_s": round(budget.overshoot, 3) if budget and budget.overshoot is not None else None,
         "model_saved": True,
         "train_s": round(train_seconds, 3),
         "total_s": round(budget.total_seconds() if budget else time.monotonic() - started, 3),
@@ -238,6 +362,9 @@ def pretrain(model_args: ModelArguments, data_args: DataTrainingArguments, train
         "per_device_train_batch_size": training_args.per_device_train_batch_size,
         "gradient_accumulation_steps": training_args.gradient_accumulation_steps,
         "learning_rate": training_args.learning_rate,
+        "warmup_ratio": training_args.warmup_ratio,
+        "adam_betas": [training_args.adam_beta1, training_args.adam_beta2],
+        "max_grad_norm": training_args.max_grad_norm,
         "schedule": f"{training_args.lr_scheduler_type.value} by {training_args.schedule_by}",
         "resumed_from": resume_from,
         "hardware": hardware_summary(),

@@ -13,35 +13,48 @@ import yaml
 from .budget import format_duration, parse_duration
 from .compress.grid import plot_compression, read_records
 from .curves import plot_curves
+from .pretraining import SparsePrediction
 from .sizes import count_parameters, roberta_config
 
 
-def probe_step_time(size: str, batch_size: int, block_size: int, vocab_size: int = 8192, steps: int = 3) -> float:
-    """Seconds per optimizer step of a fresh ``size`` model on this machine (random tokens, AdamW, fp32)."""
-    from transformers import RobertaForMaskedLM
+def probe_step_time(size: str, batch_size: int, block_size: int, vocab_size: int = 8192, steps: int = 3,
+                    architecture: str = "roberta-prelayernorm", sparse_prediction: bool = True, bf16: bool = False,
+                    mlm_probability: float = 0.15) -> float:
+    """Seconds per optimizer step of a fresh ``size`` model on this machine (random tokens, AdamW), built and run
+    as the pretraining recipe would: ``architecture``, the head on masked positions only, bf16 autocast if asked."""
+    from transformers import AutoModelForMaskedLM
 
     torch.manual_seed(0)
-    model = RobertaForMaskedLM(roberta_config(size, vocab_size=vocab_size, pad_token_id=1)).train()
+    config = roberta_config(size, vocab_size=vocab_size, pad_token_id=1, architecture=architecture)
+    model = AutoModelForMaskedLM.from_config(config).train()
+    sparse = SparsePrediction(model) if sparse_prediction else None
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     tokens = torch.randint(5, vocab_size, (batch_size, block_size))
+    labels = tokens.masked_fill(torch.rand(tokens.shape) >= mlm_probability, -100)
     timings = []
     for _ in range(steps + 1):  # the first step warms allocators up and is not counted
         start = time.perf_counter()
-        model(input_ids=tokens, labels=tokens).loss.backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = model(input_ids=tokens, labels=labels).loss
+        loss.backward()
         optimizer.step()
         optimizer.zero_grad()
         timings.append(time.perf_counter() - start)
+    if sparse is not None:
+        sparse.remove()
     return sorted(timings[1:])[len(timings[1:]) // 2]
 
 
-def plan(sizes: list[str], time_budget: str, batch_size: int, block_size: int, vocab_size: int = 8192) -> list[dict]:
-    """How many steps and tokens each size gets within the budget here, from a short probe of its step time."""
+def plan(sizes: list[str], time_budget: str, batch_size: int, block_size: int, vocab_size: int = 8192,
+         **recipe) -> list[dict]:
+    """How many steps and tokens each size gets within the budget here, from a short probe of its step time.
+    ``recipe`` passes the pretraining recipe's ``architecture``, ``sparse_prediction`` and ``bf16`` to the probe."""
     budget = parse_duration(time_budget)
     rows = []
     for size in sizes:
-        seconds = probe_step_time(size, batch_size, block_size, vocab_size)
+        seconds = probe_step_time(size, batch_size, block_size, vocab_size, **recipe)
         steps = int(budget // seconds)
-        config = roberta_config(size, vocab_size=vocab_size)
+        config = roberta_config(size, vocab_size=vocab_size, architecture=recipe.get("architecture", "roberta-prelayernorm"))
         rows.append({"size": size, "parameters": count_parameters(config)["total"], "step_s": round(seconds, 3),
                      "steps": steps, "tokens": steps * batch_size * block_size})
     return rows
@@ -62,8 +75,11 @@ def write_report(config, plan_rows: Optional[list[dict]] = None) -> Path:
     release = _load(root / "release" / "release.json") or []
     curves = {size: config.stage_dir("pretrain", size) for size in config.sizes if pretraining[size]}
     budget = config.pretraining["time_budget"]
-    plot_curves(curves, root / "loss_vs_time.png", x="elapsed_s", title=f"Validation MLM loss against wall-clock ({budget} budget)")
-    plot_curves(curves, root / "loss_vs_steps.png", x="step", title=f"Validation MLM loss against optimizer steps ({budget} budget)")
+    references = _unigram_references(pretraining)
+    plot_curves(curves, root / "loss_vs_time.png", x="elapsed_s", references=references,
+                title=f"Validation MLM loss against wall-clock ({budget} budget)")
+    plot_curves(curves, root / "loss_vs_steps.png", x="step", references=references,
+                title=f"Validation MLM loss against optimizer steps ({budget} budget)")
     if compression:
         plot_compression(compression, root / "accuracy_vs_size.png", x="size_bytes")
 
@@ -79,16 +95,23 @@ def write_report(config, plan_rows: Optional[list[dict]] = None) -> Path:
         lines += [f"| {r['size']} | {r['parameters']:,} | {r['step_s']:.3f} | {r['steps']:,} | {r['tokens']:,} |" for r in plan_rows]
         lines.append("")
     lines += [f"## Pretraining and finetuning, {budget} per size", "",
-              "| size | parameters | steps | tokens seen | training wall-clock | final MLM loss | finetuned accuracy |",
-              "|---|---|---|---|---|---|---|"]
+              "The unigram loss is what predicting masked tokens from word frequencies alone scores on the same "
+              "validation blocks: a model below it has learned something beyond frequencies.", "",
+              "| size | parameters | steps | tokens seen | training wall-clock | final MLM loss | unigram loss | below unigram "
+              "| finetuned accuracy | majority class |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for size in config.sizes:
         run, tuned = pretraining[size], finetuning[size]
         if run is None:
-            lines.append(f"| {size} | not run | | | | | |")
+            lines.append(f"| {size} | not run | | | | | | | | |")
             continue
         accuracy = f"{tuned['accuracy']:.4f}" if tuned else "not run"
+        majority = f"{tuned['majority_accuracy']:.4f}" if tuned and tuned.get("majority_accuracy") is not None else "–"
+        unigram = run.get("unigram_loss")
+        below = f"{unigram - run['final_eval_loss']:+.3f}" if unigram is not None else "–"
         lines.append(f"| {size} | {run['parameters']:,} | {run['steps']:,} | {run['tokens']:,} | {format_duration(run['train_s'])} "
-                     f"| {run['final_eval_loss']:.4f} | {accuracy} |")
+                     f"| {run['final_eval_loss']:.4f} | {unigram if unigram is not None else '–'} | {below} | {accuracy} "
+                     f"| {majority} |")
     lines += ["", "## Compression", "", "| size | variant | sparsity | bits | size (MB) | accuracy | latency (ms) |",
               "|---|---|---|---|---|---|---|"]
     for size, rows in compression.items():
@@ -101,6 +124,13 @@ def write_report(config, plan_rows: Optional[list[dict]] = None) -> Path:
     report = root / "report.md"
     report.write_text("\n".join(lines))
     return report
+
+
+def _unigram_references(pretraining: dict) -> dict[str, float]:
+    """One dashed line per distinct unigram loss (the sizes share a tokenizer and validation blocks, so usually one)."""
+    losses = sorted({round(run["unigram_loss"], 3) for run in pretraining.values() if run and run.get("unigram_loss") is not None})
+    return {(f"unigram loss ({loss:.2f})" if len(losses) == 1 else f"unigram loss {index + 1} ({loss:.2f})"): loss
+            for index, loss in enumerate(losses)}
 
 
 def _config_dict(config) -> dict:

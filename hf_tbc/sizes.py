@@ -10,11 +10,15 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
-from transformers import RobertaConfig
+from transformers import RobertaConfig, RobertaPreLayerNormConfig
 
 from .errors import UsageError
 
 PAPER_DEPTHS = (3, 6, 12, 18, 24)
+
+# model_type -> config class. Both load with the stock Auto classes; pre-LayerNorm trains stably at the high
+# learning rates short budgets need (the LayerNorm sits before each sublayer, plus one after the last layer).
+ARCHITECTURES = {"roberta-prelayernorm": RobertaPreLayerNormConfig, "roberta": RobertaConfig}
 PAPER_WIDTHS = (256, 512, 768, 1024, 1536)
 
 
@@ -61,14 +65,18 @@ def roberta_config(
     vocab_size: int,
     max_position_embeddings: int = 514,
     config_overrides: Optional[str] = None,
+    architecture: str = "roberta",
     **tokens: int,
 ) -> RobertaConfig:
-    """A ``RobertaConfig`` for a preset, with ``config_overrides`` such as ``"hidden_dropout_prob=0.0"`` applied.
+    """A config for a preset, with ``config_overrides`` such as ``"hidden_dropout_prob=0.0"`` applied.
 
+    ``architecture`` is ``"roberta"`` (post-LayerNorm, as released) or ``"roberta-prelayernorm"``.
     ``tokens`` passes special-token ids (``pad_token_id``, ``bos_token_id``, ``eos_token_id``) from the tokenizer.
     """
     size = get_model_size(model_size)
-    config = RobertaConfig(
+    if architecture not in ARCHITECTURES:
+        raise UsageError(f"unknown architecture {architecture!r}: choose one of {', '.join(ARCHITECTURES)}")
+    config = ARCHITECTURES[architecture](
         vocab_size=vocab_size,
         hidden_size=size.hidden_size,
         num_hidden_layers=size.num_hidden_layers,
@@ -110,19 +118,21 @@ def count_parameters(config: RobertaConfig) -> dict[str, int]:
     feed_forward = (hidden * ffn + ffn) + (ffn * hidden + hidden) + 2 * hidden
     encoder = layers * (attention + feed_forward)
     lm_head = (hidden * hidden + hidden) + 2 * hidden + config.vocab_size  # dense, LayerNorm, decoder bias
-    non_embedding = embedding_norm + encoder + lm_head
+    final_norm = 2 * hidden if config.model_type == "roberta-prelayernorm" else 0
+    non_embedding = embedding_norm + encoder + final_norm + lm_head
     return {"total": embeddings + non_embedding, "non_embedding": non_embedding}
 
 
-def training_flops_per_token(config: RobertaConfig, sequence_length: int) -> int:
+def training_flops_per_token(config: RobertaConfig, sequence_length: int, prediction_fraction: float = 1.0) -> int:
     """FLOPs to train on one token: 3 x (forward matmuls), forward = 2 per weight + attention scores.
 
-    Counts the encoder's weight matmuls, the MLM head (dense and the vocabulary projection, applied
-    to every position by ``RobertaForMaskedLM``) and the attention score and value products
-    (2 x 2 x sequence_length x hidden per layer); backward costs twice the forward.
+    Counts the encoder's weight matmuls, the MLM head (dense and the vocabulary projection) and the
+    attention score and value products (2 x 2 x sequence_length x hidden per layer); backward costs
+    twice the forward. ``prediction_fraction`` is the share of positions the head runs on: 1.0 for
+    ``RobertaForMaskedLM`` as released, the masking probability with sparse prediction.
     """
     hidden, ffn, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
     weights_per_layer = 4 * hidden * hidden + 2 * hidden * ffn
-    head = hidden * hidden + hidden * config.vocab_size
+    head = prediction_fraction * (hidden * hidden + hidden * config.vocab_size)
     forward = 2 * (layers * weights_per_layer + head) + layers * 4 * sequence_length * hidden
-    return 3 * forward
+    return int(round(3 * forward))

@@ -53,6 +53,26 @@ def _accelerator_available() -> bool:
     return False
 
 
+def native_bf16(cpuinfo: Optional[str] = None) -> bool:
+    """Whether this machine computes in bfloat16 natively: a CUDA GPU that supports it, or a CPU with bf16
+    instructions (x86 AVX512-BF16 or AMX, ARM's BF16 extension). Elsewhere bf16 is emulated and slower than fp32.
+    ``cpuinfo`` is the text of ``/proc/cpuinfo`` (read when not given)."""
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    if _accelerator_available():
+        return False
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+    flags = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith(("flags", "Features")):
+            flags.update(line.split(":", 1)[1].split())
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
 _PARENT_FIELDS = {item.name for item in fields(TrainingArguments)}
 
 
@@ -63,7 +83,7 @@ class BudgetTrainingArguments(TrainingArguments):
     Parameters:
         time_budget (`str`, *optional*):
             Wall-clock budget for training: ``"90s"``, ``"15m"``, ``"1h30m"``, ``"2h"`` or seconds.
-            Training ends at the first optimizer step past it, then evaluates and saves.
+            Training ends at the optimizer step whose end is nearest it, then evaluates and saves.
         budget_includes_eval (`bool`, defaults to `False`):
             Count evaluation and checkpointing time against the budget. Both clocks are logged either way.
         eval_every (`str`, *optional*):

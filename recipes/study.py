@@ -15,7 +15,7 @@ from typing import Optional
 from hf_tbc.cli import parse_args, run_recipe
 from hf_tbc.report import plan, write_report
 from hf_tbc.study import StageFailed, StagePreempted, StudyConfig, run_stages
-from hf_tbc.training import PREEMPTED_EXIT_CODE
+from hf_tbc.training import PREEMPTED_EXIT_CODE, native_bf16
 
 
 @dataclass
@@ -26,11 +26,22 @@ class StudyArguments:
     plan_only: bool = field(default=False, metadata={"help": "Probe each size's step time, print the plan, and stop."})
 
 
+def _flag(value, default: bool) -> bool:
+    """A boolean flag of the config as run_mlm.py reads it (true/false, yes/no, 1/0), or ``default`` when unset."""
+    if value is None:
+        return default
+    return str(value).strip().lower() in ("true", "yes", "1")
+
+
 def main() -> None:
     (args,) = parse_args((StudyArguments,))
     config = StudyConfig.from_yaml(args.config, output_dir=args.output_dir, data_dir=args.data_dir)
-    rows = plan(config.sizes, config.pretraining["time_budget"], int(config.pretraining.get("per_device_train_batch_size", 32)),
-                int(config.pretraining.get("block_size", 128)), int(config.pretraining.get("vocab_size", 8192)))
+    pretraining = config.pretraining
+    rows = plan(config.sizes, pretraining["time_budget"], int(pretraining.get("per_device_train_batch_size", 32)),
+                int(pretraining.get("block_size", 128)), int(pretraining.get("vocab_size", 8192)),
+                architecture=pretraining.get("architecture", "roberta-prelayernorm"),
+                sparse_prediction=_flag(pretraining.get("sparse_prediction"), True),
+                bf16=_flag(pretraining.get("bf16"), native_bf16()))
     print(f"Budget plan for {config.pretraining['time_budget']} per size on this machine:")
     for row in rows:
         print(f"  {row['size']:>9}: {row['parameters']:>12,} parameters, {row['step_s']:.3f} s/step -> "

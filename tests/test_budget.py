@@ -82,7 +82,7 @@ def _step(callback, args, state, control):
     return callback.on_step_end(args, state, control)
 
 
-def test_budget_stops_at_first_step_past_deadline_and_asks_for_final_eval_and_save(tmp_path):
+def test_budget_stops_at_the_step_nearest_the_deadline_and_asks_for_final_eval_and_save(tmp_path):
     clock = FakeClock()
     budget = WallClockBudgetCallback("10s", clock=clock, eval_every=100)
     args, state, control = _fresh(tmp_path)
@@ -94,8 +94,34 @@ def test_budget_stops_at_first_step_past_deadline_and_asks_for_final_eval_and_sa
     clock.advance(1.05)
     control = _step(budget, args, state, control)
     assert control.should_training_stop and control.should_evaluate and control.should_save
-    assert state.global_step == 10 and budget.stop_reason == "time_budget"
-    assert budget.remaining() == 0.0
+    assert state.global_step == 10 and budget.stop_reason == "time_budget"  # 10.5 s is nearer 10 than 9.45 s
+    assert budget.remaining() == 0.0 and budget.overshoot == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("time_budget, stop_step, overshoot", [(10, 3, -1.0), (11, 4, 1.0), (10.5, 4, 1.5)])
+def test_slow_steps_stop_at_the_end_nearest_the_deadline_not_the_first_past_it(tmp_path, time_budget, stop_step, overshoot):
+    """3 s steps end at 3, 6, 9, 12 s: with 10 s the end at 9 s is nearer than 12 s, with 11 s the one at 12 s is;
+    10.5 s is a tie, which spends the budget rather than leaving it unused."""
+    clock = FakeClock()
+    budget = WallClockBudgetCallback(time_budget, clock=clock)
+    args, state, control = _fresh(tmp_path)
+    budget.on_train_begin(args, state, control)
+    while not control.should_training_stop:
+        clock.advance(3.0)
+        control = _step(budget, args, state, control)
+    assert state.global_step == stop_step and budget.overshoot == pytest.approx(overshoot)
+    assert budget.step_seconds() == pytest.approx(3.0)
+
+
+def test_the_step_estimate_is_a_median_so_one_slow_step_does_not_end_training(tmp_path):
+    clock = FakeClock()
+    budget = WallClockBudgetCallback(100, clock=clock)
+    args, state, control = _fresh(tmp_path)
+    budget.on_train_begin(args, state, control)
+    for seconds in [1.0] * 10 + [60.0]:  # e.g. a step that waited on a checkpoint upload
+        clock.advance(seconds)
+        control = _step(budget, args, state, control)
+    assert not control.should_training_stop and budget.step_seconds() == pytest.approx(1.0)
 
 
 def test_evaluation_and_save_time_is_excluded_unless_asked(tmp_path):

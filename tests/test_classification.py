@@ -98,3 +98,62 @@ def test_glue_tasks_map_columns_and_mnli_evaluates_matched_and_mismatched(monkey
     assert set(splits) == {"train", "validation_matched", "validation_mismatched"}
     assert set(splits["train"].column_names) == {"text", "text_pair", "label"}
     assert splits["validation_mismatched"]["label"] == [1, 1] and splits["train"][0]["text_pair"] == "claim 0"
+
+
+@pytest.fixture
+def pretrained_dir(tmp_path, english_lines):
+    """A pre-LayerNorm masked LM saved as run_mlm.py saves it (dropout 0), with a real tokenizer."""
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForMaskedLM
+
+    from hf_tbc.data import train_tokenizer
+    from hf_tbc.sizes import roberta_config
+
+    tokenizer = train_tokenizer(Dataset.from_dict({"text": english_lines}), vocab_size=400)
+    torch.manual_seed(0)
+    config = roberta_config("L2-H32", vocab_size=len(tokenizer), max_position_embeddings=130, pad_token_id=1,
+                            architecture="roberta-prelayernorm",
+                            config_overrides="hidden_dropout_prob=0.0,attention_probs_dropout_prob=0.0")
+    folder = tmp_path / "pretrained"
+    AutoModelForMaskedLM.from_config(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("random_init", [False, True])
+def test_finetuning_starts_from_the_checkpoint_or_from_fresh_weights(tmp_path, pretrained_dir, pair_files, random_init):
+    """--random_init keeps the checkpoint's config and tokenizer and draws new weights: the control run for what
+    pretraining adds. Finetuning sets dropout 0.1 on a checkpoint pretrained without it."""
+    import json
+
+    import torch
+    from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification
+
+    from hf_tbc.classification import ClassificationModelArguments, FinetuningArguments, finetune
+
+    train, dev = pair_files
+    out = tmp_path / "finetuned"
+    record = finetune(
+        ClassificationModelArguments(model_name_or_path=str(pretrained_dir), random_init=random_init),
+        ClassificationDataArguments(train_file=train, validation_file=dev, text_column="premise",
+                                    text_pair_column="hypothesis", label_column="gold", max_seq_length=32),
+        FinetuningArguments(output_dir=str(out), max_steps=1, learning_rate=1e-12, disable_tqdm=True, report_to="none"),
+    )
+    start = AutoModelForMaskedLM.from_pretrained(pretrained_dir).state_dict()
+    tuned = AutoModelForSequenceClassification.from_pretrained(out)
+    name = "roberta_prelayernorm.encoder.layer.0.attention.self.query.weight"
+    same = torch.allclose(tuned.state_dict()[name], start[name], atol=1e-6)
+    assert same is not random_init
+    assert type(tuned).__name__ == "RobertaPreLayerNormForSequenceClassification"
+    assert tuned.config.hidden_dropout_prob == 0.1 and tuned.config.attention_probs_dropout_prob == 0.1
+    saved = json.loads((out / "eval_results.json").read_text())
+    assert saved["random_init"] is random_init and record["random_init"] is random_init
+    assert saved["majority_accuracy"] == 0.5  # dev holds 10 of each label
+
+
+def test_majority_accuracy_predicts_the_most_frequent_training_label():
+    from hf_tbc.classification import majority_accuracy
+
+    assert majority_accuracy([0, 1, 1, 2, 1], [1, 0, 0, 1]) == 0.5
+    assert majority_accuracy([2, 2, 0], [0, 0, 0]) == 0.0 and majority_accuracy([], [1]) == 0.0

@@ -92,3 +92,29 @@ def test_unigram_loss_is_the_cross_entropy_of_training_frequencies_on_maskable_v
     # a validation token never seen in training still gets the smoothed mass, not an infinite loss
     unseen = Dataset.from_dict({"input_ids": [[0, 5, 5, 2]]})
     assert math.isfinite(unigram_loss(train, unseen, special_ids=[0, 1, 2], vocab_size=7))
+
+
+def test_validation_blocks_are_masked_once_the_same_way_for_every_evaluation(english_lines):
+    import torch
+
+    from hf_tbc.data import MaskedLMCollator, mask_once
+
+    tokenizer = train_tokenizer(Dataset.from_dict({"text": english_lines}), vocab_size=400)
+    blocks = pack_texts(Dataset.from_dict({"text": english_lines}), tokenizer, block_size=32)
+    first, again = (mask_once(blocks, tokenizer, 0.15, seed=7) for _ in range(2))
+    other = mask_once(blocks, tokenizer, 0.15, seed=8)
+    assert first["labels"] == again["labels"] and first["input_ids"] == again["input_ids"]
+    assert first["labels"] != other["labels"]
+    labels = torch.tensor(first["labels"])
+    masked = labels != -100
+    assert 0.10 < masked.float().mean().item() < 0.20
+    original = torch.tensor(blocks["input_ids"])
+    assert torch.equal(labels[masked], original[masked])  # labels are the original tokens at the masked positions
+    special = torch.tensor(blocks["special_tokens_mask"]).bool()
+    assert not (masked & special).any()  # <s> and </s> are never picked
+    collator = MaskedLMCollator(tokenizer, mlm_probability=0.15)
+    batch = collator([first[i] for i in range(4)])
+    assert torch.equal(batch["labels"], labels[:4]) and torch.equal(batch["input_ids"], torch.tensor(first["input_ids"][:4]))
+    fresh = collator([{"input_ids": row, "special_tokens_mask": mask} for row, mask in
+                      zip(blocks["input_ids"][:4], blocks["special_tokens_mask"][:4])])
+    assert fresh["labels"].shape == (4, 32)  # training blocks are masked by the collator

@@ -43,10 +43,15 @@ def summary(output_dir) -> dict:
     return json.loads((Path(output_dir) / "run_summary.json").read_text())
 
 
-def assert_stopped_within_one_step(output_dir, budget: float) -> None:
+def assert_stopped_near_the_deadline(output_dir, budget: float) -> None:
+    """The last step ends within one step of the deadline, on either side, and the summary records by how much."""
     rows = [row for row in read_curve(output_dir) if row["loss"] is not None]  # logging_steps=1: one row per step
-    assert rows[-2]["elapsed_s"] < budget + 5e-4 and budget <= rows[-1]["elapsed_s"] + 5e-4  # curve rounds to ms
-    assert summary(output_dir)["train_s"] == pytest.approx(rows[-1]["elapsed_s"], abs=0.01)
+    slowest = max(b["elapsed_s"] - a["elapsed_s"] for a, b in zip(rows[-17:], rows[-16:]))
+    assert rows[-2]["elapsed_s"] < budget + 5e-4  # curve rounds to ms
+    assert abs(rows[-1]["elapsed_s"] - budget) <= slowest + 5e-4
+    record = summary(output_dir)
+    assert record["train_s"] == pytest.approx(rows[-1]["elapsed_s"], abs=0.01)
+    assert record["deadline_overshoot_s"] == pytest.approx(rows[-1]["elapsed_s"] - budget, abs=0.01)
 
 
 @pytest.mark.slow
@@ -55,7 +60,7 @@ def test_budgeted_run_stops_after_the_budget_and_loads_back(tmp_path, corpus):
     done = subprocess.run(accelerate_launch(*TINY, "--train_file", corpus, "--time_budget", "12s", "--output_dir", str(out)),
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert_stopped_within_one_step(out, 12.0)
+    assert_stopped_near_the_deadline(out, 12.0)
     record = summary(out)
     assert record["stop_reason"] == "time_budget" and record["world_size"] == 1 and record["steps"] > 5
     assert 0 < record["unigram_loss"] < 10 and record["below_unigram"] == pytest.approx(
@@ -67,6 +72,9 @@ def test_budgeted_run_stops_after_the_budget_and_loads_back(tmp_path, corpus):
     model = AutoModelForMaskedLM.from_pretrained(out)
     tokenizer = AutoTokenizer.from_pretrained(out)
     assert model.config.num_hidden_layers == 2 and len(tokenizer) == 600
+    # the short-budget recipe: a stock pre-LayerNorm RoBERTa trained without dropout, head on masked positions only
+    assert type(model).__name__ == "RobertaPreLayerNormForMaskedLM" and model.config.hidden_dropout_prob == 0.0
+    assert record["sparse_prediction"] and record["adam_betas"] == [0.9, 0.98] and record["max_grad_norm"] == 0.5
     evaluations = [row for row in read_curve(out) if row["eval_loss"] is not None]
     assert len(evaluations) >= 5 and evaluations[-1]["eval_loss"] == record["final_eval_loss"]
     assert evaluations[-1]["eval_loss"] < evaluations[0]["eval_loss"]  # it learned something
@@ -154,7 +162,7 @@ def test_killed_run_resumes_for_the_remaining_budget_only(tmp_path, corpus):
     assert done.returncode == 0, done.stderr[-3000:]
     record = summary(out)
     assert record["resumed_from"] == str(checkpoint) and record["stop_reason"] == "time_budget"
-    assert_stopped_within_one_step(out, budget)
+    assert_stopped_near_the_deadline(out, budget)
     resumed_rows = [row for row in read_curve(out) if row["loss"] is not None and row["step"] > int(checkpoint.name[11:])]
     assert resumed_rows[0]["elapsed_s"] > spent  # the resumed run's clock starts where the checkpoint's stopped
 

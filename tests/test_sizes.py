@@ -1,5 +1,5 @@
 import pytest
-from transformers import RobertaForMaskedLM
+from transformers import AutoModelForMaskedLM
 
 from hf_tbc.sizes import (
     MODEL_SIZES,
@@ -30,10 +30,12 @@ def test_unknown_size_lists_the_valid_ones():
         get_model_size("base")
 
 
+@pytest.mark.parametrize("architecture", ["roberta", "roberta-prelayernorm"])
 @pytest.mark.parametrize("size", ["L2-H32", "L2-H64", "L4-H256", "L3-H768"])
-def test_parameter_count_matches_the_real_model(size):
-    config = roberta_config(size, vocab_size=1000, max_position_embeddings=130)
-    model = RobertaForMaskedLM(config)
+def test_parameter_count_matches_the_real_model(size, architecture):
+    config = roberta_config(size, vocab_size=1000, max_position_embeddings=130, architecture=architecture)
+    model = AutoModelForMaskedLM.from_config(config)
+    assert config.model_type == architecture
     counted = count_parameters(config)
     assert counted["total"] == model.num_parameters()
     embeddings = sum(p.numel() for name, p in model.named_parameters() if "embeddings" in name and "LayerNorm" not in name)
@@ -47,6 +49,8 @@ def test_config_overrides_apply_and_bad_heads_are_rejected():
         roberta_config("L2-H64", vocab_size=500, config_overrides="num_attention_heads=3")
     with pytest.raises(ValueError, match="config_overrides"):
         roberta_config("L2-H64", vocab_size=500, config_overrides="no_such_key=1")
+    with pytest.raises(ValueError, match="unknown architecture 'bert': choose one of roberta-prelayernorm, roberta"):
+        roberta_config("L2-H64", vocab_size=500, architecture="bert")
 
 
 def test_flops_per_token_follow_six_n_plus_attention():
@@ -54,5 +58,7 @@ def test_flops_per_token_follow_six_n_plus_attention():
     flops = training_flops_per_token(config, sequence_length=128)
     weights = 12 * (4 * 768 * 768 + 2 * 768 * 3072) + 768 * 768 + 768 * 50265
     assert flops == 6 * weights + 3 * 12 * 4 * 128 * 768
+    sparse = training_flops_per_token(config, sequence_length=128, prediction_fraction=0.15)
+    assert flops - sparse == round(0.85 * 6 * (768 * 768 + 768 * 50265))  # the head runs on 15 % of the positions
     deeper = training_flops_per_token(roberta_config("L24-H768", vocab_size=50265), 128)
     assert deeper - flops == 12 * (6 * (4 * 768 * 768 + 2 * 768 * 3072) + 3 * 4 * 128 * 768)

@@ -79,7 +79,9 @@ def test_tiny_study_runs_end_to_end_and_resumes_after_preemption_and_a_kill(tmp_
         summary = json.loads((out / "pretrain" / size / "run_summary.json").read_text())
         tuned = json.loads((out / "finetune" / size / "eval_results.json").read_text())
         assert f"| {size} | {summary['parameters']:,} | {summary['steps']:,} | {summary['tokens']:,} |" in report
-        assert f"| {summary['final_eval_loss']:.4f} | {tuned['accuracy']:.4f} |" in report
+        below = f"{summary['unigram_loss'] - summary['final_eval_loss']:+.3f}"
+        assert (f"| {summary['final_eval_loss']:.4f} | {summary['unigram_loss']} | {below} | {tuned['accuracy']:.4f} "
+                f"| {tuned['majority_accuracy']:.4f} |") in report
         for line in (out / "compress" / size / "compression.jsonl").read_text().splitlines():
             row = json.loads(line)
             assert f"| {size} | {row['variant']} | {row['sparsity']:.3f} |" in report

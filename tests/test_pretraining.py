@@ -1,0 +1,65 @@
+"""The short-budget pretraining recipe's parts, checked in-process on tiny models."""
+
+import pytest
+import torch
+from transformers import AutoModelForMaskedLM
+
+from hf_tbc.pretraining import SparsePrediction
+from hf_tbc.sizes import roberta_config
+from hf_tbc.training import native_bf16
+
+
+def tiny_masked_lm(architecture: str):
+    torch.manual_seed(0)
+    config = roberta_config("L2-H32", vocab_size=120, max_position_embeddings=40, pad_token_id=1,
+                            config_overrides="hidden_dropout_prob=0.0,attention_probs_dropout_prob=0.0",
+                            architecture=architecture)
+    return AutoModelForMaskedLM.from_config(config)
+
+
+def batch():
+    generator = torch.Generator().manual_seed(1)
+    input_ids = torch.randint(5, 120, (4, 24), generator=generator)
+    labels = input_ids.clone()
+    labels[torch.rand(input_ids.shape, generator=generator) > 0.15] = -100
+    return input_ids, labels
+
+
+@pytest.mark.parametrize("architecture", ["roberta-prelayernorm", "roberta"])
+def test_sparse_prediction_gives_the_same_loss_and_gradients_as_the_full_head(architecture):
+    model = tiny_masked_lm(architecture)
+    input_ids, labels = batch()
+    full = model(input_ids=input_ids, labels=labels)
+    full.loss.backward()
+    full_grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    masked = int((labels != -100).sum())
+    with SparsePrediction(model):
+        sparse = model(input_ids=input_ids, labels=labels)
+        sparse.loss.backward()
+        assert sparse.logits.shape == (masked, 120)  # the head ran on the masked positions only
+        without_labels = model(input_ids=input_ids)
+        assert without_labels.logits.shape == (4, 24, 120)  # inference is untouched
+    assert sparse.loss.item() == pytest.approx(full.loss.item(), rel=1e-5)
+    for name, p in model.named_parameters():
+        if name in full_grads:
+            torch.testing.assert_close(p.grad, full_grads[name], rtol=1e-4, atol=1e-6)
+    assert model(input_ids=input_ids, labels=labels).logits.shape == (4, 24, 120)  # hooks removed on exit
+
+
+def test_sparse_prediction_names_models_without_a_head():
+    with pytest.raises(ValueError, match="no lm_head or cls module.*--sparse_prediction false"):
+        SparsePrediction(torch.nn.Linear(2, 2))
+
+
+@pytest.mark.parametrize("cpuinfo, expected", [
+    ("flags\t\t: fpu sse2 avx2 fma avx512f avx512_vnni avx512_bf16\n", True),  # AMD Zen 4, Intel Cooper Lake
+    ("flags\t\t: fpu sse2 avx2 fma amx_tile amx_bf16 amx_int8\n", True),  # Intel Sapphire Rapids
+    ("flags\t\t: fpu sse2 avx2 fma avx512f avx512_vnni\n", False),  # AVX-512 without bf16: emulated, slower
+    ("flags\t\t: fpu sse2 avx2 fma\n", False),
+    ("Features\t: fp asimd sve bf16 i8mm\n", True),  # ARM Neoverse V1 / Graviton3
+    ("Features\t: fp asimd\n", False),
+])
+def test_bf16_is_on_by_default_only_where_the_cpu_computes_it_natively(monkeypatch, cpuinfo, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert native_bf16(cpuinfo) is expected
