@@ -5,7 +5,9 @@ Train the largest model a wall-clock budget allows, stop early, then compress it
 
 from .budget import TimeBasedLRScheduler, WallClockBudgetCallback, format_duration, lr_multiplier, parse_duration
 from .curves import CurveCallback, plot_curves, plot_run, read_curve
+from .data import MaskedLMCollator, mask_once
 from .onnx_model import OnnxModelForSequenceClassification
+from .pretraining import SparsePrediction
 from .sizes import MODEL_SIZES, ModelSize, count_parameters, get_model_size, roberta_config, training_flops_per_token
 from .training import BudgetProgressCallback, BudgetTrainer, BudgetTrainingArguments
 
@@ -17,14 +19,17 @@ __all__ = [
     "BudgetTrainer",
     "BudgetTrainingArguments",
     "CurveCallback",
+    "MaskedLMCollator",
     "ModelSize",
     "OnnxModelForSequenceClassification",
+    "SparsePrediction",
     "TimeBasedLRScheduler",
     "WallClockBudgetCallback",
     "count_parameters",
     "format_duration",
     "get_model_size",
     "lr_multiplier",
+    "mask_once",
     "parse_duration",
     "plot_curves",
     "plot_run",
