@@ -10,6 +10,7 @@ import re
 import signal
 import threading
 import time
+from collections import deque
 from typing import Callable, Optional, Union
 
 import torch
@@ -143,8 +144,8 @@ class WallClockBudgetCallback(TrainerCallback, ExportableState):
         self._previous_sigterm = None
         self.resumed_at = {"step": 0, "tokens": 0, "train_seconds": 0.0}
         self.overshoot: Optional[float] = None  # budget clock at the stop minus the budget, in seconds
-        self._step_seconds: list[float] = []
-        self._last_elapsed: Optional[float] = None
+        self._step_seconds: deque[float] = deque(maxlen=16)  # the last steps' durations on the agreed clock
+        self._last_elapsed = 0.0
 
     # -- the clock ---------------------------------------------------------------------------------
     def train_seconds(self) -> float:
@@ -242,7 +243,8 @@ class WallClockBudgetCallback(TrainerCallback, ExportableState):
         self.stop_reason = None
         self.elapsed = self.budget_seconds()
         self.overshoot = None
-        self._step_seconds, self._last_elapsed = [], self.elapsed
+        self._step_seconds.clear()
+        self._last_elapsed = self.elapsed
         self._next_eval = self._next_multiple(self.eval_every)
         self._next_save = self._next_multiple(self.save_every)
         if threading.current_thread() is threading.main_thread():
@@ -268,6 +270,8 @@ class WallClockBudgetCallback(TrainerCallback, ExportableState):
             control.should_save = True
             control.should_training_stop = True
             return control
+        self._step_seconds.append(self.elapsed - self._last_elapsed)
+        self._last_elapsed = self.elapsed
         if self._deadline_reached():
             self.stop_reason = "time_budget"
             self.overshoot = self.elapsed - self.time_budget
@@ -287,14 +291,10 @@ class WallClockBudgetCallback(TrainerCallback, ExportableState):
 
     def step_seconds(self) -> Optional[float]:
         """The median duration of the last 16 steps on the agreed clock (the same on every rank), if any."""
-        recent = sorted(self._step_seconds[-16:])
+        recent = sorted(self._step_seconds)
         return recent[len(recent) // 2] if recent else None
 
     def _deadline_reached(self) -> bool:
-        if self._last_elapsed is not None:
-            self._step_seconds.append(self.elapsed - self._last_elapsed)
-            del self._step_seconds[:-16]
-        self._last_elapsed = self.elapsed
         if self.elapsed >= self.time_budget:
             return True
         step = self.step_seconds()

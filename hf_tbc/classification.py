@@ -20,6 +20,7 @@ from transformers.utils import logging
 from .data import check_utf8
 from .errors import UsageError
 from .metrics import load_accuracy
+from .sizes import set_dropout
 from .training import (
     BudgetTrainer,
     BudgetTrainingArguments,
@@ -241,9 +242,7 @@ def finetune(
             f"{len(label_names)} ({', '.join(label_names)}): pick the matching model or --label_column"
         )
     if model_args.dropout is not None:
-        if not 0 <= model_args.dropout < 1:
-            raise UsageError(f"--dropout {model_args.dropout} must be in [0, 1)")
-        config.hidden_dropout_prob = config.attention_probs_dropout_prob = model_args.dropout
+        set_dropout(config, model_args.dropout)
     config.num_labels = len(label_names)
     config.id2label = dict(enumerate(label_names))
     config.label2id = {name: index for index, name in enumerate(label_names)}

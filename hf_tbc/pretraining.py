@@ -37,6 +37,7 @@ from .errors import UsageError
 from .sizes import (
     ARCHITECTURES,
     check_config,
+    check_dropout,
     count_parameters,
     get_model_size,
     roberta_config,
@@ -161,8 +162,8 @@ def validate(model_args: ModelArguments, data_args: DataTrainingArguments) -> No
         raise UsageError(f"--block_size {data_args.block_size} is too small: use at least 8 tokens")
     if not 0 < data_args.mlm_probability < 1:
         raise UsageError(f"--mlm_probability {data_args.mlm_probability} must be in (0, 1)")
-    if model_args.dropout is not None and not 0 <= model_args.dropout < 1:
-        raise UsageError(f"--dropout {model_args.dropout} must be in [0, 1)")
+    if model_args.dropout is not None:
+        check_dropout(model_args.dropout)
     if model_args.vocab_size < 300:
         raise UsageError(f"--vocab_size {model_args.vocab_size} is below the 256 bytes + special tokens: use >= 300")
 
@@ -177,14 +178,12 @@ def build_model(model_args: ModelArguments, tokenizer, block_size: int) -> Rober
         check_config(config)
         model = AutoModelForMaskedLM.from_pretrained(model_args.model_name_or_path, config=config)
     else:
-        dropout = model_args.dropout
-        overrides = ([f"hidden_dropout_prob={dropout},attention_probs_dropout_prob={dropout}"] if dropout is not None else [])
-        overrides += [model_args.config_overrides] if model_args.config_overrides else []
         config = roberta_config(
             model_args.model_size,
             vocab_size=len(tokenizer),
-            config_overrides=",".join(overrides) or None,
+            config_overrides=model_args.config_overrides,
             architecture=model_args.architecture,
+            dropout=model_args.dropout,
             pad_token_id=tokenizer.pad_token_id,
             bos_token_id=tokenizer.bos_token_id,
             eos_token_id=tokenizer.eos_token_id,

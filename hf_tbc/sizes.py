@@ -66,11 +66,13 @@ def roberta_config(
     max_position_embeddings: int = 514,
     config_overrides: Optional[str] = None,
     architecture: str = "roberta",
+    dropout: Optional[float] = None,
     **tokens: int,
 ) -> RobertaConfig:
     """A config for a preset, with ``config_overrides`` such as ``"hidden_dropout_prob=0.0"`` applied.
 
-    ``architecture`` is ``"roberta"`` (post-LayerNorm, as released) or ``"roberta-prelayernorm"``.
+    ``architecture`` is ``"roberta"`` (post-LayerNorm, as released) or ``"roberta-prelayernorm"``; ``dropout``
+    (hidden and attention) is applied before ``config_overrides``, so an override of either field wins.
     ``tokens`` passes special-token ids (``pad_token_id``, ``bos_token_id``, ``eos_token_id``) from the tokenizer.
     """
     size = get_model_size(model_size)
@@ -85,6 +87,8 @@ def roberta_config(
         max_position_embeddings=max_position_embeddings,
         **tokens,
     )
+    if dropout is not None:
+        set_dropout(config, dropout)
     if config_overrides:
         try:
             config.update_from_string(config_overrides)
@@ -95,6 +99,18 @@ def roberta_config(
             ) from None
     check_config(config)
     return config
+
+
+def check_dropout(dropout: float) -> None:
+    """``UsageError`` unless ``dropout`` is a probability below 1."""
+    if not 0 <= dropout < 1:
+        raise UsageError(f"--dropout {dropout} must be in [0, 1)")
+
+
+def set_dropout(config: RobertaConfig, dropout: float) -> None:
+    """Sets a RoBERTa config's hidden and attention dropout (what ``--dropout`` means in every recipe)."""
+    check_dropout(dropout)
+    config.hidden_dropout_prob = config.attention_probs_dropout_prob = dropout
 
 
 def check_config(config: RobertaConfig) -> None:

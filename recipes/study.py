@@ -12,6 +12,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Optional
 
+from transformers.hf_argparser import string_to_bool
+
 from hf_tbc.cli import parse_args, run_recipe
 from hf_tbc.report import plan, write_report
 from hf_tbc.study import StageFailed, StagePreempted, StudyConfig, run_stages
@@ -27,10 +29,8 @@ class StudyArguments:
 
 
 def _flag(value, default: bool) -> bool:
-    """A boolean flag of the config as run_mlm.py reads it (true/false, yes/no, 1/0), or ``default`` when unset."""
-    if value is None:
-        return default
-    return str(value).strip().lower() in ("true", "yes", "1")
+    """A boolean flag of the config read as run_mlm.py's parser reads it, or ``default`` when unset."""
+    return default if value is None else string_to_bool(value)
 
 
 def main() -> None:
