@@ -7,7 +7,8 @@ flags, one after the other on this machine. Prints validation accuracy of both, 
 difference, and writes ``results.json`` and ``results.md`` in ``--output_dir``.
 
 Tasks (from ``--data_dir``): ``sst2`` (GLUE SST-2, dev = GLUE validation) and ``sick`` (SICK, three-way NLI on
-sentence pairs, like the paper's MNLI).
+sentence pairs, like the paper's MNLI); ``sst2@2000`` trains on the first 2,000 training rows only (the low-data
+setting, where what pretraining knows matters most).
 
     python benchmarks/bench_pretraining_payoff.py --model_name_or_path runs/L4-H256 --data_dir ../shared/data
 """
@@ -23,29 +24,17 @@ from pathlib import Path
 
 from hf_tbc.training import hardware_summary
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tasks import task_flags  # noqa: E402
+
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "run_classification.py"
-
-
-def task_flags(task: str, data_dir: Path) -> list[str]:
-    if task == "sst2":
-        files = {"train": data_dir / "sst2" / "train.tsv", "validation": data_dir / "sst2" / "dev.tsv"}
-        extra = []
-    elif task == "sick":
-        files = {"train": data_dir / "sick-nli" / "train.tsv", "validation": data_dir / "sick-nli" / "validation.tsv"}
-        extra = ["--text_column", "premise", "--text_pair_column", "hypothesis"]
-    else:
-        sys.exit(f"error: unknown task {task!r}: choose sst2 or sick")
-    for path in files.values():
-        if not path.is_file():
-            sys.exit(f"error: --data_dir {data_dir} lacks {path}: pass the folder holding sst2/ and sick-nli/")
-    return ["--train_file", str(files["train"]), "--validation_file", str(files["validation"]), *extra]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model_name_or_path", required=True, help="The pretrained checkpoint (a run_mlm.py folder)")
     parser.add_argument("--data_dir", required=True, help="Folder with sst2/ and sick-nli/")
-    parser.add_argument("--tasks", default="sst2,sick")
+    parser.add_argument("--tasks", default="sst2,sick", help="Comma-separated; task@N keeps N training rows")
     parser.add_argument("--time_budget", default="3m", help="Finetuning budget of every run")
     parser.add_argument("--learning_rate", default="1e-4")
     parser.add_argument("--max_seq_length", default="64")
@@ -57,7 +46,8 @@ def main() -> None:
     root = Path(args.output_dir)
     rows = []
     for task in [name.strip() for name in args.tasks.split(",") if name.strip()]:
-        flags = task_flags(task, Path(args.data_dir))
+        name, _, limit = task.partition("@")  # sst2@2000: the first 2,000 training rows only
+        flags = task_flags(name, Path(args.data_dir)) + (["--max_train_samples", limit] if limit else [])
         results = {}
         for start in ("pretrained", "random init"):
             folder = root / f"{task}-{start.replace(' ', '-')}"

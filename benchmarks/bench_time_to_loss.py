@@ -46,6 +46,8 @@ VARIANTS = {
     "hf-tbc, dropout 0.1": ["--dropout", "0.1"],
     # other settings to try
     "hf-tbc, lr 2e-3": ["--learning_rate", "2e-3"],
+    "hf-tbc, lr 7e-4": ["--learning_rate", "7e-4"],
+    "hf-tbc, lr 5e-4": ["--learning_rate", "5e-4"],
     "hf-tbc, batch 16": ["--per_device_train_batch_size", "16"],
     "hf-tbc, plain optimizer": ["--learning_rate", "5e-4", "--warmup_ratio", "0.06", "--weight_decay", "0.0",
                                 "--adam_beta2", "0.999", "--max_grad_norm", "1.0"],

@@ -10,6 +10,7 @@ from typing import Mapping, Optional, Sequence, Union
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from .budget import WallClockBudgetCallback
+from .plots import draw_lines
 
 CURVE_FILE = "curve.jsonl"
 CURVE_KEYS = ("step", "elapsed_s", "train_s", "total_s", "tokens", "loss", "lr", "eval_loss")
@@ -79,29 +80,8 @@ _AXIS_LABELS = {
 
 def _draw(series: list[tuple[str, list, list, bool]], output_file: Union[str, Path], xlabel: str, ylabel: str, title: str,
           references: Optional[Mapping[str, float]] = None) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(7, 4.5))
-    for label, xs, ys, markers in series:
-        if xs:
-            axes.plot(xs, ys, marker="o" if markers else None, markersize=3, label=label)
-    for index, (label, value) in enumerate((references or {}).items()):  # e.g. the unigram loss: below it = learned
-        axes.axhline(value, color="0.35", linestyle=("--", ":", "-.")[index % 3], linewidth=1.2, label=label)
-    axes.set_xlabel(xlabel)
-    axes.set_ylabel(ylabel)
-    axes.set_title(title)
-    axes.grid(alpha=0.3)
-    if axes.get_legend_handles_labels()[0]:
-        axes.legend()
-    figure.tight_layout()
-    output_file = Path(output_file)
-    output_file.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(output_file, dpi=120)
-    plt.close(figure)
-    return output_file
+    lines = [{"label": label, "x": xs, "y": ys, "marker": "o" if markers else None} for label, xs, ys, markers in series]
+    return draw_lines(lines, output_file, xlabel, ylabel, title, references)
 
 
 def _points(rows: Sequence[dict], x: str, y: str) -> tuple[list, list]:

@@ -15,6 +15,7 @@ from typing import Optional, Union
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
+from transformers.utils import logging
 
 from . import model_cards
 from .budget import format_duration
@@ -22,6 +23,10 @@ from .compress.grid import read_records
 from .errors import UsageError
 from .variants import variant_kind
 
+logger = logging.get_logger(__name__)
+
+SELECT_BY = {"latency": ("latency_ms", 1.0, "ms"), "size": ("size_bytes", 1e6, "MB"),
+             "nonzero_parameters": ("nonzero_parameters", 1.0, "nonzero parameters")}
 DEFAULT_TEMPLATE = Path(model_cards.__file__).resolve().parent / "model_card.md"
 METHOD_TAGS = {
     "none": ["pytorch"],
@@ -30,6 +35,7 @@ METHOD_TAGS = {
     "quanto-int4": ["quanto", "int4", "weight-only-quantization"],
     "quanto-int2": ["quanto", "int2", "weight-only-quantization"],
 }
+PRUNING_TAGS = {"unstructured": ["magnitude-pruning", "unstructured-pruning"], "structured": ["structured-pruning"]}
 # the library a user needs to load each kind: ONNX variants are plain ONNX files (hf-tbc's loader or optimum-onnx's
 # run them), quanto variants load only through hf-tbc's wrapper class
 LIBRARY = {"pytorch": "transformers", "onnx": "onnx", "quanto": "hf-tbc"}
@@ -42,8 +48,13 @@ class ReleaseArguments:
     output_dir: str = field(metadata={"help": "Where the repo folders (weights, tokenizer, README.md) are written."})
     variants: Optional[list[str]] = field(default=None, metadata={"help": "Variant folders written by compress.py."})
     compression_dirs: Optional[list[str]] = field(
-        default=None, metadata={"help": "compress.py outputs: the most accurate variant of each (under --max_size_mb)."})
-    max_size_mb: Optional[float] = field(default=None, metadata={"help": "Size budget of the weight files, in MB."})
+        default=None, metadata={"help": "compress.py outputs: the most accurate variant of each under --limit."})
+    select_by: str = field(default="latency", metadata={
+        "help": "What --limit bounds when choosing from --compression_dirs: latency (ms per measured batch), size "
+                "(MB of weight files) or nonzero_parameters.", "choices": list(SELECT_BY)})
+    limit: Optional[float] = field(default=None, metadata={"help": "Most a chosen variant may cost by --select_by; "
+                                                                   "a base model with no variant under it is skipped."})
+    max_size_mb: Optional[float] = field(default=None, metadata={"help": "Shorthand for --select_by size --limit N."})
     baseline_dirs: Optional[list[str]] = field(
         default=None, metadata={"help": "compress.py outputs whose dense model is released as a baseline."})
     hub_organization: Optional[str] = field(default=None, metadata={"help": "Namespace of the repos (default: yours)."})
@@ -59,6 +70,13 @@ class ReleaseArguments:
     card_pretraining_datasets: Optional[list[str]] = field(
         default=None, metadata={"help": "Hub dataset ids of a local pretraining corpus, for the cards' `datasets` "
                                 "(a Hub corpus given with --dataset_name is named without this)."})
+
+    def __post_init__(self):
+        check_select_by(self.select_by)
+        if self.max_size_mb is not None:
+            if self.limit is not None:
+                raise UsageError("pass either --max_size_mb or --select_by/--limit, not both")
+            self.select_by, self.limit = "size", self.max_size_mb
 
     def card_dataset_for(self, variant: "Variant") -> tuple[str, Optional[str], str]:
         """(dataset id, config, split) for the card: the GLUE task the model was finetuned on, else the flags."""
@@ -123,16 +141,43 @@ def load_variant_records(folder: Union[str, Path]) -> Variant:
     return Variant(folder, row, finetuning, pretraining)
 
 
-def select_variants(compression_dirs: list[Union[str, Path]], max_size_mb: Optional[float]) -> list[Path]:
-    """The most accurate variant of each compression output whose weights fit ``max_size_mb`` (all sizes if None)."""
+def check_select_by(select_by: str) -> str:
+    if select_by not in SELECT_BY:
+        raise UsageError(f"--select_by {select_by!r} is unknown: choose {', '.join(SELECT_BY)}")
+    return select_by
+
+
+def cost(row: dict, select_by: str) -> float:
+    """What a variant costs in the unit of ``select_by``: ms of latency, MB on disk or nonzero parameters."""
+    key, scale, _ = SELECT_BY[check_select_by(select_by)]
+    return row[key] / scale
+
+
+def format_cost(value: float, select_by: str) -> str:
+    unit = SELECT_BY[select_by][2]
+    return f"{value:,.0f} {unit}" if select_by == "nonzero_parameters" else f"{value:.2f} {unit}"
+
+
+def best_under(rows: list[dict], select_by: str = "size", limit: Optional[float] = None) -> Optional[dict]:
+    """The most accurate row whose cost is at most ``limit`` (the cheaper one on a tie); None if none fits."""
+    fitting = [row for row in rows if limit is None or cost(row, select_by) <= limit]
+    return max(fitting, key=lambda row: (row["accuracy"], -cost(row, select_by))) if fitting else None
+
+
+def select_variants(compression_dirs: list[Union[str, Path]], select_by: str = "size",
+                    limit: Optional[float] = None) -> list[Path]:
+    """The most accurate variant of each compression output that costs at most ``limit`` by ``select_by``
+    (``latency`` in ms, ``size`` in MB, ``nonzero_parameters``); a base model with none under the limit is
+    skipped with a warning that names it."""
     chosen = []
     for directory in compression_dirs:
         rows = read_records(directory)
-        fitting = [row for row in rows if max_size_mb is None or row["size_bytes"] <= max_size_mb * 1e6]
-        if not fitting:
-            smallest = min(row["size_bytes"] for row in rows) / 1e6
-            raise UsageError(f"no variant in {directory} fits {max_size_mb} MB (smallest: {smallest:.2f} MB): raise --max_size_mb")
-        best = max(fitting, key=lambda row: (row["accuracy"], -row["size_bytes"]))
+        best = best_under(rows, select_by, limit)
+        if best is None:
+            cheapest = min(cost(row, select_by) for row in rows)
+            logger.warning(f"skipped {directory}: no variant costs at most {format_cost(limit, select_by)} by "
+                           f"{select_by} (its cheapest: {format_cost(cheapest, select_by)})")
+            continue
         chosen.append(Path(directory) / best["variant"])
     return chosen
 
@@ -167,7 +212,7 @@ def card_data(variant: Variant, dataset_id: str, dataset_config: Optional[str], 
         library_name=LIBRARY[variant.kind],
         pipeline_tag="text-classification",
         tags=["train-large-then-compress", "hf-tbc", "roberta", *METHOD_TAGS[variant.row["method"]],
-              *(["magnitude-pruning"] if variant.row["target_sparsity"] > 0 else []),
+              *PRUNING_TAGS.get(pruning_of(variant.row), []),
               *(["sparse"] if stored_sparse(variant.row) else [])],
         datasets=list(dict.fromkeys([*corpus_ids, dataset_id])),  # what it was trained on, then evaluated on
         base_model=variant.parent_repo_id,
@@ -176,10 +221,18 @@ def card_data(variant: Variant, dataset_id: str, dataset_config: Optional[str], 
     )
 
 
+def pruning_of(row: dict) -> Optional[str]:
+    """``"unstructured"``, ``"structured"`` or None (records written before structured pruning existed are
+    unstructured when pruned)."""
+    if row.get("target_sparsity", 0) <= 0:
+        return None
+    return row.get("pruning_method") or "unstructured"
+
+
 def stored_sparse(row: dict) -> bool:
-    """Whether the released weights are sparse as stored: pruning survived the quantization (it does not
-    survive quanto int4, whose zero points turn pruned weights into small nonzero values)."""
-    return row["target_sparsity"] > 0 and row["sparsity"] >= 0.9 * row["target_sparsity"]
+    """Whether the released weights hold unstructured zeros as stored: pruning survived the quantization (it does
+    not survive quanto int4, whose zero points turn pruned weights into small nonzero values)."""
+    return pruning_of(row) == "unstructured" and row["sparsity"] >= 0.9 * row["target_sparsity"]
 
 
 def pretraining_datasets(variant: Variant, named: Optional[list[str]] = None) -> list[str]:
@@ -224,9 +277,21 @@ def _loading_snippet(variant: Variant) -> str:
 def _compression_text(variant: Variant) -> str:
     row = variant.row
     parts = []
-    if row["target_sparsity"] > 0:
-        parts.append(f"Magnitude pruning ({row.get('pruning_scope') or 'layer'} scope) of the encoder's attention and "
-                     f"feed-forward weights to {100 * row['sparsity']:.1f} % zeros, measured on the released weights.")
+    gradual = " gradually during finetuning (cubic schedule)" if row.get("schedule") == "gradual" else ""
+    if pruning_of(row) == "unstructured":
+        parts.append(f"Magnitude pruning ({row.get('pruning_scope') or 'layer'} scope){gradual} of the encoder's "
+                     f"attention and feed-forward weights to {100 * row['sparsity']:.1f} % zeros, measured on the "
+                     "released weights.")
+    elif pruning_of(row) == "structured":
+        parts.append(f"Structured pruning ({row.get('importance', 'magnitude')} importance){gradual}: "
+                     f"{len(row.get('removed_layers') or [])} of {row.get('parent_layers', '?')} encoder layers and "
+                     f"{row.get('parent_intermediate_size', 0) - row.get('intermediate_size', 0)} of "
+                     f"{row.get('parent_intermediate_size', '?')} feed-forward neurons per layer removed, "
+                     f"{100 * row['sparsity']:.1f} % of the encoder's linear weights: a smaller dense model of "
+                     f"{row.get('num_hidden_layers')} layers with intermediate size {row.get('intermediate_size')}, "
+                     "loaded by the stock classes.")
+    if pruning_of(row) and row.get("recovery"):
+        parts.append("Then finetuned again on the task with the pruned structure fixed (recovery).")
     if row["method"] == "onnx-int8":
         parts.append(f"Exported to ONNX and quantized with ONNX Runtime dynamic int8 (weights int8, activations "
                      f"quantized at run time; configuration for {row.get('instruction_set', 'this CPU')}).")
@@ -239,9 +304,9 @@ def _compression_text(variant: Variant) -> str:
 def _limitations(variant: Variant) -> str:
     notes = [f"Finetuned and evaluated on {_public_name(variant.finetuning.get('dataset'))}: accuracy elsewhere is unmeasured.",
              "A small research model trained under a short compute budget; not for decisions about people."]
-    if variant.row["target_sparsity"] > 0 and stored_sparse(variant.row):
+    if stored_sparse(variant.row):
         notes.append("Unstructured zeros are stored densely: they shrink neither the file nor the latency on dense kernels.")
-    elif variant.row["target_sparsity"] > 0:
+    elif pruning_of(variant.row) == "unstructured":
         notes.append(f"Pruned to {100 * variant.row['target_sparsity']:.0f} % zeros, but the quantized weights as stored "
                      f"are only {100 * variant.row['sparsity']:.1f} % zeros: the quantization did not keep the pruned "
                      "weights at exactly zero.")

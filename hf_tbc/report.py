@@ -11,9 +11,11 @@ import torch
 import yaml
 
 from .budget import format_duration, parse_duration
-from .compress.grid import plot_compression, read_records
+from .compress.grid import PLOTS, read_records
 from .curves import plot_curves
+from .plots import plot_compression
 from .pretraining import SparsePrediction
+from .release import best_under, cost, format_cost
 from .sizes import count_parameters, roberta_config
 
 
@@ -80,13 +82,17 @@ def write_report(config, plan_rows: Optional[list[dict]] = None) -> Path:
                 title=f"Validation MLM loss against wall-clock ({budget} budget)")
     plot_curves(curves, root / "loss_vs_steps.png", x="step", references=references,
                 title=f"Validation MLM loss against optimizer steps ({budget} budget)")
+    majority = next((tuned["majority_accuracy"] for tuned in finetuning.values()
+                     if tuned and tuned.get("majority_accuracy") is not None), None)
     if compression:
-        plot_compression(compression, root / "accuracy_vs_size.png", x="size_bytes")
+        for file, x in PLOTS.items():
+            plot_compression(compression, root / file, x=x, majority=majority)
 
     hardware = next((record["hardware"] for record in pretraining.values() if record), {})
     lines = [f"# Study `{config.name}`", "", _answer(config, pretraining, finetuning, compression), "",
              "![validation loss against wall-clock](loss_vs_time.png)", "", "![validation loss against steps](loss_vs_steps.png)",
-             "", "![accuracy against size](accuracy_vs_size.png)", "", "## Hardware", "",
+             "", "![accuracy against nonzero parameters](accuracy_vs_nonzero_parameters.png)", "",
+             "![accuracy against latency](accuracy_vs_latency.png)", "", "## Hardware", "",
              f"{hardware.get('accelerator') or hardware.get('cpu')}, {hardware.get('cpu_count')} CPU cores, torch "
              f"{hardware.get('torch')}, transformers {hardware.get('transformers')}.", ""]
     if plan_rows:
@@ -112,11 +118,12 @@ def write_report(config, plan_rows: Optional[list[dict]] = None) -> Path:
         lines.append(f"| {size} | {run['parameters']:,} | {run['steps']:,} | {run['tokens']:,} | {format_duration(run['train_s'])} "
                      f"| {run['final_eval_loss']:.4f} | {unigram if unigram is not None else '–'} | {below} | {accuracy} "
                      f"| {majority} |")
-    lines += ["", "## Compression", "", "| size | variant | sparsity | bits | size (MB) | accuracy | latency (ms) |",
-              "|---|---|---|---|---|---|---|"]
+    lines += ["", "## Compression", "", "| size | variant | pruning | sparsity | nonzero parameters | bits | size (MB) "
+              "| accuracy | latency (ms) |", "|---|---|---|---|---|---|---|---|---|"]
     for size, rows in compression.items():
-        lines += [f"| {size} | {r['variant']} | {r['sparsity']:.3f} | {r['bits']} | {r['size_bytes'] / 1e6:.2f} | "
-                  f"{r['accuracy']:.4f} | {r['latency_ms']:.1f} |" for r in rows]
+        lines += [f"| {size} | {r['variant']} | {r.get('pruning_method') or '–'} | {r['sparsity']:.3f} | "
+                  f"{r['nonzero_parameters']:,} | {r['bits']} | {r['size_bytes'] / 1e6:.2f} | {r['accuracy']:.4f} | "
+                  f"{r['latency_ms']:.1f} |" for r in rows]
     if release:
         lines += ["", "## Release set", "", "| repo | accuracy | size (MB) | status |", "|---|---|---|---|"]
         lines += [f"| {e['repo_id']} | {e['accuracy']:.4f} | {e['size_bytes'] / 1e6:.2f} | {e['status']} |" for e in release]
@@ -137,6 +144,14 @@ def _config_dict(config) -> dict:
     return {key: getattr(config, key) for key in config.__dataclass_fields__}
 
 
+def selection(release: dict) -> tuple[str, Optional[float]]:
+    """(select_by, limit) of a study's release section (``max_size_mb`` alone means size)."""
+    if release.get("max_size_mb") is not None and release.get("limit") is None:
+        return "size", float(release["max_size_mb"])
+    limit = release.get("limit")
+    return release.get("select_by", "latency"), float(limit) if limit is not None else None
+
+
 def _answer(config, pretraining: dict, finetuning: dict, compression: dict) -> str:
     """The study's answer in plain words, computed from the records."""
     runs = {size: run for size, run in pretraining.items() if run}
@@ -154,19 +169,21 @@ def _answer(config, pretraining: dict, finetuning: dict, compression: dict) -> s
     elif len(ordered) > 1:
         text += (f" The largest size, {ordered[-1]}, did not win here: at this budget it got too few steps to overtake, "
                  "contrary to the paper's finding at GPU scale.")
-    limit = config.release.get("max_size_mb")
-    rows = [(size, row) for size, records in compression.items() for row in records]
+    select_by, limit = selection(config.release)
+    rows = [dict(row, base=size) for size, records in compression.items() for row in records]
     if rows:
-        fitting = [(size, row) for size, row in rows if limit is None or row["size_bytes"] <= limit * 1e6]
-        if fitting:
-            size, row = max(fitting, key=lambda item: (item[1]["accuracy"], -item[1]["size_bytes"]))
-            where = f"At ≤ {limit} MB" if limit is not None else "Over all sizes"
+        row = best_under(rows, select_by, limit)
+        if row is not None:
+            size = row["base"]
+            where = f"At ≤ {format_cost(limit, select_by)}" if limit is not None else "Over all variants"
             text += (f" {where}, the most accurate model is **{size} `{row['variant']}`** "
-                     f"({row['accuracy']:.4f} accuracy, {row['size_bytes'] / 1e6:.2f} MB).")
+                     f"({row['accuracy']:.4f} accuracy, {format_cost(cost(row, select_by), select_by)}).")
             small = ordered[0]
             dense = next((r for r in compression.get(small, []) if r["variant"] == "dense-fp32"), None)
             if dense is not None and size != small:
                 verdict = "beats" if row["accuracy"] > dense["accuracy"] else "does not beat"
                 text += (f" It {verdict} the small dense baseline {small} ({dense['accuracy']:.4f}, "
-                         f"{dense['size_bytes'] / 1e6:.2f} MB).")
+                         f"{format_cost(cost(dense, select_by), select_by)}).")
+        else:
+            text += f" No variant costs at most {format_cost(limit, select_by)} by {select_by}."
     return text

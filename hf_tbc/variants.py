@@ -148,8 +148,12 @@ def count_variant_parameters(folder: Union[str, Path], model=None) -> tuple[int,
     return total, total - sum(zeros for _, _, zeros in rows)
 
 
-def prunable_sparsity(folder: Union[str, Path], model=None, include_embeddings_and_head: bool = False) -> float:
-    """Fraction of zeros among the weights magnitude pruning targets, measured on the variant's own stored
-    weights (for ONNX: the encoder layers' matrices, dequantized)."""
+def prunable_sparsity(folder: Union[str, Path], model=None, include_embeddings_and_head: bool = False,
+                      parent_weights: Optional[int] = None) -> float:
+    """Fraction of the weights pruning targets that are zero or gone, measured on the variant's own stored
+    weights (for ONNX: the encoder layers' matrices, dequantized). ``parent_weights``: how many such weights the
+    dense parent had, so that weights removed by structured pruning count as pruned."""
     rows = [row for row in _stored_weights(folder, model, include_embeddings_and_head) if row[0]]
-    return sum(zeros for _, _, zeros in rows) / max(sum(size for _, size, _ in rows), 1)
+    stored = sum(size for _, size, _ in rows)
+    nonzero = stored - sum(zeros for _, _, zeros in rows)
+    return 1.0 - nonzero / max(parent_weights or stored, 1)

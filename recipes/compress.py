@@ -1,11 +1,18 @@
 #!/usr/bin/env python
-"""Compress a finetuned classifier over a grid of sparsities and quantization methods, measuring every variant.
+"""Compress a finetuned classifier over a grid of pruning methods, sparsities and quantization methods, measuring
+every variant.
 
-    python recipes/compress.py --model_name_or_path runs/L2-H128-sst2 --validation_file dev.tsv \
-        --sparsities 0,0.3,0.5,0.7,0.9 --quantization none,onnx-int8,quanto-int8,quanto-int4 --output_dir runs/compressed
+    # structured pruning (fewer layers and neurons: really smaller and faster) and unstructured (stored zeros), each
+    # variant finetuned again for 2 minutes (the dense one too), then int8
+    python recipes/compress.py --model_name_or_path runs/L4-H256-sst2 --train_file train.tsv --validation_file dev.tsv \
+        --pruning_method structured,unstructured --sparsities 0,0.3,0.5,0.7 --recovery_time_budget 2m \
+        --quantization none,onnx-int8 --output_dir runs/L4-H256-compressed
+    # gradual pruning: sparsity rises on a cubic schedule during the recovery budget
+    python recipes/compress.py ... --pruning_schedule gradual --recovery_time_budget 3m
 
-Each variant is saved in its own folder, reloaded with its documented class and measured; one row per
-variant goes to compression.jsonl, with accuracy_vs_size.png and accuracy_vs_sparsity.png beside it.
+Each variant is saved in its own folder, reloaded with its documented class and measured (accuracy, nonzero
+parameters, bytes, latency); one row per variant goes to compression.jsonl, with accuracy_vs_nonzero_parameters.png,
+accuracy_vs_latency.png and accuracy_vs_size.png beside it.
 """
 
 import json
@@ -26,7 +33,7 @@ def main() -> None:
     finetuned_length = json.loads(record.read_text()).get("max_seq_length") if record.is_file() else None
     max_length = data_args.max_seq_length or finetuned_length or 128
     train = None
-    if "train" in splits and (args.recovery_steps or args.recovery_time_budget):
+    if "train" in splits and args.needs_training_data:
         from transformers import AutoTokenizer
 
         train = tokenize(splits["train"], AutoTokenizer.from_pretrained(args.model_name_or_path), max_length)

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Release compressed variants and small baselines to the Hub, each with an evaluated model card.
 
-    # the most accurate variant of each model under 5 MB, plus the small model's dense baseline
-    python recipes/release.py --compression_dirs runs/L12-compressed runs/L3-compressed --max_size_mb 5 \
+    # the most accurate variant of each model at most 40 ms per batch, plus the small model's dense baseline
+    python recipes/release.py --compression_dirs runs/L12-compressed runs/L3-compressed --select_by latency --limit 40 \
         --baseline_dirs runs/L3-compressed --hub_organization my-org --output_dir release
     # or name the variants; --dry_run writes the repo folders and pushes nothing
     python recipes/release.py --variants runs/L12-compressed/pruned50-onnx-int8 --dry_run --output_dir release
@@ -41,10 +41,11 @@ def main() -> None:
 
     folders = [Path(folder) for folder in args.variants or []]
     if args.compression_dirs:
-        folders += select_variants(args.compression_dirs, args.max_size_mb)
+        folders += select_variants(args.compression_dirs, args.select_by, args.limit)
     folders += [Path(directory) / "dense-fp32" for directory in args.baseline_dirs or []]
     if not folders:
-        raise UsageError("nothing to release: pass --variants, or --compression_dirs (with --max_size_mb) and --baseline_dirs")
+        raise UsageError("nothing to release: pass --variants, or --compression_dirs (with --select_by and a --limit "
+                         "some variant meets) and --baseline_dirs")
     variants = {}
     for folder in folders:  # every compressed variant brings its dense parent, which its card names as base_model
         variant = load_variant_records(folder)

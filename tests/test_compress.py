@@ -85,20 +85,29 @@ def test_every_variant_of_the_grid_is_measured_and_reloads_with_its_recorded_acc
     out = tmp_path / "compressed"
     command = [sys.executable, COMPRESS, "--model_name_or_path", str(finetuned), "--train_file", data["train"],
                "--validation_file", data["dev"], *PAIR, "--sparsities", "0,0.5", "--pruning_scope", "global",
+               "--pruning_method", "unstructured,structured", "--importance", "taylor", "--importance_batches", "3",
                "--quantization", "none,onnx-int8,quanto-int8,quanto-int4", "--recovery_steps", "3",
                "--latency_runs", "3", "--latency_batch_size", "8", "--output_dir", str(out)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [json.loads(line) for line in (out / "compression.jsonl").read_text().splitlines()]
-    assert [row["variant"] for row in rows] == [variant_name(s, m) for s in (0, 0.5)
-                                                 for m in ("none", "onnx-int8", "quanto-int8", "quanto-int4")]
+    methods = ("none", "onnx-int8", "quanto-int8", "quanto-int4")
+    assert [row["variant"] for row in rows] == [variant_name(s, m, p) for s, p in ((0, ""), (0.5, "unstructured"),
+                                                                                   (0.5, "structured")) for m in methods]
     keys = ("variant", "method", "sparsity", "bits", "parameters", "nonzero_parameters", "size_bytes", "accuracy", "latency_ms")
     assert all(row[key] is not None for row in rows for key in keys)
     dense, pruned = rows[0], rows[4]
     assert dense["sparsity"] < 0.01 and pruned["sparsity"] == pytest.approx(0.5, abs=0.01)
     assert pruned["nonzero_parameters"] < dense["nonzero_parameters"]
     assert rows[1]["size_bytes"] < 0.5 * dense["size_bytes"] and rows[1]["bits"] == 8 and rows[3]["bits"] == 4
-    assert (out / "accuracy_vs_size.png").exists() and (out / "accuracy_vs_sparsity.png").exists()
+    structured = rows[8:]
+    assert all(row["pruning_method"] == "structured" and row["importance"] == "taylor" for row in structured)
+    assert structured[0]["num_hidden_layers"] == 1 and structured[0]["parameters"] < dense["parameters"]
+    assert structured[0]["sparsity"] == pytest.approx(0.5, abs=0.06)  # removed, not zero: counted against the parent
+    assert structured[0]["size_bytes"] < dense["size_bytes"] and structured[1]["size_bytes"] < rows[1]["size_bytes"]
+    assert all(row["recovery"] for row in rows)  # the dense baseline got the same extra finetuning
+    for figure in ("accuracy_vs_nonzero_parameters.png", "accuracy_vs_latency.png", "accuracy_vs_size.png"):
+        assert (out / figure).exists()
 
     tokenizer = AutoTokenizer.from_pretrained(out / "dense-fp32")
     splits, _ = load_classification_data(ClassificationDataArguments(validation_file=data["dev"], text_column="premise",
@@ -120,6 +129,7 @@ def test_every_variant_of_the_grid_is_measured_and_reloads_with_its_recorded_acc
         (["--sparsities", "0,1.0"], "sparsity 1.0 must be in [0, 1)"),
         (["--sparsities", "0,half"], "'half' is not a number"),
         (["--quantization", "none,gptq"], "unknown quantization method 'gptq'"),
+        (["--pruning_method", "structured", "--importance", "taylor"], "Taylor importance need training data"),
         (["--validation_file", "ODD"], "labels ['neutral'] in the validation split"),
         (["--validation_file", "EMPTY"], "has no rows"),
         (["--model_name_or_path", "PRETRAINED"], "has no classification head"),
@@ -143,3 +153,10 @@ def test_compression_arguments_parse_the_grid():
     args = CompressionArguments(model_name_or_path="m", output_dir="o", sparsities="0, 0.3,0.9", quantization="none,quanto-int2")
     assert args.sparsity_grid == [0.0, 0.3, 0.9] and args.methods == ["none", "quanto-int2"]
     assert variant_name(0.3, "quanto-int2") == "pruned30-quanto-int2" and variant_name(0, "none") == "dense-fp32"
+    assert variant_name(0.5, "onnx-int8", "structured") == "structured50-onnx-int8"
+    assert CompressionArguments(model_name_or_path="m", output_dir="o", pruning_method="structured",
+                                importance="taylor").needs_training_data
+    with pytest.raises(ValueError, match="gradual prunes during finetuning"):
+        CompressionArguments(model_name_or_path="m", output_dir="o", pruning_schedule="gradual")
+    with pytest.raises(ValueError, match="unknown --pruning_method 'channels'"):
+        CompressionArguments(model_name_or_path="m", output_dir="o", pruning_method="structured,channels")

@@ -2,7 +2,7 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, RobertaForSequenceClassification
 
-from hf_tbc.compress.pruning import FixedMaskCallback, check_sparsity, prune_model
+from hf_tbc.compress.unstructured import FixedMaskCallback, check_sparsity, prune_model
 from hf_tbc.sizes import roberta_config
 from hf_tbc.variants import prunable_weights
 

@@ -3,8 +3,8 @@ import torch
 from datasets import Dataset
 from transformers import AutoModelForSequenceClassification, RobertaForSequenceClassification
 
-from hf_tbc.compress.pruning import prune_model
 from hf_tbc.compress.quantization import INSTRUCTION_SETS, cpu_instruction_set, onnx_int8, quanto_weights
+from hf_tbc.compress.unstructured import prune_model
 from hf_tbc.data import train_tokenizer
 from hf_tbc.evaluation import accuracy, latency
 from hf_tbc.metrics import load_accuracy

@@ -17,7 +17,9 @@ from hf_tbc.classification import (
 from hf_tbc.compress.grid import CompressionArguments, compress_grid, read_records
 from hf_tbc.pretraining import DataTrainingArguments, ModelArguments, PretrainingArguments, pretrain
 from hf_tbc.release import (
+    ReleaseArguments,
     Variant,
+    best_under,
     card_data,
     check_repo_id,
     corpus_description,
@@ -60,7 +62,8 @@ def chain(tmp_path_factory):
     validation = load_classification_data(ClassificationDataArguments(validation_file=dev, **pair), label_names=["no", "yes"])[0]
     compress_grid(CompressionArguments(model_name_or_path=str(root / "finetuned"), output_dir=str(root / "compressed"),
                                        sparsities="0,0.5", quantization="none,onnx-int8,quanto-int8", latency_runs=2,
-                                       latency_batch_size=8), validation["validation"])
+                                       latency_batch_size=8, pruning_method="unstructured,structured"),
+                  validation["validation"])
     return {"root": root, "compressed": root / "compressed", "dev": dev, "validation": validation["validation"]}
 
 
@@ -78,13 +81,14 @@ def test_dry_run_writes_parsing_cards_from_the_records_and_loadable_folders(tmp_
     compressed = chain["compressed"]
     out = tmp_path / "release"
     done = run_release("--variants", str(compressed / "pruned50-onnx-int8"), str(compressed / "dense-quanto-int8"),
-                       str(compressed / "pruned50-fp32"), "--dry_run", "--hub_organization", "org", *CARD,
+                       str(compressed / "pruned50-fp32"), str(compressed / "structured50-onnx-int8"), "--dry_run", "--hub_organization", "org", *CARD,
                        "--output_dir", str(out), env={"HF_HOME": str(tmp_path / "hf")})
     assert done.returncode == 0, done.stderr[-3000:]
     assert TOKEN not in done.stdout + done.stderr
     rows = {row["variant"]: row for row in read_records(compressed)}
     folders = sorted(path.name for path in out.iterdir() if path.is_dir())
-    names = ["dense-fp32", "dense-quanto-int8", "pruned50-fp32", "pruned50-onnx-int8"]  # the dense parent came along
+    names = ["dense-fp32", "dense-quanto-int8", "pruned50-fp32", "pruned50-onnx-int8", "structured50-onnx-int8"]
+    # the dense parent came along
     assert folders == sorted(f"tbc-L2-H32-pairs-{name}" for name in names)
     for name in names:
         folder = out / f"tbc-L2-H32-pairs-{name}"
@@ -101,10 +105,13 @@ def test_dry_run_writes_parsing_cards_from_the_records_and_loadable_folders(tmp_
             assert card.data.base_model is None
         else:
             assert card.data.base_model == "org/tbc-L2-H32-pairs-dense-fp32"
-        loader = {"pruned50-onnx-int8": "OnnxModelForSequenceClassification", "dense-quanto-int8": "QuantizedModelForSequenceClassification"}
+        loader = {"pruned50-onnx-int8": "OnnxModelForSequenceClassification", "dense-quanto-int8": "QuantizedModelForSequenceClassification",
+                  "structured50-onnx-int8": "OnnxModelForSequenceClassification"}
         assert loader.get(name, "AutoModelForSequenceClassification") in card.text
         assert {"onnx-int8": "onnx", "quanto-int8": "quanto"}.get(name.split("-", 1)[1], "pytorch") in data["tags"]
         assert ("magnitude-pruning" in data["tags"]) == name.startswith("pruned")
+        assert ("structured-pruning" in data["tags"]) == name.startswith("structured")
+        assert ("Structured pruning" in card.text) == name.startswith("structured")
         assert ("sparse" in data["tags"]) == (name.startswith("pruned") and rows[name]["sparsity"] > 0.45)
         assert f"{rows[name]['size_bytes'] / 1e6:.2f} MB" in card.text
     summary = json.loads((out / "release.json").read_text())
@@ -226,6 +233,43 @@ def test_bad_release_input_is_one_line_and_non_zero(tmp_path, chain, case, messa
     assert not out.exists()
 
 
+@pytest.mark.slow
+def test_release_selects_by_latency_and_skips_a_base_model_with_nothing_under_the_limit(tmp_path, chain):
+    rows = read_records(chain["compressed"])
+    structured = next(row for row in rows if row["variant"] == "structured50-fp32")
+    dense = next(row for row in rows if row["variant"] == "dense-fp32")
+    assert structured["nonzero_parameters"] < dense["nonzero_parameters"] and structured["size_bytes"] < dense["size_bytes"]
+    limit = min(row["latency_ms"] for row in rows) * 0.5  # nothing is this fast
+    fast = max(row["latency_ms"] for row in rows) * 2  # everything is
+    out = tmp_path / "release"
+    done = run_release("--compression_dirs", str(chain["compressed"]), str(chain["compressed"]), "--select_by", "latency",
+                       "--limit", str(fast), "--dry_run", "--hub_organization", "org", *CARD, "--output_dir", str(out),
+                       env={"HF_HOME": str(tmp_path / "hf")})
+    assert done.returncode == 0, done.stderr[-3000:]
+    best = max(rows, key=lambda row: (row["accuracy"], -row["latency_ms"]))
+    assert any(path.name.endswith(best["variant"]) for path in out.iterdir())
+    skipped = run_release("--compression_dirs", str(chain["compressed"]), "--select_by", "latency", "--limit", str(limit),
+                          "--variants", str(chain["compressed"] / "dense-fp32"), "--dry_run", "--hub_organization", "org",
+                          *CARD, "--output_dir", str(tmp_path / "skipped"), env={"HF_HOME": str(tmp_path / "hf")})
+    assert skipped.returncode == 0, skipped.stderr[-3000:]
+    assert f"skipped {chain['compressed']}: no variant costs at most" in skipped.stderr
+    assert sorted(path.name for path in (tmp_path / "skipped").iterdir() if path.is_dir()) == ["tbc-L2-H32-pairs-dense-fp32"]
+
+
+def test_selection_takes_the_most_accurate_variant_under_the_limit_by_each_cost():
+    rows = [{"variant": "a", "accuracy": 0.8, "latency_ms": 10.0, "size_bytes": 4e6, "nonzero_parameters": 900},
+            {"variant": "b", "accuracy": 0.9, "latency_ms": 30.0, "size_bytes": 2e6, "nonzero_parameters": 1000},
+            {"variant": "c", "accuracy": 0.9, "latency_ms": 20.0, "size_bytes": 3e6, "nonzero_parameters": 500}]
+    assert best_under(rows, "latency", 25)["variant"] == "c" and best_under(rows, "latency", 15)["variant"] == "a"
+    assert best_under(rows, "size", 2.5)["variant"] == "b" and best_under(rows, "nonzero_parameters", 950)["variant"] == "c"
+    assert best_under(rows, "latency", 5) is None and best_under(rows, "latency")["variant"] == "c"
+    with pytest.raises(ValueError, match="--select_by 'flops' is unknown"):
+        best_under(rows, "flops", 1)
+    with pytest.raises(ValueError, match="either --max_size_mb or --select_by/--limit"):
+        ReleaseArguments(output_dir="o", max_size_mb=5, limit=3)
+    assert (ReleaseArguments(output_dir="o", max_size_mb=5).select_by, ReleaseArguments(output_dir="o").select_by) == ("size", "latency")
+
+
 def test_repo_ids_are_checked_with_the_hubs_own_rules():
     assert check_repo_id("org/tbc-L12-H768-sst2-pruned50-onnx-int8")
     for bad in ("org/", "org/a/b", "org/" + "x" * 97, "org/double--dash", "org/ends.git", "org/-start", "bad org/x"):
@@ -345,6 +389,7 @@ def test_cards_tag_sparse_only_what_is_stored_sparse_and_name_all_training_data(
            "accuracy": 0.8}
     assert not stored_sparse(row)  # quanto int4's zero points turned the pruned zeros into small values
     assert stored_sparse({**row, "method": "onnx-int8", "sparsity": 0.5}) and not stored_sparse({**row, "target_sparsity": 0})
+    assert not stored_sparse({**row, "method": "onnx-int8", "sparsity": 0.5, "pruning_method": "structured"})
     pretraining = {"corpus": "../shared/data/sst2/train.tsv,../shared/data/reviews/books/train.tsv",
                    "corpus_files": ["../shared/data/sst2/train.tsv", "../shared/data/reviews/books/train.tsv"]}
     assert corpus_description(pretraining) == "sst2/train.tsv (local file), books/train.tsv (local file)"

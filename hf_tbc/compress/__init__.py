@@ -1,7 +1,7 @@
 """Compression of finetuned classifiers: magnitude pruning and quantization (ONNX Runtime, quanto)."""
 
-from .pruning import FixedMaskCallback, PruningReport, check_sparsity, count_nonzero, prune_model
 from .quantization import QuantizedModelForSequenceClassification, cpu_instruction_set, onnx_int8, quanto_weights
+from .unstructured import FixedMaskCallback, PruningReport, check_sparsity, count_nonzero, prune_model
 
 __all__ = [
     "FixedMaskCallback",

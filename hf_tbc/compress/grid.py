@@ -1,4 +1,6 @@
-"""A compression grid over a finetuned classifier: every (sparsity, quantization) variant saved, reloaded and measured."""
+"""A compression grid over a finetuned classifier: every (pruning, sparsity, quantization) variant saved, reloaded
+and measured. This module only orchestrates: each method family lives in its own module (``unstructured``,
+``structured``, ``schedule``, ``quantization``) and measurement in ``hf_tbc.evaluation``."""
 
 from __future__ import annotations
 
@@ -10,27 +12,29 @@ from pathlib import Path
 from typing import Optional, Union
 
 import torch
+from torch.utils.data import DataLoader
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
 from transformers.utils import logging
 
+from ..classification import compute_accuracy
 from ..errors import UsageError
-from ..evaluation import accuracy, latency
-from ..training import check_writable, hardware_summary, load_model_config
-from ..variants import (
-    count_variant_parameters,
-    load_variant,
-    prunable_sparsity,
-    prunable_weights,
-    size_on_disk,
-    variant_kind,
-)
-from .pruning import PRUNING_SCOPES, FixedMaskCallback, check_sparsity, prune_model
+from ..evaluation import measure_variant
+from ..plots import plot_compression
+from ..training import BudgetTrainer, BudgetTrainingArguments, check_writable, load_model_config
+from ..variants import prunable_weights
 from .quantization import onnx_int8, quanto_weights
+from .schedule import GradualPruningCallback
+from .structured import IMPORTANCE, StructuredPruner, structured_prune, taylor_scores
+from .unstructured import PRUNING_SCOPES, FixedMaskCallback, UnstructuredPruner, check_sparsity, prune_model
 
 logger = logging.get_logger(__name__)
 
 QUANTIZATION_METHODS = ("none", "onnx-int8", "quanto-int8", "quanto-int4", "quanto-int2")
+PRUNING_METHODS = ("unstructured", "structured")
+SCHEDULES = ("oneshot", "gradual")
 RECORD_FILE = "compression.jsonl"
+PLOTS = {"accuracy_vs_nonzero_parameters.png": "nonzero_parameters", "accuracy_vs_latency.png": "latency_ms",
+         "accuracy_vs_size.png": "size_bytes"}
 
 
 @dataclass
@@ -39,16 +43,37 @@ class CompressionArguments:
 
     model_name_or_path: str = field(metadata={"help": "The finetuned classifier (a run_classification.py output folder)."})
     output_dir: str = field(metadata={"help": "One subfolder per variant, plus compression.jsonl and the plots."})
-    sparsities: str = field(default="0,0.5,0.9", metadata={"help": "Comma-separated target sparsities in [0, 1)."})
+    sparsities: str = field(default="0,0.5,0.9", metadata={"help": "Comma-separated target sparsities in [0, 1): the "
+                                                                   "fraction of the encoder's linear weights to prune."})
+    pruning_method: str = field(
+        default="unstructured",
+        metadata={"help": "Comma-separated, each applied to every sparsity. unstructured: zero the smallest weights "
+                          "(same size and speed, stored zeros); structured: remove whole layers and feed-forward "
+                          "neurons (a smaller, faster dense model)."},
+    )
     quantization: str = field(
         default="none,onnx-int8,quanto-int8,quanto-int4",
         metadata={"help": f"Comma-separated methods, each applied to every sparsity: {', '.join(QUANTIZATION_METHODS)}."},
     )
-    pruning_scope: str = field(default="layer", metadata={"help": "layer: the same sparsity in every matrix; global: one threshold.",
-                                                          "choices": list(PRUNING_SCOPES)})
-    prune_embeddings_and_head: bool = field(default=False, metadata={"help": "Prune embeddings and the classifier too."})
-    recovery_steps: int = field(default=0, metadata={"help": "Finetune each pruned model this many steps, masks fixed."})
-    recovery_time_budget: Optional[str] = field(default=None, metadata={"help": "Or finetune each pruned model for this long."})
+    pruning_scope: str = field(default="layer", metadata={"help": "Unstructured: layer: the same sparsity in every "
+                                                                  "matrix; global: one threshold.", "choices": list(PRUNING_SCOPES)})
+    prune_embeddings_and_head: bool = field(default=False, metadata={"help": "Unstructured: prune embeddings and the classifier too."})
+    importance: str = field(default="magnitude", metadata={
+        "help": "Structured: how neurons and layers are ranked. magnitude: weight norms, top layers first; taylor: "
+                "|weight x gradient| on --importance_batches batches of the training data.", "choices": list(IMPORTANCE)})
+    importance_batches: int = field(default=100, metadata={"help": "Structured, taylor: training batches to score on."})
+    layer_share: float = field(default=0.5, metadata={"help": "Structured: share of the removed weights taken as whole "
+                                                              "layers (the rest as feed-forward neurons)."})
+    pruning_schedule: str = field(default="oneshot", metadata={
+        "help": "oneshot: prune, then recover with the masks fixed; gradual: sparsity rises on a cubic schedule over "
+                "the first --gradual_end of the recovery budget, then recovery goes on (needs a recovery budget).",
+        "choices": list(SCHEDULES)})
+    gradual_end: float = field(default=0.75, metadata={"help": "Gradual: the fraction of recovery at which the final "
+                                                               "sparsity is reached."})
+    recovery_steps: int = field(default=0, metadata={"help": "Finetune each variant this many steps after pruning "
+                                                             "(the dense one too, so the comparison is fair)."})
+    recovery_time_budget: Optional[str] = field(default=None, metadata={"help": "Or finetune each variant for this long."})
+    recovery_learning_rate: float = field(default=5e-5, metadata={"help": "Peak LR of recovery finetuning."})
     latency_batch_size: int = field(default=32, metadata={"help": "Batch size of the latency measurement."})
     latency_sequence_length: int = field(default=128, metadata={"help": "Tokens per example in the latency measurement."})
     latency_runs: int = field(default=10, metadata={"help": "Timed forward passes; the median is recorded."})
@@ -62,8 +87,31 @@ class CompressionArguments:
         unknown = [method for method in self.methods if method not in QUANTIZATION_METHODS]
         if unknown:
             raise UsageError(f"unknown quantization method {unknown[0]!r}: choose from {', '.join(QUANTIZATION_METHODS)}")
+        self.pruning_methods = _split(self.pruning_method)
+        unknown = [method for method in self.pruning_methods if method not in PRUNING_METHODS]
+        if unknown or not self.pruning_methods:
+            raise UsageError(f"unknown --pruning_method {(unknown or [''])[0]!r}: choose from {', '.join(PRUNING_METHODS)}")
         if self.pruning_scope not in PRUNING_SCOPES:
             raise UsageError(f"--pruning_scope {self.pruning_scope} is unknown: choose layer or global")
+        if self.importance not in IMPORTANCE:
+            raise UsageError(f"--importance {self.importance} is unknown: choose magnitude or taylor")
+        if self.pruning_schedule not in SCHEDULES:
+            raise UsageError(f"--pruning_schedule {self.pruning_schedule} is unknown: choose oneshot or gradual")
+        if self.pruning_schedule == "gradual" and not self.recovers:
+            raise UsageError("--pruning_schedule gradual prunes during finetuning: pass --recovery_time_budget or "
+                             "--recovery_steps")
+        if not 0.0 < self.gradual_end <= 1.0:
+            raise UsageError(f"--gradual_end {self.gradual_end} must be in (0, 1]")
+        if not 0.0 <= self.layer_share <= 1.0:
+            raise UsageError(f"--layer_share {self.layer_share} must be in [0, 1]")
+
+    @property
+    def recovers(self) -> bool:
+        return bool(self.recovery_steps or self.recovery_time_budget)
+
+    @property
+    def needs_training_data(self) -> bool:
+        return self.recovers or ("structured" in self.pruning_methods and self.importance == "taylor")
 
 
 def _split(text: str) -> list[str]:
@@ -77,9 +125,9 @@ def _number(text: str, flag: str) -> float:
         raise UsageError(f"{flag}: {text!r} is not a number: write e.g. 0,0.5,0.9") from None
 
 
-def variant_name(sparsity: float, method: str) -> str:
-    """``dense-fp32``, ``pruned50-onnx-int8``, ... (sparsity in percent)."""
-    base = "dense" if sparsity == 0 else f"pruned{round(sparsity * 100):02d}"
+def variant_name(sparsity: float, method: str, pruning: str = "unstructured") -> str:
+    """``dense-fp32``, ``pruned50-onnx-int8`` (unstructured), ``structured50-onnx-int8`` (sparsity in percent)."""
+    base = "dense" if sparsity == 0 else f"{'pruned' if pruning == 'unstructured' else pruning}{round(sparsity * 100):02d}"
     return f"{base}-{'fp32' if method == 'none' else method}"
 
 
@@ -94,20 +142,76 @@ def check_classifier(model_name_or_path: str):
     return config
 
 
-def _recover(model, masks, train_dataset, tokenizer, args: CompressionArguments, scratch: Path) -> None:
-    """Finetunes a pruned model with its masks fixed, for ``recovery_steps`` or ``recovery_time_budget``."""
-    from ..classification import compute_accuracy
-    from ..training import BudgetTrainer, BudgetTrainingArguments
+def _batches(train_dataset, tokenizer, count: int, seed: int):
+    """``count`` shuffled, padded batches of 32 from the tokenized training data (for Taylor importance)."""
+    generator = torch.Generator().manual_seed(seed)
+    columns = [name for name in train_dataset.column_names if name in ("input_ids", "attention_mask", "labels", "label")]
+    loader = DataLoader(train_dataset.select_columns(columns), batch_size=32, shuffle=True, generator=generator,
+                        collate_fn=DataCollatorWithPadding(tokenizer))
+    for index, batch in enumerate(loader):
+        if index >= count:
+            break
+        if "label" in batch:
+            batch["labels"] = batch.pop("label")
+        yield dict(batch)
 
+
+def _finetune(model, train_dataset, tokenizer, args: CompressionArguments, scratch: Path, callbacks=()) -> None:
+    """Recovery finetuning for ``recovery_steps`` or ``recovery_time_budget``, with ``callbacks`` holding masks."""
     training_args = BudgetTrainingArguments(
         output_dir=str(scratch), max_steps=args.recovery_steps or -1, time_budget=args.recovery_time_budget,
-        learning_rate=5e-5, per_device_train_batch_size=32, save_strategy="no", eval_strategy="no",
-        disable_tqdm=True, seed=args.seed, schedule_by="steps" if args.recovery_steps else None,
+        learning_rate=args.recovery_learning_rate, per_device_train_batch_size=32, save_strategy="no",
+        eval_strategy="no", disable_tqdm=True, seed=args.seed, schedule_by="steps" if args.recovery_steps else None,
+        report_to=[],
     )
     trainer = BudgetTrainer(model=model, args=training_args, train_dataset=train_dataset,
                             data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=compute_accuracy)
-    trainer.add_callback(FixedMaskCallback(prunable_weights(model, args.prune_embeddings_and_head), masks))
+    for callback in callbacks:
+        if isinstance(callback, GradualPruningCallback):
+            callback.attach(trainer)
+        else:
+            trainer.add_callback(callback)
     trainer.train()
+
+
+def build_pruned(model, pruning: str, sparsity: float, args: CompressionArguments, train_dataset, tokenizer,
+                 scratch: Path) -> dict:
+    """Prunes (and, if asked, recovers) ``model`` in place; returns what was done, for the record."""
+    done: dict = {"pruning_method": pruning if sparsity > 0 else None, "target_sparsity": sparsity,
+                  "schedule": args.pruning_schedule if sparsity > 0 else None, "recovery": args.recovers}
+    done.update(parent_layers=model.config.num_hidden_layers, parent_intermediate_size=model.config.intermediate_size)
+    if sparsity == 0:
+        if args.recovers:  # the dense baseline gets the same extra finetuning as every pruned variant
+            _finetune(model, train_dataset, tokenizer, args, scratch)
+        return done
+    if args.pruning_schedule == "gradual":
+        if pruning == "unstructured":
+            pruner = UnstructuredPruner(model, args.pruning_scope, args.prune_embeddings_and_head)
+        else:
+            pruner = StructuredPruner(model, sparsity, args.importance, args.layer_share)
+        callback = GradualPruningCallback(pruner, sparsity, end=args.gradual_end)
+        _finetune(model, train_dataset, tokenizer, args, scratch, [callback])
+        report = callback.report
+        done["pruning_steps"] = callback.history
+    elif pruning == "unstructured":
+        masks, report = prune_model(model, sparsity, args.pruning_scope, args.prune_embeddings_and_head)
+        if args.recovers:
+            weights = prunable_weights(model, args.prune_embeddings_and_head)
+            _finetune(model, train_dataset, tokenizer, args, scratch, [FixedMaskCallback(weights, masks)])
+    else:
+        scores = None
+        if args.importance == "taylor":
+            scores = taylor_scores(model, _batches(train_dataset, tokenizer, args.importance_batches, args.seed))
+        report = structured_prune(model, sparsity, args.importance, layer_share=args.layer_share, scores=scores)
+        if args.recovers:
+            _finetune(model, train_dataset, tokenizer, args, scratch)
+    if pruning == "unstructured":
+        done["pruning_scope"] = report.scope
+    else:
+        done.update(importance=report.importance, removed_layers=report.removed_layers,
+                    layer_share=args.layer_share)
+    done.update(num_hidden_layers=model.config.num_hidden_layers, intermediate_size=model.config.intermediate_size)
+    return done
 
 
 def compress_grid(args: CompressionArguments, validation, train_dataset=None, max_length: int = 128) -> list[dict]:
@@ -115,11 +219,11 @@ def compress_grid(args: CompressionArguments, validation, train_dataset=None, ma
 
     ``validation`` has columns ``text`` (``text_pair``) and ``label``, truncated to ``max_length`` tokens
     for accuracy (use the length the model was finetuned with); ``train_dataset`` (tokenized) is needed
-    only for recovery finetuning.
+    for recovery finetuning and for Taylor importance.
     """
     check_classifier(args.model_name_or_path)
-    if (args.recovery_steps or args.recovery_time_budget) and train_dataset is None:
-        raise UsageError("recovery finetuning needs training data: pass --train_file or --task_name")
+    if args.needs_training_data and train_dataset is None:
+        raise UsageError("recovery finetuning and Taylor importance need training data: pass --train_file or --task_name")
     output_dir = Path(args.output_dir)
     check_writable(output_dir)
     if output_dir.exists() and any(output_dir.iterdir()):
@@ -129,39 +233,49 @@ def compress_grid(args: CompressionArguments, validation, train_dataset=None, ma
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
     tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path)
-    texts = validation["text"][: args.latency_batch_size]
+    parent = AutoModelForSequenceClassification.from_pretrained(args.model_name_or_path)
+    parent_weights = sum(weight.numel() for weight in prunable_weights(parent, args.prune_embeddings_and_head).values())
+    del parent
+    builds = [("unstructured", 0.0)] if 0.0 in args.sparsity_grid else []
+    builds += [(pruning, sparsity) for pruning in args.pruning_methods for sparsity in args.sparsity_grid if sparsity > 0]
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}-", dir=output_dir.parent))  # same filesystem: rename works
     rows = []
     try:
-        for sparsity in args.sparsity_grid:
+        for pruning, sparsity in builds:
+            torch.manual_seed(args.seed)
             model = AutoModelForSequenceClassification.from_pretrained(args.model_name_or_path)
-            masks, report = prune_model(model, sparsity, args.pruning_scope, args.prune_embeddings_and_head)
-            if sparsity > 0 and (args.recovery_steps or args.recovery_time_budget):
-                _recover(model, masks, train_dataset, tokenizer, args, staging / "recovery")
-            pytorch_dir = staging / variant_name(sparsity, "none")
+            done = build_pruned(model, pruning, sparsity, args, train_dataset, tokenizer, staging / "recovery")
+            pytorch_dir = staging / variant_name(sparsity, "none", pruning)
             model.save_pretrained(pytorch_dir)
             tokenizer.save_pretrained(pytorch_dir)
+            del model
             for method in args.methods:
-                name = variant_name(sparsity, method)
+                name = variant_name(sparsity, method, pruning)
                 folder = staging / name
                 if method == "onnx-int8":
-                    done = onnx_int8(pytorch_dir, folder)
+                    quantized = onnx_int8(pytorch_dir, folder)
                 elif method.startswith("quanto-int"):
-                    done = quanto_weights(pytorch_dir, folder, int(method.removeprefix("quanto-int")))
+                    quantized = quanto_weights(pytorch_dir, folder, int(method.removeprefix("quanto-int")))
                 else:
-                    done = {"method": "none", "bits": 32, "backend": "pytorch"}
-                rows.append(measure(name, folder, sparsity, report.scope, done, validation, tokenizer, texts, args,
-                                    max_length))
+                    quantized = {"method": "none", "bits": 32, "backend": "pytorch"}
+                measured = measure_variant(folder, validation, tokenizer, max_length, args.latency_batch_size,
+                                           args.latency_sequence_length, args.latency_runs, args.num_threads,
+                                           args.prune_embeddings_and_head, parent_weights)
+                rows.append({"variant": name, "method": quantized["method"], "bits": quantized["bits"], **measured,
+                             **done, "base_model": str(Path(args.model_name_or_path).resolve()),
+                             **{key: value for key, value in quantized.items() if key not in ("method", "bits")}})
                 logger.warning(f"{name}: accuracy {rows[-1]['accuracy']:.4f}, {rows[-1]['size_bytes'] / 1e6:.2f} MB, "
-                               f"{rows[-1]['latency_ms']:.1f} ms")
+                               f"{rows[-1]['latency_ms']:.1f} ms, sparsity {rows[-1]['sparsity']:.2f}")
             if "none" not in args.methods:
                 shutil.rmtree(pytorch_dir)
         shutil.rmtree(staging / "recovery", ignore_errors=True)
         with (staging / RECORD_FILE).open("w") as handle:
             handle.writelines(json.dumps(row) + "\n" for row in rows)
-        plot_compression({Path(args.model_name_or_path).name: rows}, staging / "accuracy_vs_size.png", x="size_bytes")
-        plot_compression({Path(args.model_name_or_path).name: rows}, staging / "accuracy_vs_sparsity.png", x="sparsity")
+        majority = _majority(validation)
+        label = Path(args.model_name_or_path).name
+        for file, x in PLOTS.items():
+            plot_compression({label: rows}, staging / file, x=x, majority=majority)
         staging.rename(output_dir)  # all or nothing: a failed grid leaves no half-written output
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -170,33 +284,9 @@ def compress_grid(args: CompressionArguments, validation, train_dataset=None, ma
     return rows
 
 
-def measure(name: str, folder: Path, target: float, scope: str, done: dict, validation, tokenizer, texts, args,
-            max_length: int = 128) -> dict:
-    """Reloads the saved variant with its documented class and measures it, sparsity included, on its own
-    stored weights (for ONNX, the quantized initializers compared with their zero points)."""
-    model = load_variant(folder, num_threads=args.num_threads or torch.get_num_threads())
-    stored = None if variant_kind(folder) == "onnx" else model
-    parameters, nonzero = count_variant_parameters(folder, stored)
-    timing = latency(model, tokenizer, texts, args.latency_batch_size, args.latency_sequence_length, args.latency_runs)
-    return {
-        "variant": name,
-        "method": done["method"],
-        "sparsity": round(prunable_sparsity(folder, stored, args.prune_embeddings_and_head), 6),
-        "target_sparsity": target,
-        "pruning_scope": scope if target > 0 else None,
-        "bits": done["bits"],
-        "parameters": parameters,
-        "nonzero_parameters": nonzero,
-        "size_bytes": size_on_disk(folder),
-        "accuracy": accuracy(model, validation, tokenizer, max_length=max_length),
-        "max_seq_length": max_length,
-        "latency_ms": round(timing.median_ms, 3),
-        "latency_batch": [timing.batch_size, timing.sequence_length],
-        "latency_threads": timing.threads,
-        "hardware": hardware_summary()["cpu"],
-        "base_model": str(Path(args.model_name_or_path).resolve()),
-        **{key: value for key, value in done.items() if key not in ("method", "bits")},
-    }
+def _majority(validation) -> float:
+    labels = list(validation["label"])
+    return max(labels.count(label) for label in set(labels)) / max(len(labels), 1)
 
 
 def read_records(path: Union[str, Path]) -> list[dict]:
@@ -205,36 +295,3 @@ def read_records(path: Union[str, Path]) -> list[dict]:
     if not path.is_file():
         raise UsageError(f"missing record {path}: pass a folder written by recipes/compress.py")
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def plot_compression(runs: dict, output_file: Union[str, Path], x: str = "size_bytes") -> Path:
-    """Accuracy against size on disk (log axis) or sparsity, one colour per base model and one marker per method.
-
-    ``runs`` maps a label (e.g. ``"L12-H768"``) to a compression folder, a ``compression.jsonl`` or rows:
-    overlaying several base models gives the paper's large-compressed vs small comparison.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    markers = {"none": "o", "onnx-int8": "s", "quanto-int8": "^", "quanto-int4": "v", "quanto-int2": "D"}
-    figure, axes = plt.subplots(figsize=(7, 4.5))
-    for index, (label, source) in enumerate(runs.items()):
-        rows = list(source) if isinstance(source, list) else read_records(source)
-        colour = f"C{index}"
-        for method in sorted({row["method"] for row in rows}, key=list(markers).index):
-            points = sorted((row[x] / 1e6 if x == "size_bytes" else row[x], row["accuracy"]) for row in rows if row["method"] == method)
-            axes.plot(*zip(*points), marker=markers[method], color=colour, linestyle="-" if x == "sparsity" else "none",
-                      label=f"{label} {method if method != 'none' else 'fp32'}")
-    if x == "size_bytes":
-        axes.set_xscale("log")
-    axes.set_xlabel("size on disk (MB, log scale)" if x == "size_bytes" else "sparsity of the encoder's linear weights")
-    axes.set_ylabel("validation accuracy")
-    axes.set_title("accuracy against " + ("size" if x == "size_bytes" else "sparsity"))
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(output_file, dpi=120)
-    plt.close(figure)
-    return Path(output_file)

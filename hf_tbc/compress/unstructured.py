@@ -116,3 +116,36 @@ class FixedMaskCallback(TrainerCallback):
 
     def on_optimizer_step(self, args, state, control, **kwargs):
         apply_masks(self.weights, self.masks)
+
+
+class UnstructuredPruner:
+    """Magnitude pruning in steps, for :class:`~hf_tbc.compress.schedule.GradualPruningCallback`.
+
+    Each :meth:`prune_to` recomputes magnitude masks at the new sparsity; weights already zero are the smallest,
+    so what was pruned stays pruned. :meth:`enforce` re-applies the masks after every optimizer step.
+    """
+
+    def __init__(self, model: PreTrainedModel, scope: Literal["layer", "global"] = "layer",
+                 include_embeddings_and_head: bool = False):
+        self.model, self.scope = model, scope
+        self.weights = prunable_weights(model, include_embeddings_and_head)
+        self.masks: dict[str, torch.Tensor] = {}
+        self.sparsity = 0.0
+
+    def observe(self) -> None:
+        """Magnitude needs no gradients."""
+
+    def prune_to(self, sparsity: float) -> None:
+        if sparsity <= self.sparsity:
+            return
+        self.masks = magnitude_masks(self.weights, sparsity, self.scope)
+        self.sparsity = sparsity
+        self.enforce()
+
+    def enforce(self) -> None:
+        if self.masks:
+            apply_masks(self.weights, self.masks)
+
+    def finish(self) -> PruningReport:
+        self.enforce()
+        return pruning_report(self.model, self.weights, self.sparsity, self.scope)

@@ -1,0 +1,115 @@
+"""The figures hf-tbc draws: one look for loss curves and compression trade-offs alike (matplotlib, no display).
+
+``draw_lines`` is the shared core; ``plot_compression`` draws the paper's trade-off figures from compression rows:
+accuracy against nonzero parameters (the paper's own axis), against measured latency, or against size on disk.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Optional, Sequence, Union
+
+LINE_STYLES = ("--", ":", "-.")
+METHOD_MARKERS = {"fp32": "o", "onnx-int8": "s", "quanto-int8": "^", "quanto-int4": "v", "quanto-int2": "D"}
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def readable_log_axis(axis) -> None:
+    """Log scale with plain-number labels on major ticks only (no overlapping ``3×10⁰4×10⁰`` minor labels)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def draw_lines(
+    series: Sequence[dict],
+    output_file: Union[str, Path],
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    references: Optional[Mapping[str, float]] = None,
+    log_x: bool = False,
+) -> Path:
+    """One PNG from ``series`` (dicts with ``label``, ``x``, ``y`` and optional ``marker``, ``color``,
+    ``linestyle``); ``references`` are horizontal lines (a unigram loss, a majority-class accuracy)."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(7.5, 4.8))
+    for line in series:
+        if line["x"]:
+            axes.plot(line["x"], line["y"], label=line["label"], marker=line.get("marker"), markersize=4,
+                      color=line.get("color"), linestyle=line.get("linestyle", "-"))
+    for index, (label, value) in enumerate((references or {}).items()):
+        axes.axhline(value, color="0.35", linestyle=LINE_STYLES[index % 3], linewidth=1.2, label=label)
+    if log_x:
+        axes.set_xscale("log")
+        readable_log_axis(axes.xaxis)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.set_title(title)
+    axes.grid(alpha=0.3, which="both" if log_x else "major")
+    if axes.get_legend_handles_labels()[0]:
+        axes.legend(fontsize=7 if len(series) > 6 else 9)
+    figure.tight_layout()
+    output_file = Path(output_file)
+    output_file.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(output_file, dpi=120)
+    plt.close(figure)
+    return output_file
+
+
+COMPRESSION_AXES = {
+    "nonzero_parameters": ("nonzero parameters (millions, log scale)", 1e-6, True),
+    "latency_ms": ("measured latency per batch (ms, log scale)", 1.0, True),
+    "size_bytes": ("size on disk (MB, log scale)", 1e-6, True),
+    "sparsity": ("fraction of the encoder's linear weights pruned", 1.0, False),
+}
+
+
+def compression_line_name(row: dict) -> str:
+    """``structured + onnx-int8``, ``unstructured + fp32``, ``fp32``: one line per pruning and quantization method."""
+    quantization = row["method"] if row["method"] != "none" else "fp32"
+    pruning = row.get("pruning_method") or ("unstructured" if row.get("target_sparsity", 0) > 0 else None)
+    schedule = row.get("schedule")
+    if pruning is None:
+        return quantization
+    return f"{pruning}{', gradual' if schedule == 'gradual' else ''} + {quantization}"
+
+
+def plot_compression(runs: Mapping[str, Sequence[dict]], output_file: Union[str, Path], x: str = "nonzero_parameters",
+                     majority: Optional[float] = None) -> Path:
+    """Accuracy against ``x`` as the paper draws it: one colour per base model, one line per pruning and
+    quantization method through its sparsity levels (the dense variant starts every line of its quantization),
+    and the majority-class accuracy as a dashed line."""
+    if x not in COMPRESSION_AXES:
+        raise ValueError(f"x must be one of {', '.join(COMPRESSION_AXES)}")
+    xlabel, scale, log_x = COMPRESSION_AXES[x]
+    series = []
+    for index, (label, rows) in enumerate(runs.items()):
+        lines: dict[str, list[dict]] = {}
+        for row in rows:
+            lines.setdefault(compression_line_name(row), []).append(row)
+        pruned_quantizations = {name.split(" + ")[1] for name in lines if " + " in name}
+        for name, members in lines.items():
+            quantization = members[0]["method"] if members[0]["method"] != "none" else "fp32"
+            if " + " in name:  # a pruning line starts from its dense variant
+                members = lines.get(quantization, []) + members
+            elif name in pruned_quantizations:
+                continue  # drawn as the first point of its pruning lines
+            members = sorted(members, key=lambda row: row.get("sparsity", 0.0))
+            series.append({"label": f"{label} {name}", "x": [row[x] * scale for row in members],
+                           "y": [row["accuracy"] for row in members], "color": f"C{index}",
+                           "marker": METHOD_MARKERS.get(quantization, "o"),
+                           "linestyle": "-" if name.startswith(("structured", "fp32", "onnx", "quanto")) else ":"})
+    references = {f"majority class ({majority:.3f})": majority} if majority is not None else None
+    return draw_lines(series, output_file, xlabel, "validation accuracy", f"accuracy against {xlabel.split(' (')[0]}",
+                      references, log_x=log_x)
