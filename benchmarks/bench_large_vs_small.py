@@ -8,6 +8,8 @@ Takes two models pretrained with the same budget (``run_mlm.py`` outputs). For e
    importance), each variant finetuned again for ``--recovery_budget``, then ONNX Runtime int8 (``recipes/compress.py``);
    the small one gets the same extra finetuning, dense, and int8 too, so both sides had the same training;
 3. measures every model's latency in one process, round-robin on the same batch (noise hits all alike);
+   (a step whose output exists is reused, so an interrupted run picks up where it stopped: delete
+   ``--output_dir`` to start afresh);
 4. picks the most accurate large variant whose latency is at most the small dense model's, and prints both side by
    side, with each large variant's speed-up and accuracy loss against the large fp32 parent.
 
@@ -30,6 +32,7 @@ from transformers.utils import logging
 from hf_tbc.classification import ClassificationDataArguments, load_classification_data
 from hf_tbc.compress.grid import read_records
 from hf_tbc.evaluation import round_robin_latency
+from hf_tbc.plots import plot_compression
 from hf_tbc.training import hardware_summary
 from hf_tbc.variants import load_variant
 
@@ -40,7 +43,11 @@ RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 ENV = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
 
 
-def run(command: list[str], what: str) -> None:
+def run(command: list[str], what: str, done: Path) -> None:
+    """Runs ``command`` unless ``done`` exists: an interrupted benchmark picks up where it stopped."""
+    if done.exists():
+        print(f"[{what}] reusing {done.parent}", flush=True)
+        return
     print(f"[{what}] {' '.join(str(part) for part in command[1:])}", flush=True)
     subprocess.run(command, check=True, env=ENV, stdout=subprocess.DEVNULL)
 
@@ -85,14 +92,15 @@ def main() -> None:
             run([sys.executable, str(RECIPES / "run_classification.py"), "--model_name_or_path", getattr(args, side),
                  *flags, "--time_budget", args.finetune_budget, "--learning_rate", args.learning_rate,
                  "--max_seq_length", args.max_seq_length, "--output_dir", str(tuned), "--overwrite_output_dir",
-                 "--disable_tqdm", "true"], f"{task}, finetune {side}")
+                 "--disable_tqdm", "true"], f"{task}, finetune {side}", tuned / "eval_results.json")
             compressed = root / task / f"{side}-compressed"
             sparsities = f"0,{args.sparsities}" if side == "large" else "0"
             run([sys.executable, str(RECIPES / "compress.py"), "--model_name_or_path", str(tuned), *flags,
                  "--pruning_method", "structured", "--sparsities", sparsities, "--importance", args.importance,
                  "--layer_share", args.layer_share, "--quantization", "none,onnx-int8",
                  "--recovery_time_budget", args.recovery_budget, "--recovery_learning_rate", args.recovery_learning_rate,
-                 "--latency_runs", "3", "--output_dir", str(compressed), "--overwrite_output_dir"], f"{task}, compress {side}")
+                 "--latency_runs", "3", "--output_dir", str(compressed), "--overwrite_output_dir"], f"{task}, compress {side}",
+                compressed / "compression.jsonl")
             folders[side] = compressed
 
         rows = {f"{side} {row['variant']}": dict(row, side=side, folder=str(folders[side] / row["variant"]))
@@ -103,11 +111,17 @@ def main() -> None:
         latencies = round_robin_latency(models, tokenizer, validation["text"][:32], rounds=args.rounds)
         for name, row in rows.items():
             row["latency_ms"] = round(latencies[name], 2)
+            row.setdefault("num_hidden_layers", row.get("parent_layers"))  # records of dense variants before they had it
+            row.setdefault("intermediate_size", row.get("parent_intermediate_size"))
         small, parent = rows["small dense-fp32"], rows["large dense-fp32"]
         fitting = [row for name, row in rows.items() if row["side"] == "large" and row["latency_ms"] <= small["latency_ms"]]
         best = max(fitting, key=lambda row: row["accuracy"]) if fitting else None
-        results.append({"task": task, "rows": rows, "best": best["variant"] if best else None,
-                        "majority": json.loads((root / task / "small-finetuned" / "eval_results.json").read_text())["majority_accuracy"]})
+        majority = json.loads((root / task / "small-finetuned" / "eval_results.json").read_text())["majority_accuracy"]
+        results.append({"task": task, "rows": rows, "best": best["variant"] if best else None, "majority": majority})
+        sides = {f"{side} ({Path(getattr(args, side)).name})": [row for row in rows.values() if row["side"] == side]
+                 for side in ("large", "small")}
+        for x in ("latency_ms", "nonzero_parameters"):
+            plot_compression(sides, root / f"{task}_accuracy_vs_{x.removesuffix('_ms')}.png", x=x, majority=majority)
 
         print(f"\n{task}: latency batch 32 x 128, median of {args.rounds} round-robin rounds")
         print(f"{'model':<36}{'layers':>7}{'ffn':>6}{'accuracy':>10}{'Δ parent':>10}{'latency ms':>12}{'speed-up':>10}")
@@ -129,6 +143,8 @@ def main() -> None:
              f"{args.layer_share}) + ONNX Runtime int8; {hardware['cpu']} ({hardware['cpu_count']} cores), torch "
              f"{hardware['torch']}, transformers {hardware['transformers']}")
     lines = [setup, ""]
+    lines += [f"![{result['task']}: accuracy against latency]({result['task']}_accuracy_vs_latency.png)" for result in results]
+    lines.append("")
     for result in results:
         rows, best = result["rows"], result["best"]
         parent, small = rows["large dense-fp32"], rows["small dense-fp32"]

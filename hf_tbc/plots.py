@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Mapping, Optional, Sequence, Union
 
 LINE_STYLES = ("--", ":", "-.")
-METHOD_MARKERS = {"fp32": "o", "onnx-int8": "s", "quanto-int8": "^", "quanto-int4": "v", "quanto-int2": "D"}
+QUANTIZATION_STYLES = {"fp32": "-", "onnx-int8": "--", "quanto-int8": ":", "quanto-int4": "-.", "quanto-int2": ":"}
+PRUNING_MARKERS = {"structured": "o", "unstructured": "^", None: "s"}
 
 
 def _pyplot():
@@ -26,7 +27,7 @@ def readable_log_axis(axis) -> None:
     """Log scale with plain-number labels on major ticks only (no overlapping ``3×10⁰4×10⁰`` minor labels)."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 3.0, 5.0)))
     axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     axis.set_minor_formatter(NullFormatter())
 
@@ -88,8 +89,8 @@ def compression_line_name(row: dict) -> str:
 def plot_compression(runs: Mapping[str, Sequence[dict]], output_file: Union[str, Path], x: str = "nonzero_parameters",
                      majority: Optional[float] = None) -> Path:
     """Accuracy against ``x`` as the paper draws it: one colour per base model, one line per pruning and
-    quantization method through its sparsity levels (the dense variant starts every line of its quantization),
-    and the majority-class accuracy as a dashed line."""
+    quantization method through its sparsity levels (the dense variant starts every line of its quantization;
+    marker: pruning method, line style: quantization), and the majority-class accuracy as a grey line."""
     if x not in COMPRESSION_AXES:
         raise ValueError(f"x must be one of {', '.join(COMPRESSION_AXES)}")
     xlabel, scale, log_x = COMPRESSION_AXES[x]
@@ -106,10 +107,11 @@ def plot_compression(runs: Mapping[str, Sequence[dict]], output_file: Union[str,
             elif name in pruned_quantizations:
                 continue  # drawn as the first point of its pruning lines
             members = sorted(members, key=lambda row: row.get("sparsity", 0.0))
+            pruning = name.split(" + ")[0].split(",")[0] if " + " in name else None
             series.append({"label": f"{label} {name}", "x": [row[x] * scale for row in members],
                            "y": [row["accuracy"] for row in members], "color": f"C{index}",
-                           "marker": METHOD_MARKERS.get(quantization, "o"),
-                           "linestyle": "-" if name.startswith(("structured", "fp32", "onnx", "quanto")) else ":"})
+                           "marker": PRUNING_MARKERS.get(pruning, "o"),
+                           "linestyle": QUANTIZATION_STYLES.get(quantization, "-")})
     references = {f"majority class ({majority:.3f})": majority} if majority is not None else None
     return draw_lines(series, output_file, xlabel, "validation accuracy", f"accuracy against {xlabel.split(' (')[0]}",
                       references, log_x=log_x)

@@ -54,6 +54,9 @@ def load_variant(folder: Union[str, Path], num_threads: Optional[int] = None):
         options = onnxruntime.SessionOptions()
         if num_threads:
             options.intra_op_num_threads = num_threads
+        # ONNX Runtime's idle threads spin for a while after each run, taking the cores from whatever runs next:
+        # measuring several models in one process (round-robin latency) would charge that to the next model
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         return OnnxModelForSequenceClassification.from_pretrained(folder, session_options=options)
     if kind == "quanto":
         return QuantizedModelForSequenceClassification.from_pretrained(str(folder))

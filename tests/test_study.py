@@ -71,7 +71,8 @@ def test_tiny_study_runs_end_to_end_and_resumes_after_preemption_and_a_kill(tmp_
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "skipped (complete): pretrain L2-H32" in resumed.stdout
     assert record.stat().st_mtime_ns == finished_before
-    for figure in ("loss_vs_time.png", "loss_vs_steps.png", "accuracy_vs_size.png"):
+    for figure in ("loss_vs_time.png", "loss_vs_steps.png", "accuracy_vs_size.png", "accuracy_vs_nonzero_parameters.png",
+                   "accuracy_vs_latency.png"):
         assert (out / figure).stat().st_size > 10_000, figure
 
     report = (out / "report.md").read_text()
@@ -84,9 +85,10 @@ def test_tiny_study_runs_end_to_end_and_resumes_after_preemption_and_a_kill(tmp_
                 f"| {tuned['majority_accuracy']:.4f} |") in report
         for line in (out / "compress" / size / "compression.jsonl").read_text().splitlines():
             row = json.loads(line)
-            assert f"| {size} | {row['variant']} | {row['sparsity']:.3f} |" in report
+            assert f"| {size} | {row['variant']} | {row.get('pruning_method') or '–'} | {row['sparsity']:.3f} |" in report
             if row["variant"] == "dense-fp32":  # the same model on the same data, measured by two recipes
                 assert row["accuracy"] == pytest.approx(tuned["accuracy"], abs=0.011)
+    assert any(row.startswith("| L2-H64 | structured50-onnx-int8 | structured |") for row in report.splitlines())
     best = min(("L2-H32", "L2-H64"), key=lambda s: json.loads((out / "pretrain" / s / "run_summary.json").read_text())["final_eval_loss"])
     assert f"**{best}** reached the lowest validation MLM loss" in report
     release = json.loads((out / "release" / "release.json").read_text())
@@ -139,3 +141,11 @@ def test_a_preempted_run_cannot_be_finetuned(tmp_path):
         load_model_config(str(tmp_path))
     with pytest.raises(UsageError, match="no such folder, and no Hub model"):
         load_model_config(str(tmp_path / "missing"))
+
+
+def test_the_report_selects_as_the_release_does():
+    from hf_tbc.report import selection
+
+    assert selection({"max_size_mb": 16}) == ("size", 16.0)
+    assert selection({"select_by": "latency", "limit": 45}) == ("latency", 45.0)
+    assert selection({}) == ("latency", None)

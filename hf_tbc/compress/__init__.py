@@ -1,16 +1,34 @@
-"""Compression of finetuned classifiers: magnitude pruning and quantization (ONNX Runtime, quanto)."""
+"""Compression of finetuned classifiers, one module per method family: ``unstructured`` (magnitude zeros),
+``structured`` (removing layers and feed-forward neurons), ``schedule`` (gradual pruning during finetuning) and
+``quantization`` (ONNX Runtime int8, quanto); ``grid`` orchestrates them over a grid of variants."""
 
 from .quantization import QuantizedModelForSequenceClassification, cpu_instruction_set, onnx_int8, quanto_weights
-from .unstructured import FixedMaskCallback, PruningReport, check_sparsity, count_nonzero, prune_model
+from .schedule import GradualPruningCallback, cubic_sparsity
+from .structured import StructuredPruner, StructuredReport, structured_prune, taylor_scores
+from .unstructured import (
+    FixedMaskCallback,
+    PruningReport,
+    UnstructuredPruner,
+    check_sparsity,
+    count_nonzero,
+    prune_model,
+)
 
 __all__ = [
     "FixedMaskCallback",
+    "GradualPruningCallback",
     "PruningReport",
     "QuantizedModelForSequenceClassification",
+    "StructuredPruner",
+    "StructuredReport",
+    "UnstructuredPruner",
     "check_sparsity",
     "count_nonzero",
     "cpu_instruction_set",
+    "cubic_sparsity",
     "onnx_int8",
     "prune_model",
     "quanto_weights",
+    "structured_prune",
+    "taylor_scores",
 ]

@@ -162,7 +162,7 @@ def _finetune(model, train_dataset, tokenizer, args: CompressionArguments, scrat
         output_dir=str(scratch), max_steps=args.recovery_steps or -1, time_budget=args.recovery_time_budget,
         learning_rate=args.recovery_learning_rate, per_device_train_batch_size=32, save_strategy="no",
         eval_strategy="no", disable_tqdm=True, seed=args.seed, schedule_by="steps" if args.recovery_steps else None,
-        report_to=[],
+        report_to=[], logging_strategy="no",  # one recovery per variant: their loss lines would drown the grid's log
     )
     trainer = BudgetTrainer(model=model, args=training_args, train_dataset=train_dataset,
                             data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=compute_accuracy)
@@ -179,7 +179,8 @@ def build_pruned(model, pruning: str, sparsity: float, args: CompressionArgument
     """Prunes (and, if asked, recovers) ``model`` in place; returns what was done, for the record."""
     done: dict = {"pruning_method": pruning if sparsity > 0 else None, "target_sparsity": sparsity,
                   "schedule": args.pruning_schedule if sparsity > 0 else None, "recovery": args.recovers}
-    done.update(parent_layers=model.config.num_hidden_layers, parent_intermediate_size=model.config.intermediate_size)
+    done.update(parent_layers=model.config.num_hidden_layers, parent_intermediate_size=model.config.intermediate_size,
+                num_hidden_layers=model.config.num_hidden_layers, intermediate_size=model.config.intermediate_size)
     if sparsity == 0:
         if args.recovers:  # the dense baseline gets the same extra finetuning as every pruned variant
             _finetune(model, train_dataset, tokenizer, args, scratch)
