@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--time_budget", default="3m", help="Finetuning budget of every run")
     parser.add_argument("--learning_rate", default="1e-4")
     parser.add_argument("--max_seq_length", default="64")
+    parser.add_argument("--dropout", default="0.1", help="Finetuning dropout of both runs")
     parser.add_argument("--output_dir", default="bench_runs/pretraining_payoff")
     args = parser.parse_args()
     if not (Path(args.model_name_or_path) / "config.json").is_file():
@@ -53,7 +54,8 @@ def main() -> None:
             folder = root / f"{task}-{start.replace(' ', '-')}"
             command = [sys.executable, str(RECIPE), "--model_name_or_path", args.model_name_or_path, *flags,
                        "--time_budget", args.time_budget, "--learning_rate", args.learning_rate,
-                       "--max_seq_length", args.max_seq_length, "--output_dir", str(folder), "--overwrite_output_dir",
+                       "--max_seq_length", args.max_seq_length, "--dropout", args.dropout,
+                       "--output_dir", str(folder), "--overwrite_output_dir",
                        "--disable_tqdm", "true", *(["--random_init"] if start == "random init" else [])]
             print(f"[{task}, {start}] {' '.join(command[1:])}", flush=True)
             subprocess.run(command, check=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
@@ -65,7 +67,8 @@ def main() -> None:
                      "steps": [pretrained["steps"], random["steps"]], "examples": pretrained["splits"][next(iter(pretrained["splits"]))]["examples"]})
 
     hardware = hardware_summary()
-    header = (f"{args.model_name_or_path}, finetuned {args.time_budget} per run (lr {args.learning_rate}), {hardware['cpu']} "
+    header = (f"{args.model_name_or_path}, finetuned {args.time_budget} per run (lr {args.learning_rate}, dropout "
+              f"{args.dropout}), {hardware['cpu']} "
               f"({hardware['cpu_count']} cores), torch {hardware['torch']}, transformers {hardware['transformers']}")
     table = ["| task | validation examples | pretrained | random init | gain | majority class |", "|---|---|---|---|---|---|"]
     table += [f"| {r['task']} | {r['examples']} | {r['pretrained']:.4f} | {r['random_init']:.4f} | {r['gain'] * 100:+.1f} points "

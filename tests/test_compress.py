@@ -106,6 +106,7 @@ def test_every_variant_of_the_grid_is_measured_and_reloads_with_its_recorded_acc
     assert structured[0]["sparsity"] == pytest.approx(0.5, abs=0.06)  # removed, not zero: counted against the parent
     assert structured[0]["size_bytes"] < dense["size_bytes"] and structured[1]["size_bytes"] < rows[1]["size_bytes"]
     assert all(row["recovery"] for row in rows)  # the dense baseline got the same extra finetuning
+    assert all(row["latency_ms_alone"] > 0 and row["latency_rounds"] == 3 for row in rows)
     for figure in ("accuracy_vs_nonzero_parameters.png", "accuracy_vs_latency.png", "accuracy_vs_size.png"):
         assert (out / figure).exists()
 
