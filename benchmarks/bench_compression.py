@@ -21,9 +21,7 @@ budget.
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -33,7 +31,7 @@ from transformers.utils import logging
 from hf_tbc.classification import ClassificationDataArguments, load_classification_data
 from hf_tbc.compress import onnx_int8, prune_model, quanto_weights
 from hf_tbc.compress.structured import structured_prune
-from hf_tbc.evaluation import accuracy
+from hf_tbc.evaluation import accuracy, round_robin_latency
 from hf_tbc.training import hardware_summary
 from hf_tbc.variants import load_variant, size_on_disk
 
@@ -117,8 +115,6 @@ def main() -> None:
     labels = [config.id2label[i] for i in range(config.num_labels)]
     data_args = ClassificationDataArguments(validation_file=args.validation_file, text_column=args.text_column)
     validation = load_classification_data(data_args, label_names=labels)[0]["validation"]
-    batch = tokenizer(validation["text"][: args.batch_size], truncation=True, max_length=args.sequence_length,
-                      padding="max_length", return_tensors="pt")
     threads = torch.get_num_threads()
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -130,14 +126,8 @@ def main() -> None:
         models = {name: load_variant(folder, num_threads=threads) for name, folder in variants.items()}
         scores = {name: accuracy(model, validation, tokenizer) for name, model in models.items()}
         sizes = {name: size_on_disk(folder) for name, folder in variants.items()}
-        timings = {name: [] for name in models}
-        for name, model in models.items():  # warm-up
-            model(**batch)
-        for _ in range(args.rounds):
-            for name, model in models.items():
-                start = time.perf_counter()
-                model(**batch)
-                timings[name].append((time.perf_counter() - start) * 1000)
+        latencies = round_robin_latency(models, tokenizer, validation["text"][: args.batch_size], args.batch_size,
+                                        args.sequence_length, args.rounds)
 
     hardware = hardware_summary()
     print(f"hardware: {hardware['cpu']}, {hardware['cpu_count']} cores, {threads} threads for every variant, "
@@ -147,10 +137,10 @@ def main() -> None:
           f"{args.sequence_length} tokens, median of {args.rounds} round-robin rounds")
     print()
     base = "fp32 PyTorch"
-    base_latency = statistics.median(timings[base])
+    base_latency = latencies[base]
     print(f"{'variant':<30}{'accuracy':>9}{'Δ points':>10}{'size MB':>9}{'smaller':>9}{'latency ms':>12}{'faster':>8}")
     for name in models:
-        median = statistics.median(timings[name])
+        median = latencies[name]
         print(f"{name:<30}{scores[name]:>9.4f}{100 * (scores[name] - scores[base]):>+10.2f}{sizes[name] / 1e6:>9.2f}"
               f"{sizes[base] / sizes[name]:>8.2f}x{median:>12.1f}{base_latency / median:>7.2f}x")
 

@@ -46,6 +46,12 @@ def accuracy(model, dataset: Dataset, tokenizer: PreTrainedTokenizerBase, batch_
     return load_accuracy().compute(predictions=predictions, references=dataset["label"])["accuracy"]
 
 
+def _timing_batch(tokenizer: PreTrainedTokenizerBase, texts: list[str], batch_size: int, sequence_length: int):
+    """``batch_size`` texts (repeated if fewer), padded to exactly ``sequence_length`` tokens: a fixed-cost input."""
+    batch = (texts * (batch_size // max(len(texts), 1) + 1))[:batch_size]
+    return tokenizer(batch, truncation=True, max_length=sequence_length, padding="max_length", return_tensors="pt")
+
+
 @dataclass
 class Latency:
     median_ms: float
@@ -66,8 +72,7 @@ def latency(
     warmup: int = 2,
 ) -> Latency:
     """Median wall-clock of one forward pass on ``batch_size`` texts padded to ``sequence_length`` tokens."""
-    batch = (texts * (batch_size // max(len(texts), 1) + 1))[:batch_size]
-    encoded = tokenizer(batch, truncation=True, max_length=sequence_length, padding="max_length", return_tensors="pt")
+    encoded = _timing_batch(tokenizer, texts, batch_size, sequence_length)
     timings = []
     for index in range(warmup + runs):
         start = time.perf_counter()
@@ -108,8 +113,7 @@ def round_robin_latency(models: dict, tokenizer: PreTrainedTokenizerBase, texts:
                         sequence_length: int = 128, rounds: int = 15) -> dict[str, float]:
     """Median forward latency (ms) of each model on the same batch, the models visited in turn every round so that
     machine noise hits all of them alike: the way to compare variants side by side on a noisy machine."""
-    batch = (texts * (batch_size // max(len(texts), 1) + 1))[:batch_size]
-    encoded = tokenizer(batch, truncation=True, max_length=sequence_length, padding="max_length", return_tensors="pt")
+    encoded = _timing_batch(tokenizer, texts, batch_size, sequence_length)
     timings: dict[str, list[float]] = {name: [] for name in models}
     for model in models.values():  # warm-up
         model(**encoded)

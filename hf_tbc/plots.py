@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping, Optional, Sequence, Union
 
+from .records import pruning_of
+
 LINE_STYLES = ("--", ":", "-.")
 QUANTIZATION_STYLES = {"fp32": "-", "onnx-int8": "--", "quanto-int8": ":", "quanto-int4": "-.", "quanto-int2": ":"}
 PRUNING_MARKERS = {"structured": "o", "unstructured": "^", None: "s"}
@@ -79,7 +81,7 @@ COMPRESSION_AXES = {
 def compression_line_name(row: dict) -> str:
     """``structured + onnx-int8``, ``unstructured + fp32``, ``fp32``: one line per pruning and quantization method."""
     quantization = row["method"] if row["method"] != "none" else "fp32"
-    pruning = row.get("pruning_method") or ("unstructured" if row.get("target_sparsity", 0) > 0 else None)
+    pruning = pruning_of(row)
     schedule = row.get("schedule")
     if pruning is None:
         return quantization

@@ -19,8 +19,8 @@ from transformers.utils import logging
 
 from . import model_cards
 from .budget import format_duration
-from .compress.grid import read_records
 from .errors import UsageError
+from .records import pruning_of, read_records
 from .variants import variant_kind
 
 logger = logging.get_logger(__name__)
@@ -72,11 +72,7 @@ class ReleaseArguments:
                                 "(a Hub corpus given with --dataset_name is named without this)."})
 
     def __post_init__(self):
-        check_select_by(self.select_by)
-        if self.max_size_mb is not None:
-            if self.limit is not None:
-                raise UsageError("pass either --max_size_mb or --select_by/--limit, not both")
-            self.select_by, self.limit = "size", self.max_size_mb
+        self.select_by, self.limit = resolve_selection(self.select_by, self.limit, self.max_size_mb)
 
     def card_dataset_for(self, variant: "Variant") -> tuple[str, Optional[str], str]:
         """(dataset id, config, split) for the card: the GLUE task the model was finetuned on, else the flags."""
@@ -145,6 +141,17 @@ def check_select_by(select_by: str) -> str:
     if select_by not in SELECT_BY:
         raise UsageError(f"--select_by {select_by!r} is unknown: choose {', '.join(SELECT_BY)}")
     return select_by
+
+
+def resolve_selection(select_by: str = "latency", limit: Optional[float] = None,
+                      max_size_mb: Optional[float] = None) -> tuple[str, Optional[float]]:
+    """(select_by, limit) from the release flags (or a study's release section): ``max_size_mb`` is short for size."""
+    check_select_by(select_by)
+    if max_size_mb is None:
+        return select_by, float(limit) if limit is not None else None
+    if limit is not None:
+        raise UsageError("pass either --max_size_mb or --select_by/--limit, not both")
+    return "size", float(max_size_mb)
 
 
 def cost(row: dict, select_by: str) -> float:
@@ -219,14 +226,6 @@ def card_data(variant: Variant, dataset_id: str, dataset_config: Optional[str], 
         metrics=["accuracy"],
         eval_results=[result],
     )
-
-
-def pruning_of(row: dict) -> Optional[str]:
-    """``"unstructured"``, ``"structured"`` or None (records written before structured pruning existed are
-    unstructured when pruned)."""
-    if row.get("target_sparsity", 0) <= 0:
-        return None
-    return row.get("pruning_method") or "unstructured"
 
 
 def stored_sparse(row: dict) -> bool:

@@ -11,11 +11,12 @@ import torch
 import yaml
 
 from .budget import format_duration, parse_duration
-from .compress.grid import PLOTS, read_records
+from .compress.grid import PLOTS
 from .curves import plot_curves
 from .plots import plot_compression
 from .pretraining import SparsePrediction
-from .release import best_under, cost, format_cost
+from .records import read_records
+from .release import best_under, cost, format_cost, resolve_selection
 from .sizes import count_parameters, roberta_config
 
 
@@ -145,11 +146,8 @@ def _config_dict(config) -> dict:
 
 
 def selection(release: dict) -> tuple[str, Optional[float]]:
-    """(select_by, limit) of a study's release section (``max_size_mb`` alone means size)."""
-    if release.get("max_size_mb") is not None and release.get("limit") is None:
-        return "size", float(release["max_size_mb"])
-    limit = release.get("limit")
-    return release.get("select_by", "latency"), float(limit) if limit is not None else None
+    """(select_by, limit) of a study's release section, read as release.py reads its flags."""
+    return resolve_selection(release.get("select_by", "latency"), release.get("limit"), release.get("max_size_mb"))
 
 
 def _answer(config, pretraining: dict, finetuning: dict, compression: dict) -> str:

@@ -9,7 +9,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional
 
 import torch
 from torch.utils.data import DataLoader
@@ -20,6 +20,7 @@ from ..classification import compute_accuracy
 from ..errors import UsageError
 from ..evaluation import measure_variant, round_robin_latency
 from ..plots import plot_compression
+from ..records import RECORD_FILE, read_records  # noqa: F401 (read_records: part of this module's interface)
 from ..training import BudgetTrainer, BudgetTrainingArguments, check_writable, load_model_config
 from ..variants import load_variant, prunable_weights
 from .quantization import onnx_int8, quanto_weights
@@ -32,7 +33,6 @@ logger = logging.get_logger(__name__)
 QUANTIZATION_METHODS = ("none", "onnx-int8", "quanto-int8", "quanto-int4", "quanto-int2")
 PRUNING_METHODS = ("unstructured", "structured")
 SCHEDULES = ("oneshot", "gradual")
-RECORD_FILE = "compression.jsonl"
 PLOTS = {"accuracy_vs_nonzero_parameters.png": "nonzero_parameters", "accuracy_vs_latency.png": "latency_ms",
          "accuracy_vs_size.png": "size_bytes"}
 
@@ -178,14 +178,14 @@ def build_pruned(model, pruning: str, sparsity: float, args: CompressionArgument
                  scratch: Path) -> dict:
     """Prunes (and, if asked, recovers) ``model`` in place; returns what was done, for the record."""
     done: dict = {"pruning_method": pruning if sparsity > 0 else None, "target_sparsity": sparsity,
-                  "schedule": args.pruning_schedule if sparsity > 0 else None, "recovery": args.recovers}
-    done.update(parent_layers=model.config.num_hidden_layers, parent_intermediate_size=model.config.intermediate_size,
-                num_hidden_layers=model.config.num_hidden_layers, intermediate_size=model.config.intermediate_size)
+                  "schedule": args.pruning_schedule if sparsity > 0 else None, "recovery": args.recovers,
+                  "parent_layers": model.config.num_hidden_layers,
+                  "parent_intermediate_size": model.config.intermediate_size}
+    report = None
     if sparsity == 0:
         if args.recovers:  # the dense baseline gets the same extra finetuning as every pruned variant
             _finetune(model, train_dataset, tokenizer, args, scratch)
-        return done
-    if args.pruning_schedule == "gradual":
+    elif args.pruning_schedule == "gradual":
         if pruning == "unstructured":
             pruner = UnstructuredPruner(model, args.pruning_scope, args.prune_embeddings_and_head)
         else:
@@ -206,9 +206,9 @@ def build_pruned(model, pruning: str, sparsity: float, args: CompressionArgument
         report = structured_prune(model, sparsity, args.importance, layer_share=args.layer_share, scores=scores)
         if args.recovers:
             _finetune(model, train_dataset, tokenizer, args, scratch)
-    if pruning == "unstructured":
+    if report is not None and pruning == "unstructured":
         done["pruning_scope"] = report.scope
-    else:
+    elif report is not None:
         done.update(importance=report.importance, removed_layers=report.removed_layers,
                     layer_share=args.layer_share)
     done.update(num_hidden_layers=model.config.num_hidden_layers, intermediate_size=model.config.intermediate_size)
@@ -234,9 +234,7 @@ def compress_grid(args: CompressionArguments, validation, train_dataset=None, ma
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
     tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path)
-    parent = AutoModelForSequenceClassification.from_pretrained(args.model_name_or_path)
-    parent_weights = sum(weight.numel() for weight in prunable_weights(parent, args.prune_embeddings_and_head).values())
-    del parent
+    parent_weights = None  # the dense parent's prunable weights: what sparsity is measured against
     builds = [("unstructured", 0.0)] if 0.0 in args.sparsity_grid else []
     builds += [(pruning, sparsity) for pruning in args.pruning_methods for sparsity in args.sparsity_grid if sparsity > 0]
     output_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -246,6 +244,9 @@ def compress_grid(args: CompressionArguments, validation, train_dataset=None, ma
         for pruning, sparsity in builds:
             torch.manual_seed(args.seed)
             model = AutoModelForSequenceClassification.from_pretrained(args.model_name_or_path)
+            if parent_weights is None:
+                parent_weights = sum(weight.numel() for weight in
+                                     prunable_weights(model, args.prune_embeddings_and_head).values())
             done = build_pruned(model, pruning, sparsity, args, train_dataset, tokenizer, staging / "recovery")
             pytorch_dir = staging / variant_name(sparsity, "none", pruning)
             model.save_pretrained(pytorch_dir)
@@ -302,11 +303,3 @@ def _remeasure_together(rows: list[dict], staging: Path, tokenizer, validation, 
 def _majority(validation) -> float:
     labels = list(validation["label"])
     return max(labels.count(label) for label in set(labels)) / max(len(labels), 1)
-
-
-def read_records(path: Union[str, Path]) -> list[dict]:
-    path = Path(path)
-    path = path / RECORD_FILE if path.is_dir() or not path.suffix else path
-    if not path.is_file():
-        raise UsageError(f"missing record {path}: pass a folder written by recipes/compress.py")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

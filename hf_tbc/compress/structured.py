@@ -204,6 +204,16 @@ class StructuredReport:
         return 1.0 - self.linear_weights_after / max(self.linear_weights_before, 1)
 
 
+def _encoder_weights(config) -> int:
+    return config.num_hidden_layers * _layer_weights(config.hidden_size, config.intermediate_size)
+
+
+def _report(model: PreTrainedModel, target: float, importance: str, removed: list[int], before: int) -> StructuredReport:
+    config = model.config
+    return StructuredReport(target, importance, removed, config.num_hidden_layers, config.intermediate_size, before,
+                            _encoder_weights(config))
+
+
 def structured_prune(
     model: PreTrainedModel,
     sparsity: float,
@@ -218,7 +228,7 @@ def structured_prune(
         raise UsageError(f"importance {importance!r} is unknown: choose {' or '.join(IMPORTANCE)}")
     config = model.config
     hidden, intermediate, count = config.hidden_size, config.intermediate_size, config.num_hidden_layers
-    before = count * _layer_weights(hidden, intermediate)
+    before = _encoder_weights(config)
     plan = plan_removal(count, hidden, intermediate, sparsity, layer_share)
     if scores is None:
         if importance == "taylor":
@@ -234,9 +244,7 @@ def structured_prune(
         shrink_feed_forward(model, keep)
     if drop:
         remove_layers(model, drop)
-    after = model.config.num_hidden_layers * _layer_weights(hidden, model.config.intermediate_size)
-    return StructuredReport(sparsity, importance, drop, model.config.num_hidden_layers, model.config.intermediate_size,
-                            before, after)
+    return _report(model, sparsity, importance, drop, before)
 
 
 class StructuredPruner:
@@ -313,6 +321,4 @@ class StructuredPruner:
         if self.neurons < self.intermediate:
             shrink_feed_forward(self.model, [self.masks[id(layer)].nonzero().flatten() for layer in layers])
         before = self.count * _layer_weights(self.hidden, self.intermediate)
-        after = self.model.config.num_hidden_layers * _layer_weights(self.hidden, self.model.config.intermediate_size)
-        return StructuredReport(self.final, self.importance, sorted(self.removed), self.model.config.num_hidden_layers,
-                                self.model.config.intermediate_size, before, after)
+        return _report(self.model, self.final, self.importance, sorted(self.removed), before)

@@ -1,0 +1,29 @@
+"""The compression record: ``compression.jsonl``, one measured row per variant, as ``recipes/compress.py`` writes it
+and release, report and figures read it. Light on purpose (no model libraries): the plotting helpers use it too."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional, Union
+
+from .errors import UsageError
+
+RECORD_FILE = "compression.jsonl"
+
+
+def read_records(path: Union[str, Path]) -> list[dict]:
+    """The rows of a ``compression.jsonl`` (or of the one inside a compression folder)."""
+    path = Path(path)
+    path = path / RECORD_FILE if path.is_dir() or not path.suffix else path
+    if not path.is_file():
+        raise UsageError(f"missing record {path}: pass a folder written by recipes/compress.py")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def pruning_of(row: dict) -> Optional[str]:
+    """The pruning method of a row: ``"unstructured"``, ``"structured"`` or None (records written before structured
+    pruning existed are unstructured when pruned)."""
+    if row.get("target_sparsity", 0) <= 0:
+        return None
+    return row.get("pruning_method") or "unstructured"
