@@ -9,13 +9,15 @@ from .data import MaskedLMCollator, mask_once
 from .onnx_model import OnnxModelForSequenceClassification
 from .pretraining import SparsePrediction
 from .sizes import MODEL_SIZES, ModelSize, count_parameters, get_model_size, roberta_config, training_flops_per_token
-from .training import BudgetProgressCallback, BudgetTrainer, BudgetTrainingArguments
+from .training import BudgetMixin, BudgetProgressCallback, BudgetSeq2SeqTrainer, BudgetTrainer, BudgetTrainingArguments
 
 __version__ = "0.1.0"
 
 __all__ = [
     "MODEL_SIZES",
+    "BudgetMixin",
     "BudgetProgressCallback",
+    "BudgetSeq2SeqTrainer",
     "BudgetTrainer",
     "BudgetTrainingArguments",
     "CurveCallback",

@@ -20,14 +20,16 @@ class CurveCallback(TrainerCallback):
     """Appends one JSON row per log or evaluation to ``output_dir/curve.jsonl``.
 
     Every row has ``step``, ``elapsed_s`` (the budget clock), ``train_s``, ``total_s``, ``tokens``
-    (non-padding input tokens seen, all ranks), ``loss``, ``lr`` and ``eval_loss``; a value not
-    measured at that row is ``null``. With a :class:`WallClockBudgetCallback` the times are the
+    (non-padding input tokens seen, all ranks), ``loss``, ``lr`` and ``eval_loss``, then one column per
+    name in ``metrics`` (evaluation metrics such as ``eval_bleu``); a value not measured at that row is ``null``. With a :class:`WallClockBudgetCallback` the times are the
     budget's clock, which survives resumes; without one, seconds since ``train()`` began.
     """
 
-    def __init__(self, output_dir: Union[str, Path], budget: Optional[WallClockBudgetCallback] = None):
+    def __init__(self, output_dir: Union[str, Path], budget: Optional[WallClockBudgetCallback] = None,
+                 metrics: Sequence[str] = ()):
         self.path = Path(output_dir) / CURVE_FILE
         self.budget = budget
+        self.metrics = tuple(metrics)
         self._start = time.monotonic()
 
     def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
@@ -54,6 +56,7 @@ class CurveCallback(TrainerCallback):
             "loss": logs.get("loss"),
             "lr": logs.get("learning_rate"),
             "eval_loss": logs.get("eval_loss"),
+            **{name: logs.get(name) for name in self.metrics},
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as handle:
@@ -75,6 +78,8 @@ _AXIS_LABELS = {
     "tokens": "tokens seen",
     "eval_loss": "validation MLM loss",
     "loss": "training MLM loss",
+    "eval_bleu": "validation BLEU",
+    "eval_chrf": "validation chrF",
 }
 
 
@@ -96,22 +101,24 @@ def plot_curves(
     y: str = "eval_loss",
     title: Optional[str] = None,
     references: Optional[Mapping[str, float]] = None,
+    ylabel: Optional[str] = None,
 ) -> Path:
     """Overlays several runs in one PNG.
 
     ``runs`` maps a label (e.g. ``"L12-H768"``) to a run folder, a ``curve.jsonl`` path or rows already
-    read; ``x`` is ``elapsed_s`` (drawn in minutes), ``step`` or ``tokens``. ``references`` are drawn as
-    horizontal lines (e.g. ``{"unigram loss": 6.73}``).
+    read; ``x`` is ``elapsed_s`` (drawn in minutes), ``step`` or ``tokens``; ``y`` any column (``eval_loss``,
+    ``eval_bleu``, ...). ``references`` are drawn as horizontal lines (e.g. ``{"unigram loss": 6.73}``).
     """
     series = []
     for label, source in runs.items():
         rows = read_curve(source) if isinstance(source, (str, Path)) else list(source)
-        series.append((label, *_points(rows, x, y), y == "eval_loss"))
-    xlabel, ylabel = _AXIS_LABELS.get(x, x), _AXIS_LABELS.get(y, y)
+        series.append((label, *_points(rows, x, y), y.startswith("eval_")))
+    xlabel, ylabel = _AXIS_LABELS.get(x, x), ylabel or _AXIS_LABELS.get(y, y)
     return _draw(series, output_file, xlabel, ylabel, title or f"{ylabel} against {xlabel}", references)
 
 
-def plot_run(run_dir: Union[str, Path], label: Optional[str] = None, unigram_loss: Optional[float] = None) -> Path:
+def plot_run(run_dir: Union[str, Path], label: Optional[str] = None, unigram_loss: Optional[float] = None,
+             loss_name: str = "MLM loss") -> Path:
     """``run_dir/loss_vs_time.png``: one run's training and validation loss against wall-clock, with the loss of
     predicting word frequencies alone as a dashed line when ``unigram_loss`` is given."""
     rows = read_curve(run_dir)
@@ -121,5 +128,5 @@ def plot_run(run_dir: Union[str, Path], label: Optional[str] = None, unigram_los
         ("validation loss", *_points(rows, "elapsed_s", "eval_loss"), True),
     ]
     references = {f"unigram loss ({unigram_loss:.2f})": unigram_loss} if unigram_loss is not None else None
-    return _draw(series, Path(run_dir) / "loss_vs_time.png", _AXIS_LABELS["elapsed_s"], "MLM loss",
-                 f"{label}: MLM loss against wall-clock", references)
+    return _draw(series, Path(run_dir) / "loss_vs_time.png", _AXIS_LABELS["elapsed_s"], loss_name,
+                 f"{label}: {loss_name} against wall-clock", references)

@@ -120,7 +120,9 @@ def check_utf8(path: str, flag: str) -> None:
         raise UsageError(f"{flag} {path} ends inside a UTF-8 character: the file is cut off or not UTF-8") from None
 
 
-def _load_file(path: str, split: str, cache: Optional[str]) -> Dataset:
+def load_data_file(path: str, split: str, cache: Optional[str] = None) -> Dataset:
+    """One local text, CSV, TSV or JSON(L) file as the dataset split ``split``; a one-line error for a missing, empty,
+    non-UTF-8 or unknown file, naming the ``--{split}_file`` flag."""
     if not Path(path).is_file():
         raise UsageError(f"--{split}_file {path} does not exist: give the path of a text, CSV, TSV or JSON file")
     if Path(path).stat().st_size == 0:
@@ -186,7 +188,7 @@ def load_text_datasets(
     elif train_file is not None:
         for split, paths in (("train", train_file), ("validation", validation_file)):
             if paths:
-                parts = [_text_only(_load_file(path, split, cache), text_column, f"file {path}")
+                parts = [_text_only(load_data_file(path, split, cache), text_column, f"file {path}")
                          for path in (part.strip() for part in paths.split(",")) if path]
                 splits[split] = concatenate_datasets(parts)
         where = f"file {train_file}"

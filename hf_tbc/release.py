@@ -57,6 +57,8 @@ class ReleaseArguments:
     max_size_mb: Optional[float] = field(default=None, metadata={"help": "Shorthand for --select_by size --limit N."})
     baseline_dirs: Optional[list[str]] = field(
         default=None, metadata={"help": "compress.py outputs whose dense model is released as a baseline."})
+    translation_dirs: Optional[list[str]] = field(
+        default=None, metadata={"help": "run_translation.py outputs, each released as its trained (dense) model."})
     hub_organization: Optional[str] = field(default=None, metadata={"help": "Namespace of the repos (default: yours)."})
     repo_prefix: str = field(default="tbc-", metadata={"help": "Prefix of every repo name."})
     private: bool = field(default=False, metadata={"help": "Create private repos."})
@@ -66,7 +68,9 @@ class ReleaseArguments:
     card_dataset: Optional[str] = field(
         default=None, metadata={"help": "Hub dataset id of the evaluation data for the cards (GLUE runs: nyu-mll/glue)."})
     card_dataset_config: Optional[str] = field(default=None, metadata={"help": "Its config, e.g. sst2."})
-    card_dataset_split: str = field(default="validation", metadata={"help": "Its split."})
+    card_dataset_split: Optional[str] = field(
+        default=None, metadata={"help": "Its split (default: validation for classifiers, the split BLEU was scored on for "
+                                "translation runs)."})
     card_pretraining_datasets: Optional[list[str]] = field(
         default=None, metadata={"help": "Hub dataset ids of a local pretraining corpus, for the cards' `datasets` "
                                 "(a Hub corpus given with --dataset_name is named without this)."})
@@ -83,7 +87,17 @@ class ReleaseArguments:
         if self.card_dataset is None:
             raise UsageError(f"{variant.row['variant']} was finetuned on local files: name their Hub dataset for the "
                              "card with --card_dataset (and --card_dataset_config, --card_dataset_split)")
-        return self.card_dataset, self.card_dataset_config, self.card_dataset_split
+        return self.card_dataset, self.card_dataset_config, self.card_dataset_split or "validation"
+
+    def card_dataset_for_translation(self, run) -> tuple[str, Optional[str], str]:
+        """(dataset id, config, split) of a translation run's card: its Hub dataset, else the flags."""
+        split = "test" if "test" in run.results["splits"] else "validation"
+        if self.card_dataset is None and run.summary.get("dataset_name"):
+            return run.summary["dataset_name"], run.summary.get("dataset_config_name"), self.card_dataset_split or split
+        if self.card_dataset is None:
+            raise UsageError(f"{run.folder} was trained on local files: name their dataset for the card with "
+                             "--card_dataset (and --card_dataset_config, --card_dataset_split)")
+        return self.card_dataset, self.card_dataset_config, self.card_dataset_split or split
 
 
 @dataclass
@@ -397,12 +411,13 @@ def check_repo_id(repo_id: str) -> str:
     return repo_id
 
 
-def assemble(variant: Variant, card: ModelCard, output_dir: Union[str, Path]) -> Path:
-    """``output_dir``: the variant's files (weights, config, tokenizer) and ``README.md``, ready to push."""
+def assemble(variant, card: ModelCard, output_dir: Union[str, Path]) -> Path:
+    """``output_dir``: the files of ``variant.folder`` (weights, config, tokenizer, records; no training checkpoints)
+    and ``README.md``, ready to push."""
     output_dir = Path(output_dir)
     staging = output_dir.with_name(output_dir.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(variant.folder, staging)
+    shutil.copytree(variant.folder, staging, ignore=shutil.ignore_patterns("checkpoint-*", "training_args.bin"))
     card.save(staging / "README.md")
     shutil.rmtree(output_dir, ignore_errors=True)
     staging.rename(output_dir)

@@ -26,11 +26,17 @@ from .budget import format_duration, parse_duration
 from .errors import UsageError
 from .sizes import get_model_size
 from .training import PREEMPTED_EXIT_CODE, last_complete_checkpoint, preempted_record
+from .translation.sizes import get_translation_size
 
 logger = logging.get_logger(__name__)
 
 RECIPES = Path(recipes.__file__).resolve().parent
 CONFIGS = RECIPES / "configs"
+
+
+# the sections each kind of study needs (the first holds the budget every size shares), and its example config
+TASK_SECTIONS = {"mlm": ("pretraining", "finetuning", "compression"), "translation": ("translation",)}
+TASK_EXAMPLES = {"mlm": "cpu_demo.yaml", "translation": "mt_cpu_demo.yaml"}
 
 
 class StageFailed(RuntimeError):
@@ -59,9 +65,11 @@ class StudyConfig:
     name: str
     output_dir: str
     sizes: list[str]
-    pretraining: dict
-    finetuning: dict
-    compression: dict
+    task: str = "mlm"  # "mlm": pretrain, finetune, compress; "translation": train each size with run_translation.py
+    pretraining: dict = field(default_factory=dict)
+    finetuning: dict = field(default_factory=dict)
+    compression: dict = field(default_factory=dict)
+    translation: dict = field(default_factory=dict)
     release: dict = field(default_factory=dict)
     launcher: list[str] = field(default_factory=lambda: ["accelerate", "launch"])
     data_dir: Optional[str] = None
@@ -82,22 +90,31 @@ class StudyConfig:
         if not isinstance(raw, dict):
             raise UsageError(f"--config {path} must hold a mapping of settings: see {CONFIGS / 'cpu_demo.yaml'}")
         raw.update({key: value for key, value in overrides.items() if value is not None})
-        missing = [key for key in ("name", "output_dir", "sizes", "pretraining", "finetuning", "compression") if key not in raw]
+        task = raw.get("task", "mlm")
+        if task not in TASK_SECTIONS:
+            raise UsageError(f"study config {path}: task {task!r} is unknown: use one of {', '.join(TASK_SECTIONS)}")
+        missing = [key for key in ("name", "output_dir", "sizes", *TASK_SECTIONS[task]) if key not in raw]
         if missing:
-            raise UsageError(f"study config {path} lacks {', '.join(missing)}: see recipes/configs/cpu_demo.yaml")
+            raise UsageError(f"study config {path} lacks {', '.join(missing)}: see {CONFIGS / TASK_EXAMPLES[task]}")
         unknown = set(raw) - set(cls.__dataclass_fields__)
         if unknown:
             raise UsageError(f"study config {path} has unknown keys {sorted(unknown)}: remove them")
         config = cls(**raw)
         config.sizes = [str(size) for size in config.sizes]
         for size in config.sizes:
-            get_model_size(size)
-        if "time_budget" not in config.pretraining:
-            raise UsageError(f"study config {path}: pretraining needs a time_budget, the budget every size shares")
-        parse_duration(config.pretraining["time_budget"])
-        for section in ("pretraining", "finetuning", "compression", "release"):
+            get_translation_size(size) if task == "translation" else get_model_size(size)
+        budgeted = TASK_SECTIONS[task][0]
+        if "time_budget" not in getattr(config, budgeted):
+            raise UsageError(f"study config {path}: {budgeted} needs a time_budget, the budget every size shares")
+        parse_duration(getattr(config, budgeted)["time_budget"])
+        for section in ("pretraining", "finetuning", "compression", "translation", "release"):
             setattr(config, section, _substitute(getattr(config, section), config.data_dir))
         return config
+
+    @property
+    def time_budget(self) -> str:
+        """The training budget every size shares."""
+        return (self.translation if self.task == "translation" else self.pretraining)["time_budget"]
 
     @property
     def root(self) -> Path:
@@ -136,7 +153,7 @@ def as_flags(options: dict) -> list[str]:
 
 # -- stages --------------------------------------------------------------------------------------------
 STAGE_RECORDS = {"pretrain": "run_summary.json", "finetune": "eval_results.json", "compress": "compression.jsonl",
-                 "release": "release.json"}
+                 "translate": "eval_results.json", "release": "release.json"}
 
 
 def stage_preempted(stage: str, folder: Path) -> bool:
@@ -223,6 +240,21 @@ def _run(command: list[str], log_file: Path, what: str) -> float:
     return elapsed
 
 
+def _size_stages(config: StudyConfig, size: str, launcher: list[str], python: list[str]) -> list[tuple[str, Path, list[str]]]:
+    """(stage, output folder, command) of each stage one size goes through, in order."""
+    if config.task == "translation":
+        return [("translate", config.stage_dir("translate", size),
+                 launcher + [str(RECIPES / "run_translation.py"), "--model_size", size, *as_flags(config.translation)])]
+    pretrained, finetuned, compressed = (config.stage_dir(stage, size) for stage in ("pretrain", "finetune", "compress"))
+    return [
+        ("pretrain", pretrained, launcher + [str(RECIPES / "run_mlm.py"), "--model_size", size, *as_flags(config.pretraining)]),
+        ("finetune", finetuned, launcher + [str(RECIPES / "run_classification.py"), "--model_name_or_path", str(pretrained),
+                                            *as_flags(config.finetuning)]),
+        ("compress", compressed, python + [str(RECIPES / "compress.py"), "--model_name_or_path", str(finetuned),
+                                           *as_flags(config.compression)]),
+    ]
+
+
 def run_stages(config: StudyConfig) -> dict:
     """Runs every missing stage; returns which stages ran and which were skipped."""
     python = [sys.executable]
@@ -231,15 +263,7 @@ def run_stages(config: StudyConfig) -> dict:
     logs = config.root / "logs"
     done = {"ran": [], "skipped": []}
     for size in config.sizes:
-        pretrained, finetuned, compressed = (config.stage_dir(stage, size) for stage in ("pretrain", "finetune", "compress"))
-        steps = [
-            ("pretrain", pretrained, launcher + [str(RECIPES / "run_mlm.py"), "--model_size", size, *as_flags(config.pretraining)]),
-            ("finetune", finetuned, launcher + [str(RECIPES / "run_classification.py"), "--model_name_or_path", str(pretrained),
-                                                *as_flags(config.finetuning)]),
-            ("compress", compressed, python + [str(RECIPES / "compress.py"), "--model_name_or_path", str(finetuned),
-                                               *as_flags(config.compression)]),
-        ]
-        for stage, folder, command in steps:
+        for stage, folder, command in _size_stages(config, size, launcher, python):
             if stage_complete(stage, folder):
                 done["skipped"].append(f"{stage} {size}")
                 continue
@@ -260,9 +284,13 @@ def run_stages(config: StudyConfig) -> dict:
             done["ran"].append(f"{stage} {size}")
     release_dir = config.root / "release"
     if config.release and (done["ran"] or not stage_complete("release", release_dir)):
-        options = {"compression_dirs": [str(config.stage_dir("compress", size)) for size in config.sizes],
-                   "baseline_dirs": [str(config.stage_dir("compress", config.sizes[0]))],
-                   "dry_run": True, **config.release}
+        if config.task == "translation":
+            options = {"translation_dirs": [str(config.stage_dir("translate", size)) for size in config.sizes],
+                       "dry_run": True, **config.release}
+        else:
+            options = {"compression_dirs": [str(config.stage_dir("compress", size)) for size in config.sizes],
+                       "baseline_dirs": [str(config.stage_dir("compress", config.sizes[0]))],
+                       "dry_run": True, **config.release}
         _run(python + [str(RECIPES / "release.py"), *as_flags(options), "--output_dir", str(release_dir)],
              logs / "release.log", "release")
         done["ran"].append("release")

@@ -15,7 +15,7 @@ from typing import Optional, Union
 
 import torch
 from tqdm.auto import tqdm
-from transformers import Trainer, TrainingArguments
+from transformers import Seq2SeqTrainer, Trainer, TrainingArguments
 from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_callback import ProgressCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
@@ -36,7 +36,8 @@ logger = logging.get_logger(__name__)
 # transformers' own non-padding token counter copy-constructs a tensor each step and warns about it
 warnings.filterwarnings("ignore", message="To copy construct from a tensor", category=UserWarning)
 
-RUN_ARTIFACTS = ("curve.jsonl", "run_summary.json", "eval_results.json", "loss_vs_time.png")
+RUN_ARTIFACTS = ("curve.jsonl", "run_summary.json", "eval_results.json", "loss_vs_time.png", "bleu_vs_time.png",
+                 "translations_validation.tsv", "translations_test.tsv")
 RUN_RECORDS = ("run_summary.json", "eval_results.json")  # what pretraining and finetuning write last
 # A preempted run exits with the status of a process ended by SIGTERM (128 + 15), the code that Kubernetes'
 # podFailurePolicy, Slurm's RequeueExit and most wrappers match for "stopped from outside: requeue me".
@@ -214,14 +215,13 @@ class BudgetProgressCallback(ProgressCallback):
         super().on_log(args, state, control, logs=logs, **kwargs)
 
 
-class BudgetTrainer(Trainer):
-    """A ``Trainer`` that runs on a :class:`BudgetTrainingArguments` budget.
+class BudgetMixin:
+    """What a budget adds to a ``Trainer`` class: the :class:`WallClockBudgetCallback`, ``curve.jsonl`` logging
+    (``curve_metrics`` names extra evaluation metrics to record, e.g. ``("eval_bleu",)``), the budget progress
+    bar and the time-based LR schedule. Mixed into the stock ``Trainer`` (:class:`BudgetTrainer`) and
+    ``Seq2SeqTrainer`` (:class:`BudgetSeq2SeqTrainer`); everything else is theirs."""
 
-    It adds the :class:`WallClockBudgetCallback`, ``curve.jsonl`` logging and the budget progress bar,
-    and builds the time-based LR schedule. Everything else is the stock ``Trainer``.
-    """
-
-    def __init__(self, *trainer_args, **trainer_kwargs):
+    def __init__(self, *trainer_args, curve_metrics: tuple[str, ...] = (), **trainer_kwargs):
         super().__init__(*trainer_args, **trainer_kwargs)
         args: BudgetTrainingArguments = self.args
         self.budget: Optional[WallClockBudgetCallback] = None
@@ -236,7 +236,7 @@ class BudgetTrainer(Trainer):
             if not args.disable_tqdm:
                 self.remove_callback(ProgressCallback)
                 self.add_callback(BudgetProgressCallback(self.budget))
-        self.add_callback(CurveCallback(args.output_dir, self.budget))
+        self.add_callback(CurveCallback(args.output_dir, self.budget, metrics=curve_metrics))
         if args.use_cpu and torch.get_num_threads() < (os.cpu_count() or 1) // max(args.world_size, 1):
             logger.warning(
                 f"torch uses {torch.get_num_threads()} of {os.cpu_count()} CPU threads per process "
@@ -276,6 +276,22 @@ class BudgetTrainer(Trainer):
             self._created_lr_scheduler = True
             return self.lr_scheduler
         return super().create_scheduler(num_training_steps, optimizer)
+
+
+class BudgetTrainer(BudgetMixin, Trainer):
+    """A ``Trainer`` that runs on a :class:`BudgetTrainingArguments` budget (see :class:`BudgetMixin`)."""
+
+
+class BudgetSeq2SeqTrainer(BudgetMixin, Seq2SeqTrainer):
+    """A ``Seq2SeqTrainer`` that runs on a budget (see :class:`BudgetMixin`): with ``predict_with_generate`` its
+    evaluations decode, and their time, like every evaluation's, is kept off the budget unless
+    ``budget_includes_eval``. Evaluation keeps the dataset's order even with ``group_by_length`` (the stock
+    Trainer then sorts evaluation batches by length too), so generated texts line up with references kept aside."""
+
+    def _get_eval_sampler(self, eval_dataset):
+        if eval_dataset is None or not hasattr(eval_dataset, "__len__"):
+            return None
+        return torch.utils.data.SequentialSampler(eval_dataset)
 
 
 # -- output folders and checkpoints --------------------------------------------------------------------

@@ -6,6 +6,9 @@
         --baseline_dirs runs/L3-compressed --hub_organization my-org --output_dir release
     # or name the variants; --dry_run writes the repo folders and pushes nothing
     python recipes/release.py --variants runs/L12-compressed/pruned50-onnx-int8 --dry_run --output_dir release
+    # translation runs (run_translation.py outputs), each with a BLEU-evaluated card
+    python recipes/release.py --translation_dirs runs/E3-D3-H256 --card_dataset multi30k --card_dataset_config en-fr \
+        --card_dataset_split test_2016_flickr --hub_organization my-org --output_dir release
 
 The token comes from HF_TOKEN or `huggingface-cli login` and is never printed or written.
 """
@@ -28,6 +31,7 @@ from hf_tbc.release import (
     select_variants,
 )
 from hf_tbc.training import check_writable
+from hf_tbc.translation.release import load_translation_run, render_translation_card
 
 
 def main() -> None:
@@ -43,9 +47,10 @@ def main() -> None:
     if args.compression_dirs:
         folders += select_variants(args.compression_dirs, args.select_by, args.limit)
     folders += [Path(directory) / "dense-fp32" for directory in args.baseline_dirs or []]
-    if not folders:
+    runs = [load_translation_run(folder) for folder in args.translation_dirs or []]
+    if not folders and not runs:
         raise UsageError("nothing to release: pass --variants, or --compression_dirs (with --select_by and a --limit "
-                         "some variant meets) and --baseline_dirs")
+                         "some variant meets) and --baseline_dirs, or --translation_dirs")
     variants = {}
     for folder in folders:  # every compressed variant brings its dense parent, which its card names as base_model
         variant = load_variant_records(folder)
@@ -58,31 +63,40 @@ def main() -> None:
     for variant in variants.values():
         parent = dense_parent(variant)
         variant.parent_repo_id = by_folder.get(parent.resolve()) if parent else None
+    for run in runs:
+        run.repo_id = check_repo_id(f"{namespace}/{run.default_repo_name(args.repo_prefix)}")
 
-    cards = {folder: render_card(variant, *args.card_dataset_for(variant), license=args.license,
-                                 pretraining_corpus_ids=args.card_pretraining_datasets)
-             for folder, variant in variants.items()}  # every card first: a bad record stops before anything is written
+    # every card first: a bad record stops the release before anything is written
+    releases = [(variant, render_card(variant, *args.card_dataset_for(variant), license=args.license,
+                                      pretraining_corpus_ids=args.card_pretraining_datasets),
+                 {"variant": variant.row["variant"], "accuracy": variant.row["accuracy"], "size_bytes": variant.row["size_bytes"]},
+                 f"Release {variant.row['variant']} ({variant.size_name}, accuracy {variant.row['accuracy']:.4f})")
+                for variant in variants.values()]
+    for run in runs:
+        _, scores = run.results["bleu_split"], run.results["splits"][run.results["bleu_split"]]
+        releases.append((run, render_translation_card(run, *args.card_dataset_for_translation(run), license=args.license),
+                         {"variant": "dense", "bleu": scores["bleu"], "chrf": scores["chrf"],
+                          "size_bytes": (run.folder / "model.safetensors").stat().st_size},
+                         f"Release {run.size_name} ({run.summary['source_lang']}-{run.summary['target_lang']}, "
+                         f"BLEU {scores['bleu']:.1f})"))
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     report = []
-    for folder, variant in variants.items():
-        repo_folder = assemble(variant, cards[folder], output_dir / variant.repo_id.split("/")[-1])
-        entry = {"variant": variant.row["variant"], "repo_id": variant.repo_id, "folder": str(repo_folder),
-                 "accuracy": variant.row["accuracy"], "size_bytes": variant.row["size_bytes"], "status": "written"}
-        report.append(entry)
+    for item, card, figures, _ in releases:
+        repo_folder = assemble(item, card, output_dir / item.repo_id.split("/")[-1])
+        report.append({"repo_id": item.repo_id, "folder": str(repo_folder), **figures, "status": "written"})
     try:
         if not args.dry_run:
-            for entry, variant in zip(report, variants.values()):
-                result = push_folder(api, Path(entry["folder"]), variant.repo_id, f"Release {variant.row['variant']} "
-                                     f"({variant.size_name}, accuracy {variant.row['accuracy']:.4f})",
-                                     private=args.private, overwrite=args.overwrite)
+            for entry, (item, _, _, message) in zip(report, releases):
+                result = push_folder(api, Path(entry["folder"]), item.repo_id, message, private=args.private,
+                                     overwrite=args.overwrite)
                 entry.update(status=result.status, commit=result.commit)
-                print(f"{result.status:>9}  https://huggingface.co/{variant.repo_id}")
+                print(f"{result.status:>9}  https://huggingface.co/{item.repo_id}")
     finally:
         (output_dir / "release.json").write_text(json.dumps(report, indent=2) + "\n")
     for entry in report:
-        print(f"{entry['status']:>9}  {entry['repo_id']}: accuracy {entry['accuracy']:.4f}, "
-              f"{entry['size_bytes'] / 1e6:.2f} MB -> {entry['folder']}")
+        score = f"accuracy {entry['accuracy']:.4f}" if "accuracy" in entry else f"BLEU {entry['bleu']:.2f}"
+        print(f"{entry['status']:>9}  {entry['repo_id']}: {score}, {entry['size_bytes'] / 1e6:.2f} MB -> {entry['folder']}")
 
 
 if __name__ == "__main__":

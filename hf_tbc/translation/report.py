@@ -1,0 +1,177 @@
+"""The translation study: a step-time probe that plans the sizes, and the report that answers the paper's
+"width before depth" question from the runs' own records (``run_summary.json``, ``eval_results.json``,
+``curve.jsonl`` and the saved translations)."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+from typing import Optional
+
+import torch
+import yaml
+
+from ..budget import format_duration, parse_duration
+from ..curves import plot_curves
+from .bleu import TRANSLATIONS_FILE, corpus_scores, read_translations
+from .sizes import get_translation_size, seq2seq_config
+
+
+def probe_translation_step(size: str, batch_size: int, length: int = 24, vocab_size: int = 4000,
+                           architecture: str = "m2m100", bf16: bool = False, steps: int = 3) -> float:
+    """Seconds per optimizer step of a fresh ``size`` encoder-decoder here, on random pairs of ``length`` tokens."""
+    from transformers import AutoModelForSeq2SeqLM
+
+    torch.manual_seed(0)
+    config = seq2seq_config(size, vocab_size, architecture=architecture, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+                            decoder_start_token_id=2)
+    model = AutoModelForSeq2SeqLM.from_config(config).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    sources, targets = (torch.randint(4, vocab_size, (batch_size, length)) for _ in range(2))
+    timings = []
+    for _ in range(steps + 1):  # the first step warms allocators up and is not counted
+        start = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = model(input_ids=sources, labels=targets).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        timings.append(time.perf_counter() - start)
+    return sorted(timings[1:])[len(timings[1:]) // 2]
+
+
+def plan_translation(sizes: list[str], time_budget: str, batch_size: int, **recipe) -> list[dict]:
+    """Steps each size gets within the budget here, from a short probe of its step time (``recipe`` passes
+    ``vocab_size``, ``architecture`` and ``bf16`` to the probe)."""
+    from transformers import AutoModelForSeq2SeqLM
+
+    budget = parse_duration(time_budget)
+    rows = []
+    for size in sizes:
+        seconds = probe_translation_step(size, batch_size, **recipe)
+        config = seq2seq_config(size, recipe.get("vocab_size", 4000), architecture=recipe.get("architecture", "m2m100"),
+                                pad_token_id=1)
+        with torch.device("meta"):
+            parameters = AutoModelForSeq2SeqLM.from_config(config).num_parameters()
+        rows.append({"size": size, "parameters": parameters, "step_s": round(seconds, 3), "steps": int(budget // seconds)})
+    return rows
+
+
+def _load(path: Path) -> Optional[dict]:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def bleu_difference(folder_a: Path, folder_b: Path, split: str = "validation", samples: int = 300,
+                    seed: int = 0) -> Optional[tuple[float, float, float]]:
+    """BLEU of run A minus run B on ``split`` and a 95 % paired-bootstrap interval (sentences resampled together,
+    Koehn 2004), from each run's saved translations; ``None`` when either has none."""
+    files = [Path(folder) / TRANSLATIONS_FILE.format(split=split) for folder in (folder_a, folder_b)]
+    if not all(file.is_file() for file in files):
+        return None
+    rows = [read_translations(file) for file in files]
+    references = [row["reference"] for row in rows[0]]
+    if [row["reference"] for row in rows[1]] != references or not references:
+        return None  # not the same pairs: nothing to compare sentence by sentence
+    hypotheses = [[row["translation"] for row in run] for run in rows]
+    rng = random.Random(seed)
+    indices = range(len(references))
+    differences = []
+    for _ in range(samples):
+        picked = [rng.choice(indices) for _ in indices]
+        scores = [corpus_scores([h[i] for i in picked], [references[i] for i in picked])["bleu"] for h in hypotheses]
+        differences.append(scores[0] - scores[1])
+    differences.sort()
+    observed = corpus_scores(hypotheses[0], references)["bleu"] - corpus_scores(hypotheses[1], references)["bleu"]
+    return round(observed, 2), round(differences[int(0.025 * samples)], 2), round(differences[int(0.975 * samples) - 1], 2)
+
+
+def width_versus_depth(config, results: dict) -> str:
+    """The paper's question in plain words: of the sizes beyond the first (the small baseline), does the widest beat
+    the deepest at equal wall-clock? Computed from the records, with a bootstrap interval on the difference."""
+    finished = {size: record for size, record in results.items() if record}
+    if not finished:
+        return "No translation run has finished yet."
+    budget = config.time_budget
+    best = max(finished, key=lambda size: finished[size]["splits"]["validation"]["bleu"])
+    text = (f"At a {budget} budget on this hardware, **{best}** reached the highest validation BLEU ("
+            + ", ".join(f"{size} {record['splits']['validation']['bleu']:.1f} after {record['steps']:,} steps"
+                        for size, record in finished.items()) + ").")
+    candidates = [size for size in finished if size != config.sizes[0]] or list(finished)
+    shapes = {size: get_translation_size(size) for size in candidates}
+    wide = max(candidates, key=lambda size: (shapes[size].hidden_size, -shapes[size].encoder_layers - shapes[size].decoder_layers))
+    deep = max(candidates, key=lambda size: (shapes[size].encoder_layers + shapes[size].decoder_layers, -shapes[size].hidden_size))
+    if wide == deep:
+        return text + " No pair of sizes differs in width against depth, so the width-before-depth question is not asked."
+    difference = bleu_difference(config.stage_dir("translate", wide), config.stage_dir("translate", deep))
+    a, b = finished[wide]["splits"]["validation"]["bleu"], finished[deep]["splits"]["validation"]["bleu"]
+    text += f" Wide-and-shallow **{wide}** {a:.1f} against narrow-and-deep **{deep}** {b:.1f}"
+    if difference is None:
+        return text + " (no saved translations to test the difference)."
+    observed, low, high = difference
+    text += f": {observed:+.1f} BLEU, 95 % bootstrap interval [{low:+.1f}, {high:+.1f}]."
+    if low > 0:
+        text += " Width first held here, as the paper advises."
+    elif high < 0:
+        text += " Depth won here: width first did not hold at this budget."
+    else:
+        text += " The interval spans zero: at this budget the two are not told apart."
+    return text
+
+
+def write_translation_report(config, plan_rows: Optional[list[dict]] = None) -> Path:
+    """``report.md``, ``bleu_vs_time.png``, ``bleu_vs_steps.png`` and ``loss_vs_time.png`` in the study folder."""
+    root = config.root
+    folders = {size: config.stage_dir("translate", size) for size in config.sizes}
+    summaries = {size: _load(folder / "run_summary.json") for size, folder in folders.items()}
+    results = {size: _load(folder / "eval_results.json") for size, folder in folders.items()}
+    curves = {size: folders[size] for size in config.sizes if results[size]}
+    budget = config.time_budget
+    copy = next((record["copy_source"]["validation"]["bleu"] for record in results.values() if record), None)
+    references = {f"copy the source ({copy:.1f}, full validation)": copy} if copy is not None else None
+    if curves:
+        plot_curves(curves, root / "bleu_vs_time.png", y="eval_bleu", references=references,
+                    title=f"Validation BLEU (greedy) against wall-clock ({budget} budget)")
+        plot_curves(curves, root / "bleu_vs_steps.png", x="step", y="eval_bleu", references=references,
+                    title=f"Validation BLEU (greedy) against optimizer steps ({budget} budget)")
+        plot_curves(curves, root / "loss_vs_time.png", ylabel="validation cross-entropy (label-smoothed)",
+                    title=f"Validation loss against wall-clock ({budget} budget)")
+    hardware = next((record["hardware"] for record in summaries.values() if record), {})
+    lines = [f"# Study `{config.name}`: translation, width against depth", "", width_versus_depth(config, results), "",
+             "![BLEU against wall-clock](bleu_vs_time.png)", "", "![BLEU against steps](bleu_vs_steps.png)", "",
+             "![validation loss against wall-clock](loss_vs_time.png)", "", "## Hardware", "",
+             f"{hardware.get('accelerator') or hardware.get('cpu')}, {hardware.get('cpu_count')} CPU cores, torch "
+             f"{hardware.get('torch')}, transformers {hardware.get('transformers')}.", ""]
+    if plan_rows:
+        lines += ["## Budget plan (probe before the study)", "", "| size | parameters | s / step | steps in budget |",
+                  "|---|---|---|---|"]
+        lines += [f"| {r['size']} | {r['parameters']:,} | {r['step_s']:.3f} | {r['steps']:,} |" for r in plan_rows]
+        lines.append("")
+    lines += [f"## Training, {budget} per size", "",
+              "BLEU and chrF from sacreBLEU on detokenized greedy output. Copying the source sentence unchanged scores "
+              f"{copy if copy is not None else '–'} BLEU on validation: a model must beat it to show it translates. "
+              "Decoding for the curve runs off the budget clock; its cost is the last column.", "",
+              "| size | parameters | steps | training wall-clock | validation BLEU | validation chrF | test BLEU | test chrF "
+              "| distinct outputs | decoding off the budget |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for size in config.sizes:
+        run, record = summaries[size], results[size]
+        if not run or not record:
+            lines.append(f"| {size} | not run | | | | | | | | |")
+            continue
+        validation, test = record["splits"]["validation"], record["splits"].get("test")
+        lines.append(f"| {size} | {run['parameters']:,} | {run['steps']:,} | {format_duration(run['train_s'])} "
+                     f"| {validation['bleu']:.1f} | {validation['chrf']:.1f} | {test['bleu'] if test else '–'} "
+                     f"| {test['chrf'] if test else '–'} | {validation['distinct']:.0%} "
+                     f"| {format_duration(run['eval_s'])} ({run['eval_share_of_budget']:.0%} of the budget) |")
+    samples = next((record["splits"]["validation"]["samples"] for record in results.values() if record), [])
+    if samples:
+        best = max((size for size in results if results[size]), key=lambda size: results[size]["splits"]["validation"]["bleu"])
+        lines += ["", f"## Example translations ({best}, validation)", "", "| source | reference | translation |", "|---|---|---|"]
+        lines += [f"| {s['source']} | {s['reference']} | {s['translation']} |" for s in results[best]["splits"]["validation"]["samples"]]
+    lines += ["", "## Configuration", "", "```yaml",
+              yaml.safe_dump({key: getattr(config, key) for key in ("name", "task", "sizes", "translation", "release")},
+                             sort_keys=False).strip(), "```", ""]
+    report = root / "report.md"
+    report.write_text("\n".join(lines))
+    return report
