@@ -20,7 +20,6 @@ from datasets import Dataset
 from transformers import (
     AutoModelForSeq2SeqLM,
     AutoTokenizer,
-    DataCollatorForSeq2Seq,
     Seq2SeqTrainingArguments,
     set_seed,
 )
