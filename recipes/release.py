@@ -73,7 +73,7 @@ def main() -> None:
                  f"Release {variant.row['variant']} ({variant.size_name}, accuracy {variant.row['accuracy']:.4f})")
                 for variant in variants.values()]
     for run in runs:
-        _, scores = run.results["bleu_split"], run.results["splits"][run.results["bleu_split"]]
+        scores = run.results["splits"][run.results["bleu_split"]]
         releases.append((run, render_translation_card(run, *args.card_dataset_for_translation(run), license=args.license),
                          {"variant": "dense", "bleu": scores["bleu"], "chrf": scores["chrf"],
                           "size_bytes": (run.folder / "model.safetensors").stat().st_size},

@@ -252,7 +252,7 @@ def train_translation(model_args: TranslationModelArguments, data_args: Translat
     trainer.train(resume_from_checkpoint=resume_from)
     budget = trainer.budget
     if budget is not None and budget.stop_reason == "preempted":
-        return record_preemption(trainer, "run_summary.json", model_size=size_name)
+        return record_preemption(trainer, "eval_results.json", model_size=size_name)  # the record a study checks
     evaluations = [row for row in trainer.state.log_history if "eval_bleu" in row]
     if not evaluations or evaluations[-1]["step"] != trainer.state.global_step:
         trainer.evaluate()
