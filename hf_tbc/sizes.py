@@ -89,16 +89,22 @@ def roberta_config(
     )
     if dropout is not None:
         set_dropout(config, dropout)
-    if config_overrides:
-        try:
-            config.update_from_string(config_overrides)
-        except ValueError as error:
-            raise UsageError(
-                f"--config_overrides {config_overrides!r} is invalid ({error}): write key=value pairs "
-                "separated by commas, e.g. 'hidden_dropout_prob=0.0,num_attention_heads=4'"
-            ) from None
+    apply_config_overrides(config, config_overrides)
     check_config(config)
     return config
+
+
+def apply_config_overrides(config, config_overrides: Optional[str]) -> None:
+    """Applies ``--config_overrides`` (``"key=value,key=value"``) to ``config``; one clear error when it is malformed."""
+    if not config_overrides:
+        return
+    try:
+        config.update_from_string(config_overrides)
+    except ValueError as error:
+        raise UsageError(
+            f"--config_overrides {config_overrides!r} is invalid ({error}): write key=value pairs "
+            "separated by commas, e.g. 'hidden_dropout_prob=0.0,num_attention_heads=4'"
+        ) from None
 
 
 def check_dropout(dropout: float) -> None:

@@ -16,6 +16,7 @@ from typing import Optional
 from transformers import M2M100Config, MarianConfig, MBartConfig, PretrainedConfig
 
 from ..errors import UsageError
+from ..sizes import apply_config_overrides
 
 SEQ2SEQ_ARCHITECTURES = {"m2m100": M2M100Config, "mbart": MBartConfig, "marian": MarianConfig}
 _NAME = re.compile(r"^E(\d+)-D(\d+)-H(\d+)$")
@@ -93,10 +94,5 @@ def seq2seq_config(
         forced_eos_token_id=None,  # decoding settings live in the generation config (Marian's default here is 0)
         **tokens,
     )
-    if config_overrides:
-        try:
-            config.update_from_string(config_overrides)
-        except ValueError as error:
-            raise UsageError(f"--config_overrides {config_overrides!r} is invalid ({error}): write key=value pairs "
-                             "separated by commas, e.g. 'dropout=0.0,attention_dropout=0.1'") from None
+    apply_config_overrides(config, config_overrides)
     return config
