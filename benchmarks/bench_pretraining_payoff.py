@@ -4,7 +4,9 @@
 For each task, ``recipes/run_classification.py`` finetunes the pretrained checkpoint and, with ``--random_init``,
 a model of the same config and tokenizer with fresh weights, for the same wall-clock budget and with the same
 flags, one after the other on this machine. Prints validation accuracy of both, the majority-class accuracy and the
-difference, and writes ``results.json`` and ``results.md`` in ``--output_dir``.
+difference with a 95 % paired bootstrap interval (both models' predictions on the same examples, resampled
+together), and writes ``results.json`` and ``results.md`` in ``--output_dir``. ``--learning_rate 1e-4,3e-4``
+runs both starts at each LR and also compares each at its own best.
 
 Tasks (from ``--data_dir``): ``sst2`` (GLUE SST-2, dev = GLUE validation) and ``sick`` (SICK, three-way NLI on
 sentence pairs, like the paper's MNLI); ``sst2@2000`` trains on the first 2,000 training rows only (the low-data
@@ -22,6 +24,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from hf_tbc.classification import ClassificationDataArguments, load_classification_data
+from hf_tbc.evaluation import predict
 from hf_tbc.training import hardware_summary
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -30,19 +37,52 @@ from tasks import task_flags  # noqa: E402
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "run_classification.py"
 
 
+def correct(folder: Path, flags: list[str], max_seq_length: int) -> np.ndarray:
+    """Whether the finetuned model in ``folder`` gets each validation example right, in dataset order."""
+    options = dict(zip(flags[::2], flags[1::2]))
+    data_args = ClassificationDataArguments(
+        validation_file=options["--validation_file"], train_file=options["--train_file"],
+        text_column=options.get("--text_column"), text_pair_column=options.get("--text_pair_column"))
+    model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    labels = [model.config.id2label[index] for index in range(model.config.num_labels)]
+    validation = load_classification_data(data_args, label_names=labels)[0]["validation"]
+    predictions = predict(model, validation, AutoTokenizer.from_pretrained(folder), max_length=max_seq_length)
+    return np.array(predictions) == np.array(validation["label"])
+
+
+def paired_interval(first: np.ndarray, second: np.ndarray, resamples: int = 2000, seed: int = 0) -> list[float]:
+    """95 % paired bootstrap interval of accuracy(first) - accuracy(second) over the same examples."""
+    generator = np.random.default_rng(seed)
+    picks = generator.integers(0, len(first), size=(resamples, len(first)))
+    differences = (first[picks].astype(float) - second[picks]).mean(axis=1)
+    return [round(float(value), 4) for value in np.percentile(differences, [2.5, 97.5])]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model_name_or_path", required=True, help="The pretrained checkpoint (a run_mlm.py folder)")
     parser.add_argument("--data_dir", required=True, help="Folder with sst2/ and sick-nli/")
     parser.add_argument("--tasks", default="sst2,sick", help="Comma-separated; task@N keeps N training rows")
     parser.add_argument("--time_budget", default="3m", help="Finetuning budget of every run")
-    parser.add_argument("--learning_rate", default="1e-4")
+    parser.add_argument("--learning_rate", default="3e-4",
+                        help="Peak finetuning LR, or several separated by commas: then every start runs at each, and "
+                             "each start is also reported at its own best LR (a fair comparison when the two prefer "
+                             "different LRs)")
     parser.add_argument("--max_seq_length", default="64")
     parser.add_argument("--dropout", default="0.1", help="Finetuning dropout of both runs")
     parser.add_argument("--output_dir", default="bench_runs/pretraining_payoff")
+    parser.add_argument("--reuse", action="store_true",
+                        help="Keep runs whose folder already holds eval_results.json (recompute the table only)")
     args = parser.parse_args()
     if not (Path(args.model_name_or_path) / "config.json").is_file():
         sys.exit(f"error: --model_name_or_path {args.model_name_or_path} holds no config.json: pass a run_mlm.py output folder")
+
+    learning_rates = [value.strip() for value in args.learning_rate.split(",") if value.strip()]
+    for value in learning_rates:
+        try:
+            float(value)
+        except ValueError:
+            sys.exit(f"error: --learning_rate {value!r} is not a number: pass e.g. 3e-4 or 1e-4,3e-4,1e-3")
 
     root = Path(args.output_dir)
     rows = []
@@ -50,29 +90,50 @@ def main() -> None:
         name, _, limit = task.partition("@")  # sst2@2000: the first 2,000 training rows only
         flags = task_flags(name, Path(args.data_dir)) + (["--max_train_samples", limit] if limit else [])
         results = {}
-        for start in ("pretrained", "random init"):
-            folder = root / f"{task}-{start.replace(' ', '-')}"
-            command = [sys.executable, str(RECIPE), "--model_name_or_path", args.model_name_or_path, *flags,
-                       "--time_budget", args.time_budget, "--learning_rate", args.learning_rate,
-                       "--max_seq_length", args.max_seq_length, "--dropout", args.dropout,
-                       "--output_dir", str(folder), "--overwrite_output_dir",
-                       "--disable_tqdm", "true", *(["--random_init"] if start == "random init" else [])]
-            print(f"[{task}, {start}] {' '.join(command[1:])}", flush=True)
-            subprocess.run(command, check=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
-                           stdout=subprocess.DEVNULL)
-            results[start] = json.loads((folder / "eval_results.json").read_text())
-        pretrained, random = results["pretrained"], results["random init"]
-        rows.append({"task": task, "pretrained": pretrained["accuracy"], "random_init": random["accuracy"],
-                     "majority_class": pretrained["majority_accuracy"], "gain": round(pretrained["accuracy"] - random["accuracy"], 4),
-                     "steps": [pretrained["steps"], random["steps"]], "examples": pretrained["splits"][next(iter(pretrained["splits"]))]["examples"]})
+        for learning_rate in learning_rates:
+            for start in ("pretrained", "random init"):
+                lr_part = f"-lr{learning_rate}" if len(learning_rates) > 1 else ""
+                folder = root / f"{task}-{start.replace(' ', '-')}{lr_part}"
+                command = [sys.executable, str(RECIPE), "--model_name_or_path", args.model_name_or_path, *flags,
+                           "--time_budget", args.time_budget, "--learning_rate", learning_rate,
+                           "--max_seq_length", args.max_seq_length, "--dropout", args.dropout,
+                           "--output_dir", str(folder), "--overwrite_output_dir",
+                           "--disable_tqdm", "true", *(["--random_init"] if start == "random init" else [])]
+                if not (args.reuse and (folder / "eval_results.json").is_file()):
+                    print(f"[{task}, {start}, lr {learning_rate}] {' '.join(command[1:])}", flush=True)
+                    subprocess.run(command, check=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
+                                   stdout=subprocess.DEVNULL)
+                results[start, learning_rate] = json.loads((folder / "eval_results.json").read_text())
+                results[start, learning_rate]["correct"] = correct(folder, flags, int(args.max_seq_length))
+        first = results["pretrained", learning_rates[0]]
+        examples = first["splits"][next(iter(first["splits"]))]["examples"]
+        for learning_rate in learning_rates:
+            pretrained, random = results["pretrained", learning_rate], results["random init", learning_rate]
+            rows.append({"task": task, "learning_rate": learning_rate, "pretrained": pretrained["accuracy"],
+                         "random_init": random["accuracy"], "majority_class": pretrained["majority_accuracy"],
+                         "gain": round(pretrained["accuracy"] - random["accuracy"], 4),
+                         "gain_interval": paired_interval(pretrained["correct"], random["correct"]),
+                         "steps": [pretrained["steps"], random["steps"]], "examples": examples})
+        if len(learning_rates) > 1:  # each start at the LR that suited it best
+            best = {start: max(learning_rates, key=lambda lr: results[start, lr]["accuracy"])
+                    for start in ("pretrained", "random init")}
+            pretrained, random = results["pretrained", best["pretrained"]], results["random init", best["random init"]]
+            rows.append({"task": task, "learning_rate": f"best each ({best['pretrained']} / {best['random init']})",
+                         "pretrained": pretrained["accuracy"], "random_init": random["accuracy"],
+                         "majority_class": pretrained["majority_accuracy"],
+                         "gain": round(pretrained["accuracy"] - random["accuracy"], 4),
+                         "gain_interval": paired_interval(pretrained["correct"], random["correct"]),
+                         "steps": [pretrained["steps"], random["steps"]], "examples": examples})
 
     hardware = hardware_summary()
-    header = (f"{args.model_name_or_path}, finetuned {args.time_budget} per run (lr {args.learning_rate}, dropout "
+    header = (f"{args.model_name_or_path}, finetuned {args.time_budget} per run (dropout "
               f"{args.dropout}), {hardware['cpu']} "
               f"({hardware['cpu_count']} cores), torch {hardware['torch']}, transformers {hardware['transformers']}")
-    table = ["| task | validation examples | pretrained | random init | gain | majority class |", "|---|---|---|---|---|---|"]
-    table += [f"| {r['task']} | {r['examples']} | {r['pretrained']:.4f} | {r['random_init']:.4f} | {r['gain'] * 100:+.1f} points "
-              f"| {r['majority_class']:.4f} |" for r in rows]
+    table = ["| task | learning rate | validation examples | pretrained | random init | gain (95 % paired bootstrap) "
+             "| majority class | steps (pretrained / random) |", "|---|---|---|---|---|---|---|---|"]
+    table += [f"| {r['task']} | {r['learning_rate']} | {r['examples']} | {r['pretrained']:.4f} | {r['random_init']:.4f} "
+              f"| {r['gain'] * 100:+.1f} points [{r['gain_interval'][0] * 100:+.1f}, {r['gain_interval'][1] * 100:+.1f}] "
+              f"| {r['majority_class']:.4f} | {r['steps'][0]} / {r['steps'][1]} |" for r in rows]
     text = "\n".join([header, "", *table])
     print("\n" + text)
     root.mkdir(parents=True, exist_ok=True)

@@ -49,6 +49,10 @@ VARIANTS = {
     "hf-tbc, lr 7e-4": ["--learning_rate", "7e-4"],
     "hf-tbc, lr 5e-4": ["--learning_rate", "5e-4"],
     "hf-tbc, batch 16": ["--per_device_train_batch_size", "16"],
+    # more masked positions per block: more predictions per encoded token (validation stays masked at 15 %)
+    "hf-tbc, mask 15%": ["--mlm_probability", "0.15"],
+    "hf-tbc, mask 30%": ["--mlm_probability", "0.3"],
+    "hf-tbc, mask 40%": ["--mlm_probability", "0.4"],
     "hf-tbc, plain optimizer": ["--learning_rate", "5e-4", "--warmup_ratio", "0.06", "--weight_decay", "0.0",
                                 "--adam_beta2", "0.999", "--max_grad_norm", "1.0"],
 }
@@ -96,7 +100,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
     parse_duration(args.time_budget)
-    names = [name.strip() for name in args.variants.split(";" if ";" in args.variants else ",") if name.strip()]
+    separator = ";" if ";" in args.variants or args.variants.strip() in VARIANTS else ","  # one name may hold a comma
+    names = [name.strip() for name in args.variants.split(separator) if name.strip()]
     unknown = [name for name in names if name not in VARIANTS]
     if unknown or not names:
         sys.exit(f"error: --variants names unknown variants {unknown}: choose from {'; '.join(VARIANTS)}")

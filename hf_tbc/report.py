@@ -14,15 +14,16 @@ from .budget import format_duration, parse_duration
 from .compress.grid import PLOTS
 from .curves import plot_curves
 from .plots import plot_compression
-from .pretraining import SparsePrediction
+from .pretraining import MLM_PROBABILITY, SparsePrediction
 from .records import read_records
 from .release import best_under, cost, format_cost, resolve_selection
 from .sizes import count_parameters, roberta_config
+from .training import describe_hardware
 
 
 def probe_step_time(size: str, batch_size: int, block_size: int, vocab_size: int = 8192, steps: int = 3,
                     architecture: str = "roberta-prelayernorm", sparse_prediction: bool = True, bf16: bool = False,
-                    mlm_probability: float = 0.15) -> float:
+                    mlm_probability: float = MLM_PROBABILITY) -> float:
     """Seconds per optimizer step of a fresh ``size`` model on this machine (random tokens, AdamW), built and run
     as the pretraining recipe would: ``architecture``, the head on masked positions only, bf16 autocast if asked."""
     from transformers import AutoModelForMaskedLM
@@ -51,7 +52,8 @@ def probe_step_time(size: str, batch_size: int, block_size: int, vocab_size: int
 def plan(sizes: list[str], time_budget: str, batch_size: int, block_size: int, vocab_size: int = 8192,
          **recipe) -> list[dict]:
     """How many steps and tokens each size gets within the budget here, from a short probe of its step time.
-    ``recipe`` passes the pretraining recipe's ``architecture``, ``sparse_prediction`` and ``bf16`` to the probe."""
+    ``recipe`` passes the pretraining recipe's ``architecture``, ``sparse_prediction``, ``bf16`` and
+    ``mlm_probability`` to the probe."""
     budget = parse_duration(time_budget)
     rows = []
     for size in sizes:
@@ -94,8 +96,7 @@ def write_report(config, plan_rows: Optional[list[dict]] = None) -> Path:
              "![validation loss against wall-clock](loss_vs_time.png)", "", "![validation loss against steps](loss_vs_steps.png)",
              "", "![accuracy against nonzero parameters](accuracy_vs_nonzero_parameters.png)", "",
              "![accuracy against latency](accuracy_vs_latency.png)", "", "## Hardware", "",
-             f"{hardware.get('accelerator') or hardware.get('cpu')}, {hardware.get('cpu_count')} CPU cores, torch "
-             f"{hardware.get('torch')}, transformers {hardware.get('transformers')}.", ""]
+             describe_hardware(hardware), ""]
     if plan_rows:
         lines += ["## Budget plan (probe before the study)", "", "| size | parameters | s / step | steps in budget | tokens in budget |",
                   "|---|---|---|---|---|"]

@@ -36,8 +36,7 @@ logger = logging.get_logger(__name__)
 # transformers' own non-padding token counter copy-constructs a tensor each step and warns about it
 warnings.filterwarnings("ignore", message="To copy construct from a tensor", category=UserWarning)
 
-RUN_ARTIFACTS = ("curve.jsonl", "run_summary.json", "eval_results.json", "loss_vs_time.png", "bleu_vs_time.png",
-                 "translations_validation.tsv", "translations_test.tsv")
+RUN_ARTIFACTS = ("curve.jsonl", "run_summary.json", "eval_results.json", "loss_vs_time.png")  # what every recipe writes
 RUN_RECORDS = ("run_summary.json", "eval_results.json")  # what pretraining and finetuning write last
 # A preempted run exits with the status of a process ended by SIGTERM (128 + 15), the code that Kubernetes'
 # podFailurePolicy, Slurm's RequeueExit and most wrappers match for "stopped from outside: requeue me".
@@ -75,6 +74,16 @@ def native_bf16(cpuinfo: Optional[str] = None) -> bool:
 
 
 _PARENT_FIELDS = {item.name for item in fields(TrainingArguments)}
+
+
+BF16_HELP = ("bfloat16 autocast (weights and optimizer stay fp32). Default: on where the hardware computes bf16 natively "
+             "(CUDA GPUs that support it, CPUs with AVX512-BF16/AMX or ARM BF16), off elsewhere.")
+
+
+def native_bf16_field():
+    """A ``bf16`` field whose default, None, becomes :func:`native_bf16` in ``BudgetTrainingArguments.__post_init__``:
+    the recipes that train in bf16 where the hardware does it natively declare ``bf16 = native_bf16_field()``."""
+    return field(default=None, metadata={"help": BF16_HELP})
 
 
 @dataclass
@@ -133,6 +142,8 @@ class BudgetTrainingArguments(TrainingArguments):
     report_to: Optional[str] = field(default="none", metadata={"help": "Integrations to report to ('none', 'all', ...)."})
 
     def __post_init__(self):
+        if self.bf16 is None:  # a recipe's native_bf16_field(), left unset
+            self.bf16 = not self.fp16 and native_bf16()
         self.time_budget_seconds = parse_duration(self.time_budget) if self.time_budget is not None else None
         self.eval_every_seconds = self._interval("eval_every")
         self.save_every_seconds = self._interval("save_every")
@@ -331,11 +342,12 @@ def check_writable(folder: Union[str, Path], flag: str = "--output_dir") -> None
     os.rmdir(probe)
 
 
-def prepare_output_dir(args: TrainingArguments) -> Optional[str]:
+def prepare_output_dir(args: TrainingArguments, artifacts: tuple[str, ...] = ()) -> Optional[str]:
     """Checks ``output_dir`` before anything is written; returns the checkpoint to resume from, if any.
 
     A folder holding another run is an error unless ``--overwrite_output_dir`` (which clears that run's
-    checkpoints and records) or ``--resume_from_checkpoint`` (a path, or ``true`` for the newest one).
+    checkpoints and records: :data:`RUN_ARTIFACTS` and the recipe's own ``artifacts``) or
+    ``--resume_from_checkpoint`` (a path, or ``true`` for the newest one).
     """
     folder = Path(args.output_dir)
     check_writable(folder)
@@ -357,7 +369,7 @@ def prepare_output_dir(args: TrainingArguments) -> Optional[str]:
         if args.process_index == 0:
             for checkpoint in folder.glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
                 shutil.rmtree(checkpoint)
-            for name in RUN_ARTIFACTS:
+            for name in (*RUN_ARTIFACTS, *artifacts):
                 (folder / name).unlink(missing_ok=True)
     return None
 
@@ -385,6 +397,12 @@ def hardware_summary() -> dict:
         "accelerate": accelerate.__version__,
         "python": platform.python_version(),
     }
+
+
+def describe_hardware(hardware: dict) -> str:
+    """One line for a report: the accelerator (or CPU), core count and library versions of a ``hardware_summary``."""
+    return (f"{hardware.get('accelerator') or hardware.get('cpu')}, {hardware.get('cpu_count')} CPU cores, torch "
+            f"{hardware.get('torch')}, transformers {hardware.get('transformers')}.")
 
 
 def write_json(path: Path, record: dict) -> None:

@@ -16,6 +16,7 @@ from typing import Optional
 from transformers.hf_argparser import string_to_bool
 
 from hf_tbc.cli import parse_args, run_recipe
+from hf_tbc.pretraining import MLM_PROBABILITY
 from hf_tbc.report import plan, write_report
 from hf_tbc.study import StageFailed, StagePreempted, StudyConfig, run_stages
 from hf_tbc.training import PREEMPTED_EXIT_CODE, native_bf16
@@ -47,7 +48,8 @@ def _plan(config: StudyConfig) -> list[dict]:
                 int(pretraining.get("block_size", 128)), int(pretraining.get("vocab_size", 8192)),
                 architecture=pretraining.get("architecture", "roberta-prelayernorm"),
                 sparse_prediction=_flag(pretraining.get("sparse_prediction"), True),
-                bf16=_flag(pretraining.get("bf16"), native_bf16()))
+                bf16=_flag(pretraining.get("bf16"), native_bf16()),
+                mlm_probability=float(pretraining.get("mlm_probability", MLM_PROBABILITY)))
 
 
 def main() -> None:

@@ -63,3 +63,17 @@ def test_sparse_prediction_names_models_without_a_head():
 def test_bf16_is_on_by_default_only_where_the_cpu_computes_it_natively(monkeypatch, cpuinfo, expected):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert native_bf16(cpuinfo) is expected
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_the_recipes_train_in_bf16_by_default_exactly_where_the_hardware_computes_it(monkeypatch, tmp_path, native):
+    import hf_tbc.training
+    from hf_tbc.classification import FinetuningArguments
+    from hf_tbc.pretraining import PretrainingArguments
+    from hf_tbc.translation.training import TranslationTrainingArguments
+
+    monkeypatch.setattr(hf_tbc.training, "native_bf16", lambda: native)
+    for arguments in (PretrainingArguments, TranslationTrainingArguments):
+        assert arguments(output_dir=str(tmp_path)).bf16 is native
+        assert arguments(output_dir=str(tmp_path), bf16=False).bf16 is False  # an explicit choice stays
+    assert FinetuningArguments(output_dir=str(tmp_path)).bf16 is False  # finetuning keeps transformers' fp32 default

@@ -75,6 +75,7 @@ def test_budgeted_run_stops_after_the_budget_and_loads_back(tmp_path, corpus):
     # the short-budget recipe: a stock pre-LayerNorm RoBERTa trained without dropout, head on masked positions only
     assert type(model).__name__ == "RobertaPreLayerNormForMaskedLM" and model.config.hidden_dropout_prob == 0.0
     assert record["sparse_prediction"] and record["adam_betas"] == [0.9, 0.98] and record["max_grad_norm"] == 0.5
+    assert record["mlm_probability"] == 0.15 and record["eval_mlm_probability"] == 0.15
     evaluations = [row for row in read_curve(out) if row["eval_loss"] is not None]
     assert len(evaluations) >= 5 and evaluations[-1]["eval_loss"] == record["final_eval_loss"]
     assert evaluations[-1]["eval_loss"] < evaluations[0]["eval_loss"]  # it learned something
@@ -91,6 +92,7 @@ def test_budgeted_run_stops_after_the_budget_and_loads_back(tmp_path, corpus):
         (["--train_file", "EMPTY"], "is empty"),
         (["--train_file", "TABLE", "--text_column", "review"], "text column 'review' is not in"),
         (["--block_size", "600"], "--block_size 600 exceeds the model's 512 positions"),
+        (["--eval_mlm_probability", "0"], "--eval_mlm_probability 0.0 must be in (0, 1)"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, arguments, message):

@@ -48,7 +48,8 @@ def test_output_dir_holding_a_run_is_refused_unless_overwrite_or_resume(tmp_path
         prepare_output_dir(_arguments(tmp_path, resume_from_checkpoint=str(run / "checkpoint-6")))
     with pytest.raises(ValueError, match="not a complete checkpoint"):
         prepare_output_dir(_arguments(tmp_path, resume_from_checkpoint=str(run / "checkpoint-8")))
-    prepare_output_dir(_arguments(tmp_path, overwrite_output_dir=True))
+    (run / "bleu_vs_time.png").write_bytes(b"png")  # a recipe's own artifact, named by that recipe
+    prepare_output_dir(_arguments(tmp_path, overwrite_output_dir=True), artifacts=("bleu_vs_time.png",))
     assert sorted(path.name for path in run.iterdir()) == ["notes.txt"]
 
 

@@ -3,8 +3,10 @@ the way a user runs it, on a small word-for-word language pair the test makes.""
 
 import json
 import random
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -239,6 +241,35 @@ def test_budgeted_run_records_decoding_time_off_the_budget(tmp_path, pair_files)
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads((continued / "run_summary.json").read_text())["steps"] == 3
     assert AutoTokenizer.from_pretrained(continued).get_vocab() == AutoTokenizer.from_pretrained(out).get_vocab()
+
+
+@pytest.mark.slow
+def test_sigterm_saves_a_resumable_checkpoint_and_records_the_preemption(tmp_path, pair_files):
+    out = tmp_path / "run"
+    arguments = [*TINY, "--train_file", pair_files["train"], "--validation_file", pair_files["validation"],
+                 "--time_budget", "10m", "--output_dir", str(out)]
+    process = subprocess.Popen([sys.executable, RECIPE, *arguments], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True)
+    deadline = time.monotonic() + 240
+    while not (out / "curve.jsonl").exists() and time.monotonic() < deadline:
+        assert process.poll() is None, process.stderr.read()[-3000:]
+        time.sleep(0.2)
+    time.sleep(2)
+    process.send_signal(signal.SIGTERM)
+    stderr = process.communicate(timeout=120)[1]
+    assert process.returncode == 143, stderr[-3000:]  # "stopped from outside: requeue me"
+    checkpoints = sorted(out.glob("checkpoint-*"))
+    assert len(checkpoints) == 1 and (checkpoints[0] / "trainer_state.json").exists()
+    record = json.loads((out / "eval_results.json").read_text())  # the stage record says preempted, no final model
+    assert record["stop_reason"] == "preempted" and record["model_saved"] is False
+    assert not (out / "model.safetensors").exists()
+    resumed = subprocess.run([sys.executable, RECIPE, *arguments, "--time_budget", "4s", "--resume_from_checkpoint", "true"],
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    summary = json.loads((out / "run_summary.json").read_text())
+    assert summary["resumed_from"] == str(checkpoints[0]) and summary["stop_reason"] == "time_budget"
+    assert json.loads((out / "eval_results.json").read_text())["splits"]["validation"]["bleu"] >= 0
+    assert AutoModelForSeq2SeqLM.from_pretrained(out).config.model_type == "m2m_100"
 
 
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, pair_files):

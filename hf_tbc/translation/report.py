@@ -15,6 +15,7 @@ import yaml
 
 from ..budget import format_duration, parse_duration
 from ..curves import plot_curves
+from ..training import describe_hardware
 from .bleu import TRANSLATIONS_FILE, read_translations
 from .sizes import get_translation_size, seq2seq_config
 
@@ -145,8 +146,7 @@ def write_translation_report(config, plan_rows: Optional[list[dict]] = None) -> 
     lines = [f"# Study `{config.name}`: translation, width against depth", "", width_versus_depth(config, results), "",
              "![BLEU against wall-clock](bleu_vs_time.png)", "", "![BLEU against steps](bleu_vs_steps.png)", "",
              "![validation loss against wall-clock](loss_vs_time.png)", "", "## Hardware", "",
-             f"{hardware.get('accelerator') or hardware.get('cpu')}, {hardware.get('cpu_count')} CPU cores, torch "
-             f"{hardware.get('torch')}, transformers {hardware.get('transformers')}.", ""]
+             describe_hardware(hardware), ""]
     if plan_rows:
         lines += ["## Budget plan (probe before the study)", "", "| size | parameters | s / step | steps in budget |",
                   "|---|---|---|---|"]

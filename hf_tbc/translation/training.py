@@ -33,7 +33,7 @@ from ..training import (
     describe_stop,
     hardware_summary,
     load_model_config,
-    native_bf16,
+    native_bf16_field,
     prepare_output_dir,
     record_preemption,
     write_json,
@@ -125,16 +125,7 @@ class TranslationTrainingArguments(BudgetTrainingArguments, Seq2SeqTrainingArgum
     save_strategy: str = field(default="no", metadata={"help": "When to checkpoint: no (the default; --save_every "
                                                         "saves on the budget clock, and a preempted run always saves), steps, epoch."})
     generation_num_beams: Optional[int] = field(default=1, metadata={"help": "Beams when decoding (1: greedy)."})
-    bf16: Optional[bool] = field(
-        default=None,
-        metadata={"help": "bfloat16 autocast (weights and optimizer stay fp32). Default: on where the hardware computes "
-                  "bf16 natively, off elsewhere."},
-    )
-
-    def __post_init__(self):
-        if self.bf16 is None:
-            self.bf16 = not self.fp16 and native_bf16()
-        super().__post_init__()
+    bf16: Optional[bool] = native_bf16_field()
 
 
 def validate(model_args: TranslationModelArguments, data_args: TranslationDataArguments) -> None:
@@ -209,7 +200,8 @@ def train_translation(model_args: TranslationModelArguments, data_args: Translat
     """Trains a translation model under ``training_args.time_budget``; writes a loadable ``output_dir`` with
     ``run_summary.json``, ``eval_results.json``, ``curve.jsonl``, ``loss_vs_time.png`` and ``bleu_vs_time.png``."""
     validate(model_args, data_args)
-    resume_from = prepare_output_dir(training_args)
+    resume_from = prepare_output_dir(training_args, artifacts=("bleu_vs_time.png", *(
+        TRANSLATIONS_FILE.format(split=split) for split in ("validation", "test"))))
     set_seed(training_args.seed)
     with training_args.main_process_first(desc="loading and tokenizing the pairs"):
         pairs = load_pairs(data_args.dataset_name, data_args.dataset_config_name, data_args.train_file,
