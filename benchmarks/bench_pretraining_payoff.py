@@ -72,7 +72,7 @@ def main() -> None:
     parser.add_argument("--dropout", default="0.1", help="Finetuning dropout of both runs")
     parser.add_argument("--output_dir", default="bench_runs/pretraining_payoff")
     parser.add_argument("--reuse", action="store_true",
-                        help="Keep runs whose folder already holds eval_results.json (recompute the table only)")
+                        help="Keep finished runs (eval_results.json with a saved model) instead of finetuning again")
     args = parser.parse_args()
     if not (Path(args.model_name_or_path) / "config.json").is_file():
         sys.exit(f"error: --model_name_or_path {args.model_name_or_path} holds no config.json: pass a run_mlm.py output folder")
@@ -99,7 +99,9 @@ def main() -> None:
                            "--max_seq_length", args.max_seq_length, "--dropout", args.dropout,
                            "--output_dir", str(folder), "--overwrite_output_dir",
                            "--disable_tqdm", "true", *(["--random_init"] if start == "random init" else [])]
-                if not (args.reuse and (folder / "eval_results.json").is_file()):
+                record = folder / "eval_results.json"
+                finished = record.is_file() and json.loads(record.read_text()).get("model_saved") is True
+                if not (args.reuse and finished):  # a preempted run's record claims no model: run it again
                     print(f"[{task}, {start}, lr {learning_rate}] {' '.join(command[1:])}", flush=True)
                     subprocess.run(command, check=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
                                    stdout=subprocess.DEVNULL)

@@ -93,7 +93,8 @@ def main() -> None:
     parser.add_argument("--model_size", default="L4-H256")
     parser.add_argument("--time_budget", default="10m")
     parser.add_argument("--variants", default="plain,hf-tbc",
-                        help=f"Separated by ';' (or ',' when no name has one), the first is the reference: {'; '.join(VARIANTS)}")
+                        help="Separated by ';' (or ',' when no name has one), the first is the reference: "
+                             + "; ".join(VARIANTS).replace("%", "%%"))  # argparse %-formats help
     parser.add_argument("--eval_every", default="30s", help="Evaluation interval (budget time; not counted in it)")
     parser.add_argument("--max_eval_samples", type=int, default=500, help="Validation blocks per evaluation")
     parser.add_argument("--output_dir", default="bench_runs/time_to_loss")
