@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Optional
 
@@ -18,7 +17,7 @@ from .pretraining import MLM_PROBABILITY, SparsePrediction
 from .records import read_records
 from .release import best_under, cost, format_cost, resolve_selection
 from .sizes import count_parameters, roberta_config
-from .training import describe_hardware
+from .training import describe_hardware, median_step_seconds
 
 
 def probe_step_time(size: str, batch_size: int, block_size: int, vocab_size: int = 8192, steps: int = 3,
@@ -32,21 +31,12 @@ def probe_step_time(size: str, batch_size: int, block_size: int, vocab_size: int
     config = roberta_config(size, vocab_size=vocab_size, pad_token_id=1, architecture=architecture)
     model = AutoModelForMaskedLM.from_config(config).train()
     sparse = SparsePrediction(model) if sparse_prediction else None
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     tokens = torch.randint(5, vocab_size, (batch_size, block_size))
     labels = tokens.masked_fill(torch.rand(tokens.shape) >= mlm_probability, -100)
-    timings = []
-    for _ in range(steps + 1):  # the first step warms allocators up and is not counted
-        start = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = model(input_ids=tokens, labels=labels).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        timings.append(time.perf_counter() - start)
+    seconds = median_step_seconds(model, {"input_ids": tokens, "labels": labels}, bf16=bf16, steps=steps)
     if sparse is not None:
         sparse.remove()
-    return sorted(timings[1:])[len(timings[1:]) // 2]
+    return seconds
 
 
 def plan(sizes: list[str], time_budget: str, batch_size: int, block_size: int, vocab_size: int = 8192,

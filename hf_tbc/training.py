@@ -8,6 +8,7 @@ import platform
 import re
 import shutil
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -397,6 +398,22 @@ def hardware_summary() -> dict:
         "accelerate": accelerate.__version__,
         "python": platform.python_version(),
     }
+
+
+def median_step_seconds(model: torch.nn.Module, inputs: dict, bf16: bool = False, steps: int = 3) -> float:
+    """Median seconds of an AdamW training step of ``model`` on ``inputs`` (with ``labels``) on this machine's CPU,
+    under bf16 autocast if asked; one extra first step warms allocators up and is not counted."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    timings = []
+    for _ in range(steps + 1):
+        start = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = model(**inputs).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        timings.append(time.perf_counter() - start)
+    return sorted(timings[1:])[len(timings[1:]) // 2]
 
 
 def describe_hardware(hardware: dict) -> str:

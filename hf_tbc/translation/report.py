@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from pathlib import Path
 from typing import Optional
 
@@ -15,7 +14,7 @@ import yaml
 
 from ..budget import format_duration, parse_duration
 from ..curves import plot_curves
-from ..training import describe_hardware
+from ..training import describe_hardware, median_step_seconds
 from .bleu import TRANSLATIONS_FILE, read_translations
 from .sizes import get_translation_size, seq2seq_config
 
@@ -29,18 +28,8 @@ def probe_translation_step(size: str, batch_size: int, length: int = 24, vocab_s
     config = seq2seq_config(size, vocab_size, architecture=architecture, pad_token_id=1, bos_token_id=0, eos_token_id=2,
                             decoder_start_token_id=2)
     model = AutoModelForSeq2SeqLM.from_config(config).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     sources, targets = (torch.randint(4, vocab_size, (batch_size, length)) for _ in range(2))
-    timings = []
-    for _ in range(steps + 1):  # the first step warms allocators up and is not counted
-        start = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = model(input_ids=sources, labels=targets).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        timings.append(time.perf_counter() - start)
-    return sorted(timings[1:])[len(timings[1:]) // 2]
+    return median_step_seconds(model, {"input_ids": sources, "labels": targets}, bf16=bf16, steps=steps)
 
 
 def plan_translation(sizes: list[str], time_budget: str, batch_size: int, **recipe) -> list[dict]:

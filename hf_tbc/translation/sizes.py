@@ -16,7 +16,7 @@ from typing import Optional
 from transformers import M2M100Config, MarianConfig, MBartConfig, PretrainedConfig
 
 from ..errors import UsageError
-from ..sizes import apply_config_overrides
+from ..sizes import apply_config_overrides, check_dropout
 
 SEQ2SEQ_ARCHITECTURES = {"m2m100": M2M100Config, "mbart": MBartConfig, "marian": MarianConfig}
 _NAME = re.compile(r"^E(\d+)-D(\d+)-H(\d+)$")
@@ -74,8 +74,7 @@ def seq2seq_config(
     size = get_translation_size(model_size)
     if architecture not in SEQ2SEQ_ARCHITECTURES:
         raise UsageError(f"unknown architecture {architecture!r}: choose one of {', '.join(SEQ2SEQ_ARCHITECTURES)}")
-    if not 0 <= dropout < 1:
-        raise UsageError(f"--dropout {dropout} must be in [0, 1)")
+    check_dropout(dropout)
     config = SEQ2SEQ_ARCHITECTURES[architecture](
         vocab_size=vocab_size,
         d_model=size.hidden_size,

@@ -27,6 +27,7 @@ from transformers.utils import logging
 
 from ..curves import plot_curves, plot_run
 from ..errors import UsageError
+from ..sizes import check_dropout
 from ..training import (
     BudgetSeq2SeqTrainer,
     BudgetTrainingArguments,
@@ -139,8 +140,7 @@ def validate(model_args: TranslationModelArguments, data_args: TranslationDataAr
         get_translation_size(model_args.model_size)
         if model_args.architecture not in SEQ2SEQ_ARCHITECTURES:
             raise UsageError(f"--architecture {model_args.architecture}: choose one of {', '.join(SEQ2SEQ_ARCHITECTURES)}")
-    if not 0 <= model_args.dropout < 1:
-        raise UsageError(f"--dropout {model_args.dropout} must be in [0, 1)")
+    check_dropout(model_args.dropout)
     if model_args.vocab_size < 300:
         raise UsageError(f"--vocab_size {model_args.vocab_size} is below the 256 bytes + special tokens: use >= 300")
     for name in ("max_source_length", "max_target_length"):
