@@ -35,7 +35,7 @@ RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "run_mlm.py"
 
 PLAIN = ["--architecture", "roberta", "--dropout", "0.1", "--sparse_prediction", "false", "--learning_rate", "5e-4",
          "--warmup_ratio", "0.06", "--weight_decay", "0.0", "--adam_beta2", "0.999", "--max_grad_norm", "1.0",
-         "--bf16", "false"]
+         "--bf16", "false", "--position_init", "random"]
 VARIANTS = {
     "plain": PLAIN,
     "hf-tbc": [],
@@ -49,6 +49,8 @@ VARIANTS = {
     "hf-tbc, lr 7e-4": ["--learning_rate", "7e-4"],
     "hf-tbc, lr 5e-4": ["--learning_rate", "5e-4"],
     "hf-tbc, batch 16": ["--per_device_train_batch_size", "16"],
+    "hf-tbc, noise positions": ["--position_init", "random"],
+    "hf-tbc, mask 40%, noise positions": ["--mlm_probability", "0.4", "--position_init", "random"],
     # more masked positions per block: more predictions per encoded token (validation stays masked at 15 %)
     "hf-tbc, mask 15%": ["--mlm_probability", "0.15"],
     "hf-tbc, mask 30%": ["--mlm_probability", "0.3"],

@@ -9,6 +9,12 @@ from pathlib import Path
 TASKS = ("sst2", "sick")
 
 
+def labelled_test_file(task: str, data_dir: Path) -> Path | None:
+    """The task's labelled test split, to report (never to tune on): SICK has one, GLUE's SST-2 test has no labels."""
+    path = data_dir / "sick-nli" / "test.tsv"
+    return path if task == "sick" and path.is_file() else None
+
+
 def task_flags(task: str, data_dir: Path) -> list[str]:
     """``--train_file``, ``--validation_file`` and the text columns of ``task``; exits with one line if missing."""
     if task == "sst2":

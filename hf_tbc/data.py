@@ -135,25 +135,34 @@ def load_data_file(path: str, split: str, cache: Optional[str] = None) -> Datase
     return load_dataset(_BUILDERS[extension], data_files={split: path}, cache_dir=cache, split=split, **kwargs)
 
 
-def _pick_text_column(dataset: Dataset, text_column: Optional[str], where: str) -> str:
+def _pick_text_columns(dataset: Dataset, text_column: Optional[str], where: str) -> list[str]:
     columns = dataset.column_names
     if text_column is not None:
-        if text_column not in columns:
+        wanted = [name.strip() for name in text_column.split(",") if name.strip()]
+        present = [name for name in wanted if name in columns]
+        if len(wanted) == 1 and not present:
             raise UsageError(f"text column {text_column!r} is not in {where} (columns: {', '.join(columns)}): set --text_column")
-        return text_column
+        if not present:
+            raise UsageError(f"none of the text columns {text_column!r} is in {where} (columns: {', '.join(columns)}): "
+                             "add one of its columns to --text_column")
+        return present
     for candidate in ("text", "sentence", "content"):
         if candidate in columns:
-            return candidate
+            return [candidate]
     string_columns = [name for name, feature in dataset.features.items() if getattr(feature, "dtype", None) == "string"]
     if len(string_columns) == 1:
-        return string_columns[0]
+        return string_columns
     raise UsageError(f"cannot tell which column of {where} holds the text (columns: {', '.join(columns)}): set --text_column")
 
 
 def _text_only(data: Dataset, text_column: Optional[str], where: str) -> Dataset:
-    column = _pick_text_column(data, text_column, where)
-    data = data.select_columns([column])
-    data = data.rename_column(column, "text") if column != "text" else data
+    """One column, ``text``: the text column of ``data``, or, for ``text_column="premise,hypothesis"``, each of
+    the named columns that ``data`` has, one after the other (so several files with different columns can mix)."""
+    parts = []
+    for column in _pick_text_columns(data, text_column, where):
+        part = data.select_columns([column])
+        parts.append(part.rename_column(column, "text") if column != "text" else part)
+    data = concatenate_datasets(parts) if len(parts) > 1 else parts[0]
     data = data.filter(lambda row: isinstance(row["text"], str) and bool(row["text"].strip()))
     if len(data) == 0:
         raise UsageError(f"{where} has no rows of text: check the file and --text_column")

@@ -79,6 +79,18 @@ def test_several_files_per_split_are_concatenated_by_their_text_columns(tmp_path
     assert splits["train"][30]["text"] == english_lines[30].strip()
 
 
+def test_several_text_columns_mix_files_of_different_shapes(tmp_path, english_lines):
+    (tmp_path / "single.tsv").write_text("sentence\tlabel\n" + "".join(f"{line}\t1\n" for line in english_lines[:10]))
+    (tmp_path / "pairs.tsv").write_text("premise\thypothesis\tlabel\n" + "".join(
+        f"{english_lines[i]}\t{english_lines[i + 1]}\tneutral\n" for i in range(10, 20, 2)))
+    files = f"{tmp_path / 'single.tsv'},{tmp_path / 'pairs.tsv'}"
+    splits = load_text_datasets(train_file=files, text_column="sentence, premise,hypothesis")
+    texts = list(splits["train"]["text"]) + list(splits["validation"]["text"])
+    assert sorted(texts) == sorted(line.strip() for line in english_lines[:20])  # each side of a pair is one text
+    with pytest.raises(ValueError, match="none of the text columns 'en,fr' is in .*single.tsv.*add one of its columns"):
+        load_text_datasets(train_file=files, text_column="en,fr")
+
+
 def test_unigram_loss_is_the_cross_entropy_of_training_frequencies_on_maskable_validation_tokens():
     import math
 

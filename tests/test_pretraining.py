@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers import AutoModelForMaskedLM
 
-from hf_tbc.pretraining import SparsePrediction
+from hf_tbc.pretraining import SparsePrediction, sinusoidal_positions_
 from hf_tbc.sizes import roberta_config
 from hf_tbc.training import native_bf16
 
@@ -50,6 +50,26 @@ def test_sparse_prediction_gives_the_same_loss_and_gradients_as_the_full_head(ar
 def test_sparse_prediction_names_models_without_a_head():
     with pytest.raises(ValueError, match="no lm_head or cls module.*--sparse_prediction false"):
         SparsePrediction(torch.nn.Linear(2, 2))
+
+
+def test_sinusoidal_positions_make_neighbours_alike_at_the_word_embeddings_scale(tmp_path):
+    model = tiny_masked_lm("roberta-prelayernorm")
+    table = model.base_model.embeddings.position_embeddings
+    sinusoidal_positions_(table, std=0.02)
+    weight = table.weight.detach()
+    assert table.padding_idx == 1 and torch.all(weight[1] == 0)
+    rows = torch.cat([weight[:1], weight[2:]])
+    assert rows.std().item() == pytest.approx(0.02, rel=0.05)
+    assert weight[5, 0] / weight[5, 1] == pytest.approx(torch.tan(torch.tensor(5.0)).item(), rel=1e-3)  # sin/cos of 5
+    similarity = torch.nn.functional.cosine_similarity
+    near, far = similarity(weight[10], weight[11], dim=0), similarity(weight[10], weight[30], dim=0)
+    assert near > 0.8 > far  # random rows would be near 0 for both
+    offset = [similarity(weight[p], weight[p + 3], dim=0).item() for p in (4, 12, 20)]
+    assert max(offset) - min(offset) < 1e-4  # an offset looks the same wherever it starts
+    model.save_pretrained(tmp_path)
+    reloaded = AutoModelForMaskedLM.from_pretrained(tmp_path)
+    assert type(reloaded) is type(model)
+    torch.testing.assert_close(reloaded.base_model.embeddings.position_embeddings.weight, weight)
 
 
 @pytest.mark.parametrize("cpuinfo, expected", [

@@ -76,6 +76,7 @@ def test_budgeted_run_stops_after_the_budget_and_loads_back(tmp_path, corpus):
     assert type(model).__name__ == "RobertaPreLayerNormForMaskedLM" and model.config.hidden_dropout_prob == 0.0
     assert record["sparse_prediction"] and record["adam_betas"] == [0.9, 0.98] and record["max_grad_norm"] == 0.5
     assert record["mlm_probability"] == 0.15 and record["eval_mlm_probability"] == 0.15
+    assert record["position_init"] == "sinusoidal"
     evaluations = [row for row in read_curve(out) if row["eval_loss"] is not None]
     assert len(evaluations) >= 5 and evaluations[-1]["eval_loss"] == record["final_eval_loss"]
     assert evaluations[-1]["eval_loss"] < evaluations[0]["eval_loss"]  # it learned something
@@ -123,11 +124,13 @@ def test_an_output_dir_holding_another_run_is_left_untouched(tmp_path):
 def test_two_cpu_processes_train_one_ddp_model_and_stop_together(tmp_path):
     out = tmp_path / "ddp"  # the built-in corpus, as in the README's main command
     command = accelerate_launch("--model_size", "L2-H32", "--time_budget", "10s", "--output_dir", str(out),
-                                "--disable_tqdm", "true", "--per_device_train_batch_size", "8", processes=2)
+                                "--disable_tqdm", "true", "--per_device_train_batch_size", "8",
+                                "--position_init", "random", processes=2)
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     record = summary(out)
     assert record["world_size"] == 2 and record["ddp"] and record["parallel_mode"] == "distributed"
+    assert record["position_init"] == "random"
     assert len(record["stop_step_per_rank"]) == 2 and len(set(record["stop_step_per_rank"])) == 1
     assert record["tokens"] == record["steps"] * 2 * 8 * 128  # both ranks' tokens are counted
     assert AutoModelForMaskedLM.from_pretrained(out).config.hidden_size == 32
