@@ -6,8 +6,8 @@ a model of the same config and tokenizer with fresh weights, for the same wall-c
 flags, one after the other on this machine. Prints validation accuracy of both, the majority-class accuracy and the
 difference with a 95 % paired bootstrap interval (both models' predictions on the same examples, resampled
 together), and the same on SICK's labelled test split (reported, never tuned on: its 4,927 pairs give an interval
-about a third as wide as validation's 500), and writes ``results.json`` and ``results.md`` in ``--output_dir``. ``--learning_rate 1e-4,3e-4``
-runs both starts at each LR and also compares each at its own best.
+about a third as wide as validation's 500), and writes ``results.json`` and ``results.md`` in ``--output_dir``.
+``--learning_rate 1e-4,3e-4`` runs both starts at each LR and also compares each at its own best.
 
 Tasks (from ``--data_dir``): ``sst2`` (GLUE SST-2, dev = GLUE validation) and ``sick`` (SICK, three-way NLI on
 sentence pairs, like the paper's MNLI); ``sst2@2000`` trains on the first 2,000 training rows only (the low-data
