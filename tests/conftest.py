@@ -31,3 +31,21 @@ def english_lines():
 @pytest.fixture
 def python():
     return sys.executable
+
+
+def sigterm_after_first_log(command: list[str], output_dir: Path, wait: float = 240) -> tuple[int, str]:
+    """Starts ``command``, waits until it has written ``curve.jsonl`` in ``output_dir`` and trained 2 s more, sends
+    SIGTERM (as a cluster's preemption does) and returns the exit code and stderr."""
+    import signal
+    import subprocess
+    import time
+
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + wait
+    while not (Path(output_dir) / "curve.jsonl").exists() and time.monotonic() < deadline:
+        assert process.poll() is None, process.stderr.read()[-3000:]
+        time.sleep(0.2)
+    time.sleep(2)
+    process.send_signal(signal.SIGTERM)
+    stderr = process.communicate(timeout=120)[1]
+    return process.returncode, stderr

@@ -13,7 +13,7 @@ from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from hf_tbc.curves import read_curve
 from hf_tbc.training import last_complete_checkpoint
-from tests.conftest import REPO
+from tests.conftest import REPO, sigterm_after_first_log
 
 RECIPE = str(REPO / "recipes" / "run_mlm.py")
 TINY = ["--model_size", "L2-H32", "--vocab_size", "600", "--block_size", "32", "--per_device_train_batch_size", "8",
@@ -176,16 +176,8 @@ def test_killed_run_resumes_for_the_remaining_budget_only(tmp_path, corpus):
 def test_sigterm_saves_a_resumable_checkpoint(tmp_path, corpus):
     out = tmp_path / "run"
     arguments = [*TINY, "--train_file", corpus, "--time_budget", "10m", "--output_dir", str(out)]
-    process = subprocess.Popen([sys.executable, RECIPE, *arguments], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 240
-    while not (out / "curve.jsonl").exists() and time.monotonic() < deadline:
-        assert process.poll() is None, process.stderr.read()[-3000:]
-        time.sleep(0.2)
-    time.sleep(2)
-    process.send_signal(signal.SIGTERM)
-    stderr = process.communicate(timeout=120)[1]
-    assert process.returncode == 143, stderr[-3000:]  # "stopped from outside: requeue me"
+    returncode, stderr = sigterm_after_first_log([sys.executable, RECIPE, *arguments], out)
+    assert returncode == 143, stderr[-3000:]  # "stopped from outside: requeue me"
     assert "Preempted at step" in stderr and stderr.strip().splitlines()[-1].startswith("preempted: checkpoint")
     checkpoint = sorted(out.glob("checkpoint-*"))
     assert len(checkpoint) == 1 and (checkpoint[0] / "trainer_state.json").exists()

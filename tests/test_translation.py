@@ -3,10 +3,8 @@ the way a user runs it, on a small word-for-word language pair the test makes.""
 
 import json
 import random
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +30,7 @@ from hf_tbc.translation import (
     tokenize_pairs,
     train_pair_tokenizer,
 )
-from tests.conftest import REPO
+from tests.conftest import REPO, sigterm_after_first_log
 
 RECIPE = str(REPO / "recipes" / "run_translation.py")
 ENGLISH = "red blue green cat dog man woman runs sits eats big small house tree car ball child sees water street".split()
@@ -248,16 +246,8 @@ def test_sigterm_saves_a_resumable_checkpoint_and_records_the_preemption(tmp_pat
     out = tmp_path / "run"
     arguments = [*TINY, "--train_file", pair_files["train"], "--validation_file", pair_files["validation"],
                  "--time_budget", "10m", "--output_dir", str(out)]
-    process = subprocess.Popen([sys.executable, RECIPE, *arguments], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               text=True)
-    deadline = time.monotonic() + 240
-    while not (out / "curve.jsonl").exists() and time.monotonic() < deadline:
-        assert process.poll() is None, process.stderr.read()[-3000:]
-        time.sleep(0.2)
-    time.sleep(2)
-    process.send_signal(signal.SIGTERM)
-    stderr = process.communicate(timeout=120)[1]
-    assert process.returncode == 143, stderr[-3000:]  # "stopped from outside: requeue me"
+    returncode, stderr = sigterm_after_first_log([sys.executable, RECIPE, *arguments], out)
+    assert returncode == 143, stderr[-3000:]  # "stopped from outside: requeue me"
     checkpoints = sorted(out.glob("checkpoint-*"))
     assert len(checkpoints) == 1 and (checkpoints[0] / "trainer_state.json").exists()
     record = json.loads((out / "eval_results.json").read_text())  # the stage record says preempted, no final model
