@@ -14,7 +14,7 @@ from typing import Iterator, Optional, Sequence
 
 import numpy as np
 import torch
-from datasets import Dataset, DatasetDict, concatenate_datasets, load_dataset
+from datasets import Dataset, DatasetDict, Features, concatenate_datasets, load_dataset
 from transformers import DataCollatorForLanguageModeling, PreTrainedTokenizerBase, RobertaTokenizerFast
 from transformers.utils import logging
 
@@ -157,12 +157,16 @@ def _pick_text_columns(dataset: Dataset, text_column: Optional[str], where: str)
 
 def _text_only(data: Dataset, text_column: Optional[str], where: str) -> Dataset:
     """One column, ``text``: the text column of ``data``, or, for ``text_column="premise,hypothesis"``, each of
-    the named columns that ``data`` has, one after the other (so several files with different columns can mix)."""
-    parts = []
-    for column in _pick_text_columns(data, text_column, where):
-        part = data.select_columns([column])
-        parts.append(part.rename_column(column, "text") if column != "text" else part)
-    data = concatenate_datasets(parts) if len(parts) > 1 else parts[0]
+    the named columns that ``data`` has, row by row (a row's texts stay next to each other in the packed stream, as
+    a document's sentences do, so a pair's premise and hypothesis share a block; files with different columns mix)."""
+    columns = _pick_text_columns(data, text_column, where)
+    if len(columns) == 1:
+        data = data.select_columns(columns)
+        data = data.rename_column(columns[0], "text") if columns[0] != "text" else data
+    else:
+        data = data.map(lambda batch: {"text": [text for row in zip(*(batch[name] for name in columns)) for text in row]},
+                        batched=True, remove_columns=data.column_names, features=Features({"text": data.features[columns[0]]}),
+                        desc="Taking each row's texts in turn")
     data = data.filter(lambda row: isinstance(row["text"], str) and bool(row["text"].strip()))
     if len(data) == 0:
         raise UsageError(f"{where} has no rows of text: check the file and --text_column")

@@ -84,9 +84,11 @@ def test_several_text_columns_mix_files_of_different_shapes(tmp_path, english_li
     (tmp_path / "pairs.tsv").write_text("premise\thypothesis\tlabel\n" + "".join(
         f"{english_lines[i]}\t{english_lines[i + 1]}\tneutral\n" for i in range(10, 20, 2)))
     files = f"{tmp_path / 'single.tsv'},{tmp_path / 'pairs.tsv'}"
-    splits = load_text_datasets(train_file=files, text_column="sentence, premise,hypothesis")
-    texts = list(splits["train"]["text"]) + list(splits["validation"]["text"])
-    assert sorted(texts) == sorted(line.strip() for line in english_lines[:20])  # each side of a pair is one text
+    splits = load_text_datasets(train_file=files, validation_file=str(tmp_path / "pairs.tsv"),
+                                text_column="sentence, premise,hypothesis")
+    assert list(splits["train"]["text"]) == [line.strip() for line in english_lines[:20]]  # each side one text
+    # a pair's two sides stay next to each other (premise, its hypothesis, the next premise...)
+    assert list(splits["validation"]["text"]) == [line.strip() for line in english_lines[10:20]]
     with pytest.raises(ValueError, match="none of the text columns 'en,fr' is in .*single.tsv.*add one of its columns"):
         load_text_datasets(train_file=files, text_column="en,fr")
 
