@@ -7,6 +7,9 @@ flags, one after the other on this machine. Prints validation accuracy of both, 
 difference with a 95 % paired bootstrap interval (both models' predictions on the same examples, resampled
 together), and the same on SICK's labelled test split (reported, never tuned on: its 4,927 pairs give an interval
 about a third as wide as validation's 500), and writes ``results.json`` and ``results.md`` in ``--output_dir``.
+Next to the majority class, each row shows a second reference line that needs no transformer at all: a
+bag-of-words logistic regression on the same training rows (``bag_of_words.py``; for pairs, the words the hypothesis
+adds, drops and shares), so a finetuned model can be read against what word lists alone reach.
 ``--learning_rate 1e-4,3e-4`` runs both starts at each LR and also compares each at its own best.
 
 Tasks (from ``--data_dir``): ``sst2`` (GLUE SST-2, dev = GLUE validation) and ``sick`` (SICK, three-way NLI on
@@ -26,32 +29,46 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
 from hf_tbc.classification import ClassificationDataArguments, load_classification_data, majority_accuracy
 from hf_tbc.evaluation import predict
 from hf_tbc.training import hardware_summary
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bag_of_words import bag_of_words_predictions  # noqa: E402
 from tasks import task_flags, labelled_test_file  # noqa: E402
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "run_classification.py"
 
 
-def score(folder: Path, flags: list[str], max_seq_length: int, evaluation_file: str | None):
-    """Whether the finetuned model in ``folder`` gets each example of the validation file (or of ``evaluation_file``)
-    right, in file order, and the accuracy of always answering the training set's majority class there."""
+def load_split(flags: list[str], label_names: list[str], evaluation_file: str | None):
+    """The task's training rows and the rows it is scored on (the validation file, or ``evaluation_file``), with
+    labels numbered as the finetuned models number them."""
     options = dict(zip(flags[::2], flags[1::2]))
     data_args = ClassificationDataArguments(
         validation_file=evaluation_file or options["--validation_file"], train_file=options["--train_file"],
         text_column=options.get("--text_column"), text_pair_column=options.get("--text_pair_column"),
         max_train_samples=int(options["--max_train_samples"]) if "--max_train_samples" in options else None)
+    return load_classification_data(data_args, label_names=label_names)[0]
+
+
+def reference_lines(data) -> tuple[float, np.ndarray]:
+    """What no pretraining at all scores: the majority class's accuracy, and whether a bag-of-words logistic
+    regression fitted to the same training rows gets each scored example right."""
+    train, scored = data["train"], data["validation"]
+    pair = "text_pair" in train.column_names
+    predictions = bag_of_words_predictions(
+        train["text"], train["label"], scored["text"],
+        train_pairs=train["text_pair"] if pair else None, pairs=scored["text_pair"] if pair else None)
+    return majority_accuracy(list(train["label"]), list(scored["label"])), predictions == np.array(scored["label"])
+
+
+def score(folder: Path, data, max_seq_length: int) -> np.ndarray:
+    """Whether the finetuned model in ``folder`` gets each scored example of ``data`` right, in file order."""
     model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
-    labels = [model.config.id2label[index] for index in range(model.config.num_labels)]
-    data = load_classification_data(data_args, label_names=labels)[0]
     predictions = predict(model, data["validation"], AutoTokenizer.from_pretrained(folder), max_length=max_seq_length)
-    truth = np.array(data["validation"]["label"])
-    return np.array(predictions) == truth, majority_accuracy(list(data["train"]["label"]), list(truth))
+    return np.array(predictions) == np.array(data["validation"]["label"])
 
 
 def paired_interval(first: np.ndarray, second: np.ndarray, resamples: int = 2000, seed: int = 0) -> list[float]:
@@ -110,12 +127,17 @@ def main() -> None:
                     print(f"[{task}, {start}, lr {learning_rate}] {' '.join(command[1:])}", flush=True)
                     subprocess.run(command, check=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
                                    stdout=subprocess.DEVNULL)
-                result = json.loads((folder / "eval_results.json").read_text())
-                result["validation"] = score(folder, flags, int(args.max_seq_length), None)
-                if test is not None:  # reported, never tuned on
-                    result["test"] = score(folder, flags, int(args.max_seq_length), str(test))
-                results[start, learning_rate] = result
-        splits = ["validation"] + (["test"] if test is not None else [])
+                results[start, learning_rate] = {**json.loads((folder / "eval_results.json").read_text()),
+                                                 "folder": folder}
+        splits = ["validation"] + (["test"] if test is not None else [])  # test: reported, never tuned on
+        config = AutoConfig.from_pretrained(next(iter(results.values()))["folder"])
+        label_names = [config.id2label[index] for index in range(config.num_labels)]
+        references = {}
+        for split in splits:
+            data = load_split(flags, label_names, str(test) if split == "test" else None)
+            references[split] = reference_lines(data)
+            for result in results.values():
+                result[split] = score(result["folder"], data, int(args.max_seq_length))
         pairs = [(learning_rate, learning_rate, learning_rate) for learning_rate in learning_rates]
         if len(learning_rates) > 1:  # each start at the LR that suited it best on validation
             best = {start: max(learning_rates, key=lambda lr: results[start, lr]["accuracy"])
@@ -125,10 +147,12 @@ def main() -> None:
         for split in splits:
             for label, pretrained_lr, random_lr in pairs:
                 pretrained, random = results["pretrained", pretrained_lr], results["random init", random_lr]
-                (right, majority), (random_right, _) = pretrained[split], random[split]
+                right, random_right = pretrained[split], random[split]
+                majority, bag_of_words_right = references[split]
                 rows.append({"task": task, "split": split, "learning_rate": label,
                              "pretrained": round(float(right.mean()), 4),
                              "random_init": round(float(random_right.mean()), 4), "majority_class": majority,
+                             "bag_of_words": round(float(bag_of_words_right.mean()), 4),
                              "gain": round(float(right.mean() - random_right.mean()), 4),
                              "gain_interval": paired_interval(right, random_right),
                              "steps": [pretrained["steps"], random["steps"]], "examples": len(right)})
@@ -145,10 +169,10 @@ def main() -> None:
               f"{args.dropout}), {hardware['cpu']} "
               f"({hardware['cpu_count']} cores), torch {hardware['torch']}, transformers {hardware['transformers']}")
     table = ["| task | scored on | learning rate | examples | pretrained | random init | gain (95 % paired bootstrap) "
-             "| majority class | steps (pretrained / random) |", "|---|---|---|---|---|---|---|---|---|"]
+             "| majority class | bag of words | steps (pretrained / random) |", "|---|---|---|---|---|---|---|---|---|---|"]
     table += [f"| {r['task']} | {r['split']} | {r['learning_rate']} | {r['examples']} | {r['pretrained']:.4f} | {r['random_init']:.4f} "
               f"| {r['gain'] * 100:+.1f} points [{r['gain_interval'][0] * 100:+.1f}, {r['gain_interval'][1] * 100:+.1f}] "
-              f"| {r['majority_class']:.4f} | {r['steps'][0]} / {r['steps'][1]} |" for r in rows]
+              f"| {r['majority_class']:.4f} | {r['bag_of_words']:.4f} | {r['steps'][0]} / {r['steps'][1]} |" for r in rows]
     text = "\n".join([header, "", *table])
     print("\n" + text)
     root.mkdir(parents=True, exist_ok=True)

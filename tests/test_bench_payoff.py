@@ -8,6 +8,7 @@ import pytest
 from tests.conftest import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
+from bag_of_words import bag_of_words_predictions  # noqa: E402
 from bench_pretraining_payoff import paired_interval  # noqa: E402
 from tasks import task_flags, labelled_test_file  # noqa: E402
 
@@ -33,3 +34,29 @@ def test_sick_is_also_scored_on_its_labelled_test_split_and_sst2_is_not(tmp_path
     assert task_flags("sick", tmp_path)[-4:] == ["--text_column", "premise", "--text_pair_column", "hypothesis"]
     with pytest.raises(SystemExit, match="lacks .*sst2.*pass the folder holding sst2/ and sick-nli/"):
         task_flags("sst2", tmp_path)
+
+
+def test_bag_of_words_learns_which_words_a_hypothesis_adds_to_its_premise(english_lines):
+    # each sentence gives two pairs: entailment (the hypothesis keeps some of its words) and neutral (it also adds
+    # a word the premise lacks). Only which words the two texts share tells them apart: the pair features see it,
+    # the premise alone cannot.
+    sentences = [line.split() for line in english_lines if len(line.split()) >= 8]
+    added = ["banana", "violin", "horse", "purple", "ocean", "dancing"]
+    assert not any(word.lower().strip(".,") in added for words in sentences for word in words)
+    generator = np.random.default_rng(0)
+    premises, hypotheses, labels = [], [], []
+    for index, words in enumerate(sentences):
+        for label in (0, 1):
+            kept = [word for word in words if generator.random() < 0.6]
+            if label:  # a word from a few the premises lack, as SICK's neutral hypotheses add "man", "outdoors"
+                kept.insert(int(generator.integers(len(kept) + 1)), str(generator.choice(added)))
+            premises.append(" ".join(words))
+            hypotheses.append(" ".join(kept))
+            labels.append(label)
+    cut = len(labels) // 4 * 3  # even: both pairs of a sentence on the same side
+    predictions = bag_of_words_predictions(premises[:cut], labels[:cut], premises[cut:],
+                                           train_pairs=hypotheses[:cut], pairs=hypotheses[cut:])
+    single = bag_of_words_predictions(premises[:cut], labels[:cut], premises[cut:])
+    truth = np.array(labels[cut:])
+    assert (predictions == truth).mean() > 0.8
+    assert abs((single == truth).mean() - 0.5) < 0.1
