@@ -150,8 +150,9 @@ def _answer(config, pretraining: dict, finetuning: dict, compression: dict) -> s
     best_loss = min(runs, key=lambda size: runs[size]["final_eval_loss"])
     ordered = sorted(runs, key=lambda size: runs[size]["parameters"])
     text = (f"At a {budget} pretraining budget on this hardware, **{best_loss}** reached the lowest validation MLM loss "
-            f"({runs[best_loss]['final_eval_loss']:.3f}; "
-            + ", ".join(f"{size} {runs[size]['final_eval_loss']:.3f} after {runs[size]['steps']:,} steps" for size in ordered)
+            f"({runs[best_loss]['final_eval_loss']:.3f} after {runs[best_loss]['steps']:,} steps"
+            + "".join(f"; {size} {runs[size]['final_eval_loss']:.3f} after {runs[size]['steps']:,} steps"
+                      for size in ordered if size != best_loss)
             + ").")
     if best_loss == ordered[-1] and len(ordered) > 1:
         text += " The largest size won, as the paper predicts."

@@ -91,6 +91,7 @@ def test_tiny_study_runs_end_to_end_and_resumes_after_preemption_and_a_kill(tmp_
     assert any(row.startswith("| L2-H64 | structured50-onnx-int8 | structured |") for row in report.splitlines())
     best = min(("L2-H32", "L2-H64"), key=lambda s: json.loads((out / "pretrain" / s / "run_summary.json").read_text())["final_eval_loss"])
     assert f"**{best}** reached the lowest validation MLM loss" in report
+    assert report.split(").", 1)[0].count(best) == 1  # the best size is named once, the others after it
     release = json.loads((out / "release" / "release.json").read_text())
     assert release and all(entry["status"] == "written" for entry in release)
     assert "## Budget plan" in report and "study-test/tbc-" in report
