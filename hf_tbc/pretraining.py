@@ -120,8 +120,8 @@ class DataTrainingArguments:
     text_column: Optional[str] = field(
         default=None,
         metadata={"help": "Column holding the text (default: 'text', else 'sentence' or 'content'). Several, separated "
-                  "by commas (e.g. 'sentence,premise,hypothesis'): every listed column a file has is used, each row "
-                  "of each a text, so files with different columns mix."},
+                  "by commas (e.g. 'sentence,premise,hypothesis'): every listed column a file has is used, each a text, "
+                  "row by row (a pair's two sides stay next to each other), so files with different columns mix."},
     )
     validation_split_percentage: float = field(
         default=5.0, metadata={"help": "Percent of train held out for validation when there is no validation split."}
