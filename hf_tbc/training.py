@@ -11,6 +11,7 @@ import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Optional, Union
 
@@ -249,6 +250,10 @@ class BudgetMixin:
                 self.remove_callback(ProgressCallback)
                 self.add_callback(BudgetProgressCallback(self.budget))
         self.add_callback(CurveCallback(args.output_dir, self.budget, metrics=curve_metrics))
+        if self.compute_loss_func is None:
+            # have the Trainer count the labels of every batch across ranks, so that compute_loss can weight each
+            # rank's share of the global batch exactly (see compute_loss)
+            self.model_accepts_loss_kwargs = True
         if args.use_cpu and torch.get_num_threads() < (os.cpu_count() or 1) // max(args.world_size, 1):
             logger.warning(
                 f"torch uses {torch.get_num_threads()} of {os.cpu_count()} CPU threads per process "
@@ -275,6 +280,31 @@ class BudgetMixin:
             logs["train_steps_per_second"] = round(steps / seconds, 3)
             logs["train_tokens_per_second"] = round((self.state.num_input_tokens_seen - budget.resumed_at["tokens"]) / seconds, 3)
         super().log(logs, start_time)
+
+    def compute_loss(self, model, inputs, return_outputs: bool = False, num_items_in_batch=None):
+        """The loss as this rank's share of the mean over the global batch's labelled positions.
+
+        The Trainer passes ``num_items_in_batch``, the labels of the whole accumulated batch (on every rank when
+        ``average_tokens_across_devices``), and then treats the loss as a sum over this micro-batch divided by it,
+        multiplied by the world size for DDP's gradient average. The models trained here (RoBERTa, the
+        encoder-decoders) return a mean over their own labels and ignore that count, so the stock Trainer of
+        transformers 5 multiplied a mean by the world size: every logged and evaluated loss, and the gradient, came
+        out that many times too large. Here the model's mean, over ``count`` labels, becomes ``mean * count / N``
+        (times the world size): summed over micro-batches and averaged over ranks, exactly the mean over the global
+        batch that one process would compute, whichever way the model reduces its loss.
+        """
+        labels = inputs.get("labels") if isinstance(inputs, Mapping) else None  # a dict or a BatchEncoding
+        if num_items_in_batch is None or self.compute_loss_func is not None or labels is None or self.args.n_gpu > 1:
+            return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+        if getattr(self, "_loss_shifts_labels", False):  # causal LMs score labels[..., 1:] (transformers 5)
+            labels = inputs["shift_labels"] if "shift_labels" in inputs else labels[..., 1:]
+        count = labels.ne(-100).sum()  # before the model runs: the label smoother pops the labels
+        loss, outputs = super().compute_loss(model, inputs, return_outputs=True)  # a plain mean over this micro-batch
+        share = count.to(loss.device) / torch.as_tensor(num_items_in_batch, device=loss.device)
+        if self.args.average_tokens_across_devices:
+            share = share * self.accelerator.num_processes
+        loss = loss * share
+        return (loss, outputs) if return_outputs else loss
 
     def create_scheduler(self, num_training_steps: int, optimizer: Optional[torch.optim.Optimizer] = None):
         if self.lr_scheduler is None and self.args.schedule_by == "time":

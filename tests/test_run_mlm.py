@@ -1,6 +1,7 @@
 """recipes/run_mlm.py run the way a user runs it: a subprocess under `accelerate launch`."""
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -134,6 +135,10 @@ def test_two_cpu_processes_train_one_ddp_model_and_stop_together(tmp_path):
     assert len(record["stop_step_per_rank"]) == 2 and len(set(record["stop_step_per_rank"])) == 1
     assert record["tokens"] == record["steps"] * 2 * 8 * 128  # both ranks' tokens are counted
     assert AutoModelForMaskedLM.from_pretrained(out).config.hidden_size == 32
+    # a fresh model's loss is about ln(vocabulary): the first logged loss is that, not the world size times it
+    first = next(row["loss"] for row in read_curve(out) if row["loss"] is not None)
+    assert abs(first - math.log(len(AutoTokenizer.from_pretrained(out)))) < 0.5
+    assert record["final_eval_loss"] < first
 
 
 def _wait_for_checkpoint(out: Path, process: subprocess.Popen, timeout: float = 240) -> Path:

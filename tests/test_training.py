@@ -155,3 +155,44 @@ def test_sigterm_handler_is_restored_when_training_raises(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         trainer.train()
     assert signal.getsignal(signal.SIGTERM) == previous
+
+
+def _ddp_probe(tmp_path, processes: int) -> dict:
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    out = tmp_path / f"probe-{processes}"
+    launcher = [sys.executable, "-m", "accelerate.commands.launch"]
+    launcher += ["--multi_gpu", "--num_processes", str(processes)] if processes > 1 else ["--cpu", "--num_processes", "1"]
+    done = subprocess.run([*launcher, str(REPO / "tests" / "ddp_probe.py"), str(out)], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {"out": out, **json.loads((out / "logged.json").read_text())}
+
+
+@pytest.mark.slow
+def test_two_processes_log_evaluate_and_step_on_the_mean_of_the_global_batch(tmp_path):
+    """The four blocks of tests/ddp_probe.py hold 1, 2, 4 and 9 masked positions: split over two ranks, the ranks'
+    label counts differ, so only a loss weighted by the global count gives one process's loss and gradient."""
+    from transformers import RobertaPreLayerNormForMaskedLM
+
+    from tests.ddp_probe import blocks
+
+    probe = _ddp_probe(tmp_path, processes=2)
+    assert probe["world_size"] == 2
+    model = RobertaPreLayerNormForMaskedLM.from_pretrained(probe["out"] / "initial")
+    batch = {key: torch.tensor(blocks()[key]) for key in ("input_ids", "attention_mask", "labels")}
+    loss = model(**batch).loss  # one process, the whole global batch: the mean over its 16 masked positions
+    loss.backward()
+    expected = {name: p.grad for name, p in model.named_parameters() if p.grad is not None}
+    recorded = torch.load(probe["out"] / "gradients.pt")
+    assert probe["loss"] == pytest.approx(loss.item(), rel=2e-5)  # transformers 5's Trainer logged 2x this
+    assert probe["eval_loss"] == pytest.approx(loss.item(), rel=1e-5)
+    norm = torch.linalg.vector_norm(torch.stack([grad.norm() for grad in expected.values()])).item()
+    assert probe["grad_norm"] == pytest.approx(norm, rel=1e-4)  # what max_grad_norm clips
+    assert recorded.keys() == expected.keys()
+    for name, grad in expected.items():
+        torch.testing.assert_close(recorded[name], grad, rtol=1e-4, atol=1e-7, msg=name)
