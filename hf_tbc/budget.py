@@ -137,7 +137,9 @@ class WallClockBudgetCallback(TrainerCallback, ExportableState):
         self.elapsed = 0.0  # the budget clock as agreed by all ranks at the last sync
         self.stop_reason: Optional[str] = None
         self._running = False
-        self._synced_this_step = False
+        self._state: Optional[TrainerState] = None  # the Trainer's state: its global_step keys the clock's sync
+        self._finishing_step = 0  # the step whose optimizer update ran last (set before global_step counts it)
+        self._synced_step: Optional[int] = None  # the step whose clock the last sync read
         self._sigterm_received = False  # set by the signal handler on this process; never cleared mid-run
         self._preempted = False  # the decision every rank agreed on at the last sync
         self._control_group = None  # the process group that carries the clock (gloo: no device sync)
@@ -168,9 +170,15 @@ class WallClockBudgetCallback(TrainerCallback, ExportableState):
         """Seconds of budget left, as agreed at the last sync."""
         return max(self.time_budget - self.elapsed, 0.0)
 
+    def _current_step(self) -> int:
+        """The optimizer step now ending: the one whose update just ran, counted by the Trainer or about to be."""
+        counted = self._state.global_step if self._state is not None else 0
+        return max(counted, self._finishing_step)
+
     def fraction(self) -> float:
-        """Fraction of the budget spent; syncs the clock when called during training (once per step)."""
-        if self._running and not self._synced_this_step:
+        """Fraction of the budget spent; syncs the clock when called during training, once per optimizer step
+        (the first caller of a step syncs, whether the LR schedule or any callback, and the rest read that)."""
+        if self._running and self._synced_step != self._current_step():
             self.sync()
         return min(self.elapsed / self.time_budget, 1.0)
 
@@ -192,7 +200,7 @@ class WallClockBudgetCallback(TrainerCallback, ExportableState):
             elapsed, preempted = shared.tolist()
         self.elapsed = elapsed
         self._preempted = preempted > 0
-        self._synced_this_step = True
+        self._synced_step = self._current_step()
         return elapsed
 
     def restore_signal_handler(self) -> None:
@@ -236,6 +244,7 @@ class WallClockBudgetCallback(TrainerCallback, ExportableState):
         self.resumed_at = {"step": state.global_step, "tokens": state.num_input_tokens_seen,
                            "train_seconds": self.train_seconds_before}
         self._control_group = _control_group()
+        self._state, self._finishing_step, self._synced_step = state, state.global_step, None
         self._start = self._mark = self.clock()
         self._overhead = 0.0
         self._running = True
@@ -261,10 +270,13 @@ class WallClockBudgetCallback(TrainerCallback, ExportableState):
     def _on_sigterm(self, signum, frame) -> None:
         self._sigterm_received = True
 
+    def on_optimizer_step(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
+        self._finishing_step = state.global_step + 1  # the LR schedule steps next, before global_step counts it
+
     def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
-        if not self._synced_this_step:
+        self._state = state
+        if self._synced_step != self._current_step():
             self.sync()
-        self._synced_this_step = False
         if self._preempted:
             self.stop_reason = "preempted"
             control.should_save = True

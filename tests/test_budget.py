@@ -229,6 +229,7 @@ def test_time_based_scheduler_follows_the_budget_clock(tmp_path):
     for _ in range(10):
         clock.advance(10.0)
         optimizer.step()
+        budget.on_optimizer_step(args, state, control)  # the Trainer's order: optimizer, this event, then the LR
         scheduler.step()  # syncs the clock for this step; on_step_end reuses it
         control = _step(budget, args, state, control)
         seen[state.global_step] = scheduler.get_last_lr()[0]

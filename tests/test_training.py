@@ -196,3 +196,19 @@ def test_two_processes_log_evaluate_and_step_on_the_mean_of_the_global_batch(tmp
     assert recorded.keys() == expected.keys()
     for name, grad in expected.items():
         torch.testing.assert_close(recorded[name], grad, rtol=1e-4, atol=1e-7, msg=name)
+
+
+def test_a_callback_reading_the_budget_after_it_does_not_delay_the_stop(tmp_path):
+    """Gradual pruning reads the budget's fraction in its own on_step_end, after the budget's: the next step's LR
+    and stop rule must still read that next step's clock, not the one this late reader synced."""
+    from hf_tbc.compress.schedule import GradualPruningCallback
+    from hf_tbc.compress.unstructured import UnstructuredPruner
+
+    clock = FakeClock()
+    trainer = _trainer(_arguments(tmp_path), clock)
+    callback = GradualPruningCallback(UnstructuredPruner(trainer.model), 0.5, end=0.5, events=4).attach(trainer)
+    trainer.train()
+    assert trainer.state.global_step == 8 and trainer.budget.stop_reason == "time_budget"
+    assert trainer.budget.overshoot == pytest.approx(0.0) and trainer.budget.train_seconds() == pytest.approx(8.0)
+    assert [step for step, _, _ in callback.history] == [1, 2, 3, 4]  # 12.5 % of 8 s per pruning event
+    assert trainer.lr_scheduler.get_last_lr()[0] == 0.0  # the floor at the deadline, on this step's clock
