@@ -56,11 +56,11 @@ def _accelerator_available() -> bool:
 
 
 def native_bf16(cpuinfo: Optional[str] = None) -> bool:
-    """Whether this machine computes in bfloat16 natively: a CUDA GPU that supports it, or a CPU with bf16
+    """Whether this machine computes in bfloat16 natively: a GPU with bf16 units (Ampere or newer), or a CPU with bf16
     instructions (x86 AVX512-BF16 or AMX, ARM's BF16 extension). Elsewhere bf16 is emulated and slower than fp32.
     ``cpuinfo`` is the text of ``/proc/cpuinfo`` (read when not given)."""
     if torch.cuda.is_available():
-        return torch.cuda.is_bf16_supported()
+        return _cuda_native_bf16()
     if _accelerator_available():
         return False
     if cpuinfo is None:
@@ -73,6 +73,19 @@ def native_bf16(cpuinfo: Optional[str] = None) -> bool:
         if line.startswith(("flags", "Features")):
             flags.update(line.split(":", 1)[1].split())
     return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def _cuda_native_bf16() -> bool:
+    """Whether this rank's GPU has bf16 units: compute capability 8.0 (Ampere) or newer, or a ROCm GPU.
+
+    ``torch.cuda.is_bf16_supported()`` also says yes where bf16 is only emulated (V100, T4: slower than fp32), and
+    it probes by allocating on the current device, which before the Trainer sets each rank's device is cuda:0 on
+    every rank. The capability is read from the device of ``LOCAL_RANK`` without allocating anything.
+    """
+    if torch.version.hip:
+        return True
+    device = int(os.environ.get("LOCAL_RANK", "0") or 0) % max(torch.cuda.device_count(), 1)
+    return torch.cuda.get_device_capability(device)[0] >= 8
 
 
 _PARENT_FIELDS = {item.name for item in fields(TrainingArguments)}

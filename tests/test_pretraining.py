@@ -85,6 +85,23 @@ def test_bf16_is_on_by_default_only_where_the_cpu_computes_it_natively(monkeypat
     assert native_bf16(cpuinfo) is expected
 
 
+@pytest.mark.parametrize("capability, expected", [((7, 0), False), ((7, 5), False), ((8, 0), True), ((9, 0), True)])
+def test_bf16_is_on_only_for_gpus_with_bf16_units_read_on_this_ranks_device(monkeypatch, capability, expected):
+    asked = []
+
+    def emulation_probe(*args, **kwargs):  # counts V100/T4 emulation as support and allocates on cuda:0
+        raise AssertionError("torch.cuda.is_bf16_supported was called")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", emulation_probe)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: asked.append(device) or capability)
+    monkeypatch.setattr(torch.version, "hip", None)
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    assert native_bf16() is expected
+    assert asked == [3]  # the local rank's GPU, not cuda:0
+
+
 @pytest.mark.parametrize("native", [True, False])
 def test_the_recipes_train_in_bf16_by_default_exactly_where_the_hardware_computes_it(monkeypatch, tmp_path, native):
     import hf_tbc.training
