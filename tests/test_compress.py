@@ -10,7 +10,7 @@ from datasets import Dataset
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, RobertaForMaskedLM
 
 from hf_tbc.classification import ClassificationDataArguments, load_classification_data
-from hf_tbc.compress.grid import CompressionArguments, variant_name
+from hf_tbc.compress.grid import CompressionArguments, latency_groups, variant_name
 from hf_tbc.data import train_tokenizer
 from hf_tbc.evaluation import accuracy
 from hf_tbc.sizes import roberta_config
@@ -161,3 +161,87 @@ def test_compression_arguments_parse_the_grid():
         CompressionArguments(model_name_or_path="m", output_dir="o", pruning_schedule="gradual")
     with pytest.raises(ValueError, match="unknown --pruning_method 'channels'"):
         CompressionArguments(model_name_or_path="m", output_dir="o", pruning_method="structured,channels")
+
+
+@pytest.fixture
+def tiny_classifier(tmp_path, data):
+    """A tiny untrained pair classifier saved with its tokenizer, and validation rows for it (no training needed)."""
+    from transformers import RobertaForSequenceClassification
+
+    tokenizer = train_tokenizer(Dataset.from_dict({"text": data["lines"]}), vocab_size=400)
+    torch.manual_seed(0)
+    config = roberta_config("L2-H32", vocab_size=len(tokenizer), max_position_embeddings=130, pad_token_id=1)
+    config.num_labels = 2
+    folder = tmp_path / "classifier"
+    RobertaForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    validation = Dataset.from_dict({"text": data["lines"][:16], "label": [i % 2 for i in range(16)]})
+    return folder, validation
+
+
+def _grid(folder, out, **kwargs):
+    return CompressionArguments(model_name_or_path=str(folder), output_dir=str(out), latency_runs=1,
+                                latency_batch_size=4, latency_sequence_length=16, **kwargs)
+
+
+def test_a_failing_rerun_leaves_the_previous_grid_whole(tmp_path, tiny_classifier, monkeypatch):
+    import hf_tbc.compress.grid as grid
+
+    folder, validation = tiny_classifier
+    out = tmp_path / "compressed"
+    grid.compress_grid(_grid(folder, out, sparsities="0,0.5", quantization="none"), validation, max_length=16)
+    before = {path.relative_to(out): path.read_bytes() for path in sorted(out.rglob("*")) if path.is_file()}
+    real, calls = grid.measure_variant, []
+
+    def fails_on_the_second_variant(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("out of memory while measuring")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(grid, "measure_variant", fails_on_the_second_variant)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        grid.compress_grid(_grid(folder, out, sparsities="0,0.5,0.9", quantization="none", overwrite_output_dir=True),
+                           validation, max_length=16)
+    after = {path.relative_to(out): path.read_bytes() for path in sorted(out.rglob("*")) if path.is_file()}
+    assert after == before  # every file of the old grid, byte for byte
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["classifier", "compressed"]  # no staging left behind
+    monkeypatch.setattr(grid, "measure_variant", real)
+    rows = grid.compress_grid(_grid(folder, out, sparsities="0,0.9", quantization="none", overwrite_output_dir=True),
+                              validation, max_length=16)
+    assert [row["variant"] for row in rows] == ["dense-fp32", "pruned90-fp32"]
+    assert sorted(path.name for path in out.iterdir() if path.is_dir()) == ["dense-fp32", "pruned90-fp32"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["classifier", "compressed"]
+
+
+def test_the_final_latency_measurement_holds_at_most_its_memory_limit_of_variants(tmp_path, tiny_classifier, monkeypatch):
+    import weakref
+
+    import hf_tbc.compress.grid as grid
+
+    folder, validation = tiny_classifier
+    live, peak = set(), []
+    real = grid.load_variant
+
+    def counted(*args, **kwargs):
+        model = real(*args, **kwargs)
+        key = id(model)
+        live.add(key)
+        weakref.finalize(model, live.discard, key)
+        peak.append(len(live))
+        return model
+
+    monkeypatch.setattr(grid, "load_variant", counted)
+    size = (folder / "model.safetensors").stat().st_size
+    args = _grid(folder, tmp_path / "out", sparsities="0,0.3,0.6,0.9", quantization="none",
+                 latency_memory_mb=4.5 * size / 1e6)  # room for two variants at twice their size on disk
+    rows = grid.compress_grid(args, validation, max_length=16)
+    assert len(rows) == 4 and max(peak) <= 2
+    assert [row["latency_group"] for row in rows] == [0, 0, 1, 1] and all(row["latency_ms"] > 0 for row in rows)
+
+
+def test_latency_groups_fill_in_order_and_give_an_oversized_variant_its_own():
+    rows = [{"variant": name, "size_bytes": size} for name, size in (("a", 10), ("b", 10), ("c", 50), ("d", 5), ("e", 5))]
+    groups = [[row["variant"] for row in group] for group in latency_groups(rows, 45)]
+    assert groups == [["a", "b"], ["c"], ["d", "e"]]
+    assert [[row["variant"] for row in group] for group in latency_groups(rows, 1e9)] == [["a", "b", "c", "d", "e"]]

@@ -4,7 +4,9 @@ and measured. This module only orchestrates: each method family lives in its own
 
 from __future__ import annotations
 
+import gc
 import json
+import math
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -77,6 +79,10 @@ class CompressionArguments:
     latency_batch_size: int = field(default=32, metadata={"help": "Batch size of the latency measurement."})
     latency_sequence_length: int = field(default=128, metadata={"help": "Tokens per example in the latency measurement."})
     latency_runs: int = field(default=10, metadata={"help": "Timed forward passes; the median is recorded."})
+    latency_memory_mb: Optional[float] = field(default=None, metadata={
+        "help": "Most memory the final side-by-side latency measurement may hold in loaded variants (each counted at "
+                "twice its size on disk); variants that do not fit together are measured in consecutive groups. "
+                "Default: half the memory available when it starts."})
     num_threads: Optional[int] = field(default=None, metadata={"help": "CPU threads for every variant (default: torch's)."})
     overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace an existing compression output."})
     seed: int = field(default=42, metadata={"help": "Seed of recovery finetuning."})
@@ -227,10 +233,8 @@ def compress_grid(args: CompressionArguments, validation, train_dataset=None, ma
         raise UsageError("recovery finetuning and Taylor importance need training data: pass --train_file or --task_name")
     output_dir = Path(args.output_dir)
     check_writable(output_dir)
-    if output_dir.exists() and any(output_dir.iterdir()):
-        if not args.overwrite_output_dir:
-            raise UsageError(f"--output_dir {output_dir} already holds files: pass --overwrite_output_dir to replace them")
-        shutil.rmtree(output_dir)
+    if output_dir.exists() and any(output_dir.iterdir()) and not args.overwrite_output_dir:
+        raise UsageError(f"--output_dir {output_dir} already holds files: pass --overwrite_output_dir to replace them")
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
     tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path)
@@ -279,7 +283,7 @@ def compress_grid(args: CompressionArguments, validation, train_dataset=None, ma
         label = Path(args.model_name_or_path).name
         for file, x in PLOTS.items():
             plot_compression({label: rows}, staging / file, x=x, majority=majority)
-        staging.rename(output_dir)  # all or nothing: a failed grid leaves no half-written output
+        _swap_in(staging, output_dir)  # all or nothing: a failed grid leaves no half-written output, and the old one whole
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     for row in rows:
@@ -287,17 +291,69 @@ def compress_grid(args: CompressionArguments, validation, train_dataset=None, ma
     return rows
 
 
-def _remeasure_together(rows: list[dict], staging: Path, tokenizer, validation, args: CompressionArguments) -> None:
-    """Measures every variant's latency again, all loaded at once and visited round-robin, so that the figures that
-    select a variant were taken under the same conditions (each variant's first measurement came right after its
-    own build, at whatever state the machine was in); the first measurement stays as ``latency_ms_alone``."""
-    models = {row["variant"]: load_variant(staging / row["variant"], num_threads=args.num_threads) for row in rows}
-    together = round_robin_latency(models, tokenizer, validation["text"][: args.latency_batch_size],
-                                   args.latency_batch_size, args.latency_sequence_length, args.latency_runs)
+def _swap_in(staging: Path, output_dir: Path) -> None:
+    """Puts the finished ``staging`` folder at ``output_dir``; a previous output there is removed only after."""
+    previous = None
+    if output_dir.exists():
+        previous = output_dir.with_name(f".{output_dir.name}-previous-{staging.name.rsplit('-', 1)[-1]}")
+        output_dir.rename(previous)
+    try:
+        staging.rename(output_dir)
+    except OSError:
+        if previous is not None:
+            previous.rename(output_dir)
+        raise
+    if previous is not None:
+        shutil.rmtree(previous, ignore_errors=True)
+
+
+def latency_groups(rows: list[dict], limit_bytes: float) -> list[list[dict]]:
+    """``rows`` split, in order, into groups of variants that fit in memory together, each counted at twice its
+    bytes on disk (its weights, plus what the runtime allocates to run them); a variant over the limit alone is a
+    group of its own."""
+    groups: list[list[dict]] = []
+    used = math.inf
     for row in rows:
-        row["latency_ms_alone"] = row["latency_ms"]
-        row["latency_ms"] = round(together[row["variant"]], 3)
-        row["latency_rounds"] = args.latency_runs
+        need = 2.0 * row["size_bytes"]
+        if used + need > limit_bytes:
+            groups.append([])
+            used = 0.0
+        groups[-1].append(row)
+        used += need
+    return groups
+
+
+def _memory_limit(args: CompressionArguments) -> float:
+    if args.latency_memory_mb is not None:
+        return args.latency_memory_mb * 1e6
+    import psutil
+
+    return psutil.virtual_memory().available / 2
+
+
+def _remeasure_together(rows: list[dict], staging: Path, tokenizer, validation, args: CompressionArguments) -> None:
+    """Measures every variant's latency again, loaded together and visited round-robin, so that the figures that
+    select a variant were taken under the same conditions (each variant's first measurement came right after its
+    own build, at whatever state the machine was in); the first measurement stays as ``latency_ms_alone``. At most
+    ``--latency_memory_mb`` of variants are loaded at once: a grid too large for that is measured in consecutive
+    groups, each round-robin (``latency_group`` records which)."""
+    texts = validation["text"][: args.latency_batch_size]
+    limit = _memory_limit(args)
+    groups = latency_groups(rows, limit)
+    for index, group in enumerate(groups):
+        models = {row["variant"]: load_variant(staging / row["variant"], num_threads=args.num_threads) for row in group}
+        together = round_robin_latency(models, tokenizer, texts, args.latency_batch_size, args.latency_sequence_length,
+                                       args.latency_runs)
+        del models
+        gc.collect()
+        for row in group:
+            row["latency_ms_alone"] = row["latency_ms"]
+            row["latency_ms"] = round(together[row["variant"]], 3)
+            row["latency_rounds"] = args.latency_runs
+            row["latency_group"] = index
+    if len(groups) > 1:
+        logger.warning(f"latency measured in {len(groups)} groups of variants, to stay under "
+                       f"{limit / 1e6:,.0f} MB of loaded models (--latency_memory_mb)")
 
 
 def _majority(validation) -> float:
