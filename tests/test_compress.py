@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 from datasets import Dataset
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, RobertaForMaskedLM
+from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from hf_tbc.classification import ClassificationDataArguments, load_classification_data
 from hf_tbc.compress.grid import CompressionArguments, latency_groups, variant_name
@@ -45,8 +45,8 @@ def pretrained(tmp_path_factory, data):
     """A tiny masked LM with its own tokenizer, saved as run_mlm.py saves one."""
     tokenizer = train_tokenizer(Dataset.from_dict({"text": data["lines"]}), vocab_size=500)
     torch.manual_seed(0)
-    model = RobertaForMaskedLM(roberta_config("L2-H64", vocab_size=len(tokenizer), max_position_embeddings=130,
-                                              pad_token_id=1))
+    model = AutoModelForMaskedLM.from_config(roberta_config("L2-H64", vocab_size=len(tokenizer), max_position_embeddings=130,
+                                                            pad_token_id=1, architecture="roberta-prelayernorm"))
     folder = tmp_path_factory.mktemp("pretrained")
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
@@ -245,3 +245,13 @@ def test_latency_groups_fill_in_order_and_give_an_oversized_variant_its_own():
     groups = [[row["variant"] for row in group] for group in latency_groups(rows, 45)]
     assert groups == [["a", "b"], ["c"], ["d", "e"]]
     assert [[row["variant"] for row in group] for group in latency_groups(rows, 1e9)] == [["a", "b", "c", "d", "e"]]
+
+
+def test_taylor_layer_removal_on_a_post_ln_classifier_is_refused_before_anything_is_built(tmp_path, tiny_classifier):
+    from hf_tbc.compress.grid import compress_grid
+
+    folder, validation = tiny_classifier  # a post-LayerNorm RoBERTa
+    with pytest.raises(ValueError, match="only for pre-LayerNorm models"):
+        compress_grid(_grid(folder, tmp_path / "out", sparsities="0,0.5", quantization="none", pruning_method="structured",
+                            importance="taylor"), validation, max_length=16)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["classifier"]

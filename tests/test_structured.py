@@ -104,7 +104,7 @@ def test_magnitude_keeps_the_largest_neurons_of_each_layer():
 
 
 def test_taylor_scores_read_gradients_change_no_weight_and_rank_a_dead_neuron_last():
-    model = classifier()
+    model = classifier("roberta-prelayernorm")
     with torch.no_grad():
         layer = encoder_layers(model)[1]
         layer.intermediate.dense.weight[7] = 0
@@ -120,9 +120,67 @@ def test_taylor_scores_read_gradients_change_no_weight_and_rank_a_dead_neuron_la
     assert report.importance == "taylor" and report.removed_layers == [int(layers.argmin())]
 
 
+def _loss(model, batch) -> float:
+    with torch.no_grad():
+        return model(**batch).loss.item()
+
+
+def test_zeroing_a_pre_ln_layers_output_projections_skips_it_and_taylor_scores_exactly_those():
+    model = classifier("roberta-prelayernorm")
+    batches = [inputs(seed) for seed in range(3)]
+    _, layer_scores = taylor_scores(model, batches)
+    expected = []
+    for index in range(4):
+        total = 0.0
+        for batch in batches:  # the first-order estimate of zeroing the two output projections of layer `index`
+            model.zero_grad()
+            model(**batch).loss.backward()
+            layer = encoder_layers(model)[index]
+            total += abs(sum(float((p.detach() * p.grad).sum()) for linear in (layer.attention.output.dense, layer.output.dense)
+                             for p in (linear.weight, linear.bias)))
+        expected.append(total / len(batches))
+    model.zero_grad(set_to_none=True)
+    torch.testing.assert_close(layer_scores, torch.tensor(expected), rtol=1e-4, atol=1e-8)
+
+    skipped = classifier("roberta-prelayernorm")
+    remove_layers(skipped, [2])
+    zeroed = classifier("roberta-prelayernorm")
+    with torch.no_grad():
+        layer = encoder_layers(zeroed)[2]
+        for linear in (layer.attention.output.dense, layer.output.dense):
+            linear.weight.zero_()
+            linear.bias.zero_()
+    torch.testing.assert_close(zeroed(**inputs()).logits, skipped(**inputs()).logits)
+
+
+def test_taylor_layer_removal_is_refused_for_post_layer_norm_models():
+    batches = [inputs(seed) for seed in range(2)]
+    with pytest.raises(ValueError, match="only for pre-LayerNorm models.*--importance magnitude, or --layer_share 0"):
+        structured_prune(classifier("roberta"), 0.5, "taylor", batches=batches)
+    with pytest.raises(ValueError, match="only for pre-LayerNorm models"):
+        StructuredPruner(classifier("roberta"), 0.5, "taylor")
+    report = structured_prune(classifier("roberta"), 0.5, "taylor", batches=batches, layer_share=0.0)  # neurons only
+    assert report.removed_layers == [] and report.intermediate_size < 512
+    assert structured_prune(classifier("roberta"), 0.5, "magnitude").removed_layers  # top layers first: any model
+
+
+@pytest.mark.parametrize("activation", ["gelu", "sigmoid", "laplace"])  # act(0): 0, 0.5, 0.24
+def test_masked_neurons_are_removed_whatever_the_activation_gives_at_zero(activation):
+    model = classifier("roberta-prelayernorm")
+    model.config.hidden_act = activation
+    reference = AutoModelForSequenceClassification.from_config(model.config).eval()  # rebuilt with that activation
+    reference.load_state_dict(model.state_dict())
+    pruner = StructuredPruner(reference, 0.5, layer_share=0.0)
+    pruner.prune_to(0.5)
+    masked = reference(**inputs()).logits
+    pruner.finish()  # the masked neurons sliced out
+    assert reference.config.intermediate_size < 512
+    torch.testing.assert_close(reference(**inputs()).logits, masked)
+
+
 def test_taylor_importance_without_data_is_a_clear_error():
     with pytest.raises(ValueError, match="needs labelled batches"):
-        structured_prune(classifier(), 0.5, "taylor")
+        structured_prune(classifier("roberta-prelayernorm"), 0.5, "taylor")
 
 
 def test_at_least_one_layer_stays():
@@ -184,7 +242,7 @@ class _Pad:
 @pytest.mark.parametrize("importance", ["magnitude", "taylor"])
 def test_gradual_structured_pruning_during_training_ends_as_a_smaller_model(tmp_path, importance, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    model = classifier()
+    model = classifier("roberta-prelayernorm")
     callback = GradualPruningCallback(StructuredPruner(model, 0.6, importance), 0.6, end=0.5, events=4)
     _train(model, callback)
     sparsities = [sparsity for _, _, sparsity in callback.history]

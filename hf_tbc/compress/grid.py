@@ -27,7 +27,14 @@ from ..training import BudgetTrainer, BudgetTrainingArguments, check_writable, l
 from ..variants import load_variant, prunable_weights
 from .quantization import onnx_int8, quanto_weights
 from .schedule import GradualPruningCallback
-from .structured import IMPORTANCE, StructuredPruner, structured_prune, taylor_scores
+from .structured import (
+    IMPORTANCE,
+    StructuredPruner,
+    check_taylor_layers,
+    plan_removal,
+    structured_prune,
+    taylor_scores,
+)
 from .unstructured import PRUNING_SCOPES, FixedMaskCallback, UnstructuredPruner, check_sparsity, prune_model
 
 logger = logging.get_logger(__name__)
@@ -228,7 +235,12 @@ def compress_grid(args: CompressionArguments, validation, train_dataset=None, ma
     for accuracy (use the length the model was finetuned with); ``train_dataset`` (tokenized) is needed
     for recovery finetuning and for Taylor importance.
     """
-    check_classifier(args.model_name_or_path)
+    config = check_classifier(args.model_name_or_path)
+    if "structured" in args.pruning_methods:  # before anything is built: refused plans fail first
+        for sparsity in (value for value in args.sparsity_grid if value > 0):
+            plan = plan_removal(config.num_hidden_layers, config.hidden_size, config.intermediate_size, sparsity,
+                                args.layer_share)
+            check_taylor_layers(config, plan.layers, args.importance)
     if args.needs_training_data and train_dataset is None:
         raise UsageError("recovery finetuning and Taylor importance need training data: pass --train_file or --task_name")
     output_dir = Path(args.output_dir)

@@ -13,8 +13,15 @@ Importance:
 - ``magnitude``: a neuron's weight norm (its row of ``intermediate.dense`` and its column of ``output.dense``,
   each divided by the layer's mean). Layers are dropped from the top, which for BERT-like classifiers loses the
   least accuracy among data-free orders (Sajjad et al., 2020, "Poor Man's BERT").
-- ``taylor``: first-order estimate of the loss change when a neuron or layer is removed,
-  ``|sum of weight * gradient|`` over its parameters, summed over batches of the task (Molchanov et al., 2019).
+- ``taylor``: first-order estimate of the loss change when a neuron or layer is removed (Molchanov et al., 2019),
+  ``|sum of weight * gradient|`` over the parameters whose zeroing removes it, summed over batches of the task. A
+  neuron goes when its row of ``intermediate.dense`` and its column of ``output.dense`` are zero (its output is
+  ``output column * act(...)``, zero whatever the activation). A layer of a pre-LayerNorm model is skipped when
+  its two residual branches' output projections (``attention.output.dense`` and ``output.dense``, weights and
+  biases) are zero: the residual stream then passes through unchanged. In a post-LayerNorm model (``roberta``,
+  BERT) a LayerNorm sits on the residual stream after each sublayer, so no set of zeroed parameters skips a layer
+  and nothing first-order estimates its removal: Taylor importance there ranks neurons only, and removing layers
+  with it is refused (use ``magnitude`` or ``layer_share=0``).
 """
 
 from __future__ import annotations
@@ -44,6 +51,29 @@ def encoder_layers(model: PreTrainedModel) -> torch.nn.ModuleList:
 
 def _ffn(layer) -> tuple[torch.nn.Linear, torch.nn.Linear]:
     return layer.intermediate.dense, layer.output.dense
+
+
+PRE_LAYER_NORM_TYPES = ("roberta-prelayernorm",)
+
+
+def is_pre_layer_norm(config) -> bool:
+    """Whether each sublayer's LayerNorm sits on its input branch (pre-LN), so the residual stream runs free."""
+    return getattr(config, "model_type", None) in PRE_LAYER_NORM_TYPES
+
+
+def check_taylor_layers(config, layers: int, importance: str) -> None:
+    """``UsageError`` when Taylor importance would choose layers to remove in a post-LayerNorm model."""
+    if importance == "taylor" and layers > 0 and not is_pre_layer_norm(config):
+        raise UsageError(
+            f"--importance taylor estimates a layer's removal only for pre-LayerNorm models (zeroing a layer's two "
+            f"output projections skips it there); this {config.model_type} model puts a LayerNorm after each sublayer, "
+            "where nothing estimates it: use --importance magnitude, or --layer_share 0 to remove neurons only")
+
+
+def _branch_outputs(layer) -> list[torch.nn.Parameter]:
+    """The parameters whose zeroing skips a pre-LayerNorm layer: both residual branches' output projections."""
+    return [parameter for linear in (layer.attention.output.dense, layer.output.dense)
+            for parameter in (linear.weight, linear.bias) if parameter is not None]
 
 
 def _layer_weights(hidden: int, intermediate: int) -> int:
@@ -120,7 +150,7 @@ class TaylorScores:
                 neuron = neuron + up.bias * up.bias.grad
             key = id(layer)
             self.neurons[key] = self.neurons.get(key, 0) + neuron.abs().float().cpu()
-            total = sum((p * p.grad).sum() for p in layer.parameters() if p.grad is not None)
+            total = sum((p * p.grad).sum() for p in _branch_outputs(layer) if p.grad is not None)
             self.layer[key] = self.layer.get(key, 0.0) + float(abs(total))
         self.batches += 1
 
@@ -230,6 +260,7 @@ def structured_prune(
     hidden, intermediate, count = config.hidden_size, config.intermediate_size, config.num_hidden_layers
     before = _encoder_weights(config)
     plan = plan_removal(count, hidden, intermediate, sparsity, layer_share)
+    check_taylor_layers(config, plan.layers, importance)
     if scores is None:
         if importance == "taylor":
             if batches is None:
@@ -265,6 +296,7 @@ class StructuredPruner:
         self.model, self.final, self.importance = model, final_sparsity, importance
         self.hidden, self.intermediate, self.count = config.hidden_size, config.intermediate_size, config.num_hidden_layers
         self.plan = plan_removal(self.count, self.hidden, self.intermediate, final_sparsity, layer_share)
+        check_taylor_layers(config, self.plan.layers, importance)
         self.taylor = TaylorScores(model) if importance == "taylor" else None
         layers = encoder_layers(model)
         self.original_index = {id(layer): index for index, layer in enumerate(layers)}
