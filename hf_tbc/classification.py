@@ -17,7 +17,7 @@ from transformers import (
 )
 from transformers.utils import logging
 
-from .data import check_utf8
+from .data import check_utf8, data_files
 from .errors import UsageError
 from .metrics import load_accuracy
 from .sizes import set_dropout
@@ -71,7 +71,8 @@ class ClassificationDataArguments:
 
     task_name: Optional[str] = field(default=None, metadata={"help": f"GLUE task: {', '.join(GLUE_TASKS)}."})
     dataset_name: str = field(default="nyu-mll/glue", metadata={"help": "Hub dataset holding --task_name."})
-    train_file: Optional[str] = field(default=None, metadata={"help": "Local training data: .csv, .tsv, .json or .jsonl."})
+    train_file: Optional[str] = field(default=None, metadata={
+        "help": "Local training data: .csv, .tsv, .json or .jsonl (several: comma-separated, all of one kind)."})
     validation_file: Optional[str] = field(default=None, metadata={"help": "Local validation data, same format."})
     text_column: Optional[str] = field(default=None, metadata={"help": "Column of the (first) text; default 'sentence' or 'text'."})
     text_pair_column: Optional[str] = field(default=None, metadata={"help": "Column of the second text, for pair tasks (NLI)."})
@@ -100,20 +101,24 @@ class FinetuningArguments(BudgetTrainingArguments):
 
 
 def _read_files(data_args: ClassificationDataArguments) -> DatasetDict:
-    files = {split: path for split, path in (("train", data_args.train_file), ("validation", data_args.validation_file)) if path}
-    for split, path in files.items():
-        if not Path(path).is_file():
-            raise UsageError(f"--{split}_file {path} does not exist: give a .csv, .tsv, .json or .jsonl file")
-        check_utf8(path, f"--{split}_file")
-        with open(path, encoding="utf-8") as handle:
-            header_lines = 0 if Path(path).suffix.lower() in (".json", ".jsonl") else 1
-            if sum(1 for line, _ in zip(handle, range(header_lines + 1)) if line.strip()) <= header_lines:
-                raise UsageError(f"--{split}_file {path} has no rows: give a file with a header and at least one example")
-    suffixes = {Path(path).suffix.lower() for path in files.values()}
+    files = {split: data_files(paths) for split, paths in (("train", data_args.train_file),
+                                                          ("validation", data_args.validation_file)) if paths}
+    for split, paths in files.items():
+        for path in paths:
+            if not Path(path).is_file():
+                raise UsageError(f"--{split}_file {path} does not exist: give .csv, .tsv, .json or .jsonl files "
+                                 "(several: comma-separated)")
+            check_utf8(path, f"--{split}_file")
+            with open(path, encoding="utf-8") as handle:
+                header_lines = 0 if Path(path).suffix.lower() in (".json", ".jsonl") else 1
+                if sum(1 for line, _ in zip(handle, range(header_lines + 1)) if line.strip()) <= header_lines:
+                    raise UsageError(f"--{split}_file {path} has no rows: give a file with a header and at least one example")
+    every = [path for paths in files.values() for path in paths]
+    suffixes = {Path(path).suffix.lower() for path in every}
     builder = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json"}.get(suffixes.pop() if len(suffixes) == 1 else "")
     if builder is None:
-        raise UsageError(f"data files {', '.join(files.values())}: use .csv, .tsv, .json or .jsonl files, all of one kind")
-    tsv = Path(next(iter(files.values()))).suffix.lower() == ".tsv"
+        raise UsageError(f"data files {', '.join(every)}: use .csv, .tsv, .json or .jsonl files, all of one kind")
+    tsv = Path(every[0]).suffix.lower() == ".tsv"
     return load_dataset(builder, data_files=files, **({"delimiter": "\t"} if tsv else {}))
 
 
@@ -278,7 +283,7 @@ def finetune(
     record = {
         "model_name_or_path": model_args.model_name_or_path,
         "random_init": model_args.random_init,
-        "task": data_args.task_name or Path(data_args.train_file).resolve().parent.name,
+        "task": data_args.task_name or Path(data_files(data_args.train_file)[0]).resolve().parent.name,
         "task_name": data_args.task_name,
         "dataset": (f"{data_args.dataset_name}/{data_args.task_name}" if data_args.task_name else data_args.train_file),
         "validation": data_args.validation_file if not data_args.task_name else validation_names,

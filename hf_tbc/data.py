@@ -100,6 +100,11 @@ def default_corpus(path: Optional[Path] = None) -> Path:
 _BUILDERS = {".txt": "text", ".text": "text", ".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json"}
 
 
+def data_files(value: Optional[str]) -> list[str]:
+    """The files of a ``--train_file``-style flag: one path, or several separated by commas."""
+    return [part.strip() for part in str(value or "").split(",") if part.strip()]
+
+
 def check_utf8(path: str, flag: str) -> None:
     """``UsageError`` naming the first offending byte when ``path`` is not UTF-8 text (read in chunks)."""
     import codecs
@@ -202,7 +207,7 @@ def load_text_datasets(
         for split, paths in (("train", train_file), ("validation", validation_file)):
             if paths:
                 parts = [_text_only(load_data_file(path, split, cache), text_column, f"file {path}")
-                         for path in (part.strip() for part in paths.split(",")) if path]
+                         for path in data_files(paths)]
                 splits[split] = concatenate_datasets(parts)
         where = f"file {train_file}"
     else:

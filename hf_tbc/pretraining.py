@@ -29,6 +29,7 @@ from .curves import plot_run
 from .data import (
     DEFAULT_CORPUS_NAME,
     MaskedLMCollator,
+    data_files,
     load_text_datasets,
     mask_once,
     pack_texts,
@@ -378,7 +379,7 @@ def pretrain(model_args: ModelArguments, data_args: DataTrainingArguments, train
         "corpus": data_args.dataset_name or data_args.train_file or DEFAULT_CORPUS_NAME,
         "dataset_name": data_args.dataset_name,
         "dataset_config_name": data_args.dataset_config_name,
-        "corpus_files": [part.strip() for part in (data_args.train_file or "").split(",") if part.strip()],
+        "corpus_files": data_files(data_args.train_file),
         "block_size": data_args.block_size,
         "mlm_probability": data_args.mlm_probability,
         "eval_mlm_probability": data_args.eval_mlm_probability,

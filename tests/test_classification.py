@@ -34,6 +34,23 @@ def test_single_text_tsv_with_integer_labels(tmp_path, english_lines):
     assert set(splits["validation"]["label"]) == {1}
 
 
+def test_several_files_per_split_are_one_split_as_in_run_mlm(tmp_path, english_lines):
+    """``--train_file a.tsv,b.tsv`` means the same in every recipe: run_classification.py and compress.py too."""
+    rows = [(line, i % 2) for i, line in enumerate(english_lines[:60])]
+    first = write_table(tmp_path / "a.tsv", ["sentence", "label"], rows[:25], "\t")
+    second = write_table(tmp_path / "b.tsv", ["sentence", "label"], rows[25:50], "\t")
+    dev = write_table(tmp_path / "dev.tsv", ["sentence", "label"], rows[50:], "\t")
+    splits, _ = load_classification_data(ClassificationDataArguments(train_file=f"{first}, {second}",
+                                                                     validation_file=f"{dev},{first}"))
+    assert len(splits["train"]) == 50 and splits["train"]["text"] == [text for text, _ in rows[:50]]
+    assert len(splits["validation"]) == 35
+    with pytest.raises(ValueError, match=r"--train_file .*missing.tsv does not exist"):
+        load_classification_data(ClassificationDataArguments(train_file=f"{first},{tmp_path / 'missing.tsv'}"))
+    other_kind = write_table(tmp_path / "c.csv", ["sentence", "label"], rows[:3])
+    with pytest.raises(ValueError, match="all of one kind"):
+        load_classification_data(ClassificationDataArguments(train_file=f"{first},{other_kind}"))
+
+
 def test_pair_text_with_string_labels(pair_files):
     train, dev = pair_files
     arguments = ClassificationDataArguments(train_file=train, validation_file=dev, text_column="premise",

@@ -12,7 +12,7 @@ from datasets import Dataset, DatasetDict, concatenate_datasets, load_dataset
 from transformers import DataCollatorForSeq2Seq, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 from transformers.utils import logging
 
-from ..data import cache_dir, load_data_file
+from ..data import cache_dir, data_files, load_data_file
 from ..errors import UsageError
 
 logger = logging.get_logger(__name__)
@@ -81,7 +81,7 @@ def load_pairs(
             if paths:
                 parts = [_pair_columns(load_data_file(path, split), source_column, target_column, source_lang,
                                        target_lang, f"--{split}_file {path}")
-                         for path in (part.strip() for part in paths.split(",")) if path]
+                         for path in data_files(paths)]
                 splits[split] = concatenate_datasets(parts)
     else:
         raise UsageError("no data: pass --dataset_name (e.g. wmt14 with --dataset_config_name fr-en) or --train_file "
