@@ -37,6 +37,79 @@ def require_token(token: Optional[str] = None) -> str:
     return token
 
 
+def check_write_access(api: HfApi, namespace: Optional[str]) -> str:
+    """The namespace the release writes to (``namespace``, or the token's user), after checking that the token may
+    write there: not a read-only token, a member of that organisation with more than read access, and, for a
+    fine-grained token, one scoped to write its repos. ``UsageError`` naming the fix otherwise."""
+    try:
+        me = _with_retries(api.whoami, "reading the token's account")
+    except HfHubHTTPError as error:
+        if error.response is not None and error.response.status_code == 401:
+            raise UsageError("the Hugging Face token was refused (401): log in again with `huggingface-cli login` or "
+                             "set a valid HF_TOKEN") from None
+        raise
+    user = me["name"]
+    namespace = namespace or user
+    token = ((me.get("auth") or {}).get("accessToken") or {})
+    role = token.get("role")
+    fix = "create a token with write access at https://huggingface.co/settings/tokens and log in with it"
+    if role == "read":
+        raise UsageError(f"the Hugging Face token is read-only: it cannot create or write repos in {namespace}: {fix}")
+    if namespace != user:
+        membership = next((org for org in me.get("orgs") or [] if org.get("name") == namespace), None)
+        if membership is None:
+            raise UsageError(f"{user} is not a member of the organisation {namespace}: join it, or pass "
+                             "--hub_organization with one you belong to (or leave it out for your own namespace)")
+        if membership.get("roleInOrg") == "read":
+            raise UsageError(f"{user} has read access only in {namespace}: ask its admins for write access, or pass "
+                             "another --hub_organization")
+    if role == "fineGrained":
+        scoped = ((token.get("fineGrained") or {}).get("scoped")) or []
+        allowed = any((entry.get("entity") or {}).get("name") == namespace and "repo.write" in entry.get("permissions", [])
+                      for entry in scoped)
+        if not allowed:
+            raise UsageError(f"the fine-grained Hugging Face token may not write repos in {namespace} (no repo.write "
+                             f"scope for it): {fix}, or add that scope to this token")
+    return namespace
+
+
+@dataclass
+class RepoPlan:
+    """What a release will do to one repo, found before anything is written to the Hub."""
+
+    repo_id: str
+    folder: Path
+    action: str  # "create", "fill" (exists, empty), "unchanged", "replace" (differs; --overwrite given)
+
+
+def preflight(api: HfApi, repos: dict[str, Path], overwrite: bool = False) -> list[RepoPlan]:
+    """Reads the Hub for every repo of the release, writing nothing: which exist, and whether their content is ours.
+
+    One that exists with other content is an error unless ``overwrite``, so that a release that cannot complete
+    stops before its first commit, not after some repos were pushed."""
+    plans, conflicts = [], []
+    for repo_id, folder in repos.items():
+        try:
+            info = _with_retries(lambda: api.model_info(repo_id), f"reading {repo_id}")
+        except RepositoryNotFoundError:
+            plans.append(RepoPlan(repo_id, folder, "create"))
+            continue
+        remote = _with_retries(lambda: _remote_files(api, repo_id, info.sha), f"listing {repo_id}")
+        if not remote:
+            action = "fill"
+        elif _same_files(_local_files(folder), remote):
+            action = "unchanged"
+        else:
+            action = "replace"
+            conflicts.append(repo_id)
+        plans.append(RepoPlan(repo_id, folder, action))
+    if conflicts and not overwrite:
+        others = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
+        raise UsageError(f"Hub repo {conflicts[0]}{others} already exists with other content: pass --overwrite to replace "
+                         "it, or choose another name; nothing was pushed")
+    return plans
+
+
 def _local_files(folder: Path) -> dict[str, Path]:
     return {path.relative_to(folder).as_posix(): path for path in sorted(folder.rglob("*")) if path.is_file()}
 
@@ -154,3 +227,34 @@ def _fresh(operation):
     if isinstance(operation, CommitOperationAdd):
         return CommitOperationAdd(path_in_repo=operation.path_in_repo, path_or_fileobj=operation.path_or_fileobj)
     return operation
+
+
+LANDED = ("created", "updated", "unchanged")
+
+
+def publish(api: HfApi, pushes: list[tuple[str, Path, str]], report: list[dict], report_path: Path,
+            private: bool = False, overwrite: bool = False) -> None:
+    """Pushes each ``(repo_id, folder, commit message)`` in turn, after :func:`preflight` passed for all of them.
+
+    ``report`` (one entry per push) is rewritten to ``report_path`` after every repo, so it always says which repos
+    landed (``created``, ``updated``, ``unchanged``), which ``failed`` and which were ``not pushed``. If a push fails
+    midway the error says how many landed; a rerun finds those unchanged (no new commit) and pushes the rest."""
+    from .training import write_json
+
+    for entry in report:
+        entry["status"] = "not pushed"
+    for entry, (repo_id, folder, message) in zip(report, pushes):
+        try:
+            result = push_folder(api, folder, repo_id, message, private=private, overwrite=overwrite)
+        except (ConnectionError, HfHubHTTPError, UsageError) as error:
+            entry["status"] = "failed"
+            write_json(report_path, report)
+            if isinstance(error, UsageError):
+                raise
+            landed = sum(item["status"] in LANDED for item in report)
+            reason = str(error).splitlines()[0]
+            raise ConnectionError(f"{reason}; {landed} of {len(report)} repos landed ({report_path} lists which): "
+                                  "rerun the same command to push the rest") from None
+        entry.update(status=result.status, commit=result.commit)
+        write_json(report_path, report)
+        print(f"{result.status:>9}  https://huggingface.co/{repo_id}")

@@ -1,44 +1,37 @@
-"""Release: evaluated model cards built from the run records, and one Hub-ready folder per variant.
+"""Release: which variants and runs to publish, their public names and records, and their Hub-ready folders.
 
-Every figure in a card comes from a record another recipe wrote (``run_summary.json`` of pretraining,
-``eval_results.json`` of finetuning, the variant's row in ``compression.jsonl``), never from a typed number.
+Every figure in a card (``hf_tbc.cards``) and a public record comes from a record another recipe wrote
+(``run_summary.json`` of pretraining, ``eval_results.json`` of finetuning, the variant's row in
+``compression.jsonl``), never from a typed number. A release is planned whole (:func:`plan_release`: names, cards,
+records), staged and scanned for local strings (:func:`stage_release`), then checked against the Hub and pushed
+(``hf_tbc.hub``), so that bad input, a leak or a conflict stops it before its first write.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
 
-from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from huggingface_hub import ModelCard
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 from transformers.utils import logging
 
-from . import model_cards
-from .budget import format_duration
 from .errors import UsageError
-from .records import pruning_of, read_records
+from .public import RECORD_FILE, LocalStrings, copy_model_files, is_local_path, public_names, public_sources, scan
+from .records import read_records
 from .variants import variant_kind
 
 logger = logging.get_logger(__name__)
 
 SELECT_BY = {"latency": ("latency_ms", 1.0, "ms"), "size": ("size_bytes", 1e6, "MB"),
              "nonzero_parameters": ("nonzero_parameters", 1.0, "nonzero parameters")}
-DEFAULT_TEMPLATE = Path(model_cards.__file__).resolve().parent / "model_card.md"
-METHOD_TAGS = {
-    "none": ["pytorch"],
-    "onnx-int8": ["onnx", "int8", "dynamic-quantization"],
-    "quanto-int8": ["quanto", "int8", "weight-only-quantization"],
-    "quanto-int4": ["quanto", "int4", "weight-only-quantization"],
-    "quanto-int2": ["quanto", "int2", "weight-only-quantization"],
-}
-PRUNING_TAGS = {"unstructured": ["magnitude-pruning", "unstructured-pruning"], "structured": ["structured-pruning"]}
-# the library a user needs to load each kind: ONNX variants are plain ONNX files (hf-tbc's loader or optimum-onnx's
-# run them), quanto variants load only through hf-tbc's wrapper class
-LIBRARY = {"pytorch": "transformers", "onnx": "onnx", "quanto": "hf-tbc"}
+SIZE_NAME = re.compile(r"L\d+-H\d+")
 
 
 @dataclass
@@ -74,9 +67,25 @@ class ReleaseArguments:
     card_pretraining_datasets: Optional[list[str]] = field(
         default=None, metadata={"help": "Hub dataset ids of a local pretraining corpus, for the cards' `datasets` "
                                 "(a Hub corpus given with --dataset_name is named without this)."})
+    task_name: Optional[str] = field(
+        default=None, metadata={"help": "The task's name in repo ids and cards, e.g. sst2. Default: the GLUE task a "
+                                "classifier was finetuned on, else --card_dataset_config, else the last part of "
+                                "--card_dataset; never a local folder's name."})
 
     def __post_init__(self):
         self.select_by, self.limit = resolve_selection(self.select_by, self.limit, self.max_size_mb)
+
+    def public_task(self, variant: "Variant") -> str:
+        """The task's public name: ``--task_name``, the GLUE task, or the card's Hub dataset (config, else its name)."""
+        name = self.task_name or variant.finetuning.get("task_name")
+        if not name and self.card_dataset:
+            config = self.card_dataset_config
+            name = config if config and config != "default" else self.card_dataset.rstrip("/").split("/")[-1]
+        if not name:
+            raise UsageError(f"{variant.row['variant']} was finetuned on local files, whose folder name stays private: "
+                             "name their Hub dataset for the card with --card_dataset (and --card_dataset_config), or "
+                             "the task with --task_name")
+        return name
 
     def card_dataset_for(self, variant: "Variant") -> tuple[str, Optional[str], str]:
         """(dataset id, config, split) for the card: the GLUE task the model was finetuned on, else the flags."""
@@ -117,12 +126,14 @@ class Variant:
 
     @property
     def size_name(self) -> str:
-        if self.pretraining and self.pretraining.get("model_size"):
-            return Path(str(self.pretraining["model_size"])).name
-        return Path(self.finetuning["model_name_or_path"]).name
+        """The size preset it was pretrained at (``L4-H256``), else its dense model's shape; never a folder's name."""
+        recorded = str((self.pretraining or {}).get("model_size") or "")
+        if SIZE_NAME.fullmatch(recorded):
+            return recorded
+        config = json.loads((Path(self.row["base_model"]) / "config.json").read_text())
+        return f"L{config['num_hidden_layers']}-H{config['hidden_size']}"
 
-    def default_repo_name(self, prefix: str = "") -> str:
-        task = self.finetuning.get("task_name") or self.finetuning.get("task")
+    def default_repo_name(self, prefix: str, task: str) -> str:
         return f"{prefix}{self.size_name}-{task}-{self.row['variant']}"
 
 
@@ -210,197 +221,6 @@ def dense_parent(variant: Variant) -> Optional[Path]:
     return variant.folder.parent / "dense-fp32"
 
 
-# -- cards ---------------------------------------------------------------------------------------------
-def card_data(variant: Variant, dataset_id: str, dataset_config: Optional[str], dataset_split: str, license: str,
-              corpus_ids: tuple[str, ...] = ()) -> ModelCardData:
-    """The YAML metadata: license, library, pipeline, tags, datasets (``corpus_ids``: the pretraining corpus on the
-    Hub, then the task data), base_model and the model-index."""
-    name = variant.repo_id.split("/")[-1]
-    result = EvalResult(
-        task_type="text-classification",
-        task_name="Text Classification",
-        dataset_type=dataset_id,
-        dataset_name=f"{dataset_id} {dataset_config}" if dataset_config else dataset_id,
-        dataset_config=dataset_config,
-        dataset_split=dataset_split,
-        metric_type="accuracy",
-        metric_name="Accuracy",
-        metric_value=round(float(variant.row["accuracy"]), 4),
-    )
-    return ModelCardData(
-        model_name=name,
-        license=license,
-        library_name=LIBRARY[variant.kind],
-        pipeline_tag="text-classification",
-        tags=["train-large-then-compress", "hf-tbc", "roberta", *METHOD_TAGS[variant.row["method"]],
-              *PRUNING_TAGS.get(pruning_of(variant.row), []),
-              *(["sparse"] if stored_sparse(variant.row) else [])],
-        datasets=list(dict.fromkeys([*corpus_ids, dataset_id])),  # what it was trained on, then evaluated on
-        base_model=variant.parent_repo_id,
-        metrics=["accuracy"],
-        eval_results=[result],
-    )
-
-
-def stored_sparse(row: dict) -> bool:
-    """Whether the released weights hold unstructured zeros as stored: pruning survived the quantization (it does
-    not survive quanto int4, whose zero points turn pruned weights into small nonzero values)."""
-    return pruning_of(row) == "unstructured" and row["sparsity"] >= 0.9 * row["target_sparsity"]
-
-
-def pretraining_datasets(variant: Variant, named: Optional[list[str]] = None) -> list[str]:
-    """Hub ids of the pretraining corpus: the ``--dataset_name`` it was read from, else the ids given for a local
-    corpus (``--card_pretraining_datasets``); none for local files nobody named."""
-    record = variant.pretraining or {}
-    return [record["dataset_name"]] if record.get("dataset_name") else list(named or [])
-
-
-def corpus_description(record: dict) -> str:
-    """Every file of a local corpus (not only the last), a Hub dataset with its config, or the built-in corpus."""
-    files = record.get("corpus_files") or [part for part in str(record["corpus"]).split(",") if part.strip()]
-    if record.get("dataset_name"):
-        config = record.get("dataset_config_name")
-        return f"{record['dataset_name']}" + (f" ({config})" if config else "")
-    if len(files) > 1 or str(record["corpus"]).startswith(("/", ".", "~")):
-        return ", ".join(_public_name(path.strip()) for path in files)
-    return str(record["corpus"])
-
-
-def _loading_snippet(variant: Variant) -> str:
-    example = "A gripping, beautifully acted film."
-    if variant.kind == "onnx":
-        load = ("from hf_tbc import OnnxModelForSequenceClassification  # pip install hf-tbc\n"
-                "from transformers import AutoTokenizer\n\n"
-                "# or, with optimum-onnx installed: from optimum.onnxruntime import ORTModelForSequenceClassification\n"
-                f'model = OnnxModelForSequenceClassification.from_pretrained("{variant.repo_id}")')
-    elif variant.kind == "quanto":
-        load = ("import torch  # pip install hf-tbc\nfrom hf_tbc.compress import QuantizedModelForSequenceClassification\n"
-                "from transformers import AutoTokenizer\n\n"
-                f'model = QuantizedModelForSequenceClassification.from_pretrained("{variant.repo_id}")')
-    else:
-        load = ("from transformers import AutoModelForSequenceClassification, AutoTokenizer\n\n"
-                f'model = AutoModelForSequenceClassification.from_pretrained("{variant.repo_id}")')
-    run = "with torch.no_grad():  # quanto rejects torch.inference_mode()\n    logits = model(**inputs).logits" \
-        if variant.kind == "quanto" else "logits = model(**inputs).logits"
-    return (f'{load}\ntokenizer = AutoTokenizer.from_pretrained("{variant.repo_id}")\n'
-            f'inputs = tokenizer("{example}", return_tensors="pt")\n{run}\n'
-            "print(model.config.id2label[int(logits.argmax(-1))])")
-
-
-def _compression_text(variant: Variant) -> str:
-    row = variant.row
-    parts = []
-    gradual = " gradually during finetuning (cubic schedule)" if row.get("schedule") == "gradual" else ""
-    if pruning_of(row) == "unstructured":
-        parts.append(f"Magnitude pruning ({row.get('pruning_scope') or 'layer'} scope){gradual} of the encoder's "
-                     f"attention and feed-forward weights to {100 * row['sparsity']:.1f} % zeros, measured on the "
-                     "released weights.")
-    elif pruning_of(row) == "structured":
-        parts.append(f"Structured pruning ({row.get('importance', 'magnitude')} importance){gradual}: "
-                     f"{len(row.get('removed_layers') or [])} of {row.get('parent_layers', '?')} encoder layers and "
-                     f"{row.get('parent_intermediate_size', 0) - row.get('intermediate_size', 0)} of "
-                     f"{row.get('parent_intermediate_size', '?')} feed-forward neurons per layer removed, "
-                     f"{100 * row['sparsity']:.1f} % of the encoder's linear weights: a smaller dense model of "
-                     f"{row.get('num_hidden_layers')} layers with intermediate size {row.get('intermediate_size')}, "
-                     "loaded by the stock classes.")
-    if pruning_of(row) and row.get("recovery"):
-        parts.append("Then finetuned again on the task with the pruned structure fixed (recovery).")
-    if row["method"] == "onnx-int8":
-        parts.append(f"Exported to ONNX and quantized with ONNX Runtime dynamic int8 (weights int8, activations "
-                     f"quantized at run time; configuration for {row.get('instruction_set', 'this CPU')}).")
-    elif row["method"].startswith("quanto"):
-        parts.append(f"Weight-only quantization of the linear layers to int{row['bits']} with optimum-quanto; "
-                     "activations stay in floating point.")
-    return " ".join(parts) or "No compression: this is the dense model (the baseline its compressed variants are compared with)."
-
-
-def _limitations(variant: Variant) -> str:
-    notes = [f"Finetuned and evaluated on {_public_name(variant.finetuning.get('dataset'))}: accuracy elsewhere is unmeasured.",
-             "A small research model trained under a short compute budget; not for decisions about people."]
-    if stored_sparse(variant.row):
-        notes.append("Unstructured zeros are stored densely: they shrink neither the file nor the latency on dense kernels.")
-    elif pruning_of(variant.row) == "unstructured":
-        notes.append(f"Pruned to {100 * variant.row['target_sparsity']:.0f} % zeros, but the quantized weights as stored "
-                     f"are only {100 * variant.row['sparsity']:.1f} % zeros: the quantization did not keep the pruned "
-                     "weights at exactly zero.")
-    if variant.kind == "quanto":
-        notes.append("quanto saves memory, not time, on CPUs, and needs the hf-tbc package to load.")
-    return "\n".join(f"- {note}" for note in notes)
-
-
-def render_card(variant: Variant, dataset_id: str, dataset_config: Optional[str], dataset_split: str,
-                license: str = "apache-2.0", template: Union[str, Path] = DEFAULT_TEMPLATE,
-                pretraining_corpus_ids: Optional[list[str]] = None) -> ModelCard:
-    """The model card, rendered from ``template`` with figures from the variant's records only."""
-    row, finetuning, pretraining = variant.row, variant.finetuning, variant.pretraining
-    config = json.loads((variant.folder / "config.json").read_text())
-    values = {
-        "model_name": variant.repo_id.split("/")[-1],
-        "summary": (f"A RoBERTa text classifier ({variant.size_name}) for {finetuning.get('task')}, variant "
-                    f"`{row['variant']}`: {100 * row['accuracy']:.2f} % accuracy in {row['size_bytes'] / 1e6:.2f} MB of weights."),
-        "architecture": (config.get("architectures") or ["RobertaForSequenceClassification"])[0],
-        "size_name": variant.size_name,
-        "num_layers": config.get("num_hidden_layers"),
-        "hidden_size": config.get("hidden_size"),
-        "num_heads": config.get("num_attention_heads"),
-        "parameters": row["parameters"],
-        "nonzero_parameters": row["nonzero_parameters"],
-        "variant": row["variant"],
-        "parent_repo": variant.parent_repo_id,
-        "pretrained_from": finetuning.get("model_name_or_path"),
-        "pretraining": None if pretraining is None else {
-            "budget": format_duration(pretraining["time_budget_s"]) if pretraining.get("time_budget_s") else "none (step-limited)",
-            "corpus": corpus_description(pretraining),
-            "hardware": _hardware(pretraining["hardware"]),
-            "train_time": format_duration(pretraining["train_s"]),
-            "total_time": format_duration(pretraining["total_s"]),
-            "steps": pretraining["steps"],
-            "tokens": pretraining["tokens"],
-            "final_eval_loss": pretraining["final_eval_loss"],
-            "stop_reason": pretraining["stop_reason"],
-        },
-        "finetuning": {
-            "task": finetuning.get("task"),
-            "data": _public_name(finetuning.get("dataset")),
-            "train_examples": finetuning["train_examples"],
-            "steps": finetuning["steps"],
-            "train_time": format_duration(finetuning["train_s"]),
-            "budget": format_duration(finetuning["time_budget_s"]) if finetuning.get("time_budget_s") else None,
-        },
-        "compression_text": _compression_text(variant),
-        "eval_dataset": f"{dataset_id} {dataset_config}" if dataset_config else dataset_id,
-        "eval_split": dataset_split,
-        "accuracy": row["accuracy"],
-        "sparsity": row["sparsity"],
-        "size_bytes": row["size_bytes"],
-        "latency_ms": row["latency_ms"],
-        "latency_batch": row["latency_batch"],
-        "latency_threads": row["latency_threads"],
-        "latency_hardware": row.get("hardware", "unrecorded CPU"),
-        "loading_snippet": _loading_snippet(variant),
-        "limitations": _limitations(variant),
-    }
-    empty = [key for key, value in values.items() if value in ("", None, []) and key not in ("parent_repo", "pretraining")]
-    if empty:
-        raise UsageError(f"the card for {row['variant']} would have empty fields ({', '.join(empty)}): complete the records")
-    data = card_data(variant, dataset_id, dataset_config, dataset_split, license,
-                     tuple(pretraining_datasets(variant, pretraining_corpus_ids)))
-    return ModelCard.from_template(data, template_path=str(template), **values)
-
-
-def _public_name(source) -> Optional[str]:
-    """A dataset id as is; a local path reduced to its last two parts (no home folders in public cards)."""
-    if source is None or not str(source).startswith(("/", ".", "~")):
-        return source
-    parts = Path(str(source)).parts
-    return "/".join(parts[-2:]) + " (local file)"
-
-
-def _hardware(hardware: dict) -> str:
-    accelerator = hardware.get("accelerator")
-    return f"{accelerator}" if accelerator else f"{hardware.get('cpu')} ({hardware.get('cpu_count')} cores, CPU only)"
-
-
 def check_repo_id(repo_id: str) -> str:
     """``repo_id`` if the Hub accepts it (``huggingface_hub``'s own rules); ``UsageError`` naming the fix otherwise."""
     try:
@@ -411,14 +231,181 @@ def check_repo_id(repo_id: str) -> str:
     return repo_id
 
 
-def assemble(variant, card: ModelCard, output_dir: Union[str, Path]) -> Path:
-    """``output_dir``: the files of ``variant.folder`` (weights, config, tokenizer, records; no training checkpoints)
-    and ``README.md``, ready to push."""
+PRETRAINING_RECORD = ("model_size", "parameters", "non_embedding_parameters", "training_flops_per_token", "config",
+                      "sparse_prediction", "position_init", "dataset_name", "dataset_config_name", "block_size",
+                      "mlm_probability", "eval_mlm_probability", "time_budget_s", "budget_includes_eval", "stop_reason",
+                      "deadline_overshoot_s", "train_s", "total_s", "steps", "tokens", "train_tokens_per_s",
+                      "achieved_flops_per_s", "final_eval_loss", "unigram_loss", "below_unigram", "world_size",
+                      "precision", "per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate",
+                      "warmup_ratio", "adam_betas", "max_grad_norm", "schedule", "hardware")
+FINETUNING_RECORD = ("random_init", "task_name", "labels", "accuracy", "majority_accuracy", "splits", "train_examples",
+                     "steps", "train_s", "time_budget_s", "stop_reason", "deadline_overshoot_s", "max_seq_length",
+                     "text_pair", "hardware")
+COMPRESSION_RECORD = ("variant", "method", "bits", "backend", "instruction_set", "sparsity", "target_sparsity",
+                      "pruning_method", "pruning_scope", "schedule", "importance", "removed_layers", "layer_share",
+                      "recovery", "parent_layers", "parent_intermediate_size", "num_hidden_layers", "intermediate_size",
+                      "parameters", "nonzero_parameters", "size_bytes", "accuracy", "max_seq_length", "latency_ms",
+                      "latency_ms_alone", "latency_batch", "latency_threads", "latency_rounds", "hardware")
+
+
+def pick(record: Optional[dict], keys: tuple[str, ...]) -> Optional[dict]:
+    """The ``keys`` of a local record that a public record may hold (no paths among them)."""
+    return None if record is None else {key: record[key] for key in keys if key in record}
+
+
+def public_record(variant: Variant, dataset_id: str, dataset_config: Optional[str], dataset_split: str, task: str,
+                  corpus_ids: Optional[list[str]] = None) -> dict:
+    """The record published next to the card: the figures of the variant's local records, with every data source a
+    Hub id or a file name and nothing else that names this machine."""
+    pretraining = pick(variant.pretraining, PRETRAINING_RECORD)
+    if pretraining is not None:
+        pretraining["model_size"] = variant.size_name
+        pretraining["corpus"] = list(corpus_ids or []) or public_sources(
+            variant.pretraining.get("dataset_name") or variant.pretraining.get("corpus_files")
+            or variant.pretraining.get("corpus"))
+    finetuning = pick(variant.finetuning, FINETUNING_RECORD)
+    parent = str(variant.finetuning.get("model_name_or_path") or "")
+    finetuning.update(task=task, pretrained_from=None if is_local_path(parent) else parent,
+                      data=public_sources(variant.finetuning.get("dataset")))
+    return {"repo_id": variant.repo_id, "base_model": variant.parent_repo_id, "size": variant.size_name,
+            "evaluation": {"dataset": dataset_id, "config": dataset_config, "split": dataset_split,
+                           "accuracy": variant.row["accuracy"]},
+            "compression": pick(variant.row, COMPRESSION_RECORD), "finetuning": finetuning, "pretraining": pretraining}
+
+
+def local_strings(records: list[tuple[Path, list[dict]]], output_dir: Union[str, Path], public: set[str]) -> LocalStrings:
+    """What no file of this release may hold: the folders it reads (``records``: each item's folder and records,
+    whose every path is followed), the folder it writes, the home folder and the host name."""
+    local = LocalStrings(public=public)
+    local.add_machine()
+    local.add_folder(output_dir, "--output_dir")
+    for folder, item_records in records:
+        local.add_folder(folder, "a released folder")
+        local.add_folder(Path(folder).parent, "the folder holding a released folder")
+        for record in item_records:
+            local.add_record(record, "a record")
+    return local
+
+
+def assemble(source: Union[str, Path], card: ModelCard, record: dict, output_dir: Union[str, Path]) -> Path:
+    """``output_dir``: the model files of ``source`` (weights, config, generation config, tokenizer), ``README.md``
+    and the public record, ready to push; nothing else of the source folder (records, curves, translations,
+    checkpoints) goes along."""
     output_dir = Path(output_dir)
     staging = output_dir.with_name(output_dir.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(variant.folder, staging, ignore=shutil.ignore_patterns("checkpoint-*", "training_args.bin"))
+    copy_model_files(source, staging)
     card.save(staging / "README.md")
+    (staging / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n")
     shutil.rmtree(output_dir, ignore_errors=True)
     staging.rename(output_dir)
     return output_dir
+
+
+@dataclass
+class ReleaseItem:
+    """One repo of a release: the folder its model files come from, its card, its public record, the local records
+    it was built from (for the scan) and what release.json and the commit say of it."""
+
+    repo_id: str
+    source: Path
+    card: ModelCard
+    record: dict
+    local_records: list[dict]
+    figures: dict
+    message: str
+
+    @property
+    def name(self) -> str:
+        return self.repo_id.split("/")[-1]
+
+
+def plan_release(args: ReleaseArguments, namespace: str) -> list[ReleaseItem]:
+    """Every repo the flags ask for, with its repo id (checked by the Hub's rules), card and public record: all that
+    can fail on bad input fails here, before anything is written."""
+    from .cards import render_card
+    from .translation.release import load_translation_run, public_translation_record, render_translation_card
+
+    folders = [Path(folder) for folder in args.variants or []]
+    if args.compression_dirs:
+        folders += select_variants(args.compression_dirs, args.select_by, args.limit)
+    folders += [Path(directory) / "dense-fp32" for directory in args.baseline_dirs or []]
+    runs = [load_translation_run(folder) for folder in args.translation_dirs or []]
+    if not folders and not runs:
+        raise UsageError("nothing to release: pass --variants, or --compression_dirs (with --select_by and a --limit "
+                         "some variant meets) and --baseline_dirs, or --translation_dirs")
+    variants: dict[Path, Variant] = {}
+    for folder in folders:  # every compressed variant brings its dense parent, which its card names as base_model
+        variant = load_variant_records(folder)
+        parent = dense_parent(variant)
+        for item in ([load_variant_records(parent)] if parent else []) + [variant]:
+            variants.setdefault(item.folder, item)
+    tasks = {folder: args.public_task(variant) for folder, variant in variants.items()}
+    for folder, variant in variants.items():
+        variant.repo_id = check_repo_id(f"{namespace}/{variant.default_repo_name(args.repo_prefix, tasks[folder])}")
+    by_folder = {variant.folder: variant.repo_id for variant in variants.values()}
+    for variant in variants.values():
+        parent = dense_parent(variant)
+        variant.parent_repo_id = by_folder.get(parent.resolve()) if parent else None
+    for run in runs:
+        run.repo_id = check_repo_id(f"{namespace}/{run.default_repo_name(args.repo_prefix)}")
+    items = []
+    for folder, variant in variants.items():
+        dataset = args.card_dataset_for(variant)
+        corpus = args.card_pretraining_datasets
+        items.append(ReleaseItem(
+            variant.repo_id, variant.folder,
+            render_card(variant, *dataset, license=args.license, pretraining_corpus_ids=corpus, task=tasks[folder]),
+            public_record(variant, *dataset, task=tasks[folder], corpus_ids=corpus),
+            [variant.row, variant.finetuning, variant.pretraining or {}],
+            {"variant": variant.row["variant"], "accuracy": variant.row["accuracy"], "size_bytes": variant.row["size_bytes"]},
+            f"Release {variant.row['variant']} ({variant.size_name}, accuracy {variant.row['accuracy']:.4f})"))
+    for run in runs:
+        dataset = args.card_dataset_for_translation(run)
+        scores = run.results["splits"][run.results["bleu_split"]]
+        items.append(ReleaseItem(
+            run.repo_id, run.folder, render_translation_card(run, *dataset, license=args.license),
+            public_translation_record(run, *dataset), [run.summary, run.results],
+            {"variant": "dense", "bleu": scores["bleu"], "chrf": scores["chrf"],
+             "size_bytes": (run.folder / "model.safetensors").stat().st_size},
+            f"Release {run.size_name} ({run.summary['source_lang']}-{run.summary['target_lang']}, BLEU {scores['bleu']:.1f})"))
+    return items
+
+
+def stage_release(items: list[ReleaseItem], output_dir: Union[str, Path]) -> tuple[Path, dict[str, Path]]:
+    """Assembles every repo folder in a new staging folder beside ``output_dir`` and scans them all for local
+    strings; on any error the staging folder is removed and ``output_dir`` is untouched. Returns the staging
+    folder and ``{repo_id: staged folder}``."""
+    output_dir = Path(output_dir)
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}-", dir=output_dir.parent))
+    try:
+        repos = {item.repo_id: assemble(item.source, item.card, item.record, staging / item.name) for item in items}
+        public = public_names(*([item.repo_id.split("/")[0], item.figures["variant"], item.record.get("size"),
+                                 *item.record["evaluation"].values()] for item in items),
+                              *(item.name.split("-") for item in items))
+        scan(repos, local_strings([(item.source, item.local_records) for item in items], output_dir, public))
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return staging, repos
+
+
+def move_staged(staging: Path, repos: dict[str, Path], output_dir: Union[str, Path]) -> dict[str, Path]:
+    """Puts each staged repo folder at ``output_dir/<repo name>`` (replacing an older one); removes ``staging``."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    moved = {}
+    for repo_id, folder in repos.items():
+        target = output_dir / folder.name
+        shutil.rmtree(target, ignore_errors=True)
+        folder.rename(target)
+        moved[repo_id] = target
+    shutil.rmtree(staging, ignore_errors=True)
+    return moved
+
+
+def describe_files(folder: Path) -> list[dict]:
+    """Every file a repo folder would push, with its size: what a dry run shows."""
+    return [{"path": path.relative_to(folder).as_posix(), "bytes": path.stat().st_size}
+            for path in sorted(folder.rglob("*")) if path.is_file()]

@@ -35,6 +35,10 @@ class FakeHub:
         self.fail_status = 503
         self.drop_commits = 0  # apply the next N commits, then close the connection before answering
         self.drop_before_commit = 0  # close the connection of the next N commit requests without applying them
+        self.down_after_commits = None  # after this many more commits, every commit request's connection drops
+        self.token_role = "write"  # what whoami says of the token: read, write or fineGrained
+        self.scoped = []  # a fine-grained token's scopes: [{"entity": {"type": "org", "name": ...}, "permissions": [...]}]
+        self.orgs = [{"name": "org", "roleInOrg": "write"}]
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -126,7 +130,10 @@ class FakeHub:
                 if path == "/api/whoami-v2":
                     if not self._authorized():
                         return self._send(401, {"error": "Invalid credentials"})
-                    return self._send(200, {"name": USER, "type": "user", "orgs": [], "auth": {"type": "access_token"}})
+                    token = {"displayName": "test", "role": hub.token_role,
+                             **({"fineGrained": {"scoped": hub.scoped, "global": []}} if hub.token_role == "fineGrained" else {})}
+                    return self._send(200, {"name": USER, "type": "user", "orgs": hub.orgs,
+                                            "auth": {"type": "access_token", "accessToken": token}})
                 match = re.fullmatch(r"/api/models/([^/]+/[^/]+)(?:/revision/([^/]+))?", path)
                 if match:
                     repo = self._repo(match.group(1))
@@ -164,6 +171,8 @@ class FakeHub:
                     return self._send(200, {"errors": [], "warnings": []})
                 if path == "/api/repos/create":
                     request = json.loads(body)
+                    if hub.token_role == "read":
+                        return self._send(403, {"error": "You don't have the rights to create a model under this namespace"})
                     repo_id = f"{request.get('organization') or USER}/{request['name']}"
                     with hub.lock:
                         if repo_id in hub.repos:
@@ -189,6 +198,10 @@ class FakeHub:
                         if hub.drop_before_commit > 0:
                             hub.drop_before_commit -= 1
                             return self._drop()
+                        if hub.down_after_commits is not None:
+                            if hub.down_after_commits <= 0:
+                                return self._drop()  # the network is down from here on
+                            hub.down_after_commits -= 1
                         files, deleted, message, parent = {}, [], "", None
                         for line in body.decode().splitlines():
                             item = json.loads(line)

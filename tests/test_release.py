@@ -16,17 +16,8 @@ from hf_tbc.classification import (
 )
 from hf_tbc.compress.grid import CompressionArguments, compress_grid, read_records
 from hf_tbc.pretraining import DataTrainingArguments, ModelArguments, PretrainingArguments, pretrain
-from hf_tbc.release import (
-    ReleaseArguments,
-    Variant,
-    best_under,
-    card_data,
-    check_repo_id,
-    corpus_description,
-    load_variant_records,
-    render_card,
-    stored_sparse,
-)
+from hf_tbc.cards import card_data, corpus_description, render_card, stored_sparse
+from hf_tbc.release import ReleaseArguments, Variant, best_under, check_repo_id, load_variant_records
 from hf_tbc.variants import variant_kind
 from tests.conftest import REPO
 from tests.hub_server import TOKEN, FakeHub
@@ -89,9 +80,9 @@ def test_dry_run_writes_parsing_cards_from_the_records_and_loadable_folders(tmp_
     folders = sorted(path.name for path in out.iterdir() if path.is_dir())
     names = ["dense-fp32", "dense-quanto-int8", "pruned50-fp32", "pruned50-onnx-int8", "structured50-onnx-int8"]
     # the dense parent came along
-    assert folders == sorted(f"tbc-L2-H32-pairs-{name}" for name in names)
+    assert folders == sorted(f"tbc-L2-H32-docs-pairs-{name}" for name in names)
     for name in names:
-        folder = out / f"tbc-L2-H32-pairs-{name}"
+        folder = out / f"tbc-L2-H32-docs-pairs-{name}"
         card = ModelCard.load(folder / "README.md")
         data = card.data.to_dict()
         for key in ("license", "library_name", "pipeline_tag", "tags", "datasets", "model-index"):
@@ -104,7 +95,7 @@ def test_dry_run_writes_parsing_cards_from_the_records_and_loadable_folders(tmp_
         if name == "dense-fp32":
             assert card.data.base_model is None
         else:
-            assert card.data.base_model == "org/tbc-L2-H32-pairs-dense-fp32"
+            assert card.data.base_model == "org/tbc-L2-H32-docs-pairs-dense-fp32"
         loader = {"pruned50-onnx-int8": "OnnxModelForSequenceClassification", "dense-quanto-int8": "QuantizedModelForSequenceClassification",
                   "structured50-onnx-int8": "OnnxModelForSequenceClassification"}
         assert loader.get(name, "AutoModelForSequenceClassification") in card.text
@@ -123,7 +114,7 @@ def test_dry_run_writes_parsing_cards_from_the_records_and_loadable_folders(tmp_
     from hf_tbc.variants import load_variant
 
     for name in names:
-        folder = out / f"tbc-L2-H32-pairs-{name}"
+        folder = out / f"tbc-L2-H32-docs-pairs-{name}"
         model = load_variant(folder)
         assert accuracy(model, chain["validation"], AutoTokenizer.from_pretrained(folder)) == pytest.approx(rows[name]["accuracy"])
 
@@ -157,13 +148,13 @@ def test_push_to_a_test_hub_loads_back_with_the_cards_accuracy_and_repush_is_ide
         done = run_release(*arguments, env=env, hub=hub)
         assert done.returncode == 0, done.stderr[-3000:]
         assert TOKEN not in done.stdout + done.stderr
-        assert sorted(hub.repos) == [f"org/tbc-L2-H32-pairs-{n}" for n in ("dense-fp32", "dense-quanto-int8", "pruned50-onnx-int8")]
+        assert sorted(hub.repos) == [f"org/tbc-L2-H32-docs-pairs-{n}" for n in ("dense-fp32", "dense-quanto-int8", "pruned50-onnx-int8")]
         commits = {repo: len(state["commits"]) for repo, state in hub.repos.items()}
         assert set(commits.values()) == {2}  # the repo's creation, then one commit with every file
-        assert hub.repos["org/tbc-L2-H32-pairs-pruned50-onnx-int8"]["messages"][-1].startswith("Release pruned50-onnx-int8")
+        assert hub.repos["org/tbc-L2-H32-docs-pairs-pruned50-onnx-int8"]["messages"][-1].startswith("Release pruned50-onnx-int8")
 
         for name, kind in (("dense-fp32", "pytorch"), ("pruned50-onnx-int8", "onnx"), ("dense-quanto-int8", "quanto")):
-            repo_id = f"org/tbc-L2-H32-pairs-{name}"
+            repo_id = f"org/tbc-L2-H32-docs-pairs-{name}"
             card = ModelCard(hub.repos[repo_id]["files"]["README.md"].decode())
             loaded = subprocess.run([sys.executable, "-c", LOAD_BACK, repo_id, kind, chain["dev"]], capture_output=True,
                                     text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": hub.url,
@@ -177,7 +168,7 @@ def test_push_to_a_test_hub_loads_back_with_the_cards_accuracy_and_repush_is_ide
         assert {repo: len(state["commits"]) for repo, state in hub.repos.items()} == commits
         assert again.stdout.count("unchanged") >= 3
 
-        victim = "org/tbc-L2-H32-pairs-dense-fp32"
+        victim = "org/tbc-L2-H32-docs-pairs-dense-fp32"
         hub.repos[victim]["files"]["notes.txt"] = b"someone else's file"
         refused = run_release(*arguments, env=env, hub=hub)
         assert refused.returncode == 2 and "already exists with other content: pass --overwrite" in refused.stderr
@@ -195,16 +186,17 @@ def test_network_errors_are_retried_then_reported_without_claiming_a_push(tmp_pa
         flaky = run_release("--variants", variant, "--hub_organization", "org", "--output_dir", str(tmp_path / "a"), *CARD,
                             env={"HF_HOME": str(tmp_path / "hf")}, hub=hub)
         assert flaky.returncode == 0, flaky.stderr[-3000:]
-        assert len(hub.repos["org/tbc-L2-H32-pairs-dense-fp32"]["commits"]) == 2
+        assert len(hub.repos["org/tbc-L2-H32-docs-pairs-dense-fp32"]["commits"]) == 2
     with FakeHub() as hub:
         hub.fail_commits = 10
         down = run_release("--variants", variant, "--hub_organization", "org", "--output_dir", str(tmp_path / "b"), *CARD,
                            env={"HF_HOME": str(tmp_path / "hf")}, hub=hub)
         assert down.returncode != 0
         assert "failed after 3 attempts" in down.stderr and "nothing was committed" in down.stderr
-        assert hub.repos["org/tbc-L2-H32-pairs-dense-fp32"]["files"].keys() == {".gitattributes"}
+        assert hub.repos["org/tbc-L2-H32-docs-pairs-dense-fp32"]["files"].keys() == {".gitattributes"}
         report = json.loads((tmp_path / "b" / "release.json").read_text())
-        assert [entry["status"] for entry in report] == ["written"]
+        assert [entry["status"] for entry in report] == ["failed"]
+        assert "0 of 1 repos landed" in down.stderr
 
 
 @pytest.mark.slow
@@ -214,7 +206,7 @@ def test_network_errors_are_retried_then_reported_without_claiming_a_push(tmp_pa
         ("no_token", "no Hugging Face token"),
         ("missing_records", "missing record"),
         ("bad_name", "invalid repo id"),
-        ("no_card_dataset", "name their Hub dataset for the card with --card_dataset"),
+        ("no_card_dataset", "whose folder name stays private: name their Hub dataset for the card with --card_dataset"),
         ("nothing", "nothing to release"),
     ],
 )
@@ -253,7 +245,7 @@ def test_release_selects_by_latency_and_skips_a_base_model_with_nothing_under_th
                           *CARD, "--output_dir", str(tmp_path / "skipped"), env={"HF_HOME": str(tmp_path / "hf")})
     assert skipped.returncode == 0, skipped.stderr[-3000:]
     assert f"skipped {chain['compressed']}: no variant costs at most" in skipped.stderr
-    assert sorted(path.name for path in (tmp_path / "skipped").iterdir() if path.is_dir()) == ["tbc-L2-H32-pairs-dense-fp32"]
+    assert sorted(path.name for path in (tmp_path / "skipped").iterdir() if path.is_dir()) == ["tbc-L2-H32-docs-pairs-dense-fp32"]
 
 
 def test_selection_takes_the_most_accurate_variant_under_the_limit_by_each_cost():
@@ -376,7 +368,7 @@ def test_private_is_honoured_for_an_existing_repo(hub, api, release_folder):
 def test_cards_render_for_every_kind_without_the_network(chain):
     for folder in sorted(path for path in chain["compressed"].iterdir() if path.is_dir()):
         variant = load_variant_records(folder)
-        variant.repo_id = f"org/{variant.default_repo_name('tbc-')}"
+        variant.repo_id = f"org/{variant.default_repo_name('tbc-', 'docs-pairs')}"
         variant.parent_repo_id = None if variant.row["variant"] == "dense-fp32" else "org/parent"
         card = render_card(variant, "hf-tbc/docs-pairs", None, "validation")
         parsed = ModelCard(str(card))
@@ -392,7 +384,9 @@ def test_cards_tag_sparse_only_what_is_stored_sparse_and_name_all_training_data(
     assert not stored_sparse({**row, "method": "onnx-int8", "sparsity": 0.5, "pruning_method": "structured"})
     pretraining = {"corpus": "../shared/data/sst2/train.tsv,../shared/data/reviews/books/train.tsv",
                    "corpus_files": ["../shared/data/sst2/train.tsv", "../shared/data/reviews/books/train.tsv"]}
-    assert corpus_description(pretraining) == "sst2/train.tsv (local file), books/train.tsv (local file)"
+    assert corpus_description(pretraining) == "2 local text files, not named for this card"  # folder names stay private
+    assert corpus_description(pretraining, ["stanfordnlp/sst2", "amazon_polarity"]) == \
+        "stanfordnlp/sst2, amazon_polarity (local copies)"
     assert corpus_description({"corpus": "wikitext", "dataset_name": "wikitext",
                                "dataset_config_name": "wikitext-103-raw-v1"}) == "wikitext (wikitext-103-raw-v1)"
     assert corpus_description({"corpus": "python3.11-stdlib-docs"}) == "python3.11-stdlib-docs"
@@ -404,3 +398,123 @@ def test_cards_tag_sparse_only_what_is_stored_sparse_and_name_all_training_data(
     assert data["library_name"] == "hf-tbc"  # quanto variants load through hf_tbc's class
     assert data["datasets"] == ["wikitext", "stanfordnlp/sst2"]
     assert "magnitude-pruning" in data["tags"] and "sparse" not in data["tags"]
+
+
+# -- what a release publishes, and preflight -------------------------------------------------------------
+PUBLIC_FILES = {"README.md", "hf_tbc_record.json", "config.json", "model.safetensors", "model.onnx", "quanto_qmap.json",
+                "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"}
+
+
+@pytest.mark.slow
+def test_a_release_publishes_model_files_a_card_and_a_record_with_public_names_only(tmp_path, chain):
+    """The data sits in a folder named `pairs` under the test's folder: neither may reach a Hub folder; the task's
+    public name comes from the card's Hub dataset (nyu-mll/glue sst2), never from that folder."""
+    compressed, out = chain["compressed"], tmp_path / "release"
+    glue = ["--card_dataset", "nyu-mll/glue", "--card_dataset_config", "sst2"]
+    done = run_release("--variants", str(compressed / "pruned50-onnx-int8"), str(compressed / "dense-quanto-int8"),
+                       "--dry_run", "--hub_organization", "org", *glue, "--output_dir", str(out),
+                       env={"HF_HOME": str(tmp_path / "hf")})
+    assert done.returncode == 0, done.stderr[-3000:]
+    folders = sorted(path for path in out.iterdir() if path.is_dir())
+    assert [path.name for path in folders] == [f"tbc-L2-H32-sst2-{name}" for name in
+                                               ("dense-fp32", "dense-quanto-int8", "pruned50-onnx-int8")]
+    home = str(__import__("pathlib").Path.home())
+    for folder in folders:
+        names = {path.name for path in folder.iterdir()}
+        assert names <= PUBLIC_FILES and {"README.md", "hf_tbc_record.json", "config.json"} <= names, names
+        assert f"{folder.name}  (" in done.stdout or folder.name in done.stdout  # the dry run lists it ...
+        for path in folder.iterdir():
+            assert f"{path.name} " in done.stdout  # ... file by file
+            data = path.read_bytes()
+            for local in (str(chain["root"]), home, "/pairs/", "pairs (local"):
+                assert local.encode() not in data, (path, local)
+        record = json.loads((folder / "hf_tbc_record.json").read_text())
+        assert record["finetuning"]["task"] == "sst2" and record["finetuning"]["data"] == ["train.csv"]
+        assert record["pretraining"]["corpus"] == ["text.txt"] and record["evaluation"]["dataset"] == "nyu-mll/glue"
+        card = ModelCard.load(folder / "README.md")
+        assert "sst2" in card.text and "pairs" not in card.text
+    listed = json.loads((out / "release.json").read_text())
+    assert [file["path"] for file in listed[0]["files"]] == sorted(path.name for path in folders[0].iterdir())
+
+
+@pytest.mark.slow
+def test_a_local_path_left_in_a_model_file_stops_the_release_before_anything_is_written(tmp_path, chain):
+    import shutil
+
+    copy = tmp_path / "compressed"
+    shutil.copytree(chain["compressed"], copy)
+    tokenizer_config = copy / "dense-fp32" / "tokenizer_config.json"
+    config = json.loads(tokenizer_config.read_text())
+    config["name_or_path"] = str(chain["root"] / "finetuned")  # what some tokenizers save
+    tokenizer_config.write_text(json.dumps(config))
+    out = tmp_path / "release"
+    done = run_release("--variants", str(copy / "dense-fp32"), "--dry_run", "--hub_organization", "org", *CARD,
+                       "--output_dir", str(out), env={"HF_HOME": str(tmp_path / "hf")})
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "tokenizer_config.json would publish" in errors[0] and str(chain["root"]) in errors[0]
+    assert {path.name for path in tmp_path.iterdir()} - {"hf"} == {"compressed"}  # no output, no staging left
+
+
+FIVE = ("pruned50-fp32", "structured50-onnx-int8", "dense-quanto-int8", "pruned50-onnx-int8")  # + the dense parent
+
+
+def _five(chain, tmp_path, *extra):
+    return ["--variants", *(str(chain["compressed"] / name) for name in FIVE), "--hub_organization", "org", *CARD,
+            "--output_dir", str(tmp_path / "release"), *extra]
+
+
+def _names(prefix="tbc-"):
+    return [f"org/{prefix}L2-H32-docs-pairs-{name}" for name in ("dense-fp32", *FIVE)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", ["existing_third", "read_only_token", "not_a_member", "invalid_third"])
+def test_a_release_that_cannot_complete_creates_nothing(tmp_path, chain, fault):
+    env = {"HF_HOME": str(tmp_path / "hf")}
+    with FakeHub() as hub:
+        arguments, message = _five(chain, tmp_path), None
+        if fault == "existing_third":
+            third = _names()[2]
+            hub.repos[third] = {"files": {".gitattributes": b"", "notes.txt": b"theirs"}, "commits": ["c0"],
+                                "messages": ["theirs"], "private": False}
+            message = f"Hub repo {third} already exists with other content: pass --overwrite"
+        elif fault == "read_only_token":
+            hub.token_role, message = "read", "the Hugging Face token is read-only"
+        elif fault == "not_a_member":
+            hub.orgs, message = [], "tester is not a member of the organisation org"
+        else:  # a prefix that makes only the longest name, the third, longer than the Hub's 96 characters
+            prefix = "p" * (96 - len("tbc-L2-H32-docs-pairs-structured50-onnx-int8") + 4) + "-"
+            arguments, message = _five(chain, tmp_path, "--repo_prefix", prefix), "invalid repo id"
+            assert len(_names(prefix)[2].split("/")[1]) > 96 >= max(len(n.split("/")[1]) for n in _names(prefix)[:2])
+        before = {repo: list(state["commits"]) for repo, state in hub.repos.items()}
+        done = run_release(*arguments, env=env, hub=hub)
+        assert done.returncode == 2, done.stderr[-3000:]
+        errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and message in errors[0], done.stderr[-2000:]
+        assert {repo: state["commits"] for repo, state in hub.repos.items()} == before  # nothing created, nothing committed
+        assert not any(request.startswith("POST /api/repos/create") or "/commit/" in request for request in hub.requests)
+        assert not (tmp_path / "release").exists()
+
+
+@pytest.mark.slow
+def test_a_release_cut_off_midway_says_what_landed_and_a_rerun_pushes_exactly_the_rest(tmp_path, chain):
+    env = {"HF_HOME": str(tmp_path / "hf")}
+    with FakeHub() as hub:
+        hub.down_after_commits = 2  # the network goes down after the second repo's commit
+        cut = run_release(*_five(chain, tmp_path), env=env, hub=hub)
+        assert cut.returncode == 1, cut.stderr[-3000:]
+        assert "2 of 5 repos landed" in cut.stderr and "rerun the same command" in cut.stderr
+        report = json.loads((tmp_path / "release" / "release.json").read_text())
+        assert [entry["status"] for entry in report] == ["created", "created", "failed", "not pushed", "not pushed"]
+        landed = {repo for repo, state in hub.repos.items() if "README.md" in state["files"]}
+        assert landed == set(_names()[:2])
+        first = {repo: list(hub.repos[repo]["commits"]) for repo in landed}
+
+        hub.down_after_commits = None  # the network is back
+        rerun = run_release(*_five(chain, tmp_path), env=env, hub=hub)
+        assert rerun.returncode == 0, rerun.stderr[-3000:]
+        report = json.loads((tmp_path / "release" / "release.json").read_text())
+        assert [entry["status"] for entry in report] == ["unchanged", "unchanged", "updated", "created", "created"]
+        assert {repo: hub.repos[repo]["commits"] for repo in landed} == first  # no second commit where it had landed
+        assert all(len(hub.repos[repo]["commits"]) == 2 and "README.md" in hub.repos[repo]["files"] for repo in _names())

@@ -355,5 +355,12 @@ release:
     results = json.loads((root / "translate" / "E1-D1-H128" / "eval_results.json").read_text())
     assert "pipeline_tag: translation" in card and "type: translation" in card and "type: bleu" in card
     assert f"value: {results['splits']['test']['bleu']}" in card and "split: test" in card
-    assert not list((root / "release" / "tbc-E1-D1-H128-en-fr").glob("checkpoint-*"))
+    released = root / "release" / "tbc-E1-D1-H128-en-fr"
+    assert {path.name for path in released.iterdir()} == {  # what loads and describes the model; no translations file
+        "README.md", "hf_tbc_record.json", "config.json", "generation_config.json", "model.safetensors",
+        "tokenizer.json", "tokenizer_config.json"}, sorted(path.name for path in released.iterdir())
+    record = json.loads((released / "hf_tbc_record.json").read_text())
+    assert record["training"]["data"] == ["train.tsv"] and record["evaluation"]["dataset"] == "word-pairs"
+    assert "samples" not in record["evaluation"]["splits"]["test"]
+    assert str(tmp_path) not in card and str(data.name) + "/" not in card
     assert AutoModelForSeq2SeqLM.from_pretrained(root / "release" / "tbc-E1-D1-H128-en-fr").config.d_model == 128

@@ -2,12 +2,15 @@
 built from the run's own records, and a Hub-ready folder.
 
 The dense model is released as trained: hf-tbc's int8 paths (ONNX Runtime dynamic quantization of an exported
-classifier, optimum-quanto behind hf-tbc's classifier wrapper) do not cover encoder-decoders with generation.
+classifier, optimum-quanto behind hf-tbc's classifier wrapper) do not cover encoder-decoders with generation. The
+Hub folder holds the model files, the card and :func:`public_translation_record`; the translations file, curves
+and local records stay behind.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
@@ -17,7 +20,9 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from .. import model_cards
 from ..budget import format_duration
 from ..errors import UsageError
+from ..public import public_sources
 
+SIZE_NAME = re.compile(r"E\d+-D\d+-H\d+")
 TRANSLATION_TEMPLATE = Path(model_cards.__file__).resolve().parent / "translation_card.md"
 LAYER_NORM = {"m2m_100": "LayerNorm before each sublayer, sinusoidal positions",
               "mbart": "LayerNorm before each sublayer, learned positions",
@@ -35,7 +40,12 @@ class TranslationRun:
 
     @property
     def size_name(self) -> str:
-        return Path(str(self.summary["model_size"])).name
+        """The size preset it was trained at (``E3-D3-H256``), else its shape; never a folder's name."""
+        recorded = str(self.summary.get("model_size") or "")
+        if SIZE_NAME.fullmatch(recorded):
+            return recorded
+        config = self.summary["config"]
+        return f"E{config['encoder_layers']}-D{config['decoder_layers']}-H{config['d_model']}"
 
     def default_repo_name(self, prefix: str = "") -> str:
         return f"{prefix}{self.size_name}-{self.summary['source_lang']}-{self.summary['target_lang']}"
@@ -101,7 +111,7 @@ def render_translation_card(run: TranslationRun, dataset_id: str, dataset_config
         "vocab_size": config["vocab_size"],
         "source_lang": summary["source_lang"],
         "target_lang": summary["target_lang"],
-        "data": _public_name(summary["dataset"]),
+        "data": _dataset_line(dataset_id, dataset_config),
         "train_pairs": summary["train_pairs"],
         "budget": format_duration(summary["time_budget_s"]) if summary.get("time_budget_s") else "none (step-limited)",
         "hardware": (hardware.get("accelerator") or f"{hardware.get('cpu')} ({hardware.get('cpu_count')} cores, CPU only)"),
@@ -118,8 +128,8 @@ def render_translation_card(run: TranslationRun, dataset_id: str, dataset_config
         "copy_scores": [{"split": name, **value} for name, value in results["copy_source"].items()],
         "example_source": samples[0]["source"].replace('"', "'"),
         "limitations": "\n".join(f"- {note}" for note in (
-            f"Trained and evaluated on {_public_name(summary['dataset'])} only: short image captions. Quality on other "
-            "text is unmeasured and will be far lower.",
+            f"Trained and evaluated on {_dataset_line(dataset_id, dataset_config)} only. Quality on other text is "
+            "unmeasured and will be far lower.",
             "A small research model trained under a short compute budget; do not rely on its translations.",
             "Released dense: hf-tbc's int8 paths do not yet cover encoder-decoders with generation.")),
     }
@@ -127,11 +137,28 @@ def render_translation_card(run: TranslationRun, dataset_id: str, dataset_config
     return ModelCard.from_template(data, template_path=str(template), **values)
 
 
-def _public_name(source) -> Optional[str]:
-    """A dataset id as is; local files reduced to their last two path parts (no home folders in public cards)."""
-    if source is None:
-        return None
-    parts = [part.strip() for part in str(source).split(",") if part.strip()]
-    if not any(part.startswith(("/", ".", "~")) for part in parts):
-        return str(source)
-    return ", ".join("/".join(Path(part).parts[-2:]) for part in parts) + " (local files)"
+def _dataset_line(dataset_id: str, dataset_config: Optional[str]) -> str:
+    return f"{dataset_id} ({dataset_config})" if dataset_config else dataset_id
+
+
+SUMMARY_RECORD = ("task", "model_size", "parameters", "config", "source_lang", "target_lang", "dataset_name",
+                  "dataset_config_name", "train_pairs", "time_budget_s", "budget_includes_eval", "stop_reason",
+                  "deadline_overshoot_s", "train_s", "total_s", "eval_s", "eval_share_of_budget", "steps", "tokens",
+                  "curve_eval_pairs", "final_eval_loss", "final_eval_bleu", "final_eval_chrf", "final_eval_distinct",
+                  "copy_source_bleu", "world_size", "precision", "per_device_train_batch_size", "learning_rate",
+                  "warmup_ratio", "label_smoothing_factor", "schedule", "hardware")
+
+
+def public_translation_record(run: TranslationRun, dataset_id: str, dataset_config: Optional[str],
+                              dataset_split: str) -> dict:
+    """The record published next to the card: the run's figures, its data as a Hub id or file names, and its
+    scores without the sample translations (they quote the evaluation data)."""
+    summary = {key: run.summary[key] for key in SUMMARY_RECORD if key in run.summary}
+    summary.update(model_size=run.size_name, data=public_sources(run.summary.get("dataset_name") or run.summary.get("dataset")))
+    splits = {name: {key: value for key, value in scores.items() if key != "samples"}
+              for name, scores in run.results["splits"].items()}
+    return {"repo_id": run.repo_id, "size": run.size_name,
+            "evaluation": {"dataset": dataset_id, "config": dataset_config, "split": dataset_split,
+                           "decoding": run.results.get("decoding"), "splits": splits,
+                           "copy_source": run.results.get("copy_source")},
+            "training": summary}
