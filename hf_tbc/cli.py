@@ -17,6 +17,7 @@ from transformers import HfArgumentParser
 from transformers.utils import logging
 
 from .errors import UsageError
+from .launch import stop_with_parent
 from .training import PREEMPTED_EXIT_CODE
 
 
@@ -51,6 +52,7 @@ def _parse_file(parser: HfArgumentParser, path: str) -> tuple:
 
 def run_recipe(main: Callable[[], object]) -> None:
     """Runs a recipe's ``main`` and turns its end into an exit code (see the module docstring)."""
+    stop_with_parent()
     logging.set_verbosity_warning()
     logging.enable_default_handler()
     logging.enable_explicit_format()

@@ -1,0 +1,132 @@
+"""``hf-tbc-launch``: ``accelerate launch`` (same flags, same config file) for runs that a scheduler may stop.
+
+    hf-tbc-launch --cpu --num_processes 1 recipes/run_mlm.py --time_budget 2h --output_dir runs/L4-H256
+    hf-tbc-launch --multi_gpu --num_processes 8 recipes/run_mlm.py --model_size L12-H768 --time_budget 2h ...
+
+Plain ``accelerate launch`` runs every recipe, but a scheduler meets three gaps in it:
+
+- **Signals.** With one process it neither forwards SIGTERM to the training process nor waits for it: signalled
+  alone (a Kubernetes pod's PID 1, ``kill`` of the job's main process), it dies at once and the run goes on
+  orphaned. ``hf-tbc-launch`` forwards SIGTERM to the training processes and waits while they checkpoint. With
+  several processes torch's elastic agent forwards it itself and waits ``TORCH_ELASTIC_SHUTDOWN_TIMEOUT`` seconds
+  (torch's default 30) before SIGKILL; ``hf-tbc-launch`` sets that to :data:`SHUTDOWN_TIMEOUT` unless it is set.
+- **Exit codes.** ``accelerate launch`` turns every failure into 1; here the recipe's own code comes through:
+  0 done, 2 bad input, 143 preempted (checkpoint written: resume), 1 anything else.
+- **Noise.** A recipe's one-line ``error:`` is not followed by the launcher's traceback.
+
+Recipes also stop cleanly when their launcher dies without a word (SIGKILL, or plain ``accelerate launch``
+signalled alone): :func:`stop_with_parent` makes the kernel send them SIGTERM then.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import sys
+from typing import Optional, Sequence
+
+PREEMPTED = 128 + signal.SIGTERM  # what a process ended by SIGTERM reports: the requeue code of most schedulers
+SHUTDOWN_TIMEOUT = 300  # seconds the elastic agent waits for checkpointing workers after forwarding a signal
+_PR_SET_PDEATHSIG = 1
+
+
+def exit_code(returncode: int) -> int:
+    """A child's return code as a shell reports it: a death by signal N (Popen's -N) is 128 + N."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+class SignalForwarder:
+    """Forwards SIGTERM received by the launcher to its child processes (the training processes), once each time
+    it arrives, and lets the launcher go on waiting for them."""
+
+    def __init__(self):
+        self.received: Optional[int] = None
+        self._previous = None
+
+    def install(self) -> "SignalForwarder":
+        self._previous = signal.signal(signal.SIGTERM, self._forward)
+        return self
+
+    def _forward(self, signum, frame) -> None:
+        import psutil
+
+        self.received = signum
+        children = psutil.Process().children()
+        if not children:  # nothing started yet: nothing to checkpoint
+            raise SystemExit(exit_code(-signum))
+        for child in children:
+            try:
+                child.send_signal(signum)
+            except psutil.NoSuchProcess:
+                pass
+
+    def restore(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+            self._previous = None
+
+
+def stop_with_parent() -> None:
+    """Asks Linux to send this process SIGTERM when the process that started it exits (``PR_SET_PDEATHSIG``), so a
+    run whose launcher was killed checkpoints and stops as on preemption instead of training on orphaned. A no-op
+    elsewhere, and when the parent is already gone."""
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request: nobody will signal it now
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _quiet_elastic_agent() -> None:
+    """Silences the elastic agent's own failure report: each worker prints its error (one line, or its traceback)."""
+    import torch.distributed.run  # noqa: F401 (creates the agent's loggers, each with its own level)
+
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith("torch.distributed.elastic"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def launch(argv: Optional[Sequence[str]] = None) -> int:
+    """Runs ``accelerate launch`` with ``argv`` and returns the exit code of the training processes."""
+    from accelerate.commands.launch import launch_command, launch_command_parser
+
+    parser = launch_command_parser()
+    parser.prog = "hf-tbc-launch"
+    parser.description = __doc__.split("\n\n")[0] + " " + (parser.description or "")
+    args = parser.parse_args(argv)
+    args.quiet = False  # accelerate's quiet mode turns every failure into 1: the code is read here instead
+    os.environ.setdefault("TORCH_ELASTIC_SHUTDOWN_TIMEOUT", str(SHUTDOWN_TIMEOUT))
+    _quiet_elastic_agent()
+    forwarder = SignalForwarder().install()
+    try:
+        launch_command(args)
+    except subprocess.CalledProcessError as error:  # one process (accelerate's simple launcher)
+        return exit_code(error.returncode)
+    except Exception as error:  # several processes: torch's elastic agent
+        from torch.distributed.elastic.multiprocessing.api import SignalException
+        from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
+        if isinstance(error, SignalException):
+            return exit_code(-int(error.sigval))
+        if isinstance(error, ChildFailedError):
+            return exit_code(error.get_first_failure()[1].exitcode)
+        raise
+    finally:
+        forwarder.restore()
+    return 0
+
+
+def main() -> None:
+    sys.exit(launch())
+
+
+if __name__ == "__main__":
+    main()

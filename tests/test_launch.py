@@ -1,0 +1,125 @@
+"""hf-tbc-launch, and recipes under a launcher that a scheduler signals alone."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hf_tbc.launch import PREEMPTED, SignalForwarder, exit_code
+from tests.conftest import REPO
+
+RECIPE = str(REPO / "recipes" / "run_mlm.py")
+TINY = ["--model_size", "L2-H32", "--vocab_size", "600", "--block_size", "32", "--per_device_train_batch_size", "8",
+        "--logging_steps", "1", "--disable_tqdm", "true", "--dataloader_num_workers", "0"]
+LAUNCH = [sys.executable, "-m", "hf_tbc.launch"]
+ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch"]
+ONE = ["--cpu", "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+TWO = ["--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+
+
+def test_a_death_by_signal_reads_as_a_shell_reports_it():
+    assert exit_code(-signal.SIGTERM) == PREEMPTED == 143 and exit_code(2) == 2 and exit_code(0) == 0
+
+
+CHILD = """
+import signal, sys, time
+signal.signal(signal.SIGTERM, lambda *_: (open(sys.argv[1], "w").write("saved"), sys.exit(143)))
+open(sys.argv[1] + ".ready", "w").write("")
+time.sleep(60)
+"""
+
+
+def test_the_forwarder_passes_sigterm_to_the_children_and_lets_the_launcher_wait(tmp_path):
+    marker = tmp_path / "child"
+    forwarder = SignalForwarder().install()
+    try:
+        child = subprocess.Popen([sys.executable, "-c", CHILD, str(marker)])
+        while not Path(str(marker) + ".ready").exists():
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGTERM)  # the scheduler signals the launcher (this process) alone
+        assert child.wait(timeout=30) == 143  # the launcher went on waiting for the child, which saved
+        assert marker.read_text() == "saved" and forwarder.received == signal.SIGTERM
+    finally:
+        forwarder.restore()
+    assert signal.getsignal(signal.SIGTERM) is not forwarder._forward
+
+
+@pytest.mark.parametrize("launcher", ["hf-tbc-launch", "hf-tbc-launch 2 processes", "accelerate launch -q"])
+def test_bad_input_under_a_launcher_is_one_line_and_no_traceback(tmp_path, launcher):
+    command = {"hf-tbc-launch": [*LAUNCH, *ONE], "hf-tbc-launch 2 processes": [*LAUNCH, *TWO],
+               "accelerate launch -q": [*ACCELERATE, "-q", *ONE]}[launcher]
+    out = tmp_path / "out"
+    done = subprocess.run([*command, RECIPE, "--train_file", str(tmp_path / "missing.txt"), "--time_budget", "5s",
+                           "--output_dir", str(out)], capture_output=True, text=True, timeout=300)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    processes = 2 if "2 processes" in launcher else 1
+    assert errors == [errors[0]] * processes and "missing.txt does not exist" in errors[0], done.stderr[-3000:]
+    assert "Traceback" not in done.stderr and "CalledProcessError" not in done.stderr
+    assert done.returncode == (1 if "accelerate" in launcher else 2)  # accelerate turns every failure into 1
+    assert not out.exists()
+
+
+def _signal_the_launcher_alone(command: list[str], out: Path, timeout: float = 240) -> int:
+    """Starts ``command`` in its own session, waits for a checkpoint and a few more steps, sends SIGTERM to the
+    launcher's process only (not its group, as Kubernetes does to PID 1) and returns its exit code."""
+    log = out.parent / "launcher.log"  # a file, not a pipe: an orphaned child goes on writing to it
+    with log.open("w") as handle:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=handle, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while not list(out.glob("checkpoint-*/trainer_state.json")):
+        assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.2)
+    time.sleep(2)
+    process.send_signal(signal.SIGTERM)
+    return process.wait(timeout=120)
+
+
+def _no_orphan(out: Path, wait: float = 60) -> bool:
+    """No process training into ``out`` is left (the budget would keep one alive for minutes)."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        listing = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+        if str(out) not in listing:
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def _preempted(out: Path) -> dict:
+    record = json.loads((out / "run_summary.json").read_text())
+    assert record["stop_reason"] == "preempted" and record["model_saved"] is False, record
+    assert (Path(record["checkpoint"]) / "trainer_state.json").is_file()
+    return record
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("processes", [1, 2])
+def test_sigterm_to_hf_tbc_launch_alone_saves_exits_143_and_resumes(tmp_path, processes):
+    out = tmp_path / "run"
+    launcher = [*LAUNCH, *(ONE if processes == 1 else TWO), RECIPE, *TINY, "--save_every", "2s", "--output_dir", str(out)]
+    code = _signal_the_launcher_alone([*launcher, "--time_budget", "5m"], out)
+    assert code == PREEMPTED
+    assert _no_orphan(out)
+    record = _preempted(out)
+    resumed = subprocess.run([*launcher, "--time_budget", "4s", "--resume_from_checkpoint", "true"],
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    finished = json.loads((out / "run_summary.json").read_text())
+    assert finished["resumed_from"] == record["checkpoint"] and finished["stop_reason"] == "time_budget"
+
+
+@pytest.mark.slow
+def test_a_recipe_whose_plain_accelerate_launcher_is_killed_saves_and_stops_instead_of_training_on(tmp_path):
+    """accelerate launch with one process dies at once on SIGTERM without telling its child; the child learns it
+    from the kernel (PR_SET_PDEATHSIG), checkpoints and exits 143 instead of training on, orphaned, to its budget."""
+    out = tmp_path / "run"
+    code = _signal_the_launcher_alone([*ACCELERATE, *ONE, RECIPE, *TINY, "--time_budget", "5m", "--save_every", "2s",
+                                          "--output_dir", str(out)], out)
+    assert code == -signal.SIGTERM  # the launcher itself: killed by the signal, as a shell reports 143
+    assert _no_orphan(out)
+    _preempted(out)
