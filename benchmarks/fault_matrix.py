@@ -18,6 +18,21 @@ Sections, each a row or rows of the table:
   `error:` line and no traceback, and leaves no output behind (an existing output folder is left untouched).
 - hub: a release pushed to a local test Hub that fails (5xx, 429, a dropped connection before or after a commit, a
   concurrent commit). Held when what is reported pushed is exactly what the Hub holds.
+- ddp_loss: the 2-process runs of `ddp` again, their recorded final validation loss against the saved model scored
+  in one process on the same validation blocks; and one training step on a batch whose ranks hold different label
+  counts (tests/ddp_probe.py), its logged loss, evaluated loss and gradient against one process on the whole batch.
+- preflight: five-repo releases that cannot complete (an existing repo in third place without --overwrite, a
+  read-only token, a namespace the user is not a member of, an invalid name in third place). Held when nothing is
+  created or committed and the error is one line.
+- midway: the connection drops for good after the second of five commits, then a rerun. Held when release.json
+  says exactly which repos landed and the rerun pushes exactly the rest, with no second commit where one landed.
+- leaks: every file of every repo pushed by a release of local-file runs (data in a folder of its own), read for the
+  work folder, the data folder's name, the home folder and the host name. Held when none holds any.
+- compress_rerun: compress.py rerun over a finished grid with --overwrite_output_dir, failing midway. Held when the
+  old grid is there byte for byte and no staging folder is left.
+- launcher: SIGTERM to the launcher process alone (hf-tbc-launch with 1 and 2 processes, plain accelerate launch
+  with 1). Held when the run leaves a resumable checkpoint and a preempted record, no process trains on, and
+  hf-tbc-launch exits 143 (plain accelerate launch dies of the signal at once: 143 as a shell reports it).
 
 A fault is injected into a run by starting it through this script (`--child PHASE`), which slows the phase down
 and writes a marker when it begins, so the signal lands inside it; the recipe itself is unchanged.
@@ -43,6 +58,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the test Hub lives in tests/
 RECIPES = REPO / "recipes"
+DATA_FOLDER = "acme-client-data"
 TINY = ["--model_size", "L2-H32", "--vocab_size", "500", "--block_size", "32", "--per_device_train_batch_size", "8",
         "--logging_steps", "1", "--disable_tqdm", "true", "--dataloader_num_workers", "0"]
 
@@ -63,7 +79,20 @@ def child(phase: str, marker: Path, recipe: str, arguments: list[str]) -> None:
         if not marker.exists():
             marker.write_text(phase)
 
-    if phase == "save":  # between the model file and trainer_state.json: a save in progress, half on disk
+    if phase == "compress_fail":  # the second variant's measurement fails, as an out-of-memory would
+        import hf_tbc.compress.grid as grid
+
+        real_measure, calls = grid.measure_variant, []
+
+        def failing_measure(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == 2:
+                announce()
+                raise MemoryError("out of memory while measuring the second variant")
+            return real_measure(*args, **kwargs)
+
+        grid.measure_variant = failing_measure
+    elif phase == "save":  # between the model file and trainer_state.json: a save in progress, half on disk
         real = Trainer._save_optimizer_and_scheduler
 
         def slow_save(self, output_dir):
@@ -131,26 +160,28 @@ def build_fixtures(work: Path) -> dict:
     from hf_tbc.data import default_corpus
 
     lines = default_corpus().read_text().splitlines()
-    (work / "text.txt").write_text("\n".join(lines[:3000]) + "\n")
+    data = work / DATA_FOLDER  # a folder of its own, whose name a release must not publish
+    data.mkdir()
+    (data / "text.txt").write_text("\n".join(lines[:3000]) + "\n")
     rows = ["sentence\tlabel"] + [f"{line.replace(chr(9), ' ')}\t{int('the ' in line.lower()[:60])}" for line in lines[3000:3600]]
-    (work / "train.tsv").write_text("\n".join(rows[:501]) + "\n")
-    (work / "dev.tsv").write_text("\n".join([rows[0], *rows[501:]]) + "\n")
+    (data / "train.tsv").write_text("\n".join(rows[:501]) + "\n")
+    (data / "dev.tsv").write_text("\n".join([rows[0], *rows[501:]]) + "\n")
     python = [sys.executable]
     steps = [
-        [*python, str(RECIPES / "run_mlm.py"), *TINY, "--train_file", str(work / "text.txt"), "--time_budget", "4s",
+        [*python, str(RECIPES / "run_mlm.py"), *TINY, "--train_file", str(data / "text.txt"), "--time_budget", "4s",
          "--output_dir", str(work / "pretrained")],
         [*python, str(RECIPES / "run_classification.py"), "--model_name_or_path", str(work / "pretrained"), "--train_file",
-         str(work / "train.tsv"), "--validation_file", str(work / "dev.tsv"), "--time_budget", "4s", "--max_seq_length",
+         str(data / "train.tsv"), "--validation_file", str(data / "dev.tsv"), "--time_budget", "4s", "--max_seq_length",
          "64", "--disable_tqdm", "true", "--output_dir", str(work / "finetuned")],
         [*python, str(RECIPES / "compress.py"), "--model_name_or_path", str(work / "finetuned"), "--validation_file",
-         str(work / "dev.tsv"), "--sparsities", "0", "--quantization", "none", "--latency_runs", "1",
-         "--latency_batch_size", "4", "--output_dir", str(work / "compressed")],
+         str(data / "dev.tsv"), "--sparsities", "0,0.5", "--quantization", "none,onnx-int8,quanto-int8", "--latency_runs",
+         "1", "--latency_batch_size", "4", "--output_dir", str(work / "compressed")],
     ]
     for command in steps:
         done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=REPO)
         if done.returncode != 0:
             raise RuntimeError(f"building the fixtures failed: {' '.join(command[:2])}\n{done.stderr[-3000:]}")
-    return {"text": work / "text.txt", "train": work / "train.tsv", "dev": work / "dev.tsv",
+    return {"text": data / "text.txt", "train": data / "train.tsv", "dev": data / "dev.tsv", "data": data,
             "pretrained": work / "pretrained", "finetuned": work / "finetuned", "compressed": work / "compressed"}
 
 
@@ -420,6 +451,269 @@ def hub_faults(work: Path, fixtures: dict) -> list[Row]:
                 "one commit per repo", len(cases), held, "; ".join(notes) or "release.json matched the Hub every time")]
 
 
+def one_process_eval_loss(out: Path, text: Path) -> float:
+    """The saved model of a run_mlm.py run in ``out`` scored in this one process on the validation blocks the run
+    evaluated on (same split, packing and seeded masks), as a mean over every masked position, in the run's precision."""
+    import torch
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    from hf_tbc.data import load_text_datasets, mask_once, pack_texts
+
+    record = summary(out)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    model = AutoModelForMaskedLM.from_pretrained(out).eval()
+    blocks = pack_texts(load_text_datasets(train_file=str(text), seed=42)["validation"], tokenizer, record["block_size"])
+    blocks = mask_once(blocks.select(range(min(2000, len(blocks)))), tokenizer, record["eval_mlm_probability"], 42)
+    total, count = 0.0, 0
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=record["precision"] == "bf16"):
+        for start in range(0, len(blocks), 64):
+            batch = blocks[start:start + 64]
+            labels = torch.tensor(batch["labels"])
+            loss = model(input_ids=torch.tensor(batch["input_ids"]), labels=labels).loss
+            total, count = total + loss.item() * int((labels != -100).sum()), count + int((labels != -100).sum())
+    return total / count
+
+
+def ddp_losses(work: Path, fixtures: dict, runs: int) -> list[Row]:
+    import torch
+
+    held, gaps, notes = 0, [], []
+    for index in range(runs):
+        out = work / f"ddp-loss-{index}"
+        command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                   str(RECIPES / "run_mlm.py"), *TINY, "--train_file", str(fixtures["text"]), "--time_budget", "6s",
+                   "--output_dir", str(out)]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO)
+        if done.returncode != 0:
+            notes.append(f"run {index}: exit {done.returncode}")
+            continue
+        recorded = summary(out)["final_eval_loss"]
+        scored = one_process_eval_loss(out, fixtures["text"])
+        gaps.append(recorded / scored - 1)
+        held += int(abs(gaps[-1]) < 0.01)
+    detail = (f"recorded / one-process loss − 1 from {min(gaps):+.2%} to {max(gaps):+.2%}" if gaps else "no run finished")
+    rows = [Row("2-process run_mlm.py: recorded final validation loss against the saved model scored in one process "
+                "(within 1 %)", runs, held, "; ".join([detail, *notes]))]
+
+    from tests.ddp_probe import blocks as probe_blocks
+    from transformers import RobertaPreLayerNormForMaskedLM
+
+    out = work / "ddp-probe"
+    done = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                           str(REPO / "tests" / "ddp_probe.py"), str(out)], capture_output=True, text=True, timeout=300,
+                          cwd=REPO)
+    ok, detail = False, f"exit {done.returncode}"
+    if done.returncode == 0:
+        logged = json.loads((out / "logged.json").read_text())
+        model = RobertaPreLayerNormForMaskedLM.from_pretrained(out / "initial")
+        batch = {key: torch.tensor(probe_blocks()[key]) for key in ("input_ids", "attention_mask", "labels")}
+        loss = model(**batch).loss
+        loss.backward()
+        recorded = torch.load(out / "gradients.pt")
+        worst = max(float((recorded[name] - p.grad).abs().max() / p.grad.abs().max().clamp_min(1e-12))
+                    for name, p in model.named_parameters() if p.grad is not None)
+        ok = (abs(logged["loss"] / loss.item() - 1) < 1e-4 and abs(logged["eval_loss"] / loss.item() - 1) < 1e-4
+              and worst < 1e-3)
+        detail = (f"logged {logged['loss']:.5f}, evaluated {logged['eval_loss']:.5f}, one process {loss.item():.5f}; "
+                  f"largest gradient difference {worst:.1e} of the tensor's largest entry")
+    rows.append(Row("2-process training step on a batch whose ranks hold 1+2 vs 4+9 labels (or any split): logged loss, "
+                    "evaluated loss and gradient equal one process's on the whole batch", 1, int(ok), detail))
+    return rows
+
+
+def _release_env(hub, work: Path) -> dict:
+    from tests.hub_server import TOKEN
+
+    return {**os.environ, "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": hub.url, "HF_TOKEN": TOKEN, "HF_HOME": str(work / "hf-hub")}
+
+
+FIVE = ("pruned50-fp32", "pruned50-onnx-int8", "dense-quanto-int8", "dense-onnx-int8")  # + their dense parent
+
+
+def _five_repos(fixtures: dict, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, str(RECIPES / "release.py"), "--variants", *(str(fixtures["compressed"] / name) for name in FIVE),
+            "--hub_organization", "org", "--card_dataset", "stanfordnlp/sst2", "--output_dir", str(out), *extra]
+
+
+def _repo_ids(prefix: str = "tbc-") -> list[str]:
+    return [f"org/{prefix}L2-H32-sst2-{name}" for name in ("dense-fp32", *FIVE)]
+
+
+def preflight_faults(work: Path, fixtures: dict) -> list[Row]:
+    from tests.hub_server import FakeHub
+
+    rests = sorted((len(repo.split("/")[1]) - len("tbc-") for repo in _repo_ids()), reverse=True)
+    prefix = "p" * (95 - rests[1]) + "-"  # only the longest name, the third, is over the Hub's 96 characters
+    cases = [("an existing repo in third place, no --overwrite", "existing", "already exists with other content"),
+             ("a read-only token", "read", "token is read-only"),
+             ("a namespace the user is not a member of", "member", "is not a member of the organisation org"),
+             ("an invalid name in third place", "invalid", "invalid repo id")]
+    held, notes = 0, []
+    for index, (what, fault, message) in enumerate(cases):
+        with FakeHub() as hub:
+            out = work / f"preflight-{index}"
+            extra = []
+            if fault == "existing":
+                hub.repos[_repo_ids()[2]] = {"files": {"notes.txt": b"theirs"}, "commits": ["c0"], "messages": ["theirs"],
+                                              "private": False}
+            elif fault == "read":
+                hub.token_role = "read"
+            elif fault == "member":
+                hub.orgs = []
+            else:
+                extra = ["--repo_prefix", prefix]
+            before = {repo: list(state["commits"]) for repo, state in hub.repos.items()}
+            done = subprocess.run(_five_repos(fixtures, out, *extra), capture_output=True, text=True, timeout=300, cwd=REPO,
+                                  env=_release_env(hub, work))
+            errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+            writes = [request for request in hub.requests if "/api/repos/create" in request or "/commit/" in request]
+            ok = (done.returncode == 2 and len(errors) == 1 and message in errors[0] and not writes
+                  and {repo: state["commits"] for repo, state in hub.repos.items()} == before and not out.exists())
+            held += int(ok)
+            if not ok:
+                notes.append(f"{what}: exit {done.returncode}, {len(writes)} writes, {errors[-1:] or done.stderr[-300:]}")
+    return [Row("five-repo release that cannot complete (" + "; ".join(what for what, _, _ in cases) + "): one error line, "
+                "nothing created or committed on the Hub, nothing written locally", len(cases), held,
+                "; ".join(notes) or "no Hub write in any case")]
+
+
+def midway_fault(work: Path, fixtures: dict) -> list[Row]:
+    from tests.hub_server import FakeHub
+
+    out = work / "midway"
+    with FakeHub() as hub:
+        hub.down_after_commits = 2
+        cut = subprocess.run(_five_repos(fixtures, out), capture_output=True, text=True, timeout=300, cwd=REPO,
+                             env=_release_env(hub, work))
+        report = json.loads((out / "release.json").read_text()) if (out / "release.json").exists() else []
+        statuses = [entry["status"] for entry in report]
+        landed = {repo for repo, state in hub.repos.items() if "README.md" in state["files"]}
+        first = {repo: list(hub.repos[repo]["commits"]) for repo in landed}
+        hub.down_after_commits = None
+        rerun = subprocess.run(_five_repos(fixtures, out), capture_output=True, text=True, timeout=300, cwd=REPO,
+                               env=_release_env(hub, work))
+        again = [entry["status"] for entry in json.loads((out / "release.json").read_text())]
+        complete = all("README.md" in hub.repos.get(repo, {}).get("files", {}) and len(hub.repos[repo]["commits"]) == 2
+                       for repo in _repo_ids())
+        ok = (cut.returncode == 1 and "2 of 5 repos landed" in cut.stderr
+              and statuses == ["created", "created", "failed", "not pushed", "not pushed"]
+              and landed == set(_repo_ids()[:2]) and rerun.returncode == 0
+              and again[:2] == ["unchanged", "unchanged"] and all(status in ("created", "updated") for status in again[2:])
+              and {repo: hub.repos[repo]["commits"] for repo in landed} == first and complete)
+    detail = f"first run {statuses} (exit {cut.returncode}); rerun {again} (exit {rerun.returncode})"
+    return [Row("connection dropped for good after the 2nd of 5 commits, then a rerun: release.json says which landed, "
+                "the rerun pushes exactly the rest, no second commit where one landed", 1, int(ok), detail)]
+
+
+def leak_scan(work: Path, fixtures: dict) -> list[Row]:
+    """Pushes a release of local-file runs and reads every byte the Hub holds for strings of this machine."""
+    import socket
+
+    from tests.hub_server import FakeHub
+
+    import re
+
+    out = work / "leaks"
+    paths = {"the work folder": str(work), "the home folder": str(Path.home())}  # in any file, weights included
+    names = {"the data folder's name": fixtures["data"].name, "the host name": socket.gethostname()}  # words of text
+    with FakeHub() as hub:
+        done = subprocess.run(_five_repos(fixtures, out), capture_output=True, text=True, timeout=300, cwd=REPO,
+                              env=_release_env(hub, work))
+        files = [(repo, path, data) for repo, state in hub.repos.items() for path, data in state["files"].items()]
+
+    def text(data: bytes):
+        try:
+            return None if b"\0" in data else data.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+
+    hits = [f"{repo}/{path}: {what}" for repo, path, data in files for what, needle in paths.items() if needle.encode() in data]
+    hits += [f"{repo}/{path}: {what}" for repo, path, data in files for what, name in names.items()
+             if text(data) is not None and re.search(rf"(?<![A-Za-z0-9]){re.escape(name)}(?![A-Za-z0-9])", text(data), re.I)]
+    hits += [f"repo id {repo}: {what}" for repo in {repo for repo, _, _ in files} for what, name in names.items()
+             if re.search(rf"(?<![A-Za-z0-9]){re.escape(name)}(?![A-Za-z0-9])", repo, re.I)]
+    ok = done.returncode == 0 and len(hub.repos) == 5 and not hits
+    names = sorted({path for _, path, _ in files})
+    return [Row("release of local-file runs pushed, every file on the Hub read for the work and home folders' paths "
+                "(all bytes) and the data folder's name and the host name (as words of the text files and repo ids)",
+                1, int(ok),
+                f"exit {done.returncode}, {len(files)} files in {len(hub.repos)} repos ({', '.join(names)}); "
+                + ("; ".join(hits) if hits else "no local string"))]
+
+
+def compress_rerun(work: Path, fixtures: dict) -> list[Row]:
+    import shutil
+
+    grid = work / "grid-rerun"
+    shutil.copytree(fixtures["compressed"], grid)
+    before = {path.relative_to(grid): path.read_bytes() for path in sorted(grid.rglob("*")) if path.is_file()}
+    marker = work / "compress-fail.marker"
+    arguments = ["--model_name_or_path", str(fixtures["finetuned"]), "--validation_file", str(fixtures["dev"]),
+                 "--sparsities", "0,0.5,0.9", "--quantization", "none", "--latency_runs", "1", "--latency_batch_size", "4",
+                 "--output_dir", str(grid), "--overwrite_output_dir", "true"]
+    done = subprocess.run([sys.executable, __file__, "--child", "compress_fail", str(marker), str(RECIPES / "compress.py"),
+                           *arguments], capture_output=True, text=True, timeout=300, cwd=REPO)
+    after = {path.relative_to(grid): path.read_bytes() for path in sorted(grid.rglob("*")) if path.is_file()}
+    leftovers = sorted(path.name for path in work.iterdir() if path.name.startswith(f".{grid.name}"))
+    ok = done.returncode != 0 and marker.exists() and after == before and not leftovers
+    return [Row("compress.py rerun over a finished grid with --overwrite_output_dir, failing at its second variant: the "
+                "old grid whole, byte for byte, no staging left", 1, int(ok),
+                f"exit {done.returncode}, {len(before)} files before, {sum(after.get(k) == v for k, v in before.items())} "
+                f"identical after, leftovers {leftovers or 'none'}")]
+
+
+def launcher_sigterm(work: Path, fixtures: dict, runs: int) -> list[Row]:
+    one = ["--cpu", "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    two = ["--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    launchers = [("hf-tbc-launch, 1 process", [sys.executable, "-m", "hf_tbc.launch", *one], 143),
+                 ("hf-tbc-launch, 2 processes", [sys.executable, "-m", "hf_tbc.launch", *two], 143),
+                 ("plain accelerate launch, 1 process", [sys.executable, "-m", "accelerate.commands.launch", *one],
+                  -signal.SIGTERM)]
+    rows = []
+    for case, (what, launcher, expected) in enumerate(launchers):
+        held, notes, waits = 0, [], []
+        for index in range(runs):
+            out = work / f"launcher-{case}-{index}"
+            arguments = [*launcher, str(RECIPES / "run_mlm.py"), *TINY, "--train_file", str(fixtures["text"]),
+                         "--save_every", "1s", "--output_dir", str(out)]
+            log = work / f"{out.name}.log"
+            with log.open("w") as handle:  # a file, not a pipe: an orphaned child goes on writing to it
+                process = subprocess.Popen([*arguments, "--time_budget", "5m"], stdout=handle, stderr=subprocess.STDOUT,
+                                           start_new_session=True, cwd=REPO)
+            if not wait_for(lambda: list(out.glob("checkpoint-*/trainer_state.json")), process):
+                process.kill()
+                notes.append(f"run {index}: no checkpoint")
+                continue
+            time.sleep(1.5)
+            sent = time.monotonic()
+            process.send_signal(signal.SIGTERM)  # the launcher alone, as a pod's PID 1 is signalled
+            code = process.wait(timeout=240)
+            while str(out) in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout:
+                if time.monotonic() - sent > 120:
+                    break
+                time.sleep(0.2)
+            waits.append(time.monotonic() - sent)
+            record = summary(out) if (out / "run_summary.json").exists() else {}
+            orphan = str(out) in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+            checkpoint = record.get("checkpoint")
+            resumed = subprocess.run([*arguments, "--time_budget", "4s", "--resume_from_checkpoint", "true"],
+                                     capture_output=True, text=True, timeout=300, cwd=REPO)
+            ok = (code == expected and record.get("stop_reason") == "preempted" and not orphan and checkpoint
+                  and (Path(checkpoint) / "trainer_state.json").is_file() and resumed.returncode == 0
+                  and summary(out).get("stop_reason") == "time_budget")
+            held += int(ok)
+            if not ok:
+                notes.append(f"run {index}: exit {code}, record {record.get('stop_reason')}, orphan {orphan}, "
+                             f"resume exit {resumed.returncode}")
+        shell = 128 - expected if expected < 0 else expected
+        detail = (f"exit {shell} every time" + (" (killed by the signal: the training process saved on its own)"
+                                                if expected < 0 else "")
+                  + (f"; SIGTERM to last process gone {min(waits):.1f}–{max(waits):.1f} s" if waits else ""))
+        rows.append(Row(f"SIGTERM to the launcher alone ({what}): resumable checkpoint, preempted record, no process "
+                        f"left training, exit {shell}; the resume finishes", runs, held, "; ".join([detail, *notes])))
+    return rows
+
+
 def hardware() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -432,8 +726,10 @@ def hardware() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sections", default="ddp,sigkill,sigterm,bad_input,hub")
+    parser.add_argument("--sections", default="ddp,ddp_loss,sigkill,sigterm,launcher,bad_input,hub,preflight,midway,"
+                                               "leaks,compress_rerun")
     parser.add_argument("--ddp_runs", type=int, default=20)
+    parser.add_argument("--ddp_loss_runs", type=int, default=3)
     parser.add_argument("--kill_runs", type=int, default=10)
     parser.add_argument("--term_runs", type=int, default=2, help="runs per phase (training, evaluation, save)")
     parser.add_argument("--seed", type=int, default=0)
@@ -447,6 +743,8 @@ def main() -> None:
         rows: list[Row] = []
         if "ddp" in sections:
             rows += ddp_stop(work, fixtures, args.ddp_runs)
+        if "ddp_loss" in sections:
+            rows += ddp_losses(work, fixtures, args.ddp_loss_runs)
         if "sigkill" in sections:
             rows += sigkill_resume(work, fixtures, args.kill_runs, args.seed)
         if "sigterm" in sections:
@@ -456,8 +754,18 @@ def main() -> None:
             rows += bad_rows
             for name, ok, line in cases:
                 print(f"  {'held' if ok else 'FAILED':>6}  {name}: {line}")
+        if "launcher" in sections:
+            rows += launcher_sigterm(work, fixtures, args.term_runs)
         if "hub" in sections:
             rows += hub_faults(work, fixtures)
+        if "preflight" in sections:
+            rows += preflight_faults(work, fixtures)
+        if "midway" in sections:
+            rows += midway_fault(work, fixtures)
+        if "leaks" in sections:
+            rows += leak_scan(work, fixtures)
+        if "compress_rerun" in sections:
+            rows += compress_rerun(work, fixtures)
     print(f"\nFault matrix on {hardware()}, {time.monotonic() - started:.0f} s\n")
     print("| fault | runs | held | detail |\n|---|---|---|---|")
     for row in rows:

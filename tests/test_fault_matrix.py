@@ -1,9 +1,18 @@
-"""The fault matrix's bad-input and Hub sections, run as tests (benchmarks/fault_matrix.py runs every section)."""
+"""The fault matrix's bad-input, Hub, release and compression sections, run as tests (benchmarks/fault_matrix.py runs
+every section; the DDP-loss and launcher faults are tested in test_training.py and test_launch.py)."""
 
 
 import pytest
 
-from benchmarks.fault_matrix import bad_input_rows, build_fixtures, hub_faults
+from benchmarks.fault_matrix import (
+    bad_input_rows,
+    build_fixtures,
+    compress_rerun,
+    hub_faults,
+    leak_scan,
+    midway_fault,
+    preflight_faults,
+)
 
 
 @pytest.fixture(scope="module")
@@ -26,3 +35,11 @@ def test_a_release_reports_pushed_exactly_what_the_hub_holds_under_network_fault
     work, made = fixtures
     (row,) = hub_faults(work, made)
     assert row.held == row.runs, row.detail
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("section", [preflight_faults, midway_fault, leak_scan, compress_rerun])
+def test_release_and_compression_faults_hold(fixtures, section):
+    work, made = fixtures
+    for row in section(work, made):
+        assert row.held == row.runs, f"{row.fault}: {row.detail}"
