@@ -69,11 +69,17 @@ class SignalForwarder:
             self._previous = None
 
 
+LAUNCHER_VARIABLES = ("ACCELERATE_MIXED_PRECISION", "TORCHELASTIC_RUN_ID")  # set by accelerate's and torch's launchers
+
+
 def stop_with_parent() -> None:
-    """Asks Linux to send this process SIGTERM when the process that started it exits (``PR_SET_PDEATHSIG``), so a
-    run whose launcher was killed checkpoints and stops as on preemption instead of training on orphaned. A no-op
-    elsewhere, and when the parent is already gone."""
-    if not sys.platform.startswith("linux"):
+    """Asks Linux to send this process SIGTERM when the launcher that started it exits (``PR_SET_PDEATHSIG``), so a
+    run whose launcher was killed checkpoints and stops as on preemption instead of training on orphaned.
+
+    Only under a launcher (``accelerate launch``, ``hf-tbc-launch``, ``torchrun``, told apart by the variables they
+    set): a run started from a shell with ``nohup ... &`` must outlive that shell. A no-op off Linux; if the
+    launcher is already gone, the process ends at once (it has trained nothing yet)."""
+    if not sys.platform.startswith("linux") or not any(name in os.environ for name in LAUNCHER_VARIABLES):
         return
     parent = os.getppid()
     try:
@@ -81,7 +87,7 @@ def stop_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     except (OSError, AttributeError):
         return
-    if os.getppid() != parent:  # the parent died before the request: nobody will signal it now
+    if os.getppid() != parent:  # the launcher died before the request: nobody will signal it now
         os.kill(os.getpid(), signal.SIGTERM)
 
 

@@ -123,3 +123,39 @@ def test_a_recipe_whose_plain_accelerate_launcher_is_killed_saves_and_stops_inst
     assert code == -signal.SIGTERM  # the launcher itself: killed by the signal, as a shell reports 143
     assert _no_orphan(out)
     _preempted(out)
+
+
+def test_hf_tbc_launch_has_accelerates_flags_and_help():
+    done = subprocess.run([*LAUNCH, "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.startswith("usage: hf-tbc-launch")
+    assert "--num_processes" in done.stdout and "--multi_gpu" in done.stdout and "scheduler" in done.stdout
+
+
+NOHUP = """
+import os, sys, time
+from hf_tbc.launch import stop_with_parent
+stop_with_parent()
+open(sys.argv[1], "w").write(str(os.getpid()))
+time.sleep(3)  # the shell that started it exits meanwhile
+open(sys.argv[1] + ".done", "w").write("outlived its parent")
+"""
+
+
+@pytest.mark.parametrize("launched", [False, True])
+def test_only_a_run_under_a_launcher_stops_with_its_parent(tmp_path, launched):
+    """`nohup python recipes/run_mlm.py ... &` must outlive the shell that started it; a run under accelerate
+    launch (which sets ACCELERATE_MIXED_PRECISION) must not outlive its launcher."""
+    marker, done = tmp_path / "pid", tmp_path / "pid.done"
+    env = {key: value for key, value in os.environ.items() if key not in ("ACCELERATE_MIXED_PRECISION", "TORCHELASTIC_RUN_ID")}
+    if launched:
+        env["ACCELERATE_MIXED_PRECISION"] = "no"
+    script = tmp_path / "child.py"
+    script.write_text(NOHUP)
+    # the shell starts the run in the background and exits as soon as the run is going, leaving it behind
+    shell = f"{sys.executable} {script} {marker} & while [ ! -f {marker} ]; do sleep 0.05; done"
+    subprocess.run(["bash", "-c", shell], env=env, timeout=120, cwd=REPO)
+    pid, deadline = int(marker.read_text()), time.monotonic() + 30
+    while not done.exists() and Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.2)  # a last write in flight
+    assert done.exists() is not launched
