@@ -140,6 +140,17 @@ def wait_for(condition, process: subprocess.Popen, timeout: float = 240) -> bool
     return True
 
 
+def command_lines() -> str:
+    """Every live process's command line (read from /proc: ps cuts lines to the terminal's width)."""
+    lines = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            lines.append(cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            continue
+    return "\n".join(lines)
+
+
 def summary(folder: Path) -> dict:
     return json.loads((folder / "run_summary.json").read_text())
 
@@ -688,13 +699,13 @@ def launcher_sigterm(work: Path, fixtures: dict, runs: int) -> list[Row]:
             sent = time.monotonic()
             process.send_signal(signal.SIGTERM)  # the launcher alone, as a pod's PID 1 is signalled
             code = process.wait(timeout=240)
-            while str(out) in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout:
+            while str(out) in command_lines():
                 if time.monotonic() - sent > 120:
                     break
                 time.sleep(0.2)
             waits.append(time.monotonic() - sent)
             record = summary(out) if (out / "run_summary.json").exists() else {}
-            orphan = str(out) in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+            orphan = str(out) in command_lines()
             checkpoint = record.get("checkpoint")
             resumed = subprocess.run([*arguments, "--time_budget", "4s", "--resume_from_checkpoint", "true"],
                                      capture_output=True, text=True, timeout=300, cwd=REPO)
