@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.fault_matrix import command_lines
 from hf_tbc.launch import PREEMPTED, SignalForwarder, exit_code
 from tests.conftest import REPO
 
@@ -79,22 +80,11 @@ def _signal_the_launcher_alone(command: list[str], out: Path, timeout: float = 2
     return process.wait(timeout=120)
 
 
-def _command_lines() -> str:
-    """Every live process's command line (read from /proc: ps cuts lines to the terminal's width)."""
-    lines = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            lines.append(cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace"))
-        except OSError:
-            continue
-    return "\n".join(lines)
-
-
 def _no_orphan(out: Path, wait: float = 60) -> bool:
     """No process training into ``out`` is left (the budget would keep one alive for minutes)."""
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
-        if str(out) not in _command_lines():
+        if str(out) not in command_lines():
             return True
         time.sleep(0.5)
     return False

@@ -33,7 +33,7 @@ def run_installed(site: Path, cwd: Path, *arguments: str, env=None) -> subproces
 
 @pytest.mark.slow
 def test_the_wheel_carries_recipes_configs_card_template_and_metric(installed, tmp_path):
-    probe = ("import hf_tbc, hf_tbc.release as r, hf_tbc.study as s\n"
+    probe = ("import hf_tbc, hf_tbc.cards as r, hf_tbc.study as s\n"
              "from hf_tbc.metrics import load_accuracy\n"
              "print(hf_tbc.__file__)\n"
              "print(r.DEFAULT_TEMPLATE.is_file(), s.RECIPES.joinpath('run_mlm.py').is_file(), s.resolve_config('cpu_demo'))\n"
@@ -46,6 +46,10 @@ def test_the_wheel_carries_recipes_configs_card_template_and_metric(installed, t
     assert accuracy == "0.5"
     helped = run_installed(installed, tmp_path, "-m", "hf_tbc.recipes.run_mlm", "--help")
     assert helped.returncode == 0 and "--time_budget" in helped.stdout
+    launcher = run_installed(installed, tmp_path, "-m", "hf_tbc.launch", "--help")
+    assert launcher.returncode == 0 and launcher.stdout.startswith("usage: hf-tbc-launch")
+    entry_points = (next(installed.glob("hf_tbc-*.dist-info")) / "entry_points.txt").read_text()
+    assert "hf-tbc-launch = hf_tbc.launch:main" in entry_points
 
 
 @pytest.mark.slow
@@ -57,5 +61,5 @@ def test_a_release_dry_run_from_another_directory_uses_the_installed_template(in
                          "--output_dir", "release", env={"HF_HOME": str(tmp_path / "hf")})
     assert done.returncode == 0, done.stderr[-3000:]
     cards = sorted((elsewhere / "release").glob("*/README.md"))
-    assert [card.parent.name for card in cards] == ["tbc-L2-H32-pairs-dense-fp32", "tbc-L2-H32-pairs-dense-onnx-int8"]
+    assert [card.parent.name for card in cards] == ["tbc-L2-H32-docs-pairs-dense-fp32", "tbc-L2-H32-docs-pairs-dense-onnx-int8"]
     assert all("train-large-then-compress" in card.read_text() for card in cards)
