@@ -319,6 +319,27 @@ class BudgetMixin:
         loss = loss * share
         return (loss, outputs) if return_outputs else loss
 
+    def _load_optimizer_and_scheduler(self, checkpoint):
+        device = self.args.device
+        if checkpoint is None or device.type != "cpu" or device.index is None:
+            return super()._load_optimizer_and_scheduler(checkpoint)
+        # Under CPU DDP the device is "cpu:0", and transformers 4.x loads the optimizer state with it as map_location,
+        # a location torch.load cannot restore to ("don't know how to restore data location ... cpu:0"): resuming a
+        # checkpoint of several CPU processes failed on every rank. The state is loaded onto plain "cpu" instead.
+        real_load = torch.load
+
+        def load(*args, **kwargs):
+            location = kwargs.get("map_location")
+            if isinstance(location, torch.device) and location.type == "cpu":
+                kwargs["map_location"] = "cpu"
+            return real_load(*args, **kwargs)
+
+        torch.load = load
+        try:
+            return super()._load_optimizer_and_scheduler(checkpoint)
+        finally:
+            torch.load = real_load
+
     def create_scheduler(self, num_training_steps: int, optimizer: Optional[torch.optim.Optimizer] = None):
         if self.lr_scheduler is None and self.args.schedule_by == "time":
             self.lr_scheduler = TimeBasedLRScheduler(

@@ -356,9 +356,10 @@ release:
     assert "pipeline_tag: translation" in card and "type: translation" in card and "type: bleu" in card
     assert f"value: {results['splits']['test']['bleu']}" in card and "split: test" in card
     released = root / "release" / "tbc-E1-D1-H128-en-fr"
-    assert {path.name for path in released.iterdir()} == {  # what loads and describes the model; no translations file
-        "README.md", "hf_tbc_record.json", "config.json", "generation_config.json", "model.safetensors",
-        "tokenizer.json", "tokenizer_config.json"}, sorted(path.name for path in released.iterdir())
+    tokenizer = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt"}
+    names = {path.name for path in released.iterdir()}  # what loads and describes the model; no translations file
+    assert names - tokenizer == {"README.md", "hf_tbc_record.json", "config.json", "generation_config.json",
+                                 "model.safetensors"} and "tokenizer.json" in names, sorted(names)
     record = json.loads((released / "hf_tbc_record.json").read_text())
     assert record["training"]["data"] == ["train.tsv"] and record["evaluation"]["dataset"] == "word-pairs"
     assert "samples" not in record["evaluation"]["splits"]["test"]
