@@ -31,13 +31,22 @@ def _features(text: str, pair: Optional[str], vocabulary: dict[str, int]) -> lis
         return [(vocabulary[word], 1.0) for word in words(text) if word in vocabulary]
     first, second = words(text), words(pair)
     groups = (second - first, first - second, first & second)  # added, dropped, shared
-    features = [(offset * size + vocabulary[word], 1.0) for offset, group in enumerate(groups) for word in group
-                if word in vocabulary]
-    return features + [(3 * size, len(groups[0]) / max(1, len(second))), (3 * size + 1, len(groups[1]) / max(1, len(first)))]
+    features = [
+        (offset * size + vocabulary[word], 1.0)
+        for offset, group in enumerate(groups)
+        for word in group
+        if word in vocabulary
+    ]
+    return features + [
+        (3 * size, len(groups[0]) / max(1, len(second))),
+        (3 * size + 1, len(groups[1]) / max(1, len(first))),
+    ]
 
 
 def _batch(texts: Sequence[str], pairs: Optional[Sequence[str]], vocabulary: dict[str, int]):
-    rows = [_features(text, pairs[index] if pairs is not None else None, vocabulary) for index, text in enumerate(texts)]
+    rows = [
+        _features(text, pairs[index] if pairs is not None else None, vocabulary) for index, text in enumerate(texts)
+    ]
     offsets = torch.tensor([0] + [len(row) for row in rows[:-1]]).cumsum(0)
     ids = torch.tensor([index for row in rows for index, _ in row], dtype=torch.long)
     values = torch.tensor([value for row in rows for _, value in row], dtype=torch.float32)
@@ -45,9 +54,15 @@ def _batch(texts: Sequence[str], pairs: Optional[Sequence[str]], vocabulary: dic
 
 
 def bag_of_words_predictions(
-    train_texts: Sequence[str], train_labels: Sequence[int], texts: Sequence[str],
-    train_pairs: Optional[Sequence[str]] = None, pairs: Optional[Sequence[str]] = None,
-    min_count: int = 2, steps: int = 300, weight_decay: float = 1e-3, seed: int = 0,
+    train_texts: Sequence[str],
+    train_labels: Sequence[int],
+    texts: Sequence[str],
+    train_pairs: Optional[Sequence[str]] = None,
+    pairs: Optional[Sequence[str]] = None,
+    min_count: int = 2,
+    steps: int = 300,
+    weight_decay: float = 1e-3,
+    seed: int = 0,
 ) -> np.ndarray:
     """Label ids predicted for ``texts`` (with ``pairs``, for pair tasks) by logistic regression on word features
     fitted to the training rows: words seen at least ``min_count`` times in training, full-batch Adam."""

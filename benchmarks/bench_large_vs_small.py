@@ -5,7 +5,8 @@ Takes two models pretrained with the same budget (``run_mlm.py`` outputs). For e
 
 1. finetunes both alike (``recipes/run_classification.py``, same budget and flags);
 2. compresses the large one with structured pruning at each ``--sparsities`` (one-shot, magnitude or Taylor
-   importance), each variant finetuned again for ``--recovery_budget``, then ONNX Runtime int8 (``recipes/compress.py``);
+   importance), each variant finetuned again for ``--recovery_budget``, then ONNX Runtime int8
+   (``recipes/compress.py``);
    the small one gets the same extra finetuning, dense, and int8 too, so both sides had the same training;
 3. measures every model's latency in one process, round-robin on the same batch (noise hits all alike);
    (a step whose output exists is reused, so an interrupted run picks up where it stopped: delete
@@ -29,11 +30,12 @@ from pathlib import Path
 from transformers import AutoTokenizer
 from transformers.utils import logging
 
-from hf_tbc.classification import ClassificationDataArguments, load_classification_data
 from hf_tbc.compress.grid import read_records
 from hf_tbc.evaluation import round_robin_latency
+from hf_tbc.hardware import hardware_summary
 from hf_tbc.plots import plot_compression
-from hf_tbc.training import hardware_summary
+from hf_tbc.tasks.classification.arguments import ClassificationDataArguments
+from hf_tbc.tasks.classification.data import load_classification_data
 from hf_tbc.variants import load_variant
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -54,15 +56,19 @@ def run(command: list[str], what: str, done: Path) -> None:
 
 def validation_texts(flags: list[str], folder: Path) -> tuple[list[str], object]:
     values = dict(zip(flags[::2], flags[1::2]))
-    args = ClassificationDataArguments(validation_file=values["--validation_file"],
-                                       text_column=values.get("--text_column", "sentence"),
-                                       text_pair_column=values.get("--text_pair_column"))
+    args = ClassificationDataArguments(
+        validation_file=values["--validation_file"],
+        text_column=values.get("--text_column", "sentence"),
+        text_pair_column=values.get("--text_pair_column"),
+    )
     labels = json.loads((folder / "eval_results.json").read_text())["labels"]
     return load_classification_data(args, label_names=labels)[0]["validation"]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--large", required=True, help="The large pretrained model (a run_mlm.py folder)")
     parser.add_argument("--small", required=True, help="The small one, pretrained with the same budget")
     parser.add_argument("--data_dir", required=True, help="Folder with sst2/ and sick-nli/")
@@ -89,85 +95,153 @@ def main() -> None:
         folders = {}
         for side in ("large", "small"):
             tuned = root / task / f"{side}-finetuned"
-            run([sys.executable, str(RECIPES / "run_classification.py"), "--model_name_or_path", getattr(args, side),
-                 *flags, "--time_budget", args.finetune_budget, "--learning_rate", args.learning_rate,
-                 "--max_seq_length", args.max_seq_length, "--output_dir", str(tuned), "--overwrite_output_dir",
-                 "--disable_tqdm", "true"], f"{task}, finetune {side}", tuned / "eval_results.json")
+            run(
+                [
+                    sys.executable,
+                    str(RECIPES / "run_classification.py"),
+                    "--model_name_or_path",
+                    getattr(args, side),
+                    *flags,
+                    "--time_budget",
+                    args.finetune_budget,
+                    "--learning_rate",
+                    args.learning_rate,
+                    "--max_seq_length",
+                    args.max_seq_length,
+                    "--output_dir",
+                    str(tuned),
+                    "--overwrite_output_dir",
+                    "--disable_tqdm",
+                    "true",
+                ],
+                f"{task}, finetune {side}",
+                tuned / "eval_results.json",
+            )
             compressed = root / task / f"{side}-compressed"
             sparsities = f"0,{args.sparsities}" if side == "large" else "0"
-            run([sys.executable, str(RECIPES / "compress.py"), "--model_name_or_path", str(tuned), *flags,
-                 "--pruning_method", "structured", "--sparsities", sparsities, "--importance", args.importance,
-                 "--layer_share", args.layer_share, "--quantization", "none,onnx-int8",
-                 "--recovery_time_budget", args.recovery_budget, "--recovery_learning_rate", args.recovery_learning_rate,
-                 "--latency_runs", "3", "--output_dir", str(compressed), "--overwrite_output_dir"], f"{task}, compress {side}",
-                compressed / "compression.jsonl")
+            run(
+                [
+                    sys.executable,
+                    str(RECIPES / "compress.py"),
+                    "--model_name_or_path",
+                    str(tuned),
+                    *flags,
+                    "--pruning_method",
+                    "structured",
+                    "--sparsities",
+                    sparsities,
+                    "--importance",
+                    args.importance,
+                    "--layer_share",
+                    args.layer_share,
+                    "--quantization",
+                    "none,onnx-int8",
+                    "--recovery_time_budget",
+                    args.recovery_budget,
+                    "--recovery_learning_rate",
+                    args.recovery_learning_rate,
+                    "--latency_runs",
+                    "3",
+                    "--output_dir",
+                    str(compressed),
+                    "--overwrite_output_dir",
+                ],
+                f"{task}, compress {side}",
+                compressed / "compression.jsonl",
+            )
             folders[side] = compressed
 
-        rows = {f"{side} {row['variant']}": dict(row, side=side, folder=str(folders[side] / row["variant"]))
-                for side in ("large", "small") for row in read_records(folders[side])}
+        rows = {
+            f"{side} {row['variant']}": dict(row, side=side, folder=str(folders[side] / row["variant"]))
+            for side in ("large", "small")
+            for row in read_records(folders[side])
+        }
         validation = validation_texts(flags, root / task / "large-finetuned")
         tokenizer = AutoTokenizer.from_pretrained(folders["small"] / "dense-fp32")
         models = {name: load_variant(row["folder"]) for name, row in rows.items()}
         latencies = round_robin_latency(models, tokenizer, validation["text"][:32], rounds=args.rounds)
         for name, row in rows.items():
             row["latency_ms"] = round(latencies[name], 2)
-            row.setdefault("num_hidden_layers", row.get("parent_layers"))  # records of dense variants before they had it
+            # records of dense variants before they had it
+            row.setdefault("num_hidden_layers", row.get("parent_layers"))
             row.setdefault("intermediate_size", row.get("parent_intermediate_size"))
         small, parent = rows["small dense-fp32"], rows["large dense-fp32"]
-        fitting = [row for name, row in rows.items() if row["side"] == "large" and row["latency_ms"] <= small["latency_ms"]]
+        fitting = [
+            row for name, row in rows.items() if row["side"] == "large" and row["latency_ms"] <= small["latency_ms"]
+        ]
         best = max(fitting, key=lambda row: row["accuracy"]) if fitting else None
         majority = json.loads((root / task / "small-finetuned" / "eval_results.json").read_text())["majority_accuracy"]
         results.append({"task": task, "rows": rows, "best": best["variant"] if best else None, "majority": majority})
-        sides = {f"{side} ({Path(getattr(args, side)).name})": [row for row in rows.values() if row["side"] == side]
-                 for side in ("large", "small")}
+        sides = {
+            f"{side} ({Path(getattr(args, side)).name})": [row for row in rows.values() if row["side"] == side]
+            for side in ("large", "small")
+        }
         for x in ("latency_ms", "nonzero_parameters"):
             plot_compression(sides, root / f"{task}_accuracy_vs_{x.removesuffix('_ms')}.png", x=x, majority=majority)
 
         print(f"\n{task}: latency batch 32 x 128, median of {args.rounds} round-robin rounds")
         print(f"{'model':<36}{'layers':>7}{'ffn':>6}{'accuracy':>10}{'Δ parent':>10}{'latency ms':>12}{'speed-up':>10}")
         for name, row in rows.items():
-            print(f"{name:<36}{row['num_hidden_layers']:>7}{row['intermediate_size']:>6}{row['accuracy']:>10.4f}"
-                  f"{100 * (row['accuracy'] - parent['accuracy']):>+10.2f}{row['latency_ms']:>12.1f}"
-                  f"{parent['latency_ms'] / row['latency_ms']:>9.2f}x")
+            print(
+                f"{name:<36}{row['num_hidden_layers']:>7}{row['intermediate_size']:>6}{row['accuracy']:>10.4f}"
+                f"{100 * (row['accuracy'] - parent['accuracy']):>+10.2f}{row['latency_ms']:>12.1f}"
+                f"{parent['latency_ms'] / row['latency_ms']:>9.2f}x"
+            )
         if best:
             verdict = "beats" if best["accuracy"] > small["accuracy"] else "does not beat"
-            print(f"at the small dense model's latency ({small['latency_ms']:.1f} ms) the best large variant is "
-                  f"{best['variant']} ({best['accuracy']:.4f}, {best['latency_ms']:.1f} ms): it {verdict} the small "
-                  f"dense model ({small['accuracy']:.4f})")
+            print(
+                f"at the small dense model's latency ({small['latency_ms']:.1f} ms) the best large variant is "
+                f"{best['variant']} ({best['accuracy']:.4f}, {best['latency_ms']:.1f} ms): it {verdict} the small "
+                f"dense model ({small['accuracy']:.4f})"
+            )
         else:
             print(f"no large variant is as fast as the small dense model ({small['latency_ms']:.1f} ms)")
 
     hardware = hardware_summary()
-    setup = (f"large {args.large}, small {args.small}; finetuned {args.finetune_budget} (lr {args.learning_rate}), "
-             f"recovery {args.recovery_budget} for every variant; structured pruning ({args.importance}, layer share "
-             f"{args.layer_share}) + ONNX Runtime int8; {hardware['cpu']} ({hardware['cpu_count']} cores), torch "
-             f"{hardware['torch']}, transformers {hardware['transformers']}")
+    setup = (
+        f"large {args.large}, small {args.small}; finetuned {args.finetune_budget} (lr {args.learning_rate}), "
+        f"recovery {args.recovery_budget} for every variant; structured pruning ({args.importance}, layer share "
+        f"{args.layer_share}) + ONNX Runtime int8; {hardware['cpu']} ({hardware['cpu_count']} cores), torch "
+        f"{hardware['torch']}, transformers {hardware['transformers']}"
+    )
     lines = [setup, ""]
-    lines += [f"![{result['task']}: accuracy against latency]({result['task']}_accuracy_vs_latency.png)" for result in results]
+    lines += [
+        f"![{result['task']}: accuracy against latency]({result['task']}_accuracy_vs_latency.png)" for result in results
+    ]
     lines.append("")
     for result in results:
         rows, best = result["rows"], result["best"]
         parent, small = rows["large dense-fp32"], rows["small dense-fp32"]
-        lines += [f"**{result['task']}** (majority class {result['majority']:.4f})", "",
-                  "| model | layers | FFN | accuracy | Δ vs large fp32 (points) | latency (ms) | speed-up vs large fp32 |",
-                  "|---|---|---|---|---|---|---|"]
-        lines += [f"| {name}{' **(best at small latency)**' if row['side'] == 'large' and row['variant'] == best else ''} "
-                  f"| {row['num_hidden_layers']} | {row['intermediate_size']} | {row['accuracy']:.4f} "
-                  f"| {100 * (row['accuracy'] - parent['accuracy']):+.2f} | {row['latency_ms']:.1f} "
-                  f"| {parent['latency_ms'] / row['latency_ms']:.2f}× |" for name, row in rows.items()]
+        lines += [
+            f"**{result['task']}** (majority class {result['majority']:.4f})",
+            "",
+            "| model | layers | FFN | accuracy | Δ vs large fp32 (points) | latency (ms) | speed-up vs large fp32 |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {name}{' **(best at small latency)**' if row['side'] == 'large' and row['variant'] == best else ''} "
+            f"| {row['num_hidden_layers']} | {row['intermediate_size']} | {row['accuracy']:.4f} "
+            f"| {100 * (row['accuracy'] - parent['accuracy']):+.2f} | {row['latency_ms']:.1f} "
+            f"| {parent['latency_ms'] / row['latency_ms']:.2f}× |"
+            for name, row in rows.items()
+        ]
         lines.append("")
         if best:
             chosen = rows[f"large {best}"]
             verdict = "beats" if chosen["accuracy"] > small["accuracy"] else "does not beat"
-            lines.append(f"At equal latency the compressed large model {verdict} the small dense one: "
-                         f"{chosen['accuracy']:.4f} vs {small['accuracy']:.4f}.")
+            lines.append(
+                f"At equal latency the compressed large model {verdict} the small dense one: "
+                f"{chosen['accuracy']:.4f} vs {small['accuracy']:.4f}."
+            )
         else:
             lines.append("No large variant reached the small dense model's latency.")
         lines.append("")
     text = "\n".join(lines)
     print("\n" + text)
     (root / "results.md").write_text(text)
-    (root / "results.json").write_text(json.dumps({"setup": setup, "results": results, "hardware": hardware}, indent=2) + "\n")
+    (root / "results.json").write_text(
+        json.dumps({"setup": setup, "results": results, "hardware": hardware}, indent=2) + "\n"
+    )
 
 
 if __name__ == "__main__":

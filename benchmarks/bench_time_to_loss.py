@@ -10,7 +10,8 @@ decay to the deadline, which a step-based schedule could only guess: that favour
 with no flag. Further variants switch one part of hf-tbc's recipe off (an ablation).
 
 Prints, for each: validation loss at the budget, the unigram loss, steps, tokens/s, and the time at which it first
-reached the first variant's final loss (plain's, by default; interpolated between evaluations), with the ratio. Writes ``results.json``,
+reached the first variant's final loss (plain's, by default; interpolated between evaluations), with the ratio.
+Writes ``results.json``,
 ``results.md`` and ``loss_vs_time.png`` in ``--output_dir``.
 
     python benchmarks/bench_time_to_loss.py --data_dir ../shared/data --model_size L4-H256 --time_budget 10m
@@ -29,13 +30,14 @@ from pathlib import Path
 
 from hf_tbc.budget import parse_duration
 from hf_tbc.curves import plot_curves, read_curve
-from hf_tbc.training import hardware_summary
+from hf_tbc.hardware import hardware_summary
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "run_mlm.py"
 
-PLAIN = ["--architecture", "roberta", "--dropout", "0.1", "--sparse_prediction", "false", "--learning_rate", "5e-4",
-         "--warmup_ratio", "0.06", "--weight_decay", "0.0", "--adam_beta2", "0.999", "--max_grad_norm", "1.0",
-         "--bf16", "false", "--position_init", "random"]
+PLAIN = (
+    "--architecture roberta --dropout 0.1 --sparse_prediction false --learning_rate 5e-4 --warmup_ratio 0.06 "
+    "--weight_decay 0.0 --adam_beta2 0.999 --max_grad_norm 1.0 --bf16 false --position_init random"
+).split()
 VARIANTS = {
     "plain": PLAIN,
     "hf-tbc": [],
@@ -55,16 +57,20 @@ VARIANTS = {
     "hf-tbc, mask 15%": ["--mlm_probability", "0.15"],
     "hf-tbc, mask 30%": ["--mlm_probability", "0.3"],
     "hf-tbc, mask 40%": ["--mlm_probability", "0.4"],
-    "hf-tbc, plain optimizer": ["--learning_rate", "5e-4", "--warmup_ratio", "0.06", "--weight_decay", "0.0",
-                                "--adam_beta2", "0.999", "--max_grad_norm", "1.0"],
+    "hf-tbc, plain optimizer": (
+        "--learning_rate 5e-4 --warmup_ratio 0.06 --weight_decay 0.0 --adam_beta2 0.999 --max_grad_norm 1.0"
+    ).split(),
 }
 
 
 def corpus(data_dir: str) -> str:
     """The reviews' train and dev text (not their test.tsv, which repeats them) and SST-2's training sentences."""
     root = Path(data_dir)
-    files = [root / "reviews" / domain / f"{split}.tsv" for domain in ("books", "dvd", "electronics", "kitchen")
-             for split in ("train", "dev")] + [root / "sst2" / "train.tsv"]
+    files = [
+        root / "reviews" / domain / f"{split}.tsv"
+        for domain in ("books", "dvd", "electronics", "kitchen")
+        for split in ("train", "dev")
+    ] + [root / "sst2" / "train.tsv"]
     missing = [str(path) for path in files if not path.is_file()]
     if missing:
         sys.exit(f"error: --data_dir {data_dir} lacks {missing[0]}: pass the folder holding reviews/ and sst2/")
@@ -90,13 +96,21 @@ def time_to_reach(curve: list[dict], target: float) -> float | None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data_dir", default=None, help="Folder with reviews/ and sst2/ (default: the built-in corpus)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data_dir", default=None, help="Folder with reviews/ and sst2/ (default: the built-in corpus)"
+    )
     parser.add_argument("--model_size", default="L4-H256")
     parser.add_argument("--time_budget", default="10m")
-    parser.add_argument("--variants", default="plain,hf-tbc",
-                        help="Separated by ';' (or ',' when no name has one), the first is the reference: "
-                             + "; ".join(VARIANTS).replace("%", "%%"))  # argparse %-formats help
+    # argparse %-formats help
+    parser.add_argument(
+        "--variants",
+        default="plain,hf-tbc",
+        help="Separated by ';' (or ',' when no name has one), the first is the reference: "
+        + "; ".join(VARIANTS).replace("%", "%%"),
+    )
     parser.add_argument("--eval_every", default="30s", help="Evaluation interval (budget time; not counted in it)")
     parser.add_argument("--max_eval_samples", type=int, default=500, help="Validation blocks per evaluation")
     parser.add_argument("--output_dir", default="bench_runs/time_to_loss")
@@ -114,13 +128,31 @@ def main() -> None:
     runs = {}
     for name in names:
         folder = root / slug(name)
-        command = [sys.executable, str(RECIPE), "--model_size", args.model_size, "--time_budget", args.time_budget,
-                   "--eval_every", args.eval_every, "--max_eval_samples", str(args.max_eval_samples), "--seed",
-                   str(args.seed), "--output_dir", str(folder), "--overwrite_output_dir", "--disable_tqdm", "true",
-                   *data, *VARIANTS[name]]
+        command = [
+            sys.executable,
+            str(RECIPE),
+            "--model_size",
+            args.model_size,
+            "--time_budget",
+            args.time_budget,
+            "--eval_every",
+            args.eval_every,
+            "--max_eval_samples",
+            str(args.max_eval_samples),
+            "--seed",
+            str(args.seed),
+            "--output_dir",
+            str(folder),
+            "--overwrite_output_dir",
+            "--disable_tqdm",
+            "true",
+            *data,
+            *VARIANTS[name],
+        ]
         print(f"[{name}] {' '.join(command[1:])}", flush=True)
-        subprocess.run(command, check=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            command, check=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"}, stdout=subprocess.DEVNULL
+        )
         runs[name] = folder
 
     summaries = {name: json.loads((folder / "run_summary.json").read_text()) for name, folder in runs.items()}
@@ -132,38 +164,56 @@ def main() -> None:
     for name in names:
         summary = summaries[name]
         reached = time_to_reach(curves[name], target)
-        rows.append({
-            "variant": name,
-            "final_eval_loss": round(summary["final_eval_loss"], 4),
-            "unigram_loss": summary["unigram_loss"],
-            "below_unigram": summary["below_unigram"],
-            "steps": summary["steps"],
-            "train_tokens_per_s": summary["train_tokens_per_s"],
-            "precision": summary["precision"],
-            "train_s": summary["train_s"],
-            "time_to_reference_final_s": round(reached, 1) if reached is not None else None,
-            "fraction_of_reference_time": round(reached / reference_seconds, 3) if reached is not None else None,
-        })
+        rows.append(
+            {
+                "variant": name,
+                "final_eval_loss": round(summary["final_eval_loss"], 4),
+                "unigram_loss": summary["unigram_loss"],
+                "below_unigram": summary["below_unigram"],
+                "steps": summary["steps"],
+                "train_tokens_per_s": summary["train_tokens_per_s"],
+                "precision": summary["precision"],
+                "train_s": summary["train_s"],
+                "time_to_reference_final_s": round(reached, 1) if reached is not None else None,
+                "fraction_of_reference_time": round(reached / reference_seconds, 3) if reached is not None else None,
+            }
+        )
     hardware = hardware_summary()
-    header = (f"{args.model_size}, {args.time_budget} each, {hardware['cpu']} ({hardware['cpu_count']} cores, "
-              f"{hardware['torch_threads']} torch threads), torch {hardware['torch']}, transformers {hardware['transformers']}")
-    table = [f"| variant | val. loss at budget | below unigram | steps | tokens/s | time to {reference}'s final loss "
-             f"| × {reference}'s time |", "|---|---|---|---|---|---|---|"]
+    header = (
+        f"{args.model_size}, {args.time_budget} each, {hardware['cpu']} ({hardware['cpu_count']} cores, "
+        f"{hardware['torch_threads']} torch threads), torch {hardware['torch']}, transformers "
+        f"{hardware['transformers']}"
+    )
+    table = [
+        f"| variant | val. loss at budget | below unigram | steps | tokens/s | time to {reference}'s final loss "
+        f"| × {reference}'s time |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for row in rows:
-        reached = (f"{row['time_to_reference_final_s'] / 60:.1f} min" if row["time_to_reference_final_s"] is not None
-                   else "not reached")
+        reached = (
+            f"{row['time_to_reference_final_s'] / 60:.1f} min"
+            if row["time_to_reference_final_s"] is not None
+            else "not reached"
+        )
         fraction = f"{row['fraction_of_reference_time']:.2f}" if row["fraction_of_reference_time"] is not None else "–"
-        table.append(f"| {row['variant']} | {row['final_eval_loss']:.3f} | {row['below_unigram']:+.3f} | {row['steps']:,} | "
-                     f"{row['train_tokens_per_s']:,.0f} | {reached} | {fraction} |")
+        table.append(
+            f"| {row['variant']} | {row['final_eval_loss']:.3f} | {row['below_unigram']:+.3f} | {row['steps']:,} | "
+            f"{row['train_tokens_per_s']:,.0f} | {reached} | {fraction} |"
+        )
     text = "\n".join([header, f"unigram loss {rows[0]['unigram_loss']:.3f}", "", *table])
     print("\n" + text)
     root.mkdir(parents=True, exist_ok=True)
     (root / "results.json").write_text(
-        json.dumps({"setup": header, "reference": reference, "rows": rows, "hardware": hardware}, indent=2) + "\n")
+        json.dumps({"setup": header, "reference": reference, "rows": rows, "hardware": hardware}, indent=2) + "\n"
+    )
     (root / "results.md").write_text(text + "\n")
-    plot_curves(runs, root / "loss_vs_time.png", x="elapsed_s",
-                title=f"{args.model_size}: validation MLM loss, {args.time_budget} budget",
-                references={"unigram": rows[0]["unigram_loss"]})
+    plot_curves(
+        runs,
+        root / "loss_vs_time.png",
+        x="elapsed_s",
+        title=f"{args.model_size}: validation MLM loss, {args.time_budget} budget",
+        references={"unigram": rows[0]["unigram_loss"]},
+    )
     print(f"\nwrote {root / 'results.md'} and {root / 'loss_vs_time.png'}")
 
 

@@ -27,9 +27,11 @@ from transformers import (
 from transformers.trainer_callback import PrinterCallback
 from transformers.utils import logging
 
-from hf_tbc.data import load_text_datasets, pack_texts, train_tokenizer
-from hf_tbc.sizes import roberta_config, training_flops_per_token
-from hf_tbc.training import BudgetTrainer, BudgetTrainingArguments, hardware_summary
+from hf_tbc.arguments import BudgetTrainingArguments
+from hf_tbc.hardware import hardware_summary
+from hf_tbc.tasks.mlm.data import load_text_datasets, pack_texts, train_tokenizer
+from hf_tbc.tasks.mlm.model import roberta_config, training_flops_per_token
+from hf_tbc.trainer import BudgetTrainer
 
 
 class StepTimer(TrainerCallback):
@@ -60,13 +62,26 @@ def run_once(kind: str, blocks, tokenizer, config, steps: int, warmup: int, batc
     model = RobertaForMaskedLM(config)
     timer = StepTimer()
     with tempfile.TemporaryDirectory() as output_dir:
-        common = dict(output_dir=output_dir, max_steps=steps, per_device_train_batch_size=batch_size,
-                      learning_rate=5e-4, warmup_ratio=0.06, logging_steps=10, save_strategy="no", report_to="none",
-                      disable_tqdm=True, bf16=bf16, use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0,
-                      include_num_input_tokens_seen="non_padding")
+        common = dict(
+            output_dir=output_dir,
+            max_steps=steps,
+            per_device_train_batch_size=batch_size,
+            learning_rate=5e-4,
+            warmup_ratio=0.06,
+            logging_steps=10,
+            save_strategy="no",
+            report_to="none",
+            disable_tqdm=True,
+            bf16=bf16,
+            use_cpu=not torch.cuda.is_available(),
+            dataloader_num_workers=0,
+            include_num_input_tokens_seen="non_padding",
+        )
         collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15)
         if kind == "plain":
-            trainer = Trainer(model=model, args=TrainingArguments(**common), train_dataset=blocks, data_collator=collator)
+            trainer = Trainer(
+                model=model, args=TrainingArguments(**common), train_dataset=blocks, data_collator=collator
+            )
         else:  # the recipe's trainer: budget clock synced every step, time-based LR, curve.jsonl
             args = BudgetTrainingArguments(**common, time_budget="1h", eval_every="1h")
             trainer = BudgetTrainer(model=model, args=args, train_dataset=blocks, data_collator=collator)
@@ -97,14 +112,20 @@ def main() -> None:
     flops_per_token = training_flops_per_token(config, args.block_size)
 
     hardware = hardware_summary()
-    print(f"hardware: {hardware['cpu']}, {hardware['cpu_count']} cores, torch {hardware['torch']} "
-          f"with {hardware['torch_threads']} threads, accelerator: {hardware['accelerator'] or 'none'}")
-    print(f"model {args.model_size}, batch {args.per_device_train_batch_size} x {args.block_size} tokens, "
-          f"{args.steps} steps ({args.warmup_steps} untimed), {args.repeats} interleaved repeats, "
-          f"{flops_per_token / 1e6:.1f} MFLOPs per training token")
+    print(
+        f"hardware: {hardware['cpu']}, {hardware['cpu_count']} cores, torch {hardware['torch']} "
+        f"with {hardware['torch_threads']} threads, accelerator: {hardware['accelerator'] or 'none'}"
+    )
+    print(
+        f"model {args.model_size}, batch {args.per_device_train_batch_size} x {args.block_size} tokens, "
+        f"{args.steps} steps ({args.warmup_steps} untimed), {args.repeats} interleaved repeats, "
+        f"{flops_per_token / 1e6:.1f} MFLOPs per training token"
+    )
     print()
-    print(f"{'precision':<10}{'plain tok/s':>13}{'hf-tbc tok/s':>14}{'hf-tbc/plain':>14}{'GFLOP/s':>10}"
-          f"{'matmul peak':>13}{'utilisation':>13}")
+    print(
+        f"{'precision':<10}{'plain tok/s':>13}{'hf-tbc tok/s':>14}{'hf-tbc/plain':>14}{'GFLOP/s':>10}"
+        f"{'matmul peak':>13}{'utilisation':>13}"
+    )
     for precision in args.precisions.split(","):
         bf16 = precision == "bf16"
         peak = matmul_peak(torch.bfloat16 if bf16 else torch.float32)
@@ -112,12 +133,24 @@ def main() -> None:
         for repeat in range(args.repeats):
             order = ("plain", "hf-tbc") if repeat % 2 == 0 else ("hf-tbc", "plain")
             for kind in order:
-                results[kind].append(run_once(kind, blocks, tokenizer, config, args.steps, args.warmup_steps,
-                                              args.per_device_train_batch_size, bf16))
+                results[kind].append(
+                    run_once(
+                        kind,
+                        blocks,
+                        tokenizer,
+                        config,
+                        args.steps,
+                        args.warmup_steps,
+                        args.per_device_train_batch_size,
+                        bf16,
+                    )
+                )
         plain, ours = statistics.median(results["plain"]), statistics.median(results["hf-tbc"])
         achieved = ours * flops_per_token
-        print(f"{precision:<10}{plain:>13,.0f}{ours:>14,.0f}{ours / plain:>14.3f}{achieved / 1e9:>10.1f}"
-              f"{peak / 1e9:>13.1f}{achieved / peak:>13.1%}")
+        print(
+            f"{precision:<10}{plain:>13,.0f}{ours:>14,.0f}{ours / plain:>14.3f}{achieved / 1e9:>10.1f}"
+            f"{peak / 1e9:>13.1f}{achieved / peak:>13.1%}"
+        )
         spread = {kind: f"{min(v):,.0f}-{max(v):,.0f}" for kind, v in results.items()}
         print(f"{'':<10}range over repeats: plain {spread['plain']}, hf-tbc {spread['hf-tbc']}")
 

@@ -3,13 +3,21 @@
 Train the largest model a wall-clock budget allows, stop early, then compress it.
 """
 
+from .arguments import BudgetTrainingArguments
 from .budget import TimeBasedLRScheduler, WallClockBudgetCallback, format_duration, lr_multiplier, parse_duration
 from .curves import CurveCallback, plot_curves, plot_run, read_curve
-from .data import MaskedLMCollator, mask_once
 from .onnx_model import OnnxModelForSequenceClassification
-from .pretraining import SparsePrediction
-from .sizes import MODEL_SIZES, ModelSize, count_parameters, get_model_size, roberta_config, training_flops_per_token
-from .training import BudgetMixin, BudgetProgressCallback, BudgetSeq2SeqTrainer, BudgetTrainer, BudgetTrainingArguments
+from .tasks.mlm.data import MaskedLMCollator, mask_once
+from .tasks.mlm.model import (
+    MODEL_SIZES,
+    ModelSize,
+    SparsePrediction,
+    count_parameters,
+    get_model_size,
+    roberta_config,
+    training_flops_per_token,
+)
+from .trainer import BudgetMixin, BudgetProgressCallback, BudgetSeq2SeqTrainer, BudgetTrainer
 
 __version__ = "0.1.0"
 

@@ -8,6 +8,7 @@ retries (one line) or a bug (with its traceback).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -16,9 +17,9 @@ import yaml
 from transformers import HfArgumentParser
 from transformers.utils import logging
 
+from .budget import PREEMPTED_EXIT_CODE
 from .errors import UsageError
 from .launch import stop_with_parent
-from .training import PREEMPTED_EXIT_CODE
 
 
 def parse_args(dataclass_types: Sequence[type], argv: Sequence[str] | None = None) -> tuple:
@@ -34,12 +35,16 @@ def _parse_file(parser: HfArgumentParser, path: str) -> tuple:
     if not Path(path).is_file():
         raise UsageError(f"{path} does not exist: pass a YAML or JSON file of flags, or the flags themselves")
     try:
-        values = json.loads(Path(path).read_text()) if path.endswith(".json") else yaml.safe_load(Path(path).read_text())
+        values = (
+            json.loads(Path(path).read_text()) if path.endswith(".json") else yaml.safe_load(Path(path).read_text())
+        )
     except (yaml.YAMLError, json.JSONDecodeError, UnicodeDecodeError) as error:
         mark = getattr(error, "problem_mark", None)
         line = mark.line + 1 if mark is not None else getattr(error, "lineno", None)
-        raise UsageError(f"{path} does not parse ({type(error).__name__}{f' near line {line}' if line else ''}): fix "
-                         "its syntax, one `flag_name: value` per line") from None
+        raise UsageError(
+            f"{path} does not parse ({type(error).__name__}{f' near line {line}' if line else ''}): fix "
+            "its syntax, one `flag_name: value` per line"
+        ) from None
     if not isinstance(values, dict):
         raise UsageError(f"{path} must hold a mapping of flag names to values, e.g. `time_budget: 15m`")
     try:
@@ -59,11 +64,22 @@ def run_recipe(main: Callable[[], object]) -> None:
     try:
         outcome = main()
     except UsageError as error:
-        print(f"error: {error}", file=sys.stderr)
+        _say(f"error: {error}")
         sys.exit(2)
     except ConnectionError as error:
-        print(f"error: {error}", file=sys.stderr)
+        _say(f"error: {error}")
         sys.exit(1)
     if isinstance(outcome, dict) and outcome.get("stop_reason") == "preempted":
-        print(f"preempted: checkpoint {outcome.get('checkpoint')}; {outcome.get('resume')}", file=sys.stderr)
+        _say(f"preempted: checkpoint {outcome.get('checkpoint')}; {outcome.get('resume')}")
         sys.exit(PREEMPTED_EXIT_CODE)
+
+
+def _say(line: str) -> None:
+    """One line on stderr in one write: the ranks of a run share stderr, and their lines must not interleave."""
+    sys.stderr.flush()
+    try:
+        descriptor = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # a stderr without a file behind it (captured, redirected in-process)
+        sys.stderr.write(line + "\n")
+        return
+    os.write(descriptor, (line + "\n").encode())

@@ -21,12 +21,17 @@ class CurveCallback(TrainerCallback):
 
     Every row has ``step``, ``elapsed_s`` (the budget clock), ``train_s``, ``total_s``, ``tokens``
     (non-padding input tokens seen, all ranks), ``loss``, ``lr`` and ``eval_loss``, then one column per
-    name in ``metrics`` (evaluation metrics such as ``eval_bleu``); a value not measured at that row is ``null``. With a :class:`WallClockBudgetCallback` the times are the
+    name in ``metrics`` (evaluation metrics such as ``eval_bleu``); a value not measured at that row is ``null``.
+    With a :class:`WallClockBudgetCallback` the times are the
     budget's clock, which survives resumes; without one, seconds since ``train()`` began.
     """
 
-    def __init__(self, output_dir: Union[str, Path], budget: Optional[WallClockBudgetCallback] = None,
-                 metrics: Sequence[str] = ()):
+    def __init__(
+        self,
+        output_dir: Union[str, Path],
+        budget: Optional[WallClockBudgetCallback] = None,
+        metrics: Sequence[str] = (),
+    ):
         self.path = Path(output_dir) / CURVE_FILE
         self.budget = budget
         self.metrics = tuple(metrics)
@@ -44,7 +49,11 @@ class CurveCallback(TrainerCallback):
         if not state.is_world_process_zero or not ("loss" in logs or "eval_loss" in logs):
             return
         if self.budget is not None:
-            budget_clock, train_s, total_s = self.budget.elapsed, self.budget.train_seconds(), self.budget.total_seconds()
+            budget_clock, train_s, total_s = (
+                self.budget.elapsed,
+                self.budget.train_seconds(),
+                self.budget.total_seconds(),
+            )
         else:
             budget_clock = train_s = total_s = time.monotonic() - self._start
         row = {
@@ -83,9 +92,17 @@ _AXIS_LABELS = {
 }
 
 
-def _draw(series: list[tuple[str, list, list, bool]], output_file: Union[str, Path], xlabel: str, ylabel: str, title: str,
-          references: Optional[Mapping[str, float]] = None) -> Path:
-    lines = [{"label": label, "x": xs, "y": ys, "marker": "o" if markers else None} for label, xs, ys, markers in series]
+def _draw(
+    series: list[tuple[str, list, list, bool]],
+    output_file: Union[str, Path],
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    references: Optional[Mapping[str, float]] = None,
+) -> Path:
+    lines = [
+        {"label": label, "x": xs, "y": ys, "marker": "o" if markers else None} for label, xs, ys, markers in series
+    ]
     return draw_lines(lines, output_file, xlabel, ylabel, title, references)
 
 
@@ -117,8 +134,12 @@ def plot_curves(
     return _draw(series, output_file, xlabel, ylabel, title or f"{ylabel} against {xlabel}", references)
 
 
-def plot_run(run_dir: Union[str, Path], label: Optional[str] = None, unigram_loss: Optional[float] = None,
-             loss_name: str = "MLM loss") -> Path:
+def plot_run(
+    run_dir: Union[str, Path],
+    label: Optional[str] = None,
+    unigram_loss: Optional[float] = None,
+    loss_name: str = "MLM loss",
+) -> Path:
     """``run_dir/loss_vs_time.png``: one run's training and validation loss against wall-clock, with the loss of
     predicting word frequencies alone as a dashed line when ``unigram_loss`` is given."""
     rows = read_curve(run_dir)
@@ -128,5 +149,11 @@ def plot_run(run_dir: Union[str, Path], label: Optional[str] = None, unigram_los
         ("validation loss", *_points(rows, "elapsed_s", "eval_loss"), True),
     ]
     references = {f"unigram loss ({unigram_loss:.2f})": unigram_loss} if unigram_loss is not None else None
-    return _draw(series, Path(run_dir) / "loss_vs_time.png", _AXIS_LABELS["elapsed_s"], loss_name,
-                 f"{label}: {loss_name} against wall-clock", references)
+    return _draw(
+        series,
+        Path(run_dir) / "loss_vs_time.png",
+        _AXIS_LABELS["elapsed_s"],
+        loss_name,
+        f"{label}: {loss_name} against wall-clock",
+        references,
+    )

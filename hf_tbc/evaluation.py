@@ -16,8 +16,8 @@ import torch
 from datasets import Dataset
 from transformers import PreTrainedTokenizerBase
 
+from .hardware import hardware_summary
 from .metrics import load_accuracy
-from .training import hardware_summary
 from .variants import count_variant_parameters, load_variant, prunable_sparsity, size_on_disk, variant_kind
 
 
@@ -31,7 +31,9 @@ def _batches(dataset: Dataset, tokenizer: PreTrainedTokenizerBase, batch_size: i
 
 
 @torch.no_grad()
-def predict(model, dataset: Dataset, tokenizer: PreTrainedTokenizerBase, batch_size: int = 64, max_length: int = 128) -> list[int]:
+def predict(
+    model, dataset: Dataset, tokenizer: PreTrainedTokenizerBase, batch_size: int = 64, max_length: int = 128
+) -> list[int]:
     """Predicted label ids for ``dataset`` (columns ``text``, optional ``text_pair``) with any variant kind."""
     predictions: list[int] = []
     for encoded, _ in _batches(dataset, tokenizer, batch_size, max_length):
@@ -40,7 +42,9 @@ def predict(model, dataset: Dataset, tokenizer: PreTrainedTokenizerBase, batch_s
     return predictions
 
 
-def accuracy(model, dataset: Dataset, tokenizer: PreTrainedTokenizerBase, batch_size: int = 64, max_length: int = 128) -> float:
+def accuracy(
+    model, dataset: Dataset, tokenizer: PreTrainedTokenizerBase, batch_size: int = 64, max_length: int = 128
+) -> float:
     """Accuracy of ``model`` on ``dataset``, computed with hf-tbc's bundled ``evaluate`` accuracy metric."""
     predictions = predict(model, dataset, tokenizer, batch_size, max_length)
     return load_accuracy().compute(predictions=predictions, references=dataset["label"])["accuracy"]
@@ -82,18 +86,32 @@ def latency(
     return Latency(statistics.median(timings), runs, batch_size, sequence_length, torch.get_num_threads())
 
 
-def measure_variant(folder: Union[str, Path], validation: Dataset, tokenizer: PreTrainedTokenizerBase,
-                    max_length: int = 128, latency_batch_size: int = 32, latency_sequence_length: int = 128,
-                    latency_runs: int = 10, num_threads: Optional[int] = None,
-                    include_embeddings_and_head: bool = False, parent_weights: Optional[int] = None) -> dict:
+def measure_variant(
+    folder: Union[str, Path],
+    validation: Dataset,
+    tokenizer: PreTrainedTokenizerBase,
+    max_length: int = 128,
+    latency_batch_size: int = 32,
+    latency_sequence_length: int = 128,
+    latency_runs: int = 10,
+    num_threads: Optional[int] = None,
+    include_embeddings_and_head: bool = False,
+    parent_weights: Optional[int] = None,
+) -> dict:
     """Reloads the saved variant in ``folder`` with its documented class and measures it on its own stored weights:
     accuracy, parameters and nonzero parameters, sparsity of the prunable weights (against ``parent_weights``, the
     dense parent's count, so that removed structure counts), bytes on disk and median forward latency."""
     model = load_variant(folder, num_threads=num_threads or torch.get_num_threads())
     stored = None if variant_kind(folder) == "onnx" else model
     parameters, nonzero = count_variant_parameters(folder, stored)
-    timing = latency(model, tokenizer, validation["text"][:latency_batch_size], latency_batch_size,
-                     latency_sequence_length, latency_runs)
+    timing = latency(
+        model,
+        tokenizer,
+        validation["text"][:latency_batch_size],
+        latency_batch_size,
+        latency_sequence_length,
+        latency_runs,
+    )
     return {
         "sparsity": round(prunable_sparsity(folder, stored, include_embeddings_and_head, parent_weights), 6),
         "parameters": parameters,
@@ -109,8 +127,14 @@ def measure_variant(folder: Union[str, Path], validation: Dataset, tokenizer: Pr
 
 
 @torch.no_grad()
-def round_robin_latency(models: dict, tokenizer: PreTrainedTokenizerBase, texts: list[str], batch_size: int = 32,
-                        sequence_length: int = 128, rounds: int = 15) -> dict[str, float]:
+def round_robin_latency(
+    models: dict,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: list[str],
+    batch_size: int = 32,
+    sequence_length: int = 128,
+    rounds: int = 15,
+) -> dict[str, float]:
     """Median forward latency (ms) of each model on the same batch, the models visited in turn every round so that
     machine noise hits all of them alike: the way to compare variants side by side on a noisy machine."""
     encoded = _timing_batch(tokenizer, texts, batch_size, sequence_length)

@@ -33,7 +33,9 @@ def require_token(token: Optional[str] = None) -> str:
     """The Hub token from the argument, ``HF_TOKEN`` or ``huggingface-cli login``; ``ValueError`` if none."""
     token = token or get_token()
     if not token:
-        raise UsageError("no Hugging Face token: run `huggingface-cli login` or set HF_TOKEN (use --dry_run to push nothing)")
+        raise UsageError(
+            "no Hugging Face token: run `huggingface-cli login` or set HF_TOKEN (use --dry_run to push nothing)"
+        )
     return token
 
 
@@ -45,12 +47,14 @@ def check_write_access(api: HfApi, namespace: Optional[str]) -> str:
         me = _with_retries(api.whoami, "reading the token's account")
     except HfHubHTTPError as error:
         if error.response is not None and error.response.status_code == 401:
-            raise UsageError("the Hugging Face token was refused (401): log in again with `huggingface-cli login` or "
-                             "set a valid HF_TOKEN") from None
+            raise UsageError(
+                "the Hugging Face token was refused (401): log in again with `huggingface-cli login` or "
+                "set a valid HF_TOKEN"
+            ) from None
         raise
     user = me["name"]
     namespace = namespace or user
-    token = ((me.get("auth") or {}).get("accessToken") or {})
+    token = (me.get("auth") or {}).get("accessToken") or {}
     role = token.get("role")
     fix = "create a token with write access at https://huggingface.co/settings/tokens and log in with it"
     if role == "read":
@@ -58,18 +62,26 @@ def check_write_access(api: HfApi, namespace: Optional[str]) -> str:
     if namespace != user:
         membership = next((org for org in me.get("orgs") or [] if org.get("name") == namespace), None)
         if membership is None:
-            raise UsageError(f"{user} is not a member of the organisation {namespace}: join it, or pass "
-                             "--hub_organization with one you belong to (or leave it out for your own namespace)")
+            raise UsageError(
+                f"{user} is not a member of the organisation {namespace}: join it, or pass "
+                "--hub_organization with one you belong to (or leave it out for your own namespace)"
+            )
         if membership.get("roleInOrg") == "read":
-            raise UsageError(f"{user} has read access only in {namespace}: ask its admins for write access, or pass "
-                             "another --hub_organization")
+            raise UsageError(
+                f"{user} has read access only in {namespace}: ask its admins for write access, or pass "
+                "another --hub_organization"
+            )
     if role == "fineGrained":
         scoped = ((token.get("fineGrained") or {}).get("scoped")) or []
-        allowed = any((entry.get("entity") or {}).get("name") == namespace and "repo.write" in entry.get("permissions", [])
-                      for entry in scoped)
+        allowed = any(
+            (entry.get("entity") or {}).get("name") == namespace and "repo.write" in entry.get("permissions", [])
+            for entry in scoped
+        )
         if not allowed:
-            raise UsageError(f"the fine-grained Hugging Face token may not write repos in {namespace} (no repo.write "
-                             f"scope for it): {fix}, or add that scope to this token")
+            raise UsageError(
+                f"the fine-grained Hugging Face token may not write repos in {namespace} (no repo.write "
+                f"scope for it): {fix}, or add that scope to this token"
+            )
     return namespace
 
 
@@ -105,8 +117,10 @@ def preflight(api: HfApi, repos: dict[str, Path], overwrite: bool = False) -> li
         plans.append(RepoPlan(repo_id, folder, action))
     if conflicts and not overwrite:
         others = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
-        raise UsageError(f"Hub repo {conflicts[0]}{others} already exists with other content: pass --overwrite to replace "
-                         "it, or choose another name; nothing was pushed")
+        raise UsageError(
+            f"Hub repo {conflicts[0]}{others} already exists with other content: pass --overwrite to replace "
+            "it, or choose another name; nothing was pushed"
+        )
     return plans
 
 
@@ -115,8 +129,11 @@ def _local_files(folder: Path) -> dict[str, Path]:
 
 
 def _remote_files(api: HfApi, repo_id: str, revision: str) -> dict:
-    return {item.path: item for item in api.list_repo_tree(repo_id, recursive=True, revision=revision)
-            if hasattr(item, "blob_id") and item.path not in IGNORED_REMOTE}
+    return {
+        item.path: item
+        for item in api.list_repo_tree(repo_id, recursive=True, revision=revision)
+        if hasattr(item, "blob_id") and item.path not in IGNORED_REMOTE
+    }
 
 
 def _same_files(local: dict[str, Path], remote: dict) -> bool:
@@ -135,8 +152,11 @@ def _network_errors() -> tuple[type, ...]:
     """Connection and timeout errors of whichever HTTP client this huggingface_hub uses (requests up to 0.x,
     httpx from 1.x)."""
     errors: list[type] = []
-    for module_name, names in (("requests", ("ConnectionError", "Timeout")), ("httpx", ("TransportError",)),
-                               ("httpx2", ("TransportError",))):
+    for module_name, names in (
+        ("requests", ("ConnectionError", "Timeout")),
+        ("httpx", ("TransportError",)),
+        ("httpx2", ("TransportError",)),
+    ):
         try:
             module = importlib.import_module(module_name)
         except ImportError:
@@ -160,18 +180,15 @@ def _with_retries(action, what: str, attempts: int = 3, wait: float = 2.0):
         except NETWORK_ERRORS as error:
             reason = type(error).__name__
         if attempt == attempts:
-            raise ConnectionError(f"{what} failed after {attempts} attempts ({reason}): nothing was committed; rerun to retry")
+            raise ConnectionError(
+                f"{what} failed after {attempts} attempts ({reason}): nothing was committed; rerun to retry"
+            )
         logger.warning(f"{what}: {reason}, retrying ({attempt}/{attempts - 1})")
         time.sleep(wait * attempt)
 
 
 def push_folder(
-    api: HfApi,
-    folder: Path,
-    repo_id: str,
-    commit_message: str,
-    private: bool = False,
-    overwrite: bool = False,
+    api: HfApi, folder: Path, repo_id: str, commit_message: str, private: bool = False, overwrite: bool = False
 ) -> PushResult:
     """Makes ``repo_id`` hold exactly ``folder``, in one commit.
 
@@ -192,17 +209,20 @@ def push_folder(
     remote = _with_retries(lambda: _remote_files(api, repo_id, head), f"listing {repo_id}")
     same = _same_files(local, remote)
     if status == "updated" and remote and not same and not overwrite:
-        raise UsageError(f"Hub repo {repo_id} already exists with other content: pass --overwrite to replace it, "
-                         "or choose another name")
+        raise UsageError(
+            f"Hub repo {repo_id} already exists with other content: pass --overwrite to replace it, "
+            "or choose another name"
+        )
     _make_private(api, repo_id, info, private)
-    if same:
-        return PushResult(repo_id, "unchanged", head)
     operations = [CommitOperationAdd(path_in_repo=path, path_or_fileobj=str(file)) for path, file in local.items()]
     operations += [CommitOperationDelete(path_in_repo=path) for path in remote if path not in local]
     try:
-        commit = _with_retries(lambda: api.create_commit(repo_id, operations=[_fresh(op) for op in operations],
-                                                         commit_message=commit_message, parent_commit=head),
-                               f"pushing {repo_id}")
+        commit = _with_retries(
+            lambda: api.create_commit(
+                repo_id, operations=[_fresh(op) for op in operations], commit_message=commit_message, parent_commit=head
+            ),
+            f"pushing {repo_id}",
+        )
     except HfHubHTTPError as error:
         if error.response is None or error.response.status_code not in (409, 412):
             raise
@@ -211,9 +231,12 @@ def push_folder(
         now = api.model_info(repo_id).sha
         if _same_files(local, _remote_files(api, repo_id, now)):
             return PushResult(repo_id, status, now)
-        raise ConnectionError(f"pushing {repo_id}: the repo changed on the Hub while this push was prepared (another "
-                              "commit landed first): nothing of this release was committed; rerun to compare again") from None
-    return PushResult(repo_id, status, commit.oid)
+        raise ConnectionError(
+            f"pushing {repo_id}: the repo changed on the Hub while this push was prepared (another "
+            "commit landed first): nothing of this release was committed; rerun to compare again"
+        ) from None
+    # create_commit leaves out files whose content the Hub already holds, and makes no commit when none is left
+    return PushResult(repo_id, "unchanged" if commit.oid == head else status, commit.oid)
 
 
 def _make_private(api: HfApi, repo_id: str, info, private: bool) -> None:
@@ -232,14 +255,20 @@ def _fresh(operation):
 LANDED = ("created", "updated", "unchanged")
 
 
-def publish(api: HfApi, pushes: list[tuple[str, Path, str]], report: list[dict], report_path: Path,
-            private: bool = False, overwrite: bool = False) -> None:
+def publish(
+    api: HfApi,
+    pushes: list[tuple[str, Path, str]],
+    report: list[dict],
+    report_path: Path,
+    private: bool = False,
+    overwrite: bool = False,
+) -> None:
     """Pushes each ``(repo_id, folder, commit message)`` in turn, after :func:`preflight` passed for all of them.
 
     ``report`` (one entry per push) is rewritten to ``report_path`` after every repo, so it always says which repos
     landed (``created``, ``updated``, ``unchanged``), which ``failed`` and which were ``not pushed``. If a push fails
     midway the error says how many landed; a rerun finds those unchanged (no new commit) and pushes the rest."""
-    from .training import write_json
+    from .runs import write_json
 
     for entry in report:
         entry["status"] = "not pushed"
@@ -253,8 +282,10 @@ def publish(api: HfApi, pushes: list[tuple[str, Path, str]], report: list[dict],
                 raise
             landed = sum(item["status"] in LANDED for item in report)
             reason = str(error).splitlines()[0]
-            raise ConnectionError(f"{reason}; {landed} of {len(report)} repos landed ({report_path} lists which): "
-                                  "rerun the same command to push the rest") from None
+            raise ConnectionError(
+                f"{reason}; {landed} of {len(report)} repos landed ({report_path} lists which): "
+                "rerun the same command to push the rest"
+            ) from None
         entry.update(status=result.status, commit=result.commit)
         write_json(report_path, report)
         print(f"{result.status:>9}  https://huggingface.co/{repo_id}")

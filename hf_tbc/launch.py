@@ -28,7 +28,6 @@ import subprocess
 import sys
 from typing import Optional, Sequence
 
-PREEMPTED = 128 + signal.SIGTERM  # what a process ended by SIGTERM reports: the requeue code of most schedulers
 SHUTDOWN_TIMEOUT = 300  # seconds the elastic agent waits for checkpointing workers after forwarding a signal
 _PR_SET_PDEATHSIG = 1
 

@@ -36,10 +36,19 @@ def export_onnx(model: torch.nn.Module, path: Union[str, Path]) -> Path:
     example = torch.full((2, 8), 5, dtype=torch.long)
     path = Path(path)
     with torch.no_grad():
-        torch.onnx.export(model, (), str(path), kwargs={"input_ids": example, "attention_mask": torch.ones_like(example)},
-                          input_names=["input_ids", "attention_mask"], output_names=["logits"],
-                          dynamic_shapes={"input_ids": {0: batch, 1: sequence}, "attention_mask": {0: batch, 1: sequence}},
-                          dynamo=True, external_data=False, optimize=True, verbose=False)
+        torch.onnx.export(
+            model,
+            (),
+            str(path),
+            kwargs={"input_ids": example, "attention_mask": torch.ones_like(example)},
+            input_names=["input_ids", "attention_mask"],
+            output_names=["logits"],
+            dynamic_shapes={"input_ids": {0: batch, 1: sequence}, "attention_mask": {0: batch, 1: sequence}},
+            dynamo=True,
+            external_data=False,
+            optimize=True,
+            verbose=False,
+        )
     graph_model = onnx.load(str(path))
     _name_nodes_by_module(graph_model.graph)
     onnx.save(graph_model, str(path))
@@ -88,8 +97,14 @@ class OnnxModelForSequenceClassification:
         self.input_names = [item.name for item in session.get_inputs()]
 
     @classmethod
-    def from_pretrained(cls, name_or_path: Union[str, Path], session_options=None, file_name: str = ONNX_FILE,
-                        revision: Optional[str] = None, token: Optional[Union[str, bool]] = None):
+    def from_pretrained(
+        cls,
+        name_or_path: Union[str, Path],
+        session_options=None,
+        file_name: str = ONNX_FILE,
+        revision: Optional[str] = None,
+        token: Optional[Union[str, bool]] = None,
+    ):
         """Loads ``file_name`` and ``config.json`` from a folder, or from a Hub repo (downloaded once, then cached)."""
         import onnxruntime
 
@@ -98,8 +113,9 @@ class OnnxModelForSequenceClassification:
             from huggingface_hub import snapshot_download
 
             folder = Path(snapshot_download(str(name_or_path), revision=revision, token=token))
-        session = onnxruntime.InferenceSession(str(folder / file_name), sess_options=session_options,
-                                               providers=["CPUExecutionProvider"])
+        session = onnxruntime.InferenceSession(
+            str(folder / file_name), sess_options=session_options, providers=["CPUExecutionProvider"]
+        )
         return cls(session, AutoConfig.from_pretrained(folder))
 
     def __call__(self, input_ids=None, attention_mask=None, **inputs) -> SequenceClassifierOutput:

@@ -49,8 +49,15 @@ def draw_lines(
     figure, axes = plt.subplots(figsize=(7.5, 4.8))
     for line in series:
         if line["x"]:
-            axes.plot(line["x"], line["y"], label=line["label"], marker=line.get("marker"), markersize=4,
-                      color=line.get("color"), linestyle=line.get("linestyle", "-"))
+            axes.plot(
+                line["x"],
+                line["y"],
+                label=line["label"],
+                marker=line.get("marker"),
+                markersize=4,
+                color=line.get("color"),
+                linestyle=line.get("linestyle", "-"),
+            )
     for index, (label, value) in enumerate((references or {}).items()):
         axes.axhline(value, color="0.35", linestyle=LINE_STYLES[index % 3], linewidth=1.2, label=label)
     if log_x:
@@ -88,8 +95,12 @@ def compression_line_name(row: dict) -> str:
     return f"{pruning}{', gradual' if schedule == 'gradual' else ''} + {quantization}"
 
 
-def plot_compression(runs: Mapping[str, Sequence[dict]], output_file: Union[str, Path], x: str = "nonzero_parameters",
-                     majority: Optional[float] = None) -> Path:
+def plot_compression(
+    runs: Mapping[str, Sequence[dict]],
+    output_file: Union[str, Path],
+    x: str = "nonzero_parameters",
+    majority: Optional[float] = None,
+) -> Path:
     """Accuracy against ``x`` as the paper draws it: one colour per base model, one line per pruning and
     quantization method through its sparsity levels (the dense variant starts every line of its quantization;
     marker: pruning method, line style: quantization), and the majority-class accuracy as a grey line."""
@@ -110,10 +121,23 @@ def plot_compression(runs: Mapping[str, Sequence[dict]], output_file: Union[str,
                 continue  # drawn as the first point of its pruning lines
             members = sorted(members, key=lambda row: row.get("sparsity", 0.0))
             pruning = name.split(" + ")[0].split(",")[0] if " + " in name else None
-            series.append({"label": f"{label} {name}", "x": [row[x] * scale for row in members],
-                           "y": [row["accuracy"] for row in members], "color": f"C{index}",
-                           "marker": PRUNING_MARKERS.get(pruning, "o"),
-                           "linestyle": QUANTIZATION_STYLES.get(quantization, "-")})
+            series.append(
+                {
+                    "label": f"{label} {name}",
+                    "x": [row[x] * scale for row in members],
+                    "y": [row["accuracy"] for row in members],
+                    "color": f"C{index}",
+                    "marker": PRUNING_MARKERS.get(pruning, "o"),
+                    "linestyle": QUANTIZATION_STYLES.get(quantization, "-"),
+                }
+            )
     references = {f"majority class ({majority:.3f})": majority} if majority is not None else None
-    return draw_lines(series, output_file, xlabel, "validation accuracy", f"accuracy against {xlabel.split(' (')[0]}",
-                      references, log_x=log_x)
+    return draw_lines(
+        series,
+        output_file,
+        xlabel,
+        "validation accuracy",
+        f"accuracy against {xlabel.split(' (')[0]}",
+        references,
+        log_x=log_x,
+    )

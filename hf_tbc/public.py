@@ -21,26 +21,72 @@ from .errors import UsageError
 
 RECORD_FILE = "hf_tbc_record.json"
 MODEL_FILES = (
-    "config.json", "generation_config.json",  # the model's shape, and how it decodes
-    "model.safetensors", "model-*-of-*.safetensors", "model.safetensors.index.json", "pytorch_model.bin",  # weights
-    "*.onnx", "*.onnx_data", "quanto_qmap.json",  # ONNX and quanto variants
-    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",  # tokenizer
-    "added_tokens.json", "sentencepiece.bpe.model", "spiece.model", "source.spm", "target.spm",
+    "config.json",
+    "generation_config.json",  # the model's shape, and how it decodes
+    "model.safetensors",
+    "model-*-of-*.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",  # weights
+    "*.onnx",
+    "*.onnx_data",
+    "quanto_qmap.json",  # ONNX and quanto variants
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.json",
+    "merges.txt",  # tokenizer
+    "added_tokens.json",
+    "sentencepiece.bpe.model",
+    "spiece.model",
+    "source.spm",
+    "target.spm",
 )
 # learned from the data, not written by this machine: a folder's name may be a token of it, by chance
 VOCABULARY_FILES = ("tokenizer.json", "vocab.json", "merges.txt")
 # folder names that say nothing about whose machine this is
-GENERIC_NAMES = {"data", "datasets", "runs", "run", "output", "outputs", "out", "release", "releases", "tmp", "temp",
-                 "home", "root", "work", "workspace", "models", "model", "checkpoints", "shared", "src", "main", "test",
-                 "tests", "train", "dev", "validation", "localhost", "compressed", "finetuned", "pretrained"}
+GENERIC_NAMES = {
+    "data",
+    "datasets",
+    "runs",
+    "run",
+    "output",
+    "outputs",
+    "out",
+    "release",
+    "releases",
+    "tmp",
+    "temp",
+    "home",
+    "root",
+    "work",
+    "workspace",
+    "models",
+    "model",
+    "checkpoints",
+    "shared",
+    "src",
+    "main",
+    "test",
+    "tests",
+    "train",
+    "dev",
+    "validation",
+    "localhost",
+    "compressed",
+    "finetuned",
+    "pretrained",
+}
 _PATH_START, _PATH_END = r"(?<![\w.-])", r"(?![\w.-])"  # a path ends where a name could not go on
 
 
 def model_files(folder: Union[str, Path]) -> list[Path]:
     """The files of ``folder`` that a user of the model needs, in name order (no records, curves, checkpoints)."""
     folder = Path(folder)
-    return sorted(path for path in folder.iterdir()
-                  if path.is_file() and any(fnmatch.fnmatch(path.name, pattern) for pattern in MODEL_FILES))
+    return sorted(
+        path
+        for path in folder.iterdir()
+        if path.is_file() and any(fnmatch.fnmatch(path.name, pattern) for pattern in MODEL_FILES)
+    )
 
 
 def copy_model_files(source: Union[str, Path], destination: Union[str, Path]) -> list[str]:
@@ -68,7 +114,9 @@ def public_sources(value) -> list[str]:
     if value is None:
         return []
     parts = value if isinstance(value, (list, tuple)) else str(value).split(",")
-    return [Path(part.strip()).name if is_local_path(part.strip()) else part.strip() for part in parts if str(part).strip()]
+    return [
+        Path(part.strip()).name if is_local_path(part.strip()) else part.strip() for part in parts if str(part).strip()
+    ]
 
 
 @dataclass
@@ -131,8 +179,11 @@ class LocalStrings:
 
     def _checked_names(self, in_text: bool) -> dict[str, str]:
         public = {name.lower() for name in self.public}
-        return {name: what for name, what in self.names.items()
-                if name.lower() not in public and name.lower() not in GENERIC_NAMES and not (in_text and len(name) < 3)}
+        return {
+            name: what
+            for name, what in self.names.items()
+            if name.lower() not in public and name.lower() not in GENERIC_NAMES and not (in_text and len(name) < 3)
+        }
 
     def find(self, text: str, in_text: bool = True, names: bool = True) -> Optional[tuple[str, str]]:
         """The first local string in ``text`` and what it is, or None. Names shorter than 3 characters are common
@@ -163,8 +214,10 @@ def scan(repos: dict[str, Path], local: LocalStrings) -> None:
     for repo_id, folder in repos.items():
         hit = local.find(repo_id, in_text=False)
         if hit:
-            raise UsageError(f"repo id {repo_id} holds {hit[0]!r} ({hit[1]}): name the release with --task_name, "
-                             "--repo_prefix or --hub_organization instead")
+            raise UsageError(
+                f"repo id {repo_id} holds {hit[0]!r} ({hit[1]}): name the release with --task_name, "
+                "--repo_prefix or --hub_organization instead"
+            )
         for path in sorted(Path(folder).rglob("*")):
             if not path.is_file():
                 continue
@@ -174,8 +227,10 @@ def scan(repos: dict[str, Path], local: LocalStrings) -> None:
             else:
                 hit = local.find(text, names=path.name not in VOCABULARY_FILES)
             if hit:
-                raise UsageError(f"{path} would publish {hit[0]!r} ({hit[1]}): nothing was pushed; remove it from the "
-                                 "records or files it came from, or rename what it names")
+                raise UsageError(
+                    f"{path} would publish {hit[0]!r} ({hit[1]}): nothing was pushed; remove it from the "
+                    "records or files it came from, or rename what it names"
+                )
 
 
 def public_names(*groups: Iterable[Optional[str]]) -> set[str]:

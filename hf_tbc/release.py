@@ -1,6 +1,7 @@
 """Release: which variants and runs to publish, their public names and records, and their Hub-ready folders.
 
-Every figure in a card (``hf_tbc.cards``) and a public record comes from a record another recipe wrote
+Every figure in a card (``hf_tbc.tasks.classification.card``) and a public record comes from a record another recipe
+wrote
 (``run_summary.json`` of pretraining, ``eval_results.json`` of finetuning, the variant's row in
 ``compression.jsonl``), never from a typed number. A release is planned whole (:func:`plan_release`: names, cards,
 records), staged and scanned for local strings (:func:`stage_release`), then checked against the Hub and pushed
@@ -10,7 +11,6 @@ records), staged and scanned for local strings (:func:`stage_release`), then che
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -23,15 +23,14 @@ from huggingface_hub.utils import validate_repo_id
 from transformers.utils import logging
 
 from .errors import UsageError
-from .public import RECORD_FILE, LocalStrings, copy_model_files, is_local_path, public_names, public_sources, scan
-from .records import read_records
-from .variants import variant_kind
+from .public import RECORD_FILE, LocalStrings, copy_model_files, public_names, scan
+from .selection import SELECT_BY, resolve_selection, select_variants
+from .tasks.classification.card import render_card
+from .tasks.classification.release import Variant, load_variant_records, public_record
+from .tasks.translation.card import render_translation_card
+from .tasks.translation.release import load_translation_run, public_translation_record
 
 logger = logging.get_logger(__name__)
-
-SELECT_BY = {"latency": ("latency_ms", 1.0, "ms"), "size": ("size_bytes", 1e6, "MB"),
-             "nonzero_parameters": ("nonzero_parameters", 1.0, "nonzero parameters")}
-SIZE_NAME = re.compile(r"L\d+-H\d+")
 
 
 @dataclass
@@ -41,17 +40,29 @@ class ReleaseArguments:
     output_dir: str = field(metadata={"help": "Where the repo folders (weights, tokenizer, README.md) are written."})
     variants: Optional[list[str]] = field(default=None, metadata={"help": "Variant folders written by compress.py."})
     compression_dirs: Optional[list[str]] = field(
-        default=None, metadata={"help": "compress.py outputs: the most accurate variant of each under --limit."})
-    select_by: str = field(default="latency", metadata={
-        "help": "What --limit bounds when choosing from --compression_dirs: latency (ms per measured batch), size "
-                "(MB of weight files) or nonzero_parameters.", "choices": list(SELECT_BY)})
-    limit: Optional[float] = field(default=None, metadata={"help": "Most a chosen variant may cost by --select_by; "
-                                                                   "a base model with no variant under it is skipped."})
+        default=None, metadata={"help": "compress.py outputs: the most accurate variant of each under --limit."}
+    )
+    select_by: str = field(
+        default="latency",
+        metadata={
+            "help": "What --limit bounds when choosing from --compression_dirs: latency (ms per measured batch), size "
+            "(MB of weight files) or nonzero_parameters.",
+            "choices": list(SELECT_BY),
+        },
+    )
+    limit: Optional[float] = field(
+        default=None,
+        metadata={
+            "help": "Most a chosen variant may cost by --select_by; a base model with no variant under it is skipped."
+        },
+    )
     max_size_mb: Optional[float] = field(default=None, metadata={"help": "Shorthand for --select_by size --limit N."})
     baseline_dirs: Optional[list[str]] = field(
-        default=None, metadata={"help": "compress.py outputs whose dense model is released as a baseline."})
+        default=None, metadata={"help": "compress.py outputs whose dense model is released as a baseline."}
+    )
     translation_dirs: Optional[list[str]] = field(
-        default=None, metadata={"help": "run_translation.py outputs, each released as its trained (dense) model."})
+        default=None, metadata={"help": "run_translation.py outputs, each released as its trained (dense) model."}
+    )
     hub_organization: Optional[str] = field(default=None, metadata={"help": "Namespace of the repos (default: yours)."})
     repo_prefix: str = field(default="tbc-", metadata={"help": "Prefix of every repo name."})
     private: bool = field(default=False, metadata={"help": "Create private repos."})
@@ -59,43 +70,61 @@ class ReleaseArguments:
     dry_run: bool = field(default=False, metadata={"help": "Write the repo folders; push nothing."})
     license: str = field(default="apache-2.0", metadata={"help": "License in the cards' metadata."})
     card_dataset: Optional[str] = field(
-        default=None, metadata={"help": "Hub dataset id of the evaluation data for the cards (GLUE runs: nyu-mll/glue)."})
+        default=None,
+        metadata={"help": "Hub dataset id of the evaluation data for the cards (GLUE runs: nyu-mll/glue)."},
+    )
     card_dataset_config: Optional[str] = field(default=None, metadata={"help": "Its config, e.g. sst2."})
     card_dataset_split: Optional[str] = field(
-        default=None, metadata={"help": "Its split (default: validation for classifiers, the split BLEU was scored on for "
-                                "translation runs)."})
+        default=None,
+        metadata={
+            "help": "Its split (default: validation for classifiers, the split BLEU was scored on for "
+            "translation runs)."
+        },
+    )
     card_pretraining_datasets: Optional[list[str]] = field(
-        default=None, metadata={"help": "Hub dataset ids of a local pretraining corpus, for the cards' `datasets` "
-                                "(a Hub corpus given with --dataset_name is named without this)."})
+        default=None,
+        metadata={
+            "help": "Hub dataset ids of a local pretraining corpus, for the cards' `datasets` "
+            "(a Hub corpus given with --dataset_name is named without this)."
+        },
+    )
     task_name: Optional[str] = field(
-        default=None, metadata={"help": "The task's name in repo ids and cards, e.g. sst2. Default: the GLUE task a "
-                                "classifier was finetuned on, else --card_dataset_config, else the last part of "
-                                "--card_dataset; never a local folder's name."})
+        default=None,
+        metadata={
+            "help": "The task's name in repo ids and cards, e.g. sst2. Default: the GLUE task a "
+            "classifier was finetuned on, else --card_dataset_config, else the last part of "
+            "--card_dataset; never a local folder's name."
+        },
+    )
 
     def __post_init__(self):
         self.select_by, self.limit = resolve_selection(self.select_by, self.limit, self.max_size_mb)
 
-    def public_task(self, variant: "Variant") -> str:
+    def public_task(self, variant: Variant) -> str:
         """The task's public name: ``--task_name``, the GLUE task, or the card's Hub dataset (config, else its name)."""
         name = self.task_name or variant.finetuning.get("task_name")
         if not name and self.card_dataset:
             config = self.card_dataset_config
             name = config if config and config != "default" else self.card_dataset.rstrip("/").split("/")[-1]
         if not name:
-            raise UsageError(f"{variant.row['variant']} was finetuned on local files, whose folder name stays private: "
-                             "name their Hub dataset for the card with --card_dataset (and --card_dataset_config), or "
-                             "the task with --task_name")
+            raise UsageError(
+                f"{variant.row['variant']} was finetuned on local files, whose folder name stays private: "
+                "name their Hub dataset for the card with --card_dataset (and --card_dataset_config), or "
+                "the task with --task_name"
+            )
         return name
 
-    def card_dataset_for(self, variant: "Variant") -> tuple[str, Optional[str], str]:
+    def card_dataset_for(self, variant: Variant) -> tuple[str, Optional[str], str]:
         """(dataset id, config, split) for the card: the GLUE task the model was finetuned on, else the flags."""
         task = variant.finetuning.get("task_name")
         if self.card_dataset is None and task:
             split = "validation_matched" if task == "mnli" else "validation"
             return "nyu-mll/glue", task, split
         if self.card_dataset is None:
-            raise UsageError(f"{variant.row['variant']} was finetuned on local files: name their Hub dataset for the "
-                             "card with --card_dataset (and --card_dataset_config, --card_dataset_split)")
+            raise UsageError(
+                f"{variant.row['variant']} was finetuned on local files: name their Hub dataset for the "
+                "card with --card_dataset (and --card_dataset_config, --card_dataset_split)"
+            )
         return self.card_dataset, self.card_dataset_config, self.card_dataset_split or "validation"
 
     def card_dataset_for_translation(self, run) -> tuple[str, Optional[str], str]:
@@ -104,114 +133,11 @@ class ReleaseArguments:
         if self.card_dataset is None and run.summary.get("dataset_name"):
             return run.summary["dataset_name"], run.summary.get("dataset_config_name"), self.card_dataset_split or split
         if self.card_dataset is None:
-            raise UsageError(f"{run.folder} was trained on local files: name their dataset for the card with "
-                             "--card_dataset (and --card_dataset_config, --card_dataset_split)")
+            raise UsageError(
+                f"{run.folder} was trained on local files: name their dataset for the card with "
+                "--card_dataset (and --card_dataset_config, --card_dataset_split)"
+            )
         return self.card_dataset, self.card_dataset_config, self.card_dataset_split or split
-
-
-@dataclass
-class Variant:
-    """One variant to release, with the records that describe it."""
-
-    folder: Path
-    row: dict  # its compression.jsonl row
-    finetuning: dict  # eval_results.json of the finetuned model it was compressed from
-    pretraining: Optional[dict]  # run_summary.json of the pretrained model, when hf-tbc made it
-    repo_id: str = ""
-    parent_repo_id: Optional[str] = None
-
-    @property
-    def kind(self) -> str:
-        return variant_kind(self.folder)
-
-    @property
-    def size_name(self) -> str:
-        """The size preset it was pretrained at (``L4-H256``), else its dense model's shape; never a folder's name."""
-        recorded = str((self.pretraining or {}).get("model_size") or "")
-        if SIZE_NAME.fullmatch(recorded):
-            return recorded
-        config = json.loads((Path(self.row["base_model"]) / "config.json").read_text())
-        return f"L{config['num_hidden_layers']}-H{config['hidden_size']}"
-
-    def default_repo_name(self, prefix: str, task: str) -> str:
-        return f"{prefix}{self.size_name}-{task}-{self.row['variant']}"
-
-
-def _read_json(path: Path, what: str) -> dict:
-    if not path.is_file():
-        raise UsageError(f"missing record {path} ({what}): run the step that writes it first")
-    return json.loads(path.read_text())
-
-
-def load_variant_records(folder: Union[str, Path]) -> Variant:
-    """The variant in ``folder`` (a subfolder of a compress.py output) and its records up the chain."""
-    folder = Path(folder).resolve()
-    if not folder.is_dir():
-        raise UsageError(f"variant folder {folder} does not exist: pass a folder written by recipes/compress.py")
-    records = folder.parent / "compression.jsonl"
-    if not records.is_file():
-        raise UsageError(f"missing record {records}: {folder} is not inside a recipes/compress.py output")
-    rows = [row for row in read_records(records) if row["variant"] == folder.name]
-    if not rows:
-        raise UsageError(f"missing record: {records} has no row for variant {folder.name}")
-    row = rows[0]
-    finetuned = Path(row.get("base_model", ""))
-    finetuning = _read_json(finetuned / "eval_results.json", "finetuning results")
-    pretrained = Path(str(finetuning.get("model_name_or_path", "")))
-    pretraining = json.loads((pretrained / "run_summary.json").read_text()) if (pretrained / "run_summary.json").is_file() else None
-    return Variant(folder, row, finetuning, pretraining)
-
-
-def check_select_by(select_by: str) -> str:
-    if select_by not in SELECT_BY:
-        raise UsageError(f"--select_by {select_by!r} is unknown: choose {', '.join(SELECT_BY)}")
-    return select_by
-
-
-def resolve_selection(select_by: str = "latency", limit: Optional[float] = None,
-                      max_size_mb: Optional[float] = None) -> tuple[str, Optional[float]]:
-    """(select_by, limit) from the release flags (or a study's release section): ``max_size_mb`` is short for size."""
-    check_select_by(select_by)
-    if max_size_mb is None:
-        return select_by, float(limit) if limit is not None else None
-    if limit is not None:
-        raise UsageError("pass either --max_size_mb or --select_by/--limit, not both")
-    return "size", float(max_size_mb)
-
-
-def cost(row: dict, select_by: str) -> float:
-    """What a variant costs in the unit of ``select_by``: ms of latency, MB on disk or nonzero parameters."""
-    key, scale, _ = SELECT_BY[check_select_by(select_by)]
-    return row[key] / scale
-
-
-def format_cost(value: float, select_by: str) -> str:
-    unit = SELECT_BY[select_by][2]
-    return f"{value:,.0f} {unit}" if select_by == "nonzero_parameters" else f"{value:.2f} {unit}"
-
-
-def best_under(rows: list[dict], select_by: str = "size", limit: Optional[float] = None) -> Optional[dict]:
-    """The most accurate row whose cost is at most ``limit`` (the cheaper one on a tie); None if none fits."""
-    fitting = [row for row in rows if limit is None or cost(row, select_by) <= limit]
-    return max(fitting, key=lambda row: (row["accuracy"], -cost(row, select_by))) if fitting else None
-
-
-def select_variants(compression_dirs: list[Union[str, Path]], select_by: str = "size",
-                    limit: Optional[float] = None) -> list[Path]:
-    """The most accurate variant of each compression output that costs at most ``limit`` by ``select_by``
-    (``latency`` in ms, ``size`` in MB, ``nonzero_parameters``); a base model with none under the limit is
-    skipped with a warning that names it."""
-    chosen = []
-    for directory in compression_dirs:
-        rows = read_records(directory)
-        best = best_under(rows, select_by, limit)
-        if best is None:
-            cheapest = min(cost(row, select_by) for row in rows)
-            logger.warning(f"skipped {directory}: no variant costs at most {format_cost(limit, select_by)} by "
-                           f"{select_by} (its cheapest: {format_cost(cheapest, select_by)})")
-            continue
-        chosen.append(Path(directory) / best["variant"])
-    return chosen
 
 
 def dense_parent(variant: Variant) -> Optional[Path]:
@@ -226,54 +152,15 @@ def check_repo_id(repo_id: str) -> str:
     try:
         validate_repo_id(repo_id)
     except HFValidationError as error:
-        raise UsageError(f"invalid repo id {repo_id!r}: {str(error).splitlines()[0]} Change --hub_organization or "
-                         "--repo_prefix") from None
+        raise UsageError(
+            f"invalid repo id {repo_id!r}: {str(error).splitlines()[0]} Change --hub_organization or --repo_prefix"
+        ) from None
     return repo_id
 
 
-PRETRAINING_RECORD = ("model_size", "parameters", "non_embedding_parameters", "training_flops_per_token", "config",
-                      "sparse_prediction", "position_init", "dataset_name", "dataset_config_name", "block_size",
-                      "mlm_probability", "eval_mlm_probability", "time_budget_s", "budget_includes_eval", "stop_reason",
-                      "deadline_overshoot_s", "train_s", "total_s", "steps", "tokens", "train_tokens_per_s",
-                      "achieved_flops_per_s", "final_eval_loss", "unigram_loss", "below_unigram", "world_size",
-                      "precision", "per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate",
-                      "warmup_ratio", "adam_betas", "max_grad_norm", "schedule", "hardware")
-FINETUNING_RECORD = ("random_init", "task_name", "labels", "accuracy", "majority_accuracy", "splits", "train_examples",
-                     "steps", "train_s", "time_budget_s", "stop_reason", "deadline_overshoot_s", "max_seq_length",
-                     "text_pair", "hardware")
-COMPRESSION_RECORD = ("variant", "method", "bits", "backend", "instruction_set", "sparsity", "target_sparsity",
-                      "pruning_method", "pruning_scope", "schedule", "importance", "removed_layers", "layer_share",
-                      "recovery", "parent_layers", "parent_intermediate_size", "num_hidden_layers", "intermediate_size",
-                      "parameters", "nonzero_parameters", "size_bytes", "accuracy", "max_seq_length", "latency_ms",
-                      "latency_ms_alone", "latency_batch", "latency_threads", "latency_rounds", "hardware")
-
-
-def pick(record: Optional[dict], keys: tuple[str, ...]) -> Optional[dict]:
-    """The ``keys`` of a local record that a public record may hold (no paths among them)."""
-    return None if record is None else {key: record[key] for key in keys if key in record}
-
-
-def public_record(variant: Variant, dataset_id: str, dataset_config: Optional[str], dataset_split: str, task: str,
-                  corpus_ids: Optional[list[str]] = None) -> dict:
-    """The record published next to the card: the figures of the variant's local records, with every data source a
-    Hub id or a file name and nothing else that names this machine."""
-    pretraining = pick(variant.pretraining, PRETRAINING_RECORD)
-    if pretraining is not None:
-        pretraining["model_size"] = variant.size_name
-        pretraining["corpus"] = list(corpus_ids or []) or public_sources(
-            variant.pretraining.get("dataset_name") or variant.pretraining.get("corpus_files")
-            or variant.pretraining.get("corpus"))
-    finetuning = pick(variant.finetuning, FINETUNING_RECORD)
-    parent = str(variant.finetuning.get("model_name_or_path") or "")
-    finetuning.update(task=task, pretrained_from=None if is_local_path(parent) else parent,
-                      data=public_sources(variant.finetuning.get("dataset")))
-    return {"repo_id": variant.repo_id, "base_model": variant.parent_repo_id, "size": variant.size_name,
-            "evaluation": {"dataset": dataset_id, "config": dataset_config, "split": dataset_split,
-                           "accuracy": variant.row["accuracy"]},
-            "compression": pick(variant.row, COMPRESSION_RECORD), "finetuning": finetuning, "pretraining": pretraining}
-
-
-def local_strings(records: list[tuple[Path, list[dict]]], output_dir: Union[str, Path], public: set[str]) -> LocalStrings:
+def local_strings(
+    records: list[tuple[Path, list[dict]]], output_dir: Union[str, Path], public: set[str]
+) -> LocalStrings:
     """What no file of this release may hold: the folders it reads (``records``: each item's folder and records,
     whose every path is followed), the folder it writes, the home folder and the host name."""
     local = LocalStrings(public=public)
@@ -323,17 +210,16 @@ class ReleaseItem:
 def plan_release(args: ReleaseArguments, namespace: str) -> list[ReleaseItem]:
     """Every repo the flags ask for, with its repo id (checked by the Hub's rules), card and public record: all that
     can fail on bad input fails here, before anything is written."""
-    from .cards import render_card
-    from .translation.release import load_translation_run, public_translation_record, render_translation_card
-
     folders = [Path(folder) for folder in args.variants or []]
     if args.compression_dirs:
         folders += select_variants(args.compression_dirs, args.select_by, args.limit)
     folders += [Path(directory) / "dense-fp32" for directory in args.baseline_dirs or []]
     runs = [load_translation_run(folder) for folder in args.translation_dirs or []]
     if not folders and not runs:
-        raise UsageError("nothing to release: pass --variants, or --compression_dirs (with --select_by and a --limit "
-                         "some variant meets) and --baseline_dirs, or --translation_dirs")
+        raise UsageError(
+            "nothing to release: pass --variants, or --compression_dirs (with --select_by and a --limit "
+            "some variant meets) and --baseline_dirs, or --translation_dirs"
+        )
     variants: dict[Path, Variant] = {}
     for folder in folders:  # every compressed variant brings its dense parent, which its card names as base_model
         variant = load_variant_records(folder)
@@ -353,22 +239,41 @@ def plan_release(args: ReleaseArguments, namespace: str) -> list[ReleaseItem]:
     for folder, variant in variants.items():
         dataset = args.card_dataset_for(variant)
         corpus = args.card_pretraining_datasets
-        items.append(ReleaseItem(
-            variant.repo_id, variant.folder,
-            render_card(variant, *dataset, license=args.license, pretraining_corpus_ids=corpus, task=tasks[folder]),
-            public_record(variant, *dataset, task=tasks[folder], corpus_ids=corpus),
-            [variant.row, variant.finetuning, variant.pretraining or {}],
-            {"variant": variant.row["variant"], "accuracy": variant.row["accuracy"], "size_bytes": variant.row["size_bytes"]},
-            f"Release {variant.row['variant']} ({variant.size_name}, accuracy {variant.row['accuracy']:.4f})"))
+        items.append(
+            ReleaseItem(
+                variant.repo_id,
+                variant.folder,
+                render_card(variant, *dataset, license=args.license, pretraining_corpus_ids=corpus, task=tasks[folder]),
+                public_record(variant, *dataset, task=tasks[folder], corpus_ids=corpus),
+                [variant.row, variant.finetuning, variant.pretraining or {}],
+                {
+                    "variant": variant.row["variant"],
+                    "accuracy": variant.row["accuracy"],
+                    "size_bytes": variant.row["size_bytes"],
+                },
+                f"Release {variant.row['variant']} ({variant.size_name}, accuracy {variant.row['accuracy']:.4f})",
+            )
+        )
     for run in runs:
         dataset = args.card_dataset_for_translation(run)
         scores = run.results["splits"][run.results["bleu_split"]]
-        items.append(ReleaseItem(
-            run.repo_id, run.folder, render_translation_card(run, *dataset, license=args.license),
-            public_translation_record(run, *dataset), [run.summary, run.results],
-            {"variant": "dense", "bleu": scores["bleu"], "chrf": scores["chrf"],
-             "size_bytes": (run.folder / "model.safetensors").stat().st_size},
-            f"Release {run.size_name} ({run.summary['source_lang']}-{run.summary['target_lang']}, BLEU {scores['bleu']:.1f})"))
+        items.append(
+            ReleaseItem(
+                run.repo_id,
+                run.folder,
+                render_translation_card(run, *dataset, license=args.license),
+                public_translation_record(run, *dataset),
+                [run.summary, run.results],
+                {
+                    "variant": "dense",
+                    "bleu": scores["bleu"],
+                    "chrf": scores["chrf"],
+                    "size_bytes": (run.folder / "model.safetensors").stat().st_size,
+                },
+                f"Release {run.size_name} ({run.summary['source_lang']}-{run.summary['target_lang']}, BLEU "
+                f"{scores['bleu']:.1f})",
+            )
+        )
     return items
 
 
@@ -381,9 +286,18 @@ def stage_release(items: list[ReleaseItem], output_dir: Union[str, Path]) -> tup
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}-", dir=output_dir.parent))
     try:
         repos = {item.repo_id: assemble(item.source, item.card, item.record, staging / item.name) for item in items}
-        public = public_names(*([item.repo_id.split("/")[0], item.figures["variant"], item.record.get("size"),
-                                 *item.record["evaluation"].values()] for item in items),
-                              *(item.name.split("-") for item in items))
+        public = public_names(
+            *(
+                [
+                    item.repo_id.split("/")[0],
+                    item.figures["variant"],
+                    item.record.get("size"),
+                    *item.record["evaluation"].values(),
+                ]
+                for item in items
+            ),
+            *(item.name.split("-") for item in items),
+        )
         scan(repos, local_strings([(item.source, item.local_records) for item in items], output_dir, public))
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -407,5 +321,8 @@ def move_staged(staging: Path, repos: dict[str, Path], output_dir: Union[str, Pa
 
 def describe_files(folder: Path) -> list[dict]:
     """Every file a repo folder would push, with its size: what a dry run shows."""
-    return [{"path": path.relative_to(folder).as_posix(), "bytes": path.stat().st_size}
-            for path in sorted(folder.rglob("*")) if path.is_file()]
+    return [
+        {"path": path.relative_to(folder).as_posix(), "bytes": path.stat().st_size}
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    ]

@@ -21,22 +21,14 @@ from typing import Optional
 import yaml
 from transformers.utils import logging
 
-from . import recipes
-from .budget import format_duration, parse_duration
+from .budget import PREEMPTED_EXIT_CODE, format_duration, parse_duration
 from .errors import UsageError
-from .sizes import get_model_size
-from .training import PREEMPTED_EXIT_CODE, last_complete_checkpoint, preempted_record
-from .translation.sizes import get_translation_size
+from .runs import last_complete_checkpoint, preempted_record
+from .tasks.registry import RECIPES, TASKS, as_flags
 
 logger = logging.get_logger(__name__)
 
-RECIPES = Path(recipes.__file__).resolve().parent
 CONFIGS = RECIPES / "configs"
-
-
-# the sections each kind of study needs (the first holds the budget every size shares), and its example config
-TASK_SECTIONS = {"mlm": ("pretraining", "finetuning", "compression"), "translation": ("translation",)}
-TASK_EXAMPLES = {"mlm": "cpu_demo.yaml", "translation": "mt_cpu_demo.yaml"}
 
 
 class StageFailed(RuntimeError):
@@ -86,24 +78,26 @@ class StudyConfig:
         except (yaml.YAMLError, UnicodeDecodeError) as error:
             mark = getattr(error, "problem_mark", None)
             where = f" near line {mark.line + 1}" if mark is not None else ""
-            raise UsageError(f"--config {path} does not parse ({type(error).__name__}{where}): fix its YAML syntax") from None
+            raise UsageError(
+                f"--config {path} does not parse ({type(error).__name__}{where}): fix its YAML syntax"
+            ) from None
         if not isinstance(raw, dict):
             raise UsageError(f"--config {path} must hold a mapping of settings: see {CONFIGS / 'cpu_demo.yaml'}")
         raw.update({key: value for key, value in overrides.items() if value is not None})
-        task = raw.get("task", "mlm")
-        if task not in TASK_SECTIONS:
-            raise UsageError(f"study config {path}: task {task!r} is unknown: use one of {', '.join(TASK_SECTIONS)}")
-        missing = [key for key in ("name", "output_dir", "sizes", *TASK_SECTIONS[task]) if key not in raw]
+        task = TASKS.get(raw.get("task", "mlm"))
+        if task is None:
+            raise UsageError(f"study config {path}: task {raw['task']!r} is unknown: use one of {', '.join(TASKS)}")
+        missing = [key for key in ("name", "output_dir", "sizes", *task.sections) if key not in raw]
         if missing:
-            raise UsageError(f"study config {path} lacks {', '.join(missing)}: see {CONFIGS / TASK_EXAMPLES[task]}")
+            raise UsageError(f"study config {path} lacks {', '.join(missing)}: see {CONFIGS / task.example}")
         unknown = set(raw) - set(cls.__dataclass_fields__)
         if unknown:
             raise UsageError(f"study config {path} has unknown keys {sorted(unknown)}: remove them")
         config = cls(**raw)
         config.sizes = [str(size) for size in config.sizes]
         for size in config.sizes:
-            get_translation_size(size) if task == "translation" else get_model_size(size)
-        budgeted = TASK_SECTIONS[task][0]
+            task.check_size(size)
+        budgeted = task.sections[0]
         if "time_budget" not in getattr(config, budgeted):
             raise UsageError(f"study config {path}: {budgeted} needs a time_budget, the budget every size shares")
         parse_duration(getattr(config, budgeted)["time_budget"])
@@ -112,9 +106,14 @@ class StudyConfig:
         return config
 
     @property
+    def study_task(self):
+        """The task's interface in :data:`hf_tbc.tasks.registry.TASKS`."""
+        return TASKS[self.task]
+
+    @property
     def time_budget(self) -> str:
         """The training budget every size shares."""
-        return (self.translation if self.task == "translation" else self.pretraining)["time_budget"]
+        return getattr(self, self.study_task.sections[0])["time_budget"]
 
     @property
     def root(self) -> Path:
@@ -135,25 +134,14 @@ def _substitute(section: dict, data_dir: Optional[str]) -> dict:
     return {key: fill(value) for key, value in (section or {}).items()}
 
 
-def as_flags(options: dict) -> list[str]:
-    """``{"time_budget": "5m", "bf16": True, "variants": [a, b]}`` -> ``--time_budget 5m --bf16 true --variants a b``."""
-    flags = []
-    for key, value in options.items():
-        if value is None:
-            continue
-        flags.append(f"--{key}")
-        if isinstance(value, bool):
-            flags.append("true" if value else "false")
-        elif isinstance(value, (list, tuple)):
-            flags.extend(str(item) for item in value)
-        else:
-            flags.append(str(value))
-    return flags
-
-
 # -- stages --------------------------------------------------------------------------------------------
-STAGE_RECORDS = {"pretrain": "run_summary.json", "finetune": "eval_results.json", "compress": "compression.jsonl",
-                 "translate": "eval_results.json", "release": "release.json"}
+STAGE_RECORDS = {
+    "pretrain": "run_summary.json",
+    "finetune": "eval_results.json",
+    "compress": "compression.jsonl",
+    "translate": "eval_results.json",
+    "release": "release.json",
+}
 
 
 def stage_preempted(stage: str, folder: Path) -> bool:
@@ -184,7 +172,9 @@ def _run_forwarding_signals(command: list[str], log) -> int:
             pass
 
     in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = {signum: signal.signal(signum, forward) for signum in (signal.SIGTERM, signal.SIGINT)} if in_main_thread else {}
+    previous = (
+        {signum: signal.signal(signum, forward) for signum in (signal.SIGTERM, signal.SIGINT)} if in_main_thread else {}
+    )
     try:
         returncode = process.wait()
         while forwarded and _group_alive(process.pid):  # a launcher can exit before its workers finish saving
@@ -240,30 +230,18 @@ def _run(command: list[str], log_file: Path, what: str) -> float:
     return elapsed
 
 
-def _size_stages(config: StudyConfig, size: str, launcher: list[str], python: list[str]) -> list[tuple[str, Path, list[str]]]:
-    """(stage, output folder, command) of each stage one size goes through, in order."""
-    if config.task == "translation":
-        return [("translate", config.stage_dir("translate", size),
-                 launcher + [str(RECIPES / "run_translation.py"), "--model_size", size, *as_flags(config.translation)])]
-    pretrained, finetuned, compressed = (config.stage_dir(stage, size) for stage in ("pretrain", "finetune", "compress"))
-    return [
-        ("pretrain", pretrained, launcher + [str(RECIPES / "run_mlm.py"), "--model_size", size, *as_flags(config.pretraining)]),
-        ("finetune", finetuned, launcher + [str(RECIPES / "run_classification.py"), "--model_name_or_path", str(pretrained),
-                                            *as_flags(config.finetuning)]),
-        ("compress", compressed, python + [str(RECIPES / "compress.py"), "--model_name_or_path", str(finetuned),
-                                           *as_flags(config.compression)]),
-    ]
-
-
 def run_stages(config: StudyConfig) -> dict:
     """Runs every missing stage; returns which stages ran and which were skipped."""
     python = [sys.executable]
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", *config.launcher[2:]] \
-        if config.launcher[:2] == ["accelerate", "launch"] else list(config.launcher)
+    launcher = (
+        [sys.executable, "-m", "accelerate.commands.launch", *config.launcher[2:]]
+        if config.launcher[:2] == ["accelerate", "launch"]
+        else list(config.launcher)
+    )
     logs = config.root / "logs"
     done = {"ran": [], "skipped": []}
     for size in config.sizes:
-        for stage, folder, command in _size_stages(config, size, launcher, python):
+        for stage, folder, command in config.study_task.stages(config, size, launcher, python):
             if stage_complete(stage, folder):
                 done["skipped"].append(f"{stage} {size}")
                 continue
@@ -278,21 +256,20 @@ def run_stages(config: StudyConfig) -> dict:
             except StageFailed:
                 # the launcher may report its own code: the stage's record says whether it was preempted
                 if stage_preempted(stage, folder):
-                    raise StagePreempted(f"{stage} {size} was preempted with a checkpoint saved: rerun the study "
-                                         f"to resume it (exit {PREEMPTED_EXIT_CODE})") from None
+                    raise StagePreempted(
+                        f"{stage} {size} was preempted with a checkpoint saved: rerun the study "
+                        f"to resume it (exit {PREEMPTED_EXIT_CODE})"
+                    ) from None
                 raise
             done["ran"].append(f"{stage} {size}")
     release_dir = config.root / "release"
     if config.release and (done["ran"] or not stage_complete("release", release_dir)):
-        if config.task == "translation":
-            options = {"translation_dirs": [str(config.stage_dir("translate", size)) for size in config.sizes],
-                       "dry_run": True, **config.release}
-        else:
-            options = {"compression_dirs": [str(config.stage_dir("compress", size)) for size in config.sizes],
-                       "baseline_dirs": [str(config.stage_dir("compress", config.sizes[0]))],
-                       "dry_run": True, **config.release}
-        _run(python + [str(RECIPES / "release.py"), *as_flags(options), "--output_dir", str(release_dir)],
-             logs / "release.log", "release")
+        options = {**config.study_task.release_options(config), "dry_run": True, **config.release}
+        _run(
+            python + [str(RECIPES / "release.py"), *as_flags(options), "--output_dir", str(release_dir)],
+            logs / "release.log",
+            "release",
+        )
         done["ran"].append("release")
     elif config.release:
         done["skipped"].append("release")

@@ -68,7 +68,9 @@ def size_on_disk(folder: Union[str, Path]) -> int:
     return sum(path.stat().st_size for path in Path(folder).iterdir() if path.suffix in WEIGHT_SUFFIXES)
 
 
-def prunable_weights(model: PreTrainedModel, include_embeddings_and_head: bool = False) -> dict[str, torch.nn.Parameter]:
+def prunable_weights(
+    model: PreTrainedModel, include_embeddings_and_head: bool = False
+) -> dict[str, torch.nn.Parameter]:
     """The weights magnitude pruning may zero: every ``nn.Linear`` inside the encoder layers (and, if asked,
     the embeddings and the task head)."""
     weights = {}
@@ -151,8 +153,12 @@ def count_variant_parameters(folder: Union[str, Path], model=None) -> tuple[int,
     return total, total - sum(zeros for _, _, zeros in rows)
 
 
-def prunable_sparsity(folder: Union[str, Path], model=None, include_embeddings_and_head: bool = False,
-                      parent_weights: Optional[int] = None) -> float:
+def prunable_sparsity(
+    folder: Union[str, Path],
+    model=None,
+    include_embeddings_and_head: bool = False,
+    parent_weights: Optional[int] = None,
+) -> float:
     """Fraction of the weights pruning targets that are zero or gone, measured on the variant's own stored
     weights (for ONNX: the encoder layers' matrices, dequantized). ``parent_weights``: how many such weights the
     dense parent had, so that weights removed by structured pruning count as pruned."""

@@ -18,9 +18,10 @@ accuracy_vs_latency.png and accuracy_vs_size.png beside it.
 import json
 from pathlib import Path
 
-from hf_tbc.classification import ClassificationDataArguments, load_classification_data, tokenize
 from hf_tbc.cli import parse_args, run_recipe
 from hf_tbc.compress.grid import CompressionArguments, check_classifier, compress_grid
+from hf_tbc.tasks.classification.arguments import ClassificationDataArguments
+from hf_tbc.tasks.classification.data import load_classification_data, tokenize
 
 
 def main() -> None:

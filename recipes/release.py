@@ -29,7 +29,7 @@ from hf_tbc.cli import parse_args, run_recipe
 from hf_tbc.errors import UsageError
 from hf_tbc.hub import check_write_access, preflight, publish, require_token
 from hf_tbc.release import ReleaseArguments, describe_files, move_staged, plan_release, stage_release
-from hf_tbc.training import check_writable, write_json
+from hf_tbc.runs import check_writable, write_json
 
 
 def main() -> None:
@@ -48,8 +48,16 @@ def main() -> None:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     folders = move_staged(staging, staged, output_dir)
-    report = [{"repo_id": item.repo_id, "folder": str(folders[item.repo_id]), **item.figures,
-               "files": describe_files(folders[item.repo_id]), "status": "written"} for item in items]
+    report = [
+        {
+            "repo_id": item.repo_id,
+            "folder": str(folders[item.repo_id]),
+            **item.figures,
+            "files": describe_files(folders[item.repo_id]),
+            "status": "written",
+        }
+        for item in items
+    ]
     if args.dry_run:
         write_json(output_dir / "release.json", report)
         print(f"dry run: nothing pushed; {len(items)} repos, exactly these files, in {output_dir}:")
@@ -60,11 +68,20 @@ def main() -> None:
         return
     for entry in report:
         entry["plan"] = plans[entry["repo_id"]]
-    publish(api, [(item.repo_id, folders[item.repo_id], item.message) for item in items], report,
-            output_dir / "release.json", private=args.private, overwrite=args.overwrite)
+    publish(
+        api,
+        [(item.repo_id, folders[item.repo_id], item.message) for item in items],
+        report,
+        output_dir / "release.json",
+        private=args.private,
+        overwrite=args.overwrite,
+    )
     for entry in report:
         score = f"accuracy {entry['accuracy']:.4f}" if "accuracy" in entry else f"BLEU {entry['bleu']:.2f}"
-        print(f"{entry['status']:>9}  {entry['repo_id']}: {score}, {entry['size_bytes'] / 1e6:.2f} MB -> {entry['folder']}")
+        print(
+            f"{entry['status']:>9}  {entry['repo_id']}: {score}, {entry['size_bytes'] / 1e6:.2f} MB -> "
+            f"{entry['folder']}"
+        )
 
 
 if __name__ == "__main__":

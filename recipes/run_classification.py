@@ -9,17 +9,19 @@
 Writes a classifier that loads with AutoModelForSequenceClassification, and eval_results.json.
 """
 
-from hf_tbc.classification import (
+from hf_tbc.cli import parse_args, run_recipe
+from hf_tbc.tasks.classification.arguments import (
     ClassificationDataArguments,
     ClassificationModelArguments,
     FinetuningArguments,
-    finetune,
 )
-from hf_tbc.cli import parse_args, run_recipe
+from hf_tbc.tasks.classification.train import finetune
 
 
 def main() -> dict:
-    model_args, data_args, training_args = parse_args((ClassificationModelArguments, ClassificationDataArguments, FinetuningArguments))
+    model_args, data_args, training_args = parse_args(
+        (ClassificationModelArguments, ClassificationDataArguments, FinetuningArguments)
+    )
     return finetune(model_args, data_args, training_args)
 
 

@@ -8,7 +8,8 @@ Python's documentation), so it runs offline. Flags may also come from one YAML o
 """
 
 from hf_tbc.cli import parse_args, run_recipe
-from hf_tbc.pretraining import DataTrainingArguments, ModelArguments, PretrainingArguments, pretrain
+from hf_tbc.tasks.mlm.arguments import DataTrainingArguments, ModelArguments, PretrainingArguments
+from hf_tbc.tasks.mlm.train import pretrain
 
 
 def main() -> dict:

@@ -13,17 +13,18 @@ Flags may also come from one YAML or JSON file.
 """
 
 from hf_tbc.cli import parse_args, run_recipe
-from hf_tbc.translation import (
+from hf_tbc.tasks.translation.arguments import (
     TranslationDataArguments,
     TranslationModelArguments,
     TranslationTrainingArguments,
-    train_translation,
 )
+from hf_tbc.tasks.translation.train import train_translation
 
 
 def main() -> dict:
     model_args, data_args, training_args = parse_args(
-        (TranslationModelArguments, TranslationDataArguments, TranslationTrainingArguments))
+        (TranslationModelArguments, TranslationDataArguments, TranslationTrainingArguments)
+    )
     return train_translation(model_args, data_args, training_args)
 
 

@@ -6,6 +6,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+# the flags of a tiny run_mlm.py run: a 2-layer, 32-wide model on 32-token blocks, a step every few milliseconds
+TINY_MLM = (
+    "--model_size L2-H32 --vocab_size 600 --block_size 32 --per_device_train_batch_size 8 --logging_steps 1 "
+    "--disable_tqdm true --dataloader_num_workers 0"
+).split()
 
 # Tests never touch the network, and keep their caches out of the user's home.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -23,7 +28,7 @@ def isolated_cache(tmp_path_factory):
 @pytest.fixture
 def english_lines():
     """Real English sentences from this Python's own documentation, made on the spot."""
-    from hf_tbc.data import default_corpus
+    from hf_tbc.tasks.mlm.data import default_corpus
 
     return default_corpus().read_text().splitlines()[:400]
 

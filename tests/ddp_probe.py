@@ -17,8 +17,9 @@ import torch
 from datasets import Dataset
 from transformers import RobertaPreLayerNormForMaskedLM, TrainerCallback, default_data_collator
 
-from hf_tbc.sizes import roberta_config
-from hf_tbc.training import BudgetTrainer, BudgetTrainingArguments
+from hf_tbc.arguments import BudgetTrainingArguments
+from hf_tbc.tasks.mlm.model import roberta_config
+from hf_tbc.trainer import BudgetTrainer
 
 MASKED = (1, 2, 4, 9)
 LENGTH = 16
@@ -38,8 +39,15 @@ def blocks() -> Dataset:
 
 def model() -> RobertaPreLayerNormForMaskedLM:
     torch.manual_seed(0)
-    config = roberta_config("L2-H32", vocab_size=300, architecture="roberta-prelayernorm", dropout=0.0,
-                            pad_token_id=1, bos_token_id=0, eos_token_id=2)
+    config = roberta_config(
+        "L2-H32",
+        vocab_size=300,
+        architecture="roberta-prelayernorm",
+        dropout=0.0,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+    )
     return RobertaPreLayerNormForMaskedLM(config)
 
 
@@ -50,29 +58,56 @@ class GradientRecorder(TrainerCallback):
         self.model, self.gradients = model, None
 
     def on_pre_optimizer_step(self, args, state, control, **kwargs):
-        self.gradients = {name: p.grad.detach().clone() for name, p in self.model.named_parameters() if p.grad is not None}
+        self.gradients = {
+            name: p.grad.detach().clone() for name, p in self.model.named_parameters() if p.grad is not None
+        }
 
 
 def main(out: Path) -> None:
     world = int(__import__("os").environ.get("WORLD_SIZE", "1"))
     net = model()
     data = blocks()
-    args = BudgetTrainingArguments(output_dir=str(out / "run"), max_steps=1, per_device_train_batch_size=len(MASKED) // world,
-                                   per_device_eval_batch_size=len(MASKED) // world, learning_rate=0.0, max_grad_norm=1e9,
-                                   logging_steps=1, disable_tqdm=True, save_strategy="no", report_to="none", seed=0,
-                                   bf16=False, dataloader_num_workers=0)
+    args = BudgetTrainingArguments(
+        output_dir=str(out / "run"),
+        max_steps=1,
+        per_device_train_batch_size=len(MASKED) // world,
+        per_device_eval_batch_size=len(MASKED) // world,
+        learning_rate=0.0,
+        max_grad_norm=1e9,
+        logging_steps=1,
+        disable_tqdm=True,
+        save_strategy="no",
+        report_to="none",
+        seed=0,
+        bf16=False,
+        dataloader_num_workers=0,
+    )
     if args.process_index == 0:
         net.save_pretrained(out / "initial")
     recorder = GradientRecorder(net)
-    trainer = BudgetTrainer(model=net, args=args, train_dataset=data, eval_dataset=data,
-                            data_collator=default_data_collator, callbacks=[recorder])
+    trainer = BudgetTrainer(
+        model=net,
+        args=args,
+        train_dataset=data,
+        eval_dataset=data,
+        data_collator=default_data_collator,
+        callbacks=[recorder],
+    )
     trainer.train()
     evaluated = trainer.evaluate()["eval_loss"]
     logged = next(row for row in trainer.state.log_history if "loss" in row)
     if args.process_index == 0:
         torch.save(recorder.gradients, out / "gradients.pt")
-        (out / "logged.json").write_text(json.dumps({"loss": logged["loss"], "grad_norm": logged["grad_norm"],
-                                                     "eval_loss": evaluated, "world_size": args.world_size}))
+        (out / "logged.json").write_text(
+            json.dumps(
+                {
+                    "loss": logged["loss"],
+                    "grad_norm": logged["grad_norm"],
+                    "eval_loss": evaluated,
+                    "world_size": args.world_size,
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -37,7 +37,8 @@ class FakeHub:
         self.drop_before_commit = 0  # close the connection of the next N commit requests without applying them
         self.down_after_commits = None  # after this many more commits, every commit request's connection drops
         self.token_role = "write"  # what whoami says of the token: read, write or fineGrained
-        self.scoped = []  # a fine-grained token's scopes: [{"entity": {"type": "org", "name": ...}, "permissions": [...]}]
+        # a fine-grained token's scopes: [{"entity": {"type": "org", "name": ...}, "permissions": [...]}]
+        self.scoped = []
         self.orgs = [{"name": "org", "roleInOrg": "write"}]
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -130,25 +131,54 @@ class FakeHub:
                 if path == "/api/whoami-v2":
                     if not self._authorized():
                         return self._send(401, {"error": "Invalid credentials"})
-                    token = {"displayName": "test", "role": hub.token_role,
-                             **({"fineGrained": {"scoped": hub.scoped, "global": []}} if hub.token_role == "fineGrained" else {})}
-                    return self._send(200, {"name": USER, "type": "user", "orgs": hub.orgs,
-                                            "auth": {"type": "access_token", "accessToken": token}})
+                    token = {
+                        "displayName": "test",
+                        "role": hub.token_role,
+                        **(
+                            {"fineGrained": {"scoped": hub.scoped, "global": []}}
+                            if hub.token_role == "fineGrained"
+                            else {}
+                        ),
+                    }
+                    return self._send(
+                        200,
+                        {
+                            "name": USER,
+                            "type": "user",
+                            "orgs": hub.orgs,
+                            "auth": {"type": "access_token", "accessToken": token},
+                        },
+                    )
                 match = re.fullmatch(r"/api/models/([^/]+/[^/]+)(?:/revision/([^/]+))?", path)
                 if match:
                     repo = self._repo(match.group(1))
                     if repo is None or (repo["private"] and not self._authorized()):
                         return self._not_found(head=head)
-                    return self._send(200, {"id": match.group(1), "modelId": match.group(1), "sha": repo["commits"][-1],
-                                            "private": repo["private"], "tags": [],
-                                            "siblings": [{"rfilename": name} for name in sorted(repo["files"])]}, head=head)
+                    return self._send(
+                        200,
+                        {
+                            "id": match.group(1),
+                            "modelId": match.group(1),
+                            "sha": repo["commits"][-1],
+                            "private": repo["private"],
+                            "tags": [],
+                            "siblings": [{"rfilename": name} for name in sorted(repo["files"])],
+                        },
+                        head=head,
+                    )
                 match = re.fullmatch(r"/api/models/([^/]+/[^/]+)/tree/([^/]+)(/.*)?", path)
                 if match:
                     repo = self._repo(match.group(1))
                     if repo is None:
                         return self._not_found(head=head)
-                    return self._send(200, [{"type": "file", "path": name, "oid": blob_oid(data), "size": len(data)}
-                                            for name, data in sorted(repo["files"].items())], head=head)
+                    return self._send(
+                        200,
+                        [
+                            {"type": "file", "path": name, "oid": blob_oid(data), "size": len(data)}
+                            for name, data in sorted(repo["files"].items())
+                        ],
+                        head=head,
+                    )
                 match = re.fullmatch(r"/([^/]+/[^/]+)/resolve/([^/]+)/(.+)", path)
                 if match:
                     repo = self._repo(match.group(1))
@@ -172,21 +202,48 @@ class FakeHub:
                 if path == "/api/repos/create":
                     request = json.loads(body)
                     if hub.token_role == "read":
-                        return self._send(403, {"error": "You don't have the rights to create a model under this namespace"})
+                        return self._send(
+                            403, {"error": "You don't have the rights to create a model under this namespace"}
+                        )
                     repo_id = f"{request.get('organization') or USER}/{request['name']}"
                     with hub.lock:
                         if repo_id in hub.repos:
-                            return self._send(409, {"error": "You already created this model repo", "url": f"{hub.url}/{repo_id}"})
-                        hub.repos[repo_id] = {"files": {}, "commits": [], "messages": [], "private": bool(request.get("private"))}
-                        hub.commit(repo_id, {".gitattributes": b"*.onnx filter=lfs diff=lfs merge=lfs -text\n"}, [], "initial commit")
+                            return self._send(
+                                409, {"error": "You already created this model repo", "url": f"{hub.url}/{repo_id}"}
+                            )
+                        hub.repos[repo_id] = {
+                            "files": {},
+                            "commits": [],
+                            "messages": [],
+                            "private": bool(request.get("private")),
+                        }
+                        hub.commit(
+                            repo_id,
+                            {".gitattributes": b"*.onnx filter=lfs diff=lfs merge=lfs -text\n"},
+                            [],
+                            "initial commit",
+                        )
                     return self._send(200, {"url": f"{hub.url}/{repo_id}", "name": repo_id})
                 match = re.fullmatch(r"/api/models/([^/]+/[^/]+)/preupload/([^/]+)", path)
                 if match:
                     if self._repo(match.group(1)) is None:
                         return self._not_found()
-                    files = json.loads(body)["files"]
-                    return self._send(200, {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
-                                                      for f in files]})
+                    files, stored = json.loads(body)["files"], self._repo(match.group(1))["files"]
+                    # as the Hub does: the oid of the file already at that path, so unchanged files are left out
+                    return self._send(
+                        200,
+                        {
+                            "files": [
+                                {
+                                    "path": f["path"],
+                                    "uploadMode": "regular",
+                                    "shouldIgnore": False,
+                                    **({"oid": blob_oid(stored[f["path"]])} if f["path"] in stored else {}),
+                                }
+                                for f in files
+                            ]
+                        },
+                    )
                 match = re.fullmatch(r"/api/models/([^/]+/[^/]+)/commit/([^/]+)", path)
                 if match:
                     if self._repo(match.group(1)) is None:
@@ -213,13 +270,22 @@ class FakeHub:
                             elif item["key"] == "deletedFile":
                                 deleted.append(item["value"]["path"])
                         if parent is not None and parent != self._repo(match.group(1))["commits"][-1]:
-                            return self._send(412, {"error": "A commit has happened since. Please refresh and try again."})
+                            return self._send(
+                                412, {"error": "A commit has happened since. Please refresh and try again."}
+                            )
                         sha = hub.commit(match.group(1), files, deleted, message)
                         if hub.drop_commits > 0:
                             hub.drop_commits -= 1
                             return self._drop()
-                    return self._send(200, {"commitUrl": f"{hub.url}/{match.group(1)}/commit/{sha}", "commitOid": sha,
-                                            "success": True, "pullRequestUrl": None})
+                    return self._send(
+                        200,
+                        {
+                            "commitUrl": f"{hub.url}/{match.group(1)}/commit/{sha}",
+                            "commitOid": sha,
+                            "success": True,
+                            "pullRequestUrl": None,
+                        },
+                    )
                 self._not_found()
 
         return Handler

@@ -10,7 +10,7 @@ from tests.conftest import REPO
 sys.path.insert(0, str(REPO / "benchmarks"))
 from bag_of_words import bag_of_words_predictions  # noqa: E402
 from bench_pretraining_payoff import paired_interval  # noqa: E402
-from tasks import task_flags, labelled_test_file  # noqa: E402
+from tasks import labelled_test_file, task_flags  # noqa: E402
 
 
 def test_paired_interval_is_zero_width_when_the_models_agree_and_brackets_a_real_gain():
@@ -54,6 +54,7 @@ def test_bag_of_words_learns_which_words_a_hypothesis_adds_to_its_premise(englis
             hypotheses.append(" ".join(kept))
             labels.append(label)
     cut = len(sentences) * 3 // 4 * 2  # both pairs of a sentence on the same side; the last quarter is held out
-    predictions = bag_of_words_predictions(premises[:cut], labels[:cut], premises[cut:],
-                                           train_pairs=hypotheses[:cut], pairs=hypotheses[cut:])
+    predictions = bag_of_words_predictions(
+        premises[:cut], labels[:cut], premises[cut:], train_pairs=hypotheses[:cut], pairs=hypotheses[cut:]
+    )
     assert (predictions == np.array(labels[cut:])).mean() > 0.8  # the premise alone scores 0.5 here by design

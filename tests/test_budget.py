@@ -6,13 +6,7 @@ import pytest
 import torch
 from transformers import TrainerControl, TrainerState, TrainingArguments
 
-from hf_tbc.budget import (
-    TimeBasedLRScheduler,
-    WallClockBudgetCallback,
-    format_duration,
-    lr_multiplier,
-    parse_duration,
-)
+from hf_tbc.budget import TimeBasedLRScheduler, WallClockBudgetCallback, format_duration, lr_multiplier, parse_duration
 
 
 class FakeClock:
@@ -30,8 +24,19 @@ class FakeClock:
 
 @pytest.mark.parametrize(
     "text, seconds",
-    [("90s", 90), ("15m", 900), ("1h30m", 5400), ("2h", 7200), ("5400", 5400), (" 1h 0m 5s ", 3605),
-     ("0.5h", 1800), ("2.5", 2.5), (30, 30), (12.5, 12.5), ("1H30M", 5400)],
+    [
+        ("90s", 90),
+        ("15m", 900),
+        ("1h30m", 5400),
+        ("2h", 7200),
+        ("5400", 5400),
+        (" 1h 0m 5s ", 3605),
+        ("0.5h", 1800),
+        ("2.5", 2.5),
+        (30, 30),
+        (12.5, 12.5),
+        ("1H30M", 5400),
+    ],
 )
 def test_parse_duration_accepts_units_and_seconds(text, seconds):
     assert parse_duration(text) == pytest.approx(seconds)
@@ -99,7 +104,9 @@ def test_budget_stops_at_the_step_nearest_the_deadline_and_asks_for_final_eval_a
 
 
 @pytest.mark.parametrize("time_budget, stop_step, overshoot", [(10, 3, -1.0), (11, 4, 1.0), (10.5, 4, 1.5)])
-def test_slow_steps_stop_at_the_end_nearest_the_deadline_not_the_first_past_it(tmp_path, time_budget, stop_step, overshoot):
+def test_slow_steps_stop_at_the_end_nearest_the_deadline_not_the_first_past_it(
+    tmp_path, time_budget, stop_step, overshoot
+):
     """3 s steps end at 3, 6, 9, 12 s: with 10 s the end at 9 s is nearer than 12 s, with 11 s the one at 12 s is;
     10.5 s is a tie, which spends the budget rather than leaving it unused."""
     clock = FakeClock()
@@ -267,7 +274,8 @@ def test_sigterm_during_the_collective_is_not_lost(tmp_path, one_process_group, 
         first = _step(budget, args, state, control)
         assert not first.should_training_stop  # this step's decision was already agreed without it ...
         second = _step(budget, args, state, control)
-        assert second.should_training_stop and second.should_save and budget.stop_reason == "preempted"  # ... the next has it
+        # ... the next has it
+        assert second.should_training_stop and second.should_save and budget.stop_reason == "preempted"
     finally:
         budget.on_train_end(args, state, control)
 

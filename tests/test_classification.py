@@ -2,7 +2,8 @@ import csv
 
 import pytest
 
-from hf_tbc.classification import ClassificationDataArguments, load_classification_data
+from hf_tbc.tasks.classification.arguments import ClassificationDataArguments
+from hf_tbc.tasks.classification.data import load_classification_data
 
 
 def write_table(path, header, rows, delimiter=","):
@@ -26,8 +27,13 @@ def pair_files(tmp_path, english_lines):
 
 
 def test_single_text_tsv_with_integer_labels(tmp_path, english_lines):
-    train = write_table(tmp_path / "train.tsv", ["sentence", "label"], [(l, i % 2) for i, l in enumerate(english_lines[:40])], "\t")
-    dev = write_table(tmp_path / "dev.tsv", ["sentence", "label"], [(l, 1) for l in english_lines[40:50]], "\t")
+    train = write_table(
+        tmp_path / "train.tsv",
+        ["sentence", "label"],
+        [(line, i % 2) for i, line in enumerate(english_lines[:40])],
+        "\t",
+    )
+    dev = write_table(tmp_path / "dev.tsv", ["sentence", "label"], [(line, 1) for line in english_lines[40:50]], "\t")
     splits, labels = load_classification_data(ClassificationDataArguments(train_file=train, validation_file=dev))
     assert labels == ["0", "1"] and set(splits) == {"train", "validation"}
     assert splits["train"].column_names == ["text", "label"] and len(splits["validation"]) == 10
@@ -40,8 +46,9 @@ def test_several_files_per_split_are_one_split_as_in_run_mlm(tmp_path, english_l
     first = write_table(tmp_path / "a.tsv", ["sentence", "label"], rows[:25], "\t")
     second = write_table(tmp_path / "b.tsv", ["sentence", "label"], rows[25:50], "\t")
     dev = write_table(tmp_path / "dev.tsv", ["sentence", "label"], rows[50:], "\t")
-    splits, _ = load_classification_data(ClassificationDataArguments(train_file=f"{first}, {second}",
-                                                                     validation_file=f"{dev},{first}"))
+    splits, _ = load_classification_data(
+        ClassificationDataArguments(train_file=f"{first}, {second}", validation_file=f"{dev},{first}")
+    )
     assert len(splits["train"]) == 50 and splits["train"]["text"] == [text for text, _ in rows[:50]]
     assert len(splits["validation"]) == 35
     with pytest.raises(ValueError, match=r"--train_file .*missing.tsv does not exist"):
@@ -53,8 +60,9 @@ def test_several_files_per_split_are_one_split_as_in_run_mlm(tmp_path, english_l
 
 def test_pair_text_with_string_labels(pair_files):
     train, dev = pair_files
-    arguments = ClassificationDataArguments(train_file=train, validation_file=dev, text_column="premise",
-                                            text_pair_column="hypothesis", label_column="gold")
+    arguments = ClassificationDataArguments(
+        train_file=train, validation_file=dev, text_column="premise", text_pair_column="hypothesis", label_column="gold"
+    )
     splits, labels = load_classification_data(arguments)
     assert labels == ["contradiction", "entailment"]
     assert set(splits["train"].column_names) == {"text", "text_pair", "label"}
@@ -64,8 +72,9 @@ def test_pair_text_with_string_labels(pair_files):
 
 def test_validation_only_uses_the_models_label_names(pair_files):
     _, dev = pair_files
-    arguments = ClassificationDataArguments(validation_file=dev, text_column="premise", text_pair_column="hypothesis",
-                                            label_column="gold")
+    arguments = ClassificationDataArguments(
+        validation_file=dev, text_column="premise", text_pair_column="hypothesis", label_column="gold"
+    )
     splits, labels = load_classification_data(arguments, label_names=["entailment", "contradiction"])
     assert set(splits) == {"validation"} and labels == ["entailment", "contradiction"]
     assert splits["validation"][1]["label"] == 0
@@ -76,18 +85,33 @@ def test_validation_only_uses_the_models_label_names(pair_files):
 def test_bad_columns_and_labels_are_named(tmp_path, pair_files):
     train, dev = pair_files
     with pytest.raises(ValueError, match="column 'label' is not in .*set --label_column"):
-        load_classification_data(ClassificationDataArguments(train_file=train, validation_file=dev, text_column="premise"))
+        load_classification_data(
+            ClassificationDataArguments(train_file=train, validation_file=dev, text_column="premise")
+        )
     with pytest.raises(ValueError, match="column 'claim' is not in .*set --text_pair_column"):
-        load_classification_data(ClassificationDataArguments(train_file=train, validation_file=dev, text_column="premise",
-                                                             text_pair_column="claim", label_column="gold"))
+        load_classification_data(
+            ClassificationDataArguments(
+                train_file=train,
+                validation_file=dev,
+                text_column="premise",
+                text_pair_column="claim",
+                label_column="gold",
+            )
+        )
     odd = write_table(tmp_path / "odd.csv", ["premise", "hypothesis", "gold"], [("a b", "c d", "neutral")])
     with pytest.raises(ValueError, match=r"labels \['neutral'\] in the validation split"):
-        load_classification_data(ClassificationDataArguments(train_file=train, validation_file=odd, text_column="premise",
-                                                             label_column="gold"))
+        load_classification_data(
+            ClassificationDataArguments(
+                train_file=train, validation_file=odd, text_column="premise", label_column="gold"
+            )
+        )
     empty = write_table(tmp_path / "empty.csv", ["premise", "hypothesis", "gold"], [])
     with pytest.raises(ValueError, match="no rows|empty"):
-        load_classification_data(ClassificationDataArguments(train_file=train, validation_file=empty, text_column="premise",
-                                                             label_column="gold"))
+        load_classification_data(
+            ClassificationDataArguments(
+                train_file=train, validation_file=empty, text_column="premise", label_column="gold"
+            )
+        )
     with pytest.raises(ValueError, match="not a GLUE classification task"):
         load_classification_data(ClassificationDataArguments(task_name="squad"))
 
@@ -96,17 +120,36 @@ def test_glue_tasks_map_columns_and_mnli_evaluates_matched_and_mismatched(monkey
     """The Hub path, with `load_dataset` answered locally by a GLUE-shaped DatasetDict (tests stay offline)."""
     from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
-    import hf_tbc.classification as classification
+    import hf_tbc.tasks.classification.data as classification
 
-    features = Features({"premise": Value("string"), "hypothesis": Value("string"),
-                         "label": ClassLabel(names=["entailment", "neutral", "contradiction"]), "idx": Value("int32")})
+    features = Features(
+        {
+            "premise": Value("string"),
+            "hypothesis": Value("string"),
+            "label": ClassLabel(names=["entailment", "neutral", "contradiction"]),
+            "idx": Value("int32"),
+        }
+    )
 
     def split(n, label):
-        return Dataset.from_dict({"premise": [f"premise {i}" for i in range(n)], "hypothesis": [f"claim {i}" for i in range(n)],
-                                  "label": [label] * n, "idx": list(range(n))}, features=features)
+        return Dataset.from_dict(
+            {
+                "premise": [f"premise {i}" for i in range(n)],
+                "hypothesis": [f"claim {i}" for i in range(n)],
+                "label": [label] * n,
+                "idx": list(range(n)),
+            },
+            features=features,
+        )
 
-    glue = DatasetDict({"train": split(6, 2), "validation_matched": split(3, 0), "validation_mismatched": split(2, 1),
-                        "test_matched": split(2, -1)})
+    glue = DatasetDict(
+        {
+            "train": split(6, 2),
+            "validation_matched": split(3, 0),
+            "validation_mismatched": split(2, 1),
+            "test_matched": split(2, -1),
+        }
+    )
     asked = []
     monkeypatch.setattr(classification, "load_dataset", lambda name, config: asked.append((name, config)) or glue)
     splits, labels = load_classification_data(ClassificationDataArguments(task_name="MNLI"))
@@ -124,14 +167,19 @@ def pretrained_dir(tmp_path, english_lines):
     from datasets import Dataset
     from transformers import AutoModelForMaskedLM
 
-    from hf_tbc.data import train_tokenizer
-    from hf_tbc.sizes import roberta_config
+    from hf_tbc.tasks.mlm.data import train_tokenizer
+    from hf_tbc.tasks.mlm.model import roberta_config
 
     tokenizer = train_tokenizer(Dataset.from_dict({"text": english_lines}), vocab_size=400)
     torch.manual_seed(0)
-    config = roberta_config("L2-H32", vocab_size=len(tokenizer), max_position_embeddings=130, pad_token_id=1,
-                            architecture="roberta-prelayernorm",
-                            config_overrides="hidden_dropout_prob=0.0,attention_probs_dropout_prob=0.0")
+    config = roberta_config(
+        "L2-H32",
+        vocab_size=len(tokenizer),
+        max_position_embeddings=130,
+        pad_token_id=1,
+        architecture="roberta-prelayernorm",
+        config_overrides="hidden_dropout_prob=0.0,attention_probs_dropout_prob=0.0",
+    )
     folder = tmp_path / "pretrained"
     AutoModelForMaskedLM.from_config(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
@@ -147,14 +195,21 @@ def test_finetuning_starts_from_the_checkpoint_or_from_fresh_weights(tmp_path, p
     import torch
     from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification
 
-    from hf_tbc.classification import ClassificationModelArguments, FinetuningArguments, finetune
+    from hf_tbc.tasks.classification.arguments import ClassificationModelArguments, FinetuningArguments
+    from hf_tbc.tasks.classification.train import finetune
 
     train, dev = pair_files
     out = tmp_path / "finetuned"
     record = finetune(
         ClassificationModelArguments(model_name_or_path=str(pretrained_dir), random_init=random_init),
-        ClassificationDataArguments(train_file=train, validation_file=dev, text_column="premise",
-                                    text_pair_column="hypothesis", label_column="gold", max_seq_length=32),
+        ClassificationDataArguments(
+            train_file=train,
+            validation_file=dev,
+            text_column="premise",
+            text_pair_column="hypothesis",
+            label_column="gold",
+            max_seq_length=32,
+        ),
         FinetuningArguments(output_dir=str(out), max_steps=1, learning_rate=1e-12, disable_tqdm=True, report_to="none"),
     )
     start = AutoModelForMaskedLM.from_pretrained(pretrained_dir).state_dict()
@@ -170,7 +225,7 @@ def test_finetuning_starts_from_the_checkpoint_or_from_fresh_weights(tmp_path, p
 
 
 def test_majority_accuracy_predicts_the_most_frequent_training_label():
-    from hf_tbc.classification import majority_accuracy
+    from hf_tbc.tasks.classification.data import majority_accuracy
 
     assert majority_accuracy([0, 1, 1, 2, 1], [1, 0, 0, 1]) == 0.5
     assert majority_accuracy([2, 2, 0], [0, 0, 0]) == 0.0 and majority_accuracy([], [1]) == 0.0

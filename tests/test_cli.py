@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 import pytest
 
 from hf_tbc.cli import parse_args
-from hf_tbc.data import check_utf8
+from hf_tbc.datafiles import check_utf8
 from hf_tbc.errors import UsageError
-from hf_tbc.training import check_writable
+from hf_tbc.runs import check_writable
 
 
 @dataclass
@@ -25,11 +25,14 @@ def test_flags_come_from_yaml_and_json_files(tmp_path):
     assert parse_args((Flags,), [str(tmp_path / "run.json")]) == (Flags("2h", 1),)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("time_budget: [15m\n", "does not parse"),
-    ("- 15m\n", "must hold a mapping"),
-    ("time_budget: 15m\nbudget: 2\n", "Some keys are not used.*--help"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("time_budget: [15m\n", "does not parse"),
+        ("- 15m\n", "must hold a mapping"),
+        ("time_budget: 15m\nbudget: 2\n", "Some keys are not used.*--help"),
+    ],
+)
 def test_bad_flag_files_are_usage_errors(tmp_path, text, message):
     (tmp_path / "bad.yaml").write_text(text)
     with pytest.raises(UsageError, match=message):
@@ -40,23 +43,32 @@ def test_bad_flag_files_are_usage_errors(tmp_path, text, message):
 
 def _end(tmp_path, body: str) -> subprocess.CompletedProcess:
     script = tmp_path / "recipe.py"
-    script.write_text("from hf_tbc.cli import run_recipe\nfrom hf_tbc.errors import UsageError\n" + body +
-                      "\nrun_recipe(main)\n")
+    script.write_text(
+        "from hf_tbc.cli import run_recipe\nfrom hf_tbc.errors import UsageError\n" + body + "\nrun_recipe(main)\n"
+    )
     return subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
 
 
 def test_only_usage_errors_become_one_line_exit_2(tmp_path):
     bad_input = _end(tmp_path, "def main():\n    raise UsageError('--time_budget soon is not a duration: use 15m')")
-    assert bad_input.returncode == 2 and bad_input.stderr.strip() == "error: --time_budget soon is not a duration: use 15m"
+    assert (
+        bad_input.returncode == 2 and bad_input.stderr.strip() == "error: --time_budget soon is not a duration: use 15m"
+    )
     bug = _end(tmp_path, "def main():\n    return int('not a number')")  # a ValueError from a bug keeps its traceback
     assert bug.returncode == 1 and "Traceback" in bug.stderr and "invalid literal for int()" in bug.stderr
 
 
 def test_a_preempted_run_exits_143_with_its_checkpoint(tmp_path):
-    done = _end(tmp_path, "def main():\n    return {'stop_reason': 'preempted', 'checkpoint': 'runs/x/checkpoint-4', "
-                          "'resume': 'rerun with --resume_from_checkpoint true'}")
+    done = _end(
+        tmp_path,
+        "def main():\n    return {'stop_reason': 'preempted', 'checkpoint': 'runs/x/checkpoint-4', "
+        "'resume': 'rerun with --resume_from_checkpoint true'}",
+    )
     assert done.returncode == 143
-    assert done.stderr.strip().splitlines()[-1] == "preempted: checkpoint runs/x/checkpoint-4; rerun with --resume_from_checkpoint true"
+    assert (
+        done.stderr.strip().splitlines()[-1]
+        == "preempted: checkpoint runs/x/checkpoint-4; rerun with --resume_from_checkpoint true"
+    )
     finished = _end(tmp_path, "def main():\n    return {'stop_reason': 'time_budget'}")
     assert finished.returncode == 0
 

@@ -1,4 +1,5 @@
-"""Finetune, then compress over the whole grid, through the recipes' real CLIs; every variant is reloaded and re-measured."""
+"""Finetune, then compress over the whole grid, through the recipes' real CLIs; every variant is reloaded and
+re-measured."""
 
 import json
 import subprocess
@@ -9,11 +10,12 @@ import torch
 from datasets import Dataset
 from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
 
-from hf_tbc.classification import ClassificationDataArguments, load_classification_data
 from hf_tbc.compress.grid import CompressionArguments, latency_groups, variant_name
-from hf_tbc.data import train_tokenizer
 from hf_tbc.evaluation import accuracy
-from hf_tbc.sizes import roberta_config
+from hf_tbc.tasks.classification.arguments import ClassificationDataArguments
+from hf_tbc.tasks.classification.data import load_classification_data
+from hf_tbc.tasks.mlm.data import train_tokenizer
+from hf_tbc.tasks.mlm.model import roberta_config
 from hf_tbc.variants import load_variant, variant_kind
 from tests.conftest import REPO
 from tests.test_classification import write_table
@@ -26,18 +28,22 @@ PAIR = ["--text_column", "premise", "--text_pair_column", "hypothesis", "--label
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     """A pair task made from real sentences (does the hypothesis repeat the premise?), as CSV files."""
-    from hf_tbc.data import default_corpus
+    from hf_tbc.tasks.mlm.data import default_corpus
 
     lines = default_corpus().read_text().splitlines()[:400]
     folder = tmp_path_factory.mktemp("pairs")
-    rows = [(line, line if i % 2 else lines[(i * 7 + 3) % 400], "entailment" if i % 2 else "contradiction")
-            for i, line in enumerate(lines)]
+    rows = [
+        (line, line if i % 2 else lines[(i * 7 + 3) % 400], "entailment" if i % 2 else "contradiction")
+        for i, line in enumerate(lines)
+    ]
     header = ["premise", "hypothesis", "gold"]
-    return {"train": write_table(folder / "train.csv", header, rows[:320]),
-            "dev": write_table(folder / "dev.csv", header, rows[320:]),
-            "odd": write_table(folder / "odd.csv", header, [("a b c", "a b c", "neutral")]),
-            "empty": write_table(folder / "empty.csv", header, []),
-            "lines": lines}
+    return {
+        "train": write_table(folder / "train.csv", header, rows[:320]),
+        "dev": write_table(folder / "dev.csv", header, rows[320:]),
+        "odd": write_table(folder / "odd.csv", header, [("a b c", "a b c", "neutral")]),
+        "empty": write_table(folder / "empty.csv", header, []),
+        "lines": lines,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +51,15 @@ def pretrained(tmp_path_factory, data):
     """A tiny masked LM with its own tokenizer, saved as run_mlm.py saves one."""
     tokenizer = train_tokenizer(Dataset.from_dict({"text": data["lines"]}), vocab_size=500)
     torch.manual_seed(0)
-    model = AutoModelForMaskedLM.from_config(roberta_config("L2-H64", vocab_size=len(tokenizer), max_position_embeddings=130,
-                                                            pad_token_id=1, architecture="roberta-prelayernorm"))
+    model = AutoModelForMaskedLM.from_config(
+        roberta_config(
+            "L2-H64",
+            vocab_size=len(tokenizer),
+            max_position_embeddings=130,
+            pad_token_id=1,
+            architecture="roberta-prelayernorm",
+        )
+    )
     folder = tmp_path_factory.mktemp("pretrained")
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
@@ -56,11 +69,39 @@ def pretrained(tmp_path_factory, data):
 @pytest.fixture(scope="module")
 def finetuned(tmp_path_factory, pretrained, data):
     out = tmp_path_factory.mktemp("finetuned") / "run"
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
-               "--mixed_precision", "no", "--dynamo_backend", "no", FINETUNE, "--model_name_or_path", str(pretrained),
-               "--train_file", data["train"], "--validation_file", data["dev"], *PAIR, "--time_budget", "8s",
-               "--learning_rate", "1e-3", "--per_device_train_batch_size", "16", "--max_seq_length", "64",
-               "--disable_tqdm", "true", "--output_dir", str(out)]
+    command = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--num_processes",
+        "1",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        FINETUNE,
+        "--model_name_or_path",
+        str(pretrained),
+        "--train_file",
+        data["train"],
+        "--validation_file",
+        data["dev"],
+        *PAIR,
+        "--time_budget",
+        "8s",
+        "--learning_rate",
+        "1e-3",
+        "--per_device_train_batch_size",
+        "16",
+        "--max_seq_length",
+        "64",
+        "--disable_tqdm",
+        "true",
+        "--output_dir",
+        str(out),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return out
@@ -73,9 +114,12 @@ def test_finetuned_pair_classifier_loads_and_reproduces_its_accuracy(finetuned, 
     assert record["stop_reason"] == "time_budget" and record["steps"] > 0
     model = AutoModelForSequenceClassification.from_pretrained(finetuned)
     assert model.config.id2label == {0: "contradiction", 1: "entailment"}
-    splits, _ = load_classification_data(ClassificationDataArguments(validation_file=data["dev"], text_column="premise",
-                                                                     text_pair_column="hypothesis", label_column="gold"),
-                                         label_names=record["labels"])
+    splits, _ = load_classification_data(
+        ClassificationDataArguments(
+            validation_file=data["dev"], text_column="premise", text_pair_column="hypothesis", label_column="gold"
+        ),
+        label_names=record["labels"],
+    )
     measured = accuracy(model, splits["validation"], AutoTokenizer.from_pretrained(finetuned), max_length=64)
     assert measured == pytest.approx(record["accuracy"])
 
@@ -83,18 +127,55 @@ def test_finetuned_pair_classifier_loads_and_reproduces_its_accuracy(finetuned, 
 @pytest.mark.slow
 def test_every_variant_of_the_grid_is_measured_and_reloads_with_its_recorded_accuracy(tmp_path, finetuned, data):
     out = tmp_path / "compressed"
-    command = [sys.executable, COMPRESS, "--model_name_or_path", str(finetuned), "--train_file", data["train"],
-               "--validation_file", data["dev"], *PAIR, "--sparsities", "0,0.5", "--pruning_scope", "global",
-               "--pruning_method", "unstructured,structured", "--importance", "taylor", "--importance_batches", "3",
-               "--quantization", "none,onnx-int8,quanto-int8,quanto-int4", "--recovery_steps", "3",
-               "--latency_runs", "3", "--latency_batch_size", "8", "--output_dir", str(out)]
+    command = [
+        sys.executable,
+        COMPRESS,
+        "--model_name_or_path",
+        str(finetuned),
+        "--train_file",
+        data["train"],
+        "--validation_file",
+        data["dev"],
+        *PAIR,
+        "--sparsities",
+        "0,0.5",
+        "--pruning_scope",
+        "global",
+        "--pruning_method",
+        "unstructured,structured",
+        "--importance",
+        "taylor",
+        "--importance_batches",
+        "3",
+        "--quantization",
+        "none,onnx-int8,quanto-int8,quanto-int4",
+        "--recovery_steps",
+        "3",
+        "--latency_runs",
+        "3",
+        "--latency_batch_size",
+        "8",
+        "--output_dir",
+        str(out),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [json.loads(line) for line in (out / "compression.jsonl").read_text().splitlines()]
     methods = ("none", "onnx-int8", "quanto-int8", "quanto-int4")
-    assert [row["variant"] for row in rows] == [variant_name(s, m, p) for s, p in ((0, ""), (0.5, "unstructured"),
-                                                                                   (0.5, "structured")) for m in methods]
-    keys = ("variant", "method", "sparsity", "bits", "parameters", "nonzero_parameters", "size_bytes", "accuracy", "latency_ms")
+    assert [row["variant"] for row in rows] == [
+        variant_name(s, m, p) for s, p in ((0, ""), (0.5, "unstructured"), (0.5, "structured")) for m in methods
+    ]
+    keys = (
+        "variant",
+        "method",
+        "sparsity",
+        "bits",
+        "parameters",
+        "nonzero_parameters",
+        "size_bytes",
+        "accuracy",
+        "latency_ms",
+    )
     assert all(row[key] is not None for row in rows for key in keys)
     dense, pruned = rows[0], rows[4]
     assert dense["sparsity"] < 0.01 and pruned["sparsity"] == pytest.approx(0.5, abs=0.01)
@@ -111,9 +192,12 @@ def test_every_variant_of_the_grid_is_measured_and_reloads_with_its_recorded_acc
         assert (out / figure).exists()
 
     tokenizer = AutoTokenizer.from_pretrained(out / "dense-fp32")
-    splits, _ = load_classification_data(ClassificationDataArguments(validation_file=data["dev"], text_column="premise",
-                                                                     text_pair_column="hypothesis", label_column="gold"),
-                                         label_names=["contradiction", "entailment"])
+    splits, _ = load_classification_data(
+        ClassificationDataArguments(
+            validation_file=data["dev"], text_column="premise", text_pair_column="hypothesis", label_column="gold"
+        ),
+        label_names=["contradiction", "entailment"],
+    )
     expected_kind = {"none": "pytorch", "onnx-int8": "onnx", "quanto-int8": "quanto", "quanto-int4": "quanto"}
     for row in rows:
         folder = out / row["variant"]
@@ -137,12 +221,24 @@ def test_every_variant_of_the_grid_is_measured_and_reloads_with_its_recorded_acc
         (["--label_column", "verdict"], "column 'verdict' is not in"),
     ],
 )
-def test_bad_compression_input_is_one_line_exit_2_and_writes_nothing(tmp_path, finetuned, pretrained, data, arguments, message):
+def test_bad_compression_input_is_one_line_exit_2_and_writes_nothing(
+    tmp_path, finetuned, pretrained, data, arguments, message
+):
     replace = {"ODD": data["odd"], "EMPTY": data["empty"], "PRETRAINED": str(pretrained)}
     arguments = [replace.get(a, a) for a in arguments]
     out = tmp_path / "out"
-    command = [sys.executable, COMPRESS, "--model_name_or_path", str(finetuned), "--validation_file", data["dev"], *PAIR,
-               "--output_dir", str(out), *arguments]
+    command = [
+        sys.executable,
+        COMPRESS,
+        "--model_name_or_path",
+        str(finetuned),
+        "--validation_file",
+        data["dev"],
+        *PAIR,
+        "--output_dir",
+        str(out),
+        *arguments,
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
@@ -151,12 +247,15 @@ def test_bad_compression_input_is_one_line_exit_2_and_writes_nothing(tmp_path, f
 
 
 def test_compression_arguments_parse_the_grid():
-    args = CompressionArguments(model_name_or_path="m", output_dir="o", sparsities="0, 0.3,0.9", quantization="none,quanto-int2")
+    args = CompressionArguments(
+        model_name_or_path="m", output_dir="o", sparsities="0, 0.3,0.9", quantization="none,quanto-int2"
+    )
     assert args.sparsity_grid == [0.0, 0.3, 0.9] and args.methods == ["none", "quanto-int2"]
     assert variant_name(0.3, "quanto-int2") == "pruned30-quanto-int2" and variant_name(0, "none") == "dense-fp32"
     assert variant_name(0.5, "onnx-int8", "structured") == "structured50-onnx-int8"
-    assert CompressionArguments(model_name_or_path="m", output_dir="o", pruning_method="structured",
-                                importance="taylor").needs_training_data
+    assert CompressionArguments(
+        model_name_or_path="m", output_dir="o", pruning_method="structured", importance="taylor"
+    ).needs_training_data
     with pytest.raises(ValueError, match="gradual prunes during finetuning"):
         CompressionArguments(model_name_or_path="m", output_dir="o", pruning_schedule="gradual")
     with pytest.raises(ValueError, match="unknown --pruning_method 'channels'"):
@@ -180,8 +279,14 @@ def tiny_classifier(tmp_path, data):
 
 
 def _grid(folder, out, **kwargs):
-    return CompressionArguments(model_name_or_path=str(folder), output_dir=str(out), latency_runs=1,
-                                latency_batch_size=4, latency_sequence_length=16, **kwargs)
+    return CompressionArguments(
+        model_name_or_path=str(folder),
+        output_dir=str(out),
+        latency_runs=1,
+        latency_batch_size=4,
+        latency_sequence_length=16,
+        **kwargs,
+    )
 
 
 def test_a_failing_rerun_leaves_the_previous_grid_whole(tmp_path, tiny_classifier, monkeypatch):
@@ -201,20 +306,28 @@ def test_a_failing_rerun_leaves_the_previous_grid_whole(tmp_path, tiny_classifie
 
     monkeypatch.setattr(grid, "measure_variant", fails_on_the_second_variant)
     with pytest.raises(RuntimeError, match="out of memory"):
-        grid.compress_grid(_grid(folder, out, sparsities="0,0.5,0.9", quantization="none", overwrite_output_dir=True),
-                           validation, max_length=16)
+        grid.compress_grid(
+            _grid(folder, out, sparsities="0,0.5,0.9", quantization="none", overwrite_output_dir=True),
+            validation,
+            max_length=16,
+        )
     after = {path.relative_to(out): path.read_bytes() for path in sorted(out.rglob("*")) if path.is_file()}
     assert after == before  # every file of the old grid, byte for byte
     assert sorted(path.name for path in tmp_path.iterdir()) == ["classifier", "compressed"]  # no staging left behind
     monkeypatch.setattr(grid, "measure_variant", real)
-    rows = grid.compress_grid(_grid(folder, out, sparsities="0,0.9", quantization="none", overwrite_output_dir=True),
-                              validation, max_length=16)
+    rows = grid.compress_grid(
+        _grid(folder, out, sparsities="0,0.9", quantization="none", overwrite_output_dir=True),
+        validation,
+        max_length=16,
+    )
     assert [row["variant"] for row in rows] == ["dense-fp32", "pruned90-fp32"]
     assert sorted(path.name for path in out.iterdir() if path.is_dir()) == ["dense-fp32", "pruned90-fp32"]
     assert sorted(path.name for path in tmp_path.iterdir()) == ["classifier", "compressed"]
 
 
-def test_the_final_latency_measurement_holds_at_most_its_memory_limit_of_variants(tmp_path, tiny_classifier, monkeypatch):
+def test_the_final_latency_measurement_holds_at_most_its_memory_limit_of_variants(
+    tmp_path, tiny_classifier, monkeypatch
+):
     import weakref
 
     import hf_tbc.compress.grid as grid
@@ -233,15 +346,19 @@ def test_the_final_latency_measurement_holds_at_most_its_memory_limit_of_variant
 
     monkeypatch.setattr(grid, "load_variant", counted)
     size = (folder / "model.safetensors").stat().st_size
-    args = _grid(folder, tmp_path / "out", sparsities="0,0.3,0.6,0.9", quantization="none",
-                 latency_memory_mb=4.5 * size / 1e6)  # room for two variants at twice their size on disk
+    # room for two variants at twice their size on disk
+    args = _grid(
+        folder, tmp_path / "out", sparsities="0,0.3,0.6,0.9", quantization="none", latency_memory_mb=4.5 * size / 1e6
+    )
     rows = grid.compress_grid(args, validation, max_length=16)
     assert len(rows) == 4 and max(peak) <= 2
     assert [row["latency_group"] for row in rows] == [0, 0, 1, 1] and all(row["latency_ms"] > 0 for row in rows)
 
 
 def test_latency_groups_fill_in_order_and_give_an_oversized_variant_its_own():
-    rows = [{"variant": name, "size_bytes": size} for name, size in (("a", 10), ("b", 10), ("c", 50), ("d", 5), ("e", 5))]
+    rows = [
+        {"variant": name, "size_bytes": size} for name, size in (("a", 10), ("b", 10), ("c", 50), ("d", 5), ("e", 5))
+    ]
     groups = [[row["variant"] for row in group] for group in latency_groups(rows, 45)]
     assert groups == [["a", "b"], ["c"], ["d", "e"]]
     assert [[row["variant"] for row in group] for group in latency_groups(rows, 1e9)] == [["a", "b", "c", "d", "e"]]
@@ -252,6 +369,16 @@ def test_taylor_layer_removal_on_a_post_ln_classifier_is_refused_before_anything
 
     folder, validation = tiny_classifier  # a post-LayerNorm RoBERTa
     with pytest.raises(ValueError, match="only for pre-LayerNorm models"):
-        compress_grid(_grid(folder, tmp_path / "out", sparsities="0,0.5", quantization="none", pruning_method="structured",
-                            importance="taylor"), validation, max_length=16)
+        compress_grid(
+            _grid(
+                folder,
+                tmp_path / "out",
+                sparsities="0,0.5",
+                quantization="none",
+                pruning_method="structured",
+                importance="taylor",
+            ),
+            validation,
+            max_length=16,
+        )
     assert sorted(path.name for path in tmp_path.iterdir()) == ["classifier"]

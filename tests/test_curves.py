@@ -26,12 +26,24 @@ def test_rows_have_every_key_and_resume_drops_rows_after_the_checkpoint(tmp_path
 
 
 def test_plots_are_written(tmp_path):
-    rows = [{"step": s, "elapsed_s": 6.0 * s, "tokens": 100 * s, "loss": 9 - s / 10, "lr": 1e-3,
-             "eval_loss": 9.5 - s / 10 if s % 2 == 0 else None} for s in range(1, 11)]
+    rows = [
+        {
+            "step": s,
+            "elapsed_s": 6.0 * s,
+            "tokens": 100 * s,
+            "loss": 9 - s / 10,
+            "lr": 1e-3,
+            "eval_loss": 9.5 - s / 10 if s % 2 == 0 else None,
+        }
+        for s in range(1, 11)
+    ]
     (tmp_path / "small").mkdir()
     (tmp_path / "small" / "curve.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
-    figure = plot_curves({"small": tmp_path / "small", "large": [dict(r, eval_loss=r["loss"] - 1) for r in rows]},
-                         tmp_path / "overlay.png", x="step")
+    figure = plot_curves(
+        {"small": tmp_path / "small", "large": [dict(r, eval_loss=r["loss"] - 1) for r in rows]},
+        tmp_path / "overlay.png",
+        x="step",
+    )
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert plot_run(tmp_path / "small").name == "loss_vs_time.png"
     plain = (tmp_path / "small" / "loss_vs_time.png").read_bytes()

@@ -3,7 +3,7 @@ import json
 import pytest
 from datasets import Dataset
 
-from hf_tbc.data import default_corpus, load_text_datasets, pack_texts, train_tokenizer
+from hf_tbc.tasks.mlm.data import default_corpus, load_text_datasets, pack_texts, train_tokenizer
 
 
 def test_default_corpus_is_real_english_built_once_and_cached(isolated_cache):
@@ -33,7 +33,9 @@ def test_local_files_in_every_format(tmp_path, english_lines, extension):
         path.write_text("".join(json.dumps({"id": i, "body": line}) + "\n" for i, line in enumerate(lines)))
     else:
         separator = "," if extension == ".csv" else "\t"
-        path.write_text(f"label{separator}sentence\n" + "".join(f"1{separator}\"{line.replace(chr(34), '')}\"\n" for line in lines))
+        path.write_text(
+            f"label{separator}sentence\n" + "".join(f'1{separator}"{line.replace(chr(34), "")}"\n' for line in lines)
+        )
     splits = load_text_datasets(train_file=str(path), text_column="body" if extension == ".jsonl" else None)
     assert len(splits["train"]) + len(splits["validation"]) == 50
     assert all(row.strip() for row in splits["train"]["text"])
@@ -72,20 +74,27 @@ def test_tokenizer_is_trained_once_and_packing_has_no_padding(english_lines):
 
 def test_several_files_per_split_are_concatenated_by_their_text_columns(tmp_path, english_lines):
     (tmp_path / "a.tsv").write_text("sentence\tlabel\n" + "".join(f"{line}\t1\n" for line in english_lines[:30]))
-    (tmp_path / "b.tsv").write_text("index\tsentence\n" + "".join(f"{i}\t{line}\n" for i, line in enumerate(english_lines[30:50])))
+    (tmp_path / "b.tsv").write_text(
+        "index\tsentence\n" + "".join(f"{i}\t{line}\n" for i, line in enumerate(english_lines[30:50]))
+    )
     (tmp_path / "c.txt").write_text("\n".join(english_lines[50:60]) + "\n")
-    splits = load_text_datasets(train_file=f"{tmp_path / 'a.tsv'},{tmp_path / 'b.tsv'}", validation_file=str(tmp_path / "c.txt"))
+    splits = load_text_datasets(
+        train_file=f"{tmp_path / 'a.tsv'},{tmp_path / 'b.tsv'}", validation_file=str(tmp_path / "c.txt")
+    )
     assert len(splits["train"]) == 50 and len(splits["validation"]) == 10
     assert splits["train"][30]["text"] == english_lines[30].strip()
 
 
 def test_several_text_columns_mix_files_of_different_shapes(tmp_path, english_lines):
     (tmp_path / "single.tsv").write_text("sentence\tlabel\n" + "".join(f"{line}\t1\n" for line in english_lines[:10]))
-    (tmp_path / "pairs.tsv").write_text("premise\thypothesis\tlabel\n" + "".join(
-        f"{english_lines[i]}\t{english_lines[i + 1]}\tneutral\n" for i in range(10, 20, 2)))
+    (tmp_path / "pairs.tsv").write_text(
+        "premise\thypothesis\tlabel\n"
+        + "".join(f"{english_lines[i]}\t{english_lines[i + 1]}\tneutral\n" for i in range(10, 20, 2))
+    )
     files = f"{tmp_path / 'single.tsv'},{tmp_path / 'pairs.tsv'}"
-    splits = load_text_datasets(train_file=files, validation_file=str(tmp_path / "pairs.tsv"),
-                                text_column="sentence, premise,hypothesis")
+    splits = load_text_datasets(
+        train_file=files, validation_file=str(tmp_path / "pairs.tsv"), text_column="sentence, premise,hypothesis"
+    )
     assert list(splits["train"]["text"]) == [line.strip() for line in english_lines[:20]]  # each side one text
     # a pair's two sides stay next to each other (premise, its hypothesis, the next premise...)
     assert list(splits["validation"]["text"]) == [line.strip() for line in english_lines[10:20]]
@@ -96,7 +105,7 @@ def test_several_text_columns_mix_files_of_different_shapes(tmp_path, english_li
 def test_unigram_loss_is_the_cross_entropy_of_training_frequencies_on_maskable_validation_tokens():
     import math
 
-    from hf_tbc.data import unigram_loss
+    from hf_tbc.tasks.mlm.data import unigram_loss
 
     train = Dataset.from_dict({"input_ids": [[0, 3, 3, 2], [0, 4, 5, 2]]})  # 0 and 2 are <s> and </s>
     validation = Dataset.from_dict({"input_ids": [[0, 3, 4, 2]]})
@@ -111,7 +120,7 @@ def test_unigram_loss_is_the_cross_entropy_of_training_frequencies_on_maskable_v
 def test_validation_blocks_are_masked_once_the_same_way_for_every_evaluation(english_lines):
     import torch
 
-    from hf_tbc.data import MaskedLMCollator, mask_once
+    from hf_tbc.tasks.mlm.data import MaskedLMCollator, mask_once
 
     tokenizer = train_tokenizer(Dataset.from_dict({"text": english_lines}), vocab_size=400)
     blocks = pack_texts(Dataset.from_dict({"text": english_lines}), tokenizer, block_size=32)
@@ -128,7 +137,13 @@ def test_validation_blocks_are_masked_once_the_same_way_for_every_evaluation(eng
     assert not (masked & special).any()  # <s> and </s> are never picked
     collator = MaskedLMCollator(tokenizer, mlm_probability=0.15)
     batch = collator([first[i] for i in range(4)])
-    assert torch.equal(batch["labels"], labels[:4]) and torch.equal(batch["input_ids"], torch.tensor(first["input_ids"][:4]))
-    fresh = collator([{"input_ids": row, "special_tokens_mask": mask} for row, mask in
-                      zip(blocks["input_ids"][:4], blocks["special_tokens_mask"][:4])])
+    assert torch.equal(batch["labels"], labels[:4]) and torch.equal(
+        batch["input_ids"], torch.tensor(first["input_ids"][:4])
+    )
+    fresh = collator(
+        [
+            {"input_ids": row, "special_tokens_mask": mask}
+            for row, mask in zip(blocks["input_ids"][:4], blocks["special_tokens_mask"][:4])
+        ]
+    )
     assert fresh["labels"].shape == (4, 32)  # training blocks are masked by the collator

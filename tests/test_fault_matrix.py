@@ -1,7 +1,6 @@
 """The fault matrix's bad-input, Hub, release and compression sections, run as tests (benchmarks/fault_matrix.py runs
 every section; the DDP-loss and launcher faults are tested in test_training.py and test_launch.py)."""
 
-
 import pytest
 
 from benchmarks.fault_matrix import (

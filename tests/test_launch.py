@@ -11,20 +11,20 @@ from pathlib import Path
 import pytest
 
 from benchmarks.fault_matrix import command_lines
-from hf_tbc.launch import PREEMPTED, SignalForwarder, exit_code
+from hf_tbc.budget import PREEMPTED_EXIT_CODE
+from hf_tbc.launch import SignalForwarder, exit_code
 from tests.conftest import REPO
+from tests.conftest import TINY_MLM as TINY
 
 RECIPE = str(REPO / "recipes" / "run_mlm.py")
-TINY = ["--model_size", "L2-H32", "--vocab_size", "600", "--block_size", "32", "--per_device_train_batch_size", "8",
-        "--logging_steps", "1", "--disable_tqdm", "true", "--dataloader_num_workers", "0"]
 LAUNCH = [sys.executable, "-m", "hf_tbc.launch"]
 ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch"]
 ONE = ["--cpu", "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
-TWO = ["--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+TWO = "--multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no --dynamo_backend no".split()
 
 
 def test_a_death_by_signal_reads_as_a_shell_reports_it():
-    assert exit_code(-signal.SIGTERM) == PREEMPTED == 143 and exit_code(2) == 2 and exit_code(0) == 0
+    assert exit_code(-signal.SIGTERM) == PREEMPTED_EXIT_CODE == 143 and exit_code(2) == 2 and exit_code(0) == 0
 
 
 CHILD = """
@@ -52,11 +52,27 @@ def test_the_forwarder_passes_sigterm_to_the_children_and_lets_the_launcher_wait
 
 @pytest.mark.parametrize("launcher", ["hf-tbc-launch", "hf-tbc-launch 2 processes", "accelerate launch -q"])
 def test_bad_input_under_a_launcher_is_one_line_and_no_traceback(tmp_path, launcher):
-    command = {"hf-tbc-launch": [*LAUNCH, *ONE], "hf-tbc-launch 2 processes": [*LAUNCH, *TWO],
-               "accelerate launch -q": [*ACCELERATE, "-q", *ONE]}[launcher]
+    command = {
+        "hf-tbc-launch": [*LAUNCH, *ONE],
+        "hf-tbc-launch 2 processes": [*LAUNCH, *TWO],
+        "accelerate launch -q": [*ACCELERATE, "-q", *ONE],
+    }[launcher]
     out = tmp_path / "out"
-    done = subprocess.run([*command, RECIPE, "--train_file", str(tmp_path / "missing.txt"), "--time_budget", "5s",
-                           "--output_dir", str(out)], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            *command,
+            RECIPE,
+            "--train_file",
+            str(tmp_path / "missing.txt"),
+            "--time_budget",
+            "5s",
+            "--output_dir",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     processes = 2 if "2 processes" in launcher else 1
     assert errors == [errors[0]] * processes and "missing.txt does not exist" in errors[0], done.stderr[-3000:]
@@ -101,13 +117,26 @@ def _preempted(out: Path) -> dict:
 @pytest.mark.parametrize("processes", [1, 2])
 def test_sigterm_to_hf_tbc_launch_alone_saves_exits_143_and_resumes(tmp_path, processes):
     out = tmp_path / "run"
-    launcher = [*LAUNCH, *(ONE if processes == 1 else TWO), RECIPE, *TINY, "--save_every", "2s", "--output_dir", str(out)]
+    launcher = [
+        *LAUNCH,
+        *(ONE if processes == 1 else TWO),
+        RECIPE,
+        *TINY,
+        "--save_every",
+        "2s",
+        "--output_dir",
+        str(out),
+    ]
     code = _signal_the_launcher_alone([*launcher, "--time_budget", "5m"], out)
-    assert code == PREEMPTED
+    assert code == PREEMPTED_EXIT_CODE
     assert _no_orphan(out)
     record = _preempted(out)
-    resumed = subprocess.run([*launcher, "--time_budget", "4s", "--resume_from_checkpoint", "true"],
-                             capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        [*launcher, "--time_budget", "4s", "--resume_from_checkpoint", "true"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     finished = json.loads((out / "run_summary.json").read_text())
     assert finished["resumed_from"] == record["checkpoint"] and finished["stop_reason"] == "time_budget"
@@ -118,8 +147,9 @@ def test_a_recipe_whose_plain_accelerate_launcher_is_killed_saves_and_stops_inst
     """accelerate launch with one process dies at once on SIGTERM without telling its child; the child learns it
     from the kernel (PR_SET_PDEATHSIG), checkpoints and exits 143 instead of training on, orphaned, to its budget."""
     out = tmp_path / "run"
-    code = _signal_the_launcher_alone([*ACCELERATE, *ONE, RECIPE, *TINY, "--time_budget", "5m", "--save_every", "2s",
-                                          "--output_dir", str(out)], out)
+    code = _signal_the_launcher_alone(
+        [*ACCELERATE, *ONE, RECIPE, *TINY, "--time_budget", "5m", "--save_every", "2s", "--output_dir", str(out)], out
+    )
     assert code == -signal.SIGTERM  # the launcher itself: killed by the signal, as a shell reports 143
     assert _no_orphan(out)
     _preempted(out)
@@ -146,7 +176,11 @@ def test_only_a_run_under_a_launcher_stops_with_its_parent(tmp_path, launched):
     """`nohup python recipes/run_mlm.py ... &` must outlive the shell that started it; a run under accelerate
     launch (which sets ACCELERATE_MIXED_PRECISION) must not outlive its launcher."""
     marker, done = tmp_path / "pid", tmp_path / "pid.done"
-    env = {key: value for key, value in os.environ.items() if key not in ("ACCELERATE_MIXED_PRECISION", "TORCHELASTIC_RUN_ID")}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("ACCELERATE_MIXED_PRECISION", "TORCHELASTIC_RUN_ID")
+    }
     if launched:
         env["ACCELERATE_MIXED_PRECISION"] = "no"
     script = tmp_path / "child.py"

@@ -4,16 +4,20 @@ import pytest
 import torch
 from transformers import AutoModelForMaskedLM
 
-from hf_tbc.pretraining import SparsePrediction, sinusoidal_positions_
-from hf_tbc.sizes import roberta_config
-from hf_tbc.training import native_bf16
+from hf_tbc.hardware import native_bf16
+from hf_tbc.tasks.mlm.model import SparsePrediction, roberta_config, sinusoidal_positions_
 
 
 def tiny_masked_lm(architecture: str):
     torch.manual_seed(0)
-    config = roberta_config("L2-H32", vocab_size=120, max_position_embeddings=40, pad_token_id=1,
-                            config_overrides="hidden_dropout_prob=0.0,attention_probs_dropout_prob=0.0",
-                            architecture=architecture)
+    config = roberta_config(
+        "L2-H32",
+        vocab_size=120,
+        max_position_embeddings=40,
+        pad_token_id=1,
+        config_overrides="hidden_dropout_prob=0.0,attention_probs_dropout_prob=0.0",
+        architecture=architecture,
+    )
     return AutoModelForMaskedLM.from_config(config)
 
 
@@ -72,14 +76,17 @@ def test_sinusoidal_positions_make_neighbours_alike_at_the_word_embeddings_scale
     torch.testing.assert_close(reloaded.base_model.embeddings.position_embeddings.weight, weight)
 
 
-@pytest.mark.parametrize("cpuinfo, expected", [
-    ("flags\t\t: fpu sse2 avx2 fma avx512f avx512_vnni avx512_bf16\n", True),  # AMD Zen 4, Intel Cooper Lake
-    ("flags\t\t: fpu sse2 avx2 fma amx_tile amx_bf16 amx_int8\n", True),  # Intel Sapphire Rapids
-    ("flags\t\t: fpu sse2 avx2 fma avx512f avx512_vnni\n", False),  # AVX-512 without bf16: emulated, slower
-    ("flags\t\t: fpu sse2 avx2 fma\n", False),
-    ("Features\t: fp asimd sve bf16 i8mm\n", True),  # ARM Neoverse V1 / Graviton3
-    ("Features\t: fp asimd\n", False),
-])
+@pytest.mark.parametrize(
+    "cpuinfo, expected",
+    [
+        ("flags\t\t: fpu sse2 avx2 fma avx512f avx512_vnni avx512_bf16\n", True),  # AMD Zen 4, Intel Cooper Lake
+        ("flags\t\t: fpu sse2 avx2 fma amx_tile amx_bf16 amx_int8\n", True),  # Intel Sapphire Rapids
+        ("flags\t\t: fpu sse2 avx2 fma avx512f avx512_vnni\n", False),  # AVX-512 without bf16: emulated, slower
+        ("flags\t\t: fpu sse2 avx2 fma\n", False),
+        ("Features\t: fp asimd sve bf16 i8mm\n", True),  # ARM Neoverse V1 / Graviton3
+        ("Features\t: fp asimd\n", False),
+    ],
+)
 def test_bf16_is_on_by_default_only_where_the_cpu_computes_it_natively(monkeypatch, cpuinfo, expected):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert native_bf16(cpuinfo) is expected
@@ -104,12 +111,12 @@ def test_bf16_is_on_only_for_gpus_with_bf16_units_read_on_this_ranks_device(monk
 
 @pytest.mark.parametrize("native", [True, False])
 def test_the_recipes_train_in_bf16_by_default_exactly_where_the_hardware_computes_it(monkeypatch, tmp_path, native):
-    import hf_tbc.training
-    from hf_tbc.classification import FinetuningArguments
-    from hf_tbc.pretraining import PretrainingArguments
-    from hf_tbc.translation.training import TranslationTrainingArguments
+    import hf_tbc.arguments
+    from hf_tbc.tasks.classification.arguments import FinetuningArguments
+    from hf_tbc.tasks.mlm.arguments import PretrainingArguments
+    from hf_tbc.tasks.translation.arguments import TranslationTrainingArguments
 
-    monkeypatch.setattr(hf_tbc.training, "native_bf16", lambda: native)
+    monkeypatch.setattr(hf_tbc.arguments, "native_bf16", lambda: native)
     for arguments in (PretrainingArguments, TranslationTrainingArguments):
         assert arguments(output_dir=str(tmp_path)).bf16 is native
         assert arguments(output_dir=str(tmp_path), bf16=False).bf16 is False  # an explicit choice stays

@@ -3,7 +3,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, RobertaForSequenceClassification
 
 from hf_tbc.compress.unstructured import FixedMaskCallback, check_sparsity, prune_model
-from hf_tbc.sizes import roberta_config
+from hf_tbc.tasks.mlm.model import roberta_config
 from hf_tbc.variants import prunable_weights
 
 
@@ -17,8 +17,14 @@ def tiny_classifier(seed: int = 0) -> RobertaForSequenceClassification:
 def test_prunable_weights_are_the_encoder_linears_only_by_default():
     model = tiny_classifier()
     names = set(prunable_weights(model))
-    per_layer = {"attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
-                 "intermediate.dense", "output.dense"}
+    per_layer = {
+        "attention.self.query",
+        "attention.self.key",
+        "attention.self.value",
+        "attention.output.dense",
+        "intermediate.dense",
+        "output.dense",
+    }
     assert names == {f"roberta.encoder.layer.{i}.{part}.weight" for i in range(2) for part in per_layer}
     extended = set(prunable_weights(model, include_embeddings_and_head=True))
     assert {"roberta.embeddings.word_embeddings.weight", "classifier.out_proj.weight"} <= extended

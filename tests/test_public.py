@@ -10,15 +10,31 @@ from hf_tbc.public import LocalStrings, copy_model_files, public_names, public_s
 def test_only_the_files_a_model_user_needs_are_copied(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    for name in ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
-                 "model.onnx", "quanto_qmap.json", "run_summary.json", "eval_results.json", "curve.jsonl",
-                 "translations.tsv", "loss_vs_time.png", "training_args.bin"):
+    for name in (
+        "config.json",
+        "generation_config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "model.onnx",
+        "quanto_qmap.json",
+        "run_summary.json",
+        "eval_results.json",
+        "curve.jsonl",
+        "translations.tsv",
+        "loss_vs_time.png",
+        "training_args.bin",
+    ):
         (run / name).write_text("{}")
     (run / "checkpoint-10").mkdir()
     (run / "checkpoint-10" / "model.safetensors").write_text("{}")
     copied = copy_model_files(run, tmp_path / "hub")
-    assert copied == sorted(["config.json", "generation_config.json", "model.onnx", "model.safetensors",
-                             "quanto_qmap.json", "tokenizer.json", "tokenizer_config.json"])
+    assert copied == sorted(
+        (
+            "config.json generation_config.json model.onnx model.safetensors quanto_qmap.json tokenizer.json "
+            "tokenizer_config.json"
+        ).split()
+    )
     assert sorted(path.name for path in (tmp_path / "hub").iterdir()) == copied
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -3,12 +3,13 @@ import torch
 from datasets import Dataset
 from transformers import AutoModelForSequenceClassification, RobertaForSequenceClassification
 
-from hf_tbc.compress.quantization import INSTRUCTION_SETS, cpu_instruction_set, onnx_int8, quanto_weights
+from hf_tbc.compress.quantization import onnx_int8, quanto_weights
 from hf_tbc.compress.unstructured import prune_model
-from hf_tbc.data import train_tokenizer
 from hf_tbc.evaluation import accuracy, latency
+from hf_tbc.hardware import INSTRUCTION_SETS, cpu_instruction_set
 from hf_tbc.metrics import load_accuracy
-from hf_tbc.sizes import roberta_config
+from hf_tbc.tasks.mlm.data import train_tokenizer
+from hf_tbc.tasks.mlm.model import roberta_config
 from hf_tbc.variants import (
     QuantizedModelForSequenceClassification,
     count_variant_parameters,
@@ -23,7 +24,7 @@ from hf_tbc.variants import (
 @pytest.fixture(scope="module")
 def classifier_dir(tmp_path_factory):
     """A tiny RoBERTa classifier (2 layers, hidden 64) with a real tokenizer, saved as a finetuning run would."""
-    from hf_tbc.data import default_corpus
+    from hf_tbc.tasks.mlm.data import default_corpus
 
     lines = default_corpus().read_text().splitlines()[:300]
     tokenizer = train_tokenizer(Dataset.from_dict({"text": lines}), vocab_size=400)
@@ -39,7 +40,7 @@ def classifier_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def examples(classifier_dir):
-    from hf_tbc.data import default_corpus
+    from hf_tbc.tasks.mlm.data import default_corpus
 
     lines = default_corpus().read_text().splitlines()[300:364]
     return Dataset.from_dict({"text": lines, "label": [i % 2 for i in range(len(lines))]})
@@ -63,7 +64,9 @@ def test_onnx_int8_variant_loads_with_its_class_and_tracks_the_fp32_model(classi
     record = onnx_int8(classifier_dir, tmp_path / "onnx")
     assert record["method"] == "onnx-int8" and record["bits"] == 8
     assert variant_kind(tmp_path / "onnx") == "onnx"
-    assert sorted(path.name for path in (tmp_path / "onnx").glob("*.onnx*")) == ["model.onnx"]  # one file, no external data
+    assert sorted(path.name for path in (tmp_path / "onnx").glob("*.onnx*")) == [
+        "model.onnx"
+    ]  # one file, no external data
     from hf_tbc import OnnxModelForSequenceClassification
 
     model = OnnxModelForSequenceClassification.from_pretrained(tmp_path / "onnx")
@@ -119,8 +122,11 @@ def test_onnx_sparsity_is_measured_on_its_own_dequantized_weights(pruned_dir, tm
     import onnx
     from onnx import numpy_helper
 
-    zero_points = [numpy_helper.to_array(init) for init in onnx.load(str(tmp_path / "onnx" / "model.onnx")).graph.initializer
-                   if init.name.endswith("_zero_point")]
+    zero_points = [
+        numpy_helper.to_array(init)
+        for init in onnx.load(str(tmp_path / "onnx" / "model.onnx")).graph.initializer
+        if init.name.endswith("_zero_point")
+    ]
     if instruction_set == "avx2":  # the case that read as dense: raw values are almost never 0
         assert any(int(point.max()) != 0 for point in zero_points)
     total, nonzero = count_variant_parameters(tmp_path / "onnx")

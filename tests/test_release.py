@@ -1,4 +1,5 @@
-"""Release: cards from real records, dry runs, and pushes through the real huggingface_hub client to a local test Hub."""
+"""Release: cards from real records, dry runs, and pushes through the real huggingface_hub client to a local test
+Hub."""
 
 import json
 import os
@@ -8,16 +9,19 @@ import sys
 import pytest
 from huggingface_hub import ModelCard
 
-from hf_tbc.classification import (
+from hf_tbc.compress.grid import CompressionArguments, compress_grid, read_records
+from hf_tbc.release import ReleaseArguments, check_repo_id
+from hf_tbc.selection import best_under
+from hf_tbc.tasks.classification.arguments import (
     ClassificationDataArguments,
     ClassificationModelArguments,
     FinetuningArguments,
-    finetune,
 )
-from hf_tbc.compress.grid import CompressionArguments, compress_grid, read_records
-from hf_tbc.pretraining import DataTrainingArguments, ModelArguments, PretrainingArguments, pretrain
-from hf_tbc.cards import card_data, corpus_description, render_card, stored_sparse
-from hf_tbc.release import ReleaseArguments, Variant, best_under, check_repo_id, load_variant_records
+from hf_tbc.tasks.classification.card import card_data, corpus_description, render_card, stored_sparse
+from hf_tbc.tasks.classification.release import Variant, load_variant_records
+from hf_tbc.tasks.classification.train import finetune
+from hf_tbc.tasks.mlm.arguments import DataTrainingArguments, ModelArguments, PretrainingArguments
+from hf_tbc.tasks.mlm.train import pretrain
 from hf_tbc.variants import variant_kind
 from tests.conftest import REPO
 from tests.hub_server import TOKEN, FakeHub
@@ -30,31 +34,48 @@ CARD = ["--card_dataset", "hf-tbc/docs-pairs", "--card_dataset_config", "default
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
     """pretrain -> finetune -> compress on tiny models, through the library, so every record is a real measurement."""
-    from hf_tbc.data import default_corpus
+    from hf_tbc.tasks.mlm.data import default_corpus
 
     root = tmp_path_factory.mktemp("chain")
     lines = default_corpus().read_text().splitlines()[:1200]
     (root / "text.txt").write_text("\n".join(lines) + "\n")
     common = dict(disable_tqdm=True, per_device_train_batch_size=16, logging_steps=5, report_to="none")
-    pretrain(ModelArguments(model_size="L2-H32", vocab_size=400),
-             DataTrainingArguments(train_file=str(root / "text.txt"), block_size=32),
-             PretrainingArguments(output_dir=str(root / "pretrained"), time_budget="3s", **common))
-    rows = [(line, line if i % 2 else lines[(i * 7 + 3) % 400], "yes" if i % 2 else "no") for i, line in enumerate(lines[:400])]
+    pretrain(
+        ModelArguments(model_size="L2-H32", vocab_size=400),
+        DataTrainingArguments(train_file=str(root / "text.txt"), block_size=32),
+        PretrainingArguments(output_dir=str(root / "pretrained"), time_budget="3s", **common),
+    )
+    rows = [
+        (line, line if i % 2 else lines[(i * 7 + 3) % 400], "yes" if i % 2 else "no")
+        for i, line in enumerate(lines[:400])
+    ]
     data = root / "pairs"
     data.mkdir()
     train = write_table(data / "train.csv", ["premise", "hypothesis", "label"], rows[:320])
     dev = write_table(data / "dev.csv", ["premise", "hypothesis", "label"], rows[320:])
     pair = dict(text_column="premise", text_pair_column="hypothesis", max_seq_length=64)
-    finetune(ClassificationModelArguments(model_name_or_path=str(root / "pretrained")),
-             ClassificationDataArguments(train_file=train, validation_file=dev, **pair),
-             FinetuningArguments(output_dir=str(root / "finetuned"), time_budget="3s", learning_rate=1e-3, **common))
-    from hf_tbc.classification import load_classification_data
+    finetune(
+        ClassificationModelArguments(model_name_or_path=str(root / "pretrained")),
+        ClassificationDataArguments(train_file=train, validation_file=dev, **pair),
+        FinetuningArguments(output_dir=str(root / "finetuned"), time_budget="3s", learning_rate=1e-3, **common),
+    )
+    from hf_tbc.tasks.classification.data import load_classification_data
 
-    validation = load_classification_data(ClassificationDataArguments(validation_file=dev, **pair), label_names=["no", "yes"])[0]
-    compress_grid(CompressionArguments(model_name_or_path=str(root / "finetuned"), output_dir=str(root / "compressed"),
-                                       sparsities="0,0.5", quantization="none,onnx-int8,quanto-int8", latency_runs=2,
-                                       latency_batch_size=8, pruning_method="unstructured,structured"),
-                  validation["validation"])
+    validation = load_classification_data(
+        ClassificationDataArguments(validation_file=dev, **pair), label_names=["no", "yes"]
+    )[0]
+    compress_grid(
+        CompressionArguments(
+            model_name_or_path=str(root / "finetuned"),
+            output_dir=str(root / "compressed"),
+            sparsities="0,0.5",
+            quantization="none,onnx-int8,quanto-int8",
+            latency_runs=2,
+            latency_batch_size=8,
+            pruning_method="unstructured,structured",
+        ),
+        validation["validation"],
+    )
     return {"root": root, "compressed": root / "compressed", "dev": dev, "validation": validation["validation"]}
 
 
@@ -64,16 +85,29 @@ def run_release(*arguments, env=None, hub=None):
     if hub is not None:
         environment.update(HF_ENDPOINT=hub.url, HF_TOKEN=TOKEN)
     environment.update(env or {})
-    return subprocess.run([sys.executable, RELEASE, *arguments], capture_output=True, text=True, timeout=300, env=environment)
+    return subprocess.run(
+        [sys.executable, RELEASE, *arguments], capture_output=True, text=True, timeout=300, env=environment
+    )
 
 
 @pytest.mark.slow
 def test_dry_run_writes_parsing_cards_from_the_records_and_loadable_folders(tmp_path, chain):
     compressed = chain["compressed"]
     out = tmp_path / "release"
-    done = run_release("--variants", str(compressed / "pruned50-onnx-int8"), str(compressed / "dense-quanto-int8"),
-                       str(compressed / "pruned50-fp32"), str(compressed / "structured50-onnx-int8"), "--dry_run", "--hub_organization", "org", *CARD,
-                       "--output_dir", str(out), env={"HF_HOME": str(tmp_path / "hf")})
+    done = run_release(
+        "--variants",
+        str(compressed / "pruned50-onnx-int8"),
+        str(compressed / "dense-quanto-int8"),
+        str(compressed / "pruned50-fp32"),
+        str(compressed / "structured50-onnx-int8"),
+        "--dry_run",
+        "--hub_organization",
+        "org",
+        *CARD,
+        "--output_dir",
+        str(out),
+        env={"HF_HOME": str(tmp_path / "hf")},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert TOKEN not in done.stdout + done.stderr
     rows = {row["variant"]: row for row in read_records(compressed)}
@@ -90,14 +124,21 @@ def test_dry_run_writes_parsing_cards_from_the_records_and_loadable_folders(tmp_
         assert "train-large-then-compress" in data["tags"]
         result = card.data.eval_results[0]
         assert result.metric_type == "accuracy" and result.metric_value == round(rows[name]["accuracy"], 4)
-        assert (result.dataset_type, result.dataset_config, result.dataset_split) == ("hf-tbc/docs-pairs", "default", "validation")
+        assert (result.dataset_type, result.dataset_config, result.dataset_split) == (
+            "hf-tbc/docs-pairs",
+            "default",
+            "validation",
+        )
         assert data["library_name"] == {"onnx": "onnx", "quanto": "hf-tbc"}.get(variant_kind(folder), "transformers")
         if name == "dense-fp32":
             assert card.data.base_model is None
         else:
             assert card.data.base_model == "org/tbc-L2-H32-docs-pairs-dense-fp32"
-        loader = {"pruned50-onnx-int8": "OnnxModelForSequenceClassification", "dense-quanto-int8": "QuantizedModelForSequenceClassification",
-                  "structured50-onnx-int8": "OnnxModelForSequenceClassification"}
+        loader = {
+            "pruned50-onnx-int8": "OnnxModelForSequenceClassification",
+            "dense-quanto-int8": "QuantizedModelForSequenceClassification",
+            "structured50-onnx-int8": "OnnxModelForSequenceClassification",
+        }
         assert loader.get(name, "AutoModelForSequenceClassification") in card.text
         assert {"onnx-int8": "onnx", "quanto-int8": "quanto"}.get(name.split("-", 1)[1], "pytorch") in data["tags"]
         assert ("magnitude-pruning" in data["tags"]) == name.startswith("pruned")
@@ -116,13 +157,16 @@ def test_dry_run_writes_parsing_cards_from_the_records_and_loadable_folders(tmp_
     for name in names:
         folder = out / f"tbc-L2-H32-docs-pairs-{name}"
         model = load_variant(folder)
-        assert accuracy(model, chain["validation"], AutoTokenizer.from_pretrained(folder)) == pytest.approx(rows[name]["accuracy"])
+        assert accuracy(model, chain["validation"], AutoTokenizer.from_pretrained(folder)) == pytest.approx(
+            rows[name]["accuracy"]
+        )
 
 
 LOAD_BACK = """
 import json, sys, torch
 from transformers import AutoTokenizer
-from hf_tbc.classification import ClassificationDataArguments, load_classification_data
+from hf_tbc.tasks.classification.arguments import ClassificationDataArguments
+from hf_tbc.tasks.classification.data import load_classification_data
 from hf_tbc.evaluation import accuracy
 repo_id, kind, dev = sys.argv[1:4]
 if kind == "onnx":
@@ -132,7 +176,9 @@ elif kind == "quanto":
 else:
     from transformers import AutoModelForSequenceClassification as Loader
 model = Loader.from_pretrained(repo_id)
-args = ClassificationDataArguments(validation_file=dev, text_column="premise", text_pair_column="hypothesis", max_seq_length=64)
+args = ClassificationDataArguments(
+    validation_file=dev, text_column="premise", text_pair_column="hypothesis", max_seq_length=64
+)
 validation = load_classification_data(args, label_names=["no", "yes"])[0]["validation"]
 print(json.dumps({"accuracy": accuracy(model, validation, AutoTokenizer.from_pretrained(repo_id))}))
 """
@@ -143,22 +189,43 @@ def test_push_to_a_test_hub_loads_back_with_the_cards_accuracy_and_repush_is_ide
     compressed = chain["compressed"]
     env = {"HF_HOME": str(tmp_path / "hf")}
     with FakeHub() as hub:
-        arguments = ["--variants", str(compressed / "pruned50-onnx-int8"), str(compressed / "dense-quanto-int8"),
-                     "--hub_organization", "org", "--output_dir", str(tmp_path / "release"), *CARD]
+        arguments = [
+            "--variants",
+            str(compressed / "pruned50-onnx-int8"),
+            str(compressed / "dense-quanto-int8"),
+            "--hub_organization",
+            "org",
+            "--output_dir",
+            str(tmp_path / "release"),
+            *CARD,
+        ]
         done = run_release(*arguments, env=env, hub=hub)
         assert done.returncode == 0, done.stderr[-3000:]
         assert TOKEN not in done.stdout + done.stderr
-        assert sorted(hub.repos) == [f"org/tbc-L2-H32-docs-pairs-{n}" for n in ("dense-fp32", "dense-quanto-int8", "pruned50-onnx-int8")]
+        assert sorted(hub.repos) == [
+            f"org/tbc-L2-H32-docs-pairs-{n}" for n in ("dense-fp32", "dense-quanto-int8", "pruned50-onnx-int8")
+        ]
         commits = {repo: len(state["commits"]) for repo, state in hub.repos.items()}
         assert set(commits.values()) == {2}  # the repo's creation, then one commit with every file
-        assert hub.repos["org/tbc-L2-H32-docs-pairs-pruned50-onnx-int8"]["messages"][-1].startswith("Release pruned50-onnx-int8")
+        assert hub.repos["org/tbc-L2-H32-docs-pairs-pruned50-onnx-int8"]["messages"][-1].startswith(
+            "Release pruned50-onnx-int8"
+        )
 
         for name, kind in (("dense-fp32", "pytorch"), ("pruned50-onnx-int8", "onnx"), ("dense-quanto-int8", "quanto")):
             repo_id = f"org/tbc-L2-H32-docs-pairs-{name}"
             card = ModelCard(hub.repos[repo_id]["files"]["README.md"].decode())
-            loaded = subprocess.run([sys.executable, "-c", LOAD_BACK, repo_id, kind, chain["dev"]], capture_output=True,
-                                    text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": hub.url,
-                                                                 "HF_HOME": str(tmp_path / f"load-{name}")})
+            loaded = subprocess.run(
+                [sys.executable, "-c", LOAD_BACK, repo_id, kind, chain["dev"]],
+                capture_output=True,
+                text=True,
+                timeout=300,
+                env={
+                    **os.environ,
+                    "HF_HUB_OFFLINE": "0",
+                    "HF_ENDPOINT": hub.url,
+                    "HF_HOME": str(tmp_path / f"load-{name}"),
+                },
+            )
             assert loaded.returncode == 0, loaded.stderr[-3000:]
             measured = json.loads(loaded.stdout.strip().splitlines()[-1])["accuracy"]
             assert round(measured, 4) == card.data.eval_results[0].metric_value
@@ -183,14 +250,32 @@ def test_network_errors_are_retried_then_reported_without_claiming_a_push(tmp_pa
     variant = str(chain["compressed"] / "dense-fp32")
     with FakeHub() as hub:
         hub.fail_commits = 1
-        flaky = run_release("--variants", variant, "--hub_organization", "org", "--output_dir", str(tmp_path / "a"), *CARD,
-                            env={"HF_HOME": str(tmp_path / "hf")}, hub=hub)
+        flaky = run_release(
+            "--variants",
+            variant,
+            "--hub_organization",
+            "org",
+            "--output_dir",
+            str(tmp_path / "a"),
+            *CARD,
+            env={"HF_HOME": str(tmp_path / "hf")},
+            hub=hub,
+        )
         assert flaky.returncode == 0, flaky.stderr[-3000:]
         assert len(hub.repos["org/tbc-L2-H32-docs-pairs-dense-fp32"]["commits"]) == 2
     with FakeHub() as hub:
         hub.fail_commits = 10
-        down = run_release("--variants", variant, "--hub_organization", "org", "--output_dir", str(tmp_path / "b"), *CARD,
-                           env={"HF_HOME": str(tmp_path / "hf")}, hub=hub)
+        down = run_release(
+            "--variants",
+            variant,
+            "--hub_organization",
+            "org",
+            "--output_dir",
+            str(tmp_path / "b"),
+            *CARD,
+            env={"HF_HOME": str(tmp_path / "hf")},
+            hub=hub,
+        )
         assert down.returncode != 0
         assert "failed after 3 attempts" in down.stderr and "nothing was committed" in down.stderr
         assert hub.repos["org/tbc-L2-H32-docs-pairs-dense-fp32"]["files"].keys() == {".gitattributes"}
@@ -212,11 +297,20 @@ def test_network_errors_are_retried_then_reported_without_claiming_a_push(tmp_pa
 )
 def test_bad_release_input_is_one_line_and_non_zero(tmp_path, chain, case, message):
     variant = str(chain["compressed"] / "dense-fp32")
-    arguments = {"no_token": ["--variants", variant, "--hub_organization", "org", *CARD],
-                 "missing_records": ["--variants", str(chain["root"] / "finetuned"), "--dry_run", "--hub_organization", "org", *CARD],
-                 "bad_name": ["--variants", variant, "--dry_run", "--hub_organization", "org", "--repo_prefix=--bad--", *CARD],
-                 "no_card_dataset": ["--variants", variant, "--dry_run", "--hub_organization", "org"],
-                 "nothing": ["--dry_run", "--hub_organization", "org"]}[case]
+    arguments = {
+        "no_token": ["--variants", variant, "--hub_organization", "org", *CARD],
+        "missing_records": [
+            "--variants",
+            str(chain["root"] / "finetuned"),
+            "--dry_run",
+            "--hub_organization",
+            "org",
+            *CARD,
+        ],
+        "bad_name": ["--variants", variant, "--dry_run", "--hub_organization", "org", "--repo_prefix=--bad--", *CARD],
+        "no_card_dataset": ["--variants", variant, "--dry_run", "--hub_organization", "org"],
+        "nothing": ["--dry_run", "--hub_organization", "org"],
+    }[case]
     out = tmp_path / "release"
     done = run_release(*arguments, "--output_dir", str(out), env={"HF_HOME": str(tmp_path / "empty-home")})
     assert done.returncode == 2
@@ -230,36 +324,76 @@ def test_release_selects_by_latency_and_skips_a_base_model_with_nothing_under_th
     rows = read_records(chain["compressed"])
     structured = next(row for row in rows if row["variant"] == "structured50-fp32")
     dense = next(row for row in rows if row["variant"] == "dense-fp32")
-    assert structured["nonzero_parameters"] < dense["nonzero_parameters"] and structured["size_bytes"] < dense["size_bytes"]
+    assert (
+        structured["nonzero_parameters"] < dense["nonzero_parameters"]
+        and structured["size_bytes"] < dense["size_bytes"]
+    )
     limit = min(row["latency_ms"] for row in rows) * 0.5  # nothing is this fast
     fast = max(row["latency_ms"] for row in rows) * 2  # everything is
     out = tmp_path / "release"
-    done = run_release("--compression_dirs", str(chain["compressed"]), str(chain["compressed"]), "--select_by", "latency",
-                       "--limit", str(fast), "--dry_run", "--hub_organization", "org", *CARD, "--output_dir", str(out),
-                       env={"HF_HOME": str(tmp_path / "hf")})
+    done = run_release(
+        "--compression_dirs",
+        str(chain["compressed"]),
+        str(chain["compressed"]),
+        "--select_by",
+        "latency",
+        "--limit",
+        str(fast),
+        "--dry_run",
+        "--hub_organization",
+        "org",
+        *CARD,
+        "--output_dir",
+        str(out),
+        env={"HF_HOME": str(tmp_path / "hf")},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     best = max(rows, key=lambda row: (row["accuracy"], -row["latency_ms"]))
     assert any(path.name.endswith(best["variant"]) for path in out.iterdir())
-    skipped = run_release("--compression_dirs", str(chain["compressed"]), "--select_by", "latency", "--limit", str(limit),
-                          "--variants", str(chain["compressed"] / "dense-fp32"), "--dry_run", "--hub_organization", "org",
-                          *CARD, "--output_dir", str(tmp_path / "skipped"), env={"HF_HOME": str(tmp_path / "hf")})
+    skipped = run_release(
+        "--compression_dirs",
+        str(chain["compressed"]),
+        "--select_by",
+        "latency",
+        "--limit",
+        str(limit),
+        "--variants",
+        str(chain["compressed"] / "dense-fp32"),
+        "--dry_run",
+        "--hub_organization",
+        "org",
+        *CARD,
+        "--output_dir",
+        str(tmp_path / "skipped"),
+        env={"HF_HOME": str(tmp_path / "hf")},
+    )
     assert skipped.returncode == 0, skipped.stderr[-3000:]
     assert f"skipped {chain['compressed']}: no variant costs at most" in skipped.stderr
-    assert sorted(path.name for path in (tmp_path / "skipped").iterdir() if path.is_dir()) == ["tbc-L2-H32-docs-pairs-dense-fp32"]
+    assert sorted(path.name for path in (tmp_path / "skipped").iterdir() if path.is_dir()) == [
+        "tbc-L2-H32-docs-pairs-dense-fp32"
+    ]
 
 
 def test_selection_takes_the_most_accurate_variant_under_the_limit_by_each_cost():
-    rows = [{"variant": "a", "accuracy": 0.8, "latency_ms": 10.0, "size_bytes": 4e6, "nonzero_parameters": 900},
-            {"variant": "b", "accuracy": 0.9, "latency_ms": 30.0, "size_bytes": 2e6, "nonzero_parameters": 1000},
-            {"variant": "c", "accuracy": 0.9, "latency_ms": 20.0, "size_bytes": 3e6, "nonzero_parameters": 500}]
+    rows = [
+        {"variant": "a", "accuracy": 0.8, "latency_ms": 10.0, "size_bytes": 4e6, "nonzero_parameters": 900},
+        {"variant": "b", "accuracy": 0.9, "latency_ms": 30.0, "size_bytes": 2e6, "nonzero_parameters": 1000},
+        {"variant": "c", "accuracy": 0.9, "latency_ms": 20.0, "size_bytes": 3e6, "nonzero_parameters": 500},
+    ]
     assert best_under(rows, "latency", 25)["variant"] == "c" and best_under(rows, "latency", 15)["variant"] == "a"
-    assert best_under(rows, "size", 2.5)["variant"] == "b" and best_under(rows, "nonzero_parameters", 950)["variant"] == "c"
+    assert (
+        best_under(rows, "size", 2.5)["variant"] == "b"
+        and best_under(rows, "nonzero_parameters", 950)["variant"] == "c"
+    )
     assert best_under(rows, "latency", 5) is None and best_under(rows, "latency")["variant"] == "c"
     with pytest.raises(ValueError, match="--select_by 'flops' is unknown"):
         best_under(rows, "flops", 1)
     with pytest.raises(ValueError, match="either --max_size_mb or --select_by/--limit"):
         ReleaseArguments(output_dir="o", max_size_mb=5, limit=3)
-    assert (ReleaseArguments(output_dir="o", max_size_mb=5).select_by, ReleaseArguments(output_dir="o").select_by) == ("size", "latency")
+    assert (ReleaseArguments(output_dir="o", max_size_mb=5).select_by, ReleaseArguments(output_dir="o").select_by) == (
+        "size",
+        "latency",
+    )
 
 
 def test_repo_ids_are_checked_with_the_hubs_own_rules():
@@ -377,18 +511,33 @@ def test_cards_render_for_every_kind_without_the_network(chain):
 
 
 def test_cards_tag_sparse_only_what_is_stored_sparse_and_name_all_training_data(tmp_path):
-    row = {"variant": "pruned50-quanto-int4", "method": "quanto-int4", "target_sparsity": 0.5, "sparsity": 0.02,
-           "accuracy": 0.8}
+    row = {
+        "variant": "pruned50-quanto-int4",
+        "method": "quanto-int4",
+        "target_sparsity": 0.5,
+        "sparsity": 0.02,
+        "accuracy": 0.8,
+    }
     assert not stored_sparse(row)  # quanto int4's zero points turned the pruned zeros into small values
-    assert stored_sparse({**row, "method": "onnx-int8", "sparsity": 0.5}) and not stored_sparse({**row, "target_sparsity": 0})
+    assert stored_sparse({**row, "method": "onnx-int8", "sparsity": 0.5}) and not stored_sparse(
+        {**row, "target_sparsity": 0}
+    )
     assert not stored_sparse({**row, "method": "onnx-int8", "sparsity": 0.5, "pruning_method": "structured"})
-    pretraining = {"corpus": "../shared/data/sst2/train.tsv,../shared/data/reviews/books/train.tsv",
-                   "corpus_files": ["../shared/data/sst2/train.tsv", "../shared/data/reviews/books/train.tsv"]}
+    pretraining = {
+        "corpus": "../shared/data/sst2/train.tsv,../shared/data/reviews/books/train.tsv",
+        "corpus_files": ["../shared/data/sst2/train.tsv", "../shared/data/reviews/books/train.tsv"],
+    }
     assert corpus_description(pretraining) == "2 local text files, not named for this card"  # folder names stay private
-    assert corpus_description(pretraining, ["stanfordnlp/sst2", "amazon_polarity"]) == \
-        "stanfordnlp/sst2, amazon_polarity (local copies)"
-    assert corpus_description({"corpus": "wikitext", "dataset_name": "wikitext",
-                               "dataset_config_name": "wikitext-103-raw-v1"}) == "wikitext (wikitext-103-raw-v1)"
+    assert (
+        corpus_description(pretraining, ["stanfordnlp/sst2", "amazon_polarity"])
+        == "stanfordnlp/sst2, amazon_polarity (local copies)"
+    )
+    assert (
+        corpus_description(
+            {"corpus": "wikitext", "dataset_name": "wikitext", "dataset_config_name": "wikitext-103-raw-v1"}
+        )
+        == "wikitext (wikitext-103-raw-v1)"
+    )
     assert corpus_description({"corpus": "python3.11-stdlib-docs"}) == "python3.11-stdlib-docs"
 
     (tmp_path / "quanto_qmap.json").write_text("{}")  # what makes a folder a quanto variant
@@ -401,9 +550,20 @@ def test_cards_tag_sparse_only_what_is_stored_sparse_and_name_all_training_data(
 
 
 # -- what a release publishes, and preflight -------------------------------------------------------------
-PUBLIC_FILES = {"README.md", "hf_tbc_record.json", "config.json", "model.safetensors", "model.onnx", "quanto_qmap.json",
-                "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
-                "generation_config.json"}  # the tokenizer's files differ between transformers 4.x and 5.x
+PUBLIC_FILES = {
+    "README.md",
+    "hf_tbc_record.json",
+    "config.json",
+    "model.safetensors",
+    "model.onnx",
+    "quanto_qmap.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.json",
+    "merges.txt",
+    "generation_config.json",
+}  # the tokenizer's files differ between transformers 4.x and 5.x
 
 
 @pytest.mark.slow
@@ -412,13 +572,23 @@ def test_a_release_publishes_model_files_a_card_and_a_record_with_public_names_o
     public name comes from the card's Hub dataset (nyu-mll/glue sst2), never from that folder."""
     compressed, out = chain["compressed"], tmp_path / "release"
     glue = ["--card_dataset", "nyu-mll/glue", "--card_dataset_config", "sst2"]
-    done = run_release("--variants", str(compressed / "pruned50-onnx-int8"), str(compressed / "dense-quanto-int8"),
-                       "--dry_run", "--hub_organization", "org", *glue, "--output_dir", str(out),
-                       env={"HF_HOME": str(tmp_path / "hf")})
+    done = run_release(
+        "--variants",
+        str(compressed / "pruned50-onnx-int8"),
+        str(compressed / "dense-quanto-int8"),
+        "--dry_run",
+        "--hub_organization",
+        "org",
+        *glue,
+        "--output_dir",
+        str(out),
+        env={"HF_HOME": str(tmp_path / "hf")},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     folders = sorted(path for path in out.iterdir() if path.is_dir())
-    assert [path.name for path in folders] == [f"tbc-L2-H32-sst2-{name}" for name in
-                                               ("dense-fp32", "dense-quanto-int8", "pruned50-onnx-int8")]
+    assert [path.name for path in folders] == [
+        f"tbc-L2-H32-sst2-{name}" for name in ("dense-fp32", "dense-quanto-int8", "pruned50-onnx-int8")
+    ]
     home = str(__import__("pathlib").Path.home())
     for folder in folders:
         names = {path.name for path in folder.iterdir()}
@@ -449,8 +619,17 @@ def test_a_local_path_left_in_a_model_file_stops_the_release_before_anything_is_
     config["name_or_path"] = str(chain["root"] / "finetuned")  # what some tokenizers save
     tokenizer_config.write_text(json.dumps(config))
     out = tmp_path / "release"
-    done = run_release("--variants", str(copy / "dense-fp32"), "--dry_run", "--hub_organization", "org", *CARD,
-                       "--output_dir", str(out), env={"HF_HOME": str(tmp_path / "hf")})
+    done = run_release(
+        "--variants",
+        str(copy / "dense-fp32"),
+        "--dry_run",
+        "--hub_organization",
+        "org",
+        *CARD,
+        "--output_dir",
+        str(out),
+        env={"HF_HOME": str(tmp_path / "hf")},
+    )
     assert done.returncode == 2
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "tokenizer_config.json would publish" in errors[0] and str(chain["root"]) in errors[0]
@@ -461,8 +640,16 @@ FIVE = ("pruned50-fp32", "structured50-onnx-int8", "dense-quanto-int8", "pruned5
 
 
 def _five(chain, tmp_path, *extra):
-    return ["--variants", *(str(chain["compressed"] / name) for name in FIVE), "--hub_organization", "org", *CARD,
-            "--output_dir", str(tmp_path / "release"), *extra]
+    return [
+        "--variants",
+        *(str(chain["compressed"] / name) for name in FIVE),
+        "--hub_organization",
+        "org",
+        *CARD,
+        "--output_dir",
+        str(tmp_path / "release"),
+        *extra,
+    ]
 
 
 def _names(prefix="tbc-"):
@@ -477,8 +664,12 @@ def test_a_release_that_cannot_complete_creates_nothing(tmp_path, chain, fault):
         arguments, message = _five(chain, tmp_path), None
         if fault == "existing_third":
             third = _names()[2]
-            hub.repos[third] = {"files": {".gitattributes": b"", "notes.txt": b"theirs"}, "commits": ["c0"],
-                                "messages": ["theirs"], "private": False}
+            hub.repos[third] = {
+                "files": {".gitattributes": b"", "notes.txt": b"theirs"},
+                "commits": ["c0"],
+                "messages": ["theirs"],
+                "private": False,
+            }
             message = f"Hub repo {third} already exists with other content: pass --overwrite"
         elif fault == "read_only_token":
             hub.token_role, message = "read", "the Hugging Face token is read-only"
@@ -493,8 +684,12 @@ def test_a_release_that_cannot_complete_creates_nothing(tmp_path, chain, fault):
         assert done.returncode == 2, done.stderr[-3000:]
         errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
         assert len(errors) == 1 and message in errors[0], done.stderr[-2000:]
-        assert {repo: state["commits"] for repo, state in hub.repos.items()} == before  # nothing created, nothing committed
-        assert not any(request.startswith("POST /api/repos/create") or "/commit/" in request for request in hub.requests)
+        assert {
+            repo: state["commits"] for repo, state in hub.repos.items()
+        } == before  # nothing created, nothing committed
+        assert not any(
+            request.startswith("POST /api/repos/create") or "/commit/" in request for request in hub.requests
+        )
         assert not (tmp_path / "release").exists()
 
 
@@ -518,4 +713,6 @@ def test_a_release_cut_off_midway_says_what_landed_and_a_rerun_pushes_exactly_th
         report = json.loads((tmp_path / "release" / "release.json").read_text())
         assert [entry["status"] for entry in report] == ["unchanged", "unchanged", "updated", "created", "created"]
         assert {repo: hub.repos[repo]["commits"] for repo in landed} == first  # no second commit where it had landed
-        assert all(len(hub.repos[repo]["commits"]) == 2 and "README.md" in hub.repos[repo]["files"] for repo in _names())
+        assert all(
+            len(hub.repos[repo]["commits"]) == 2 and "README.md" in hub.repos[repo]["files"] for repo in _names()
+        )

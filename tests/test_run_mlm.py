@@ -13,12 +13,11 @@ import pytest
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from hf_tbc.curves import read_curve
-from hf_tbc.training import last_complete_checkpoint
+from hf_tbc.runs import last_complete_checkpoint
 from tests.conftest import REPO, sigterm_after_first_log
+from tests.conftest import TINY_MLM as TINY
 
 RECIPE = str(REPO / "recipes" / "run_mlm.py")
-TINY = ["--model_size", "L2-H32", "--vocab_size", "600", "--block_size", "32", "--per_device_train_batch_size", "8",
-        "--logging_steps", "1", "--disable_tqdm", "true", "--dataloader_num_workers", "0"]
 
 
 def accelerate_launch(*args: str, processes: int = 1) -> list[str]:
@@ -33,7 +32,7 @@ def accelerate_launch(*args: str, processes: int = 1) -> list[str]:
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory, isolated_cache):
     """A few thousand lines of real English made from this Python's docs, written as a training file."""
-    from hf_tbc.data import default_corpus
+    from hf_tbc.tasks.mlm.data import default_corpus
 
     path = tmp_path_factory.mktemp("corpus") / "train.txt"
     path.write_text("\n".join(default_corpus().read_text().splitlines()[:3000]) + "\n")
@@ -58,14 +57,19 @@ def assert_stopped_near_the_deadline(output_dir, budget: float) -> None:
 @pytest.mark.slow
 def test_budgeted_run_stops_after_the_budget_and_loads_back(tmp_path, corpus):
     out = tmp_path / "run"
-    done = subprocess.run(accelerate_launch(*TINY, "--train_file", corpus, "--time_budget", "12s", "--output_dir", str(out)),
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        accelerate_launch(*TINY, "--train_file", corpus, "--time_budget", "12s", "--output_dir", str(out)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert_stopped_near_the_deadline(out, 12.0)
     record = summary(out)
     assert record["stop_reason"] == "time_budget" and record["world_size"] == 1 and record["steps"] > 5
     assert 0 < record["unigram_loss"] < 10 and record["below_unigram"] == pytest.approx(
-        record["unigram_loss"] - record["final_eval_loss"], abs=1e-3)
+        record["unigram_loss"] - record["final_eval_loss"], abs=1e-3
+    )
     # whole 32-token blocks, 8 per step, except the last batch of each pass over the data
     assert record["tokens"] % 32 == 0 and 0 <= record["steps"] * 8 * 32 - record["tokens"] < 8 * 32 * 10
     assert record["total_s"] > record["train_s"]  # evaluations and the final save took time outside the budget
@@ -100,10 +104,16 @@ def test_budgeted_run_stops_after_the_budget_and_loads_back(tmp_path, corpus):
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, arguments, message):
     (tmp_path / "empty.txt").write_text("")
     (tmp_path / "table.csv").write_text("sentence,label\nsome words here,1\n")
-    arguments = [{"EMPTY": str(tmp_path / "empty.txt"), "TABLE": str(tmp_path / "table.csv")}.get(a, a) for a in arguments]
+    arguments = [
+        {"EMPTY": str(tmp_path / "empty.txt"), "TABLE": str(tmp_path / "table.csv")}.get(a, a) for a in arguments
+    ]
     out = tmp_path / "out"
-    done = subprocess.run([sys.executable, RECIPE, "--time_budget", "5s", "--output_dir", str(out), *arguments],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, RECIPE, "--time_budget", "5s", "--output_dir", str(out), *arguments],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and message in errors[0], done.stderr[-2000:]
@@ -115,8 +125,12 @@ def test_an_output_dir_holding_another_run_is_left_untouched(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "curve.jsonl").write_text('{"step": 1}\n')
-    done = subprocess.run([sys.executable, RECIPE, "--time_budget", "5s", "--output_dir", str(out)],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, RECIPE, "--time_budget", "5s", "--output_dir", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2 and "--overwrite_output_dir" in done.stderr.splitlines()[-1]
     assert (out / "curve.jsonl").read_text() == '{"step": 1}\n' and len(list(out.iterdir())) == 1
 
@@ -124,9 +138,21 @@ def test_an_output_dir_holding_another_run_is_left_untouched(tmp_path):
 @pytest.mark.slow
 def test_two_cpu_processes_train_one_ddp_model_and_stop_together(tmp_path):
     out = tmp_path / "ddp"  # the built-in corpus, as in the README's main command
-    command = accelerate_launch("--model_size", "L2-H32", "--time_budget", "10s", "--output_dir", str(out),
-                                "--disable_tqdm", "true", "--per_device_train_batch_size", "8",
-                                "--position_init", "random", processes=2)
+    command = accelerate_launch(
+        "--model_size",
+        "L2-H32",
+        "--time_budget",
+        "10s",
+        "--output_dir",
+        str(out),
+        "--disable_tqdm",
+        "true",
+        "--per_device_train_batch_size",
+        "8",
+        "--position_init",
+        "random",
+        processes=2,
+    )
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     record = summary(out)
@@ -156,8 +182,13 @@ def _wait_for_checkpoint(out: Path, process: subprocess.Popen, timeout: float = 
 def test_killed_run_resumes_for_the_remaining_budget_only(tmp_path, corpus):
     out, budget = tmp_path / "run", 16.0
     arguments = [*TINY, "--train_file", corpus, "--time_budget", "16s", "--output_dir", str(out), "--save_every", "4s"]
-    process = subprocess.Popen(accelerate_launch(*arguments), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               text=True, start_new_session=True)
+    process = subprocess.Popen(
+        accelerate_launch(*arguments),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     _wait_for_checkpoint(out, process)
     time.sleep(3)  # train on past the checkpoint: that work is lost with the kill
     os.killpg(process.pid, signal.SIGKILL)
@@ -167,13 +198,16 @@ def test_killed_run_resumes_for_the_remaining_budget_only(tmp_path, corpus):
     spent = spent["attributes"]["train_seconds_before"]
     assert 0 < spent < budget
 
-    done = subprocess.run(accelerate_launch(*arguments, "--resume_from_checkpoint", "true"),
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        accelerate_launch(*arguments, "--resume_from_checkpoint", "true"), capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     record = summary(out)
     assert record["resumed_from"] == str(checkpoint) and record["stop_reason"] == "time_budget"
     assert_stopped_near_the_deadline(out, budget)
-    resumed_rows = [row for row in read_curve(out) if row["loss"] is not None and row["step"] > int(checkpoint.name[11:])]
+    resumed_rows = [
+        row for row in read_curve(out) if row["loss"] is not None and row["step"] > int(checkpoint.name[11:])
+    ]
     assert resumed_rows[0]["elapsed_s"] > spent  # the resumed run's clock starts where the checkpoint's stopped
 
 
@@ -189,8 +223,12 @@ def test_sigterm_saves_a_resumable_checkpoint(tmp_path, corpus):
     record = summary(out)  # the run is recorded as preempted, and claims no final model
     assert record["stop_reason"] == "preempted" and record["model_saved"] is False
     assert record["checkpoint"] == str(checkpoint[0]) and not (out / "model.safetensors").exists()
-    resumed = subprocess.run([sys.executable, RECIPE, *arguments, "--time_budget", "4s", "--resume_from_checkpoint", "true"],
-                             capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        [sys.executable, RECIPE, *arguments, "--time_budget", "4s", "--resume_from_checkpoint", "true"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert summary(out)["resumed_from"] == str(checkpoint[0])
     assert summary(out)["stop_reason"] == "time_budget" and summary(out)["model_saved"] is True

@@ -1,7 +1,7 @@
 import pytest
 from transformers import AutoModelForMaskedLM
 
-from hf_tbc.sizes import (
+from hf_tbc.tasks.mlm.model import (
     MODEL_SIZES,
     PAPER_DEPTHS,
     PAPER_WIDTHS,
@@ -38,7 +38,9 @@ def test_parameter_count_matches_the_real_model(size, architecture):
     assert config.model_type == architecture
     counted = count_parameters(config)
     assert counted["total"] == model.num_parameters()
-    embeddings = sum(p.numel() for name, p in model.named_parameters() if "embeddings" in name and "LayerNorm" not in name)
+    embeddings = sum(
+        p.numel() for name, p in model.named_parameters() if "embeddings" in name and "LayerNorm" not in name
+    )
     assert counted["non_embedding"] == model.num_parameters() - embeddings
 
 

@@ -5,6 +5,7 @@ import torch
 from datasets import Dataset
 from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding
 
+from hf_tbc.arguments import BudgetTrainingArguments
 from hf_tbc.compress.schedule import GradualPruningCallback, cubic_sparsity
 from hf_tbc.compress.structured import (
     StructuredPruner,
@@ -17,8 +18,8 @@ from hf_tbc.compress.structured import (
     taylor_scores,
 )
 from hf_tbc.compress.unstructured import UnstructuredPruner
-from hf_tbc.sizes import roberta_config
-from hf_tbc.training import BudgetTrainer, BudgetTrainingArguments
+from hf_tbc.tasks.mlm.model import roberta_config
+from hf_tbc.trainer import BudgetTrainer
 from hf_tbc.variants import prunable_weights
 
 ARCHITECTURES = ["roberta", "roberta-prelayernorm"]
@@ -33,8 +34,10 @@ def classifier(architecture: str = "roberta", size: str = "L4-H128", seed: int =
 
 def inputs(seed: int = 1, batch: int = 4):
     generator = torch.Generator().manual_seed(seed)
-    return {"input_ids": torch.randint(3, 120, (batch, 12), generator=generator),
-            "labels": torch.randint(0, 2, (batch,), generator=generator)}
+    return {
+        "input_ids": torch.randint(3, 120, (batch, 12), generator=generator),
+        "labels": torch.randint(0, 2, (batch,), generator=generator),
+    }
 
 
 def linear_weights(model) -> int:
@@ -136,8 +139,13 @@ def test_zeroing_a_pre_ln_layers_output_projections_skips_it_and_taylor_scores_e
             model.zero_grad()
             model(**batch).loss.backward()
             layer = encoder_layers(model)[index]
-            total += abs(sum(float((p.detach() * p.grad).sum()) for linear in (layer.attention.output.dense, layer.output.dense)
-                             for p in (linear.weight, linear.bias)))
+            total += abs(
+                sum(
+                    float((p.detach() * p.grad).sum())
+                    for linear in (layer.attention.output.dense, layer.output.dense)
+                    for p in (linear.weight, linear.bias)
+                )
+            )
         expected.append(total / len(batches))
     model.zero_grad(set_to_none=True)
     torch.testing.assert_close(layer_scores, torch.tensor(expected), rtol=1e-4, atol=1e-8)
@@ -213,13 +221,24 @@ def test_gradual_structured_masks_are_exactly_the_final_smaller_model(architectu
 
 def _train(model, callback, steps: int = 24):
     rows = [inputs(seed, batch=1) for seed in range(64)]
-    dataset = Dataset.from_dict({"input_ids": [row["input_ids"][0].tolist() for row in rows],
-                                 "labels": [int(row["labels"][0]) for row in rows]})
-    args = BudgetTrainingArguments(output_dir="unused", max_steps=steps, per_device_train_batch_size=8,
-                                   learning_rate=1e-3, save_strategy="no", eval_strategy="no", report_to=[],
-                                   disable_tqdm=True, schedule_by="steps", use_cpu=True)
-    trainer = BudgetTrainer(model=model.train(), args=args, train_dataset=dataset,
-                            data_collator=DataCollatorWithPadding(_Pad()))
+    dataset = Dataset.from_dict(
+        {"input_ids": [row["input_ids"][0].tolist() for row in rows], "labels": [int(row["labels"][0]) for row in rows]}
+    )
+    args = BudgetTrainingArguments(
+        output_dir="unused",
+        max_steps=steps,
+        per_device_train_batch_size=8,
+        learning_rate=1e-3,
+        save_strategy="no",
+        eval_strategy="no",
+        report_to=[],
+        disable_tqdm=True,
+        schedule_by="steps",
+        use_cpu=True,
+    )
+    trainer = BudgetTrainer(
+        model=model.train(), args=args, train_dataset=dataset, data_collator=DataCollatorWithPadding(_Pad())
+    )
     callback.attach(trainer)
     trainer.train()
 
@@ -235,8 +254,11 @@ class _Pad:
         width = max(len(feature["input_ids"]) for feature in features)
         ids = [feature["input_ids"] + [1] * (width - len(feature["input_ids"])) for feature in features]
         mask = [[1] * len(feature["input_ids"]) + [0] * (width - len(feature["input_ids"])) for feature in features]
-        return {"input_ids": torch.tensor(ids), "attention_mask": torch.tensor(mask),
-                "labels": torch.tensor([feature["labels"] for feature in features])}
+        return {
+            "input_ids": torch.tensor(ids),
+            "attention_mask": torch.tensor(mask),
+            "labels": torch.tensor([feature["labels"] for feature in features]),
+        }
 
 
 @pytest.mark.parametrize("importance", ["magnitude", "taylor"])
@@ -260,5 +282,6 @@ def test_gradual_unstructured_pruning_holds_its_masks_through_recovery(tmp_path,
     weights = prunable_weights(model)
     zeros = sum(int((weight == 0).sum()) for weight in weights.values()) / linear_weights(model)
     assert zeros == pytest.approx(0.7, abs=0.01) and callback.report.sparsity == pytest.approx(0.7, abs=0.01)
-    assert [round(s, 3) for _, _, s in callback.history] == [round(cubic_sparsity(k / 10, 0.7, 0, 0.5), 3)
-                                                             for k in range(1, 6)]
+    assert [round(s, 3) for _, _, s in callback.history] == [
+        round(cubic_sparsity(k / 10, 0.7, 0, 0.5), 3) for k in range(1, 6)
+    ]

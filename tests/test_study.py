@@ -19,7 +19,7 @@ TINY = str(REPO / "recipes" / "configs" / "tiny.yaml")
 
 @pytest.fixture
 def study_data(tmp_path):
-    from hf_tbc.data import default_corpus
+    from hf_tbc.tasks.mlm.data import default_corpus
 
     lines = default_corpus().read_text().splitlines()[:1500]
     folder = tmp_path / "data"
@@ -38,8 +38,9 @@ def test_tiny_study_runs_end_to_end_and_resumes_after_preemption_and_a_kill(tmp_
     command = [sys.executable, STUDY, "--config", TINY, "--data_dir", str(study_data), "--output_dir", str(out)]
 
     def start_and_wait_for(condition):
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
+        )
         deadline = time.monotonic() + 300
         while not condition():
             assert process.poll() is None, process.stderr.read()[-3000:]
@@ -71,8 +72,13 @@ def test_tiny_study_runs_end_to_end_and_resumes_after_preemption_and_a_kill(tmp_
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "skipped (complete): pretrain L2-H32" in resumed.stdout
     assert record.stat().st_mtime_ns == finished_before
-    for figure in ("loss_vs_time.png", "loss_vs_steps.png", "accuracy_vs_size.png", "accuracy_vs_nonzero_parameters.png",
-                   "accuracy_vs_latency.png"):
+    for figure in (
+        "loss_vs_time.png",
+        "loss_vs_steps.png",
+        "accuracy_vs_size.png",
+        "accuracy_vs_nonzero_parameters.png",
+        "accuracy_vs_latency.png",
+    ):
         assert (out / figure).stat().st_size > 10_000, figure
 
     report = (out / "report.md").read_text()
@@ -81,15 +87,22 @@ def test_tiny_study_runs_end_to_end_and_resumes_after_preemption_and_a_kill(tmp_
         tuned = json.loads((out / "finetune" / size / "eval_results.json").read_text())
         assert f"| {size} | {summary['parameters']:,} | {summary['steps']:,} | {summary['tokens']:,} |" in report
         below = f"{summary['unigram_loss'] - summary['final_eval_loss']:+.3f}"
-        assert (f"| {summary['final_eval_loss']:.4f} | {summary['unigram_loss']} | {below} | {tuned['accuracy']:.4f} "
-                f"| {tuned['majority_accuracy']:.4f} |") in report
+        assert (
+            f"| {summary['final_eval_loss']:.4f} | {summary['unigram_loss']} | {below} | {tuned['accuracy']:.4f} "
+            f"| {tuned['majority_accuracy']:.4f} |"
+        ) in report
         for line in (out / "compress" / size / "compression.jsonl").read_text().splitlines():
             row = json.loads(line)
-            assert f"| {size} | {row['variant']} | {row.get('pruning_method') or '–'} | {row['sparsity']:.3f} |" in report
+            assert (
+                f"| {size} | {row['variant']} | {row.get('pruning_method') or '–'} | {row['sparsity']:.3f} |" in report
+            )
             if row["variant"] == "dense-fp32":  # the same model on the same data, measured by two recipes
                 assert row["accuracy"] == pytest.approx(tuned["accuracy"], abs=0.011)
     assert any(row.startswith("| L2-H64 | structured50-onnx-int8 | structured |") for row in report.splitlines())
-    best = min(("L2-H32", "L2-H64"), key=lambda s: json.loads((out / "pretrain" / s / "run_summary.json").read_text())["final_eval_loss"])
+    best = min(
+        ("L2-H32", "L2-H64"),
+        key=lambda s: json.loads((out / "pretrain" / s / "run_summary.json").read_text())["final_eval_loss"],
+    )
     assert f"**{best}** reached the lowest validation MLM loss" in report
     assert report.split(").", 1)[0].count(best) == 1  # the best size is named once, the others after it
     release = json.loads((out / "release" / "release.json").read_text())
@@ -106,7 +119,9 @@ def test_config_errors_and_flags(tmp_path):
     config = StudyConfig.from_yaml(TINY, data_dir="/data", output_dir=str(tmp_path))
     assert config.pretraining["train_file"] == "/data/text.txt" and config.sizes == ["L2-H32", "L2-H64"]
     bad = tmp_path / "bad.yaml"
-    bad.write_text("name: x\noutput_dir: o\nsizes: [L9-H1]\npretraining: {time_budget: 1m}\nfinetuning: {}\ncompression: {}\n")
+    bad.write_text(
+        "name: x\noutput_dir: o\nsizes: [L9-H1]\npretraining: {time_budget: 1m}\nfinetuning: {}\ncompression: {}\n"
+    )
     with pytest.raises(ValueError, match="unknown model size 'L9-H1'"):
         StudyConfig.from_yaml(str(bad))
     bad.write_text("name: x\noutput_dir: o\nsizes: [L2-H32]\npretraining: {}\nfinetuning: {}\ncompression: {}\n")
@@ -135,7 +150,7 @@ def test_a_preempted_run_cannot_be_finetuned(tmp_path):
     import json
 
     from hf_tbc.errors import UsageError
-    from hf_tbc.training import load_model_config
+    from hf_tbc.model_config import load_model_config
 
     (tmp_path / "run_summary.json").write_text(json.dumps({"stop_reason": "preempted", "steps": 7}))
     with pytest.raises(UsageError, match="preempted at step 7 with no final model: resume it"):
@@ -145,7 +160,7 @@ def test_a_preempted_run_cannot_be_finetuned(tmp_path):
 
 
 def test_the_report_selects_as_the_release_does():
-    from hf_tbc.report import selection
+    from hf_tbc.tasks.mlm.report import selection
 
     assert selection({"max_size_mb": 16}) == ("size", 16.0)
     assert selection({"select_by": "latency", "limit": 45}) == ("latency", 45.0)

@@ -3,15 +3,24 @@ import torch
 from datasets import Dataset
 from transformers import RobertaForMaskedLM, TrainerCallback
 
+from hf_tbc.arguments import BudgetTrainingArguments
 from hf_tbc.curves import read_curve
-from hf_tbc.sizes import roberta_config
-from hf_tbc.training import BudgetTrainer, BudgetTrainingArguments, last_complete_checkpoint, prepare_output_dir
+from hf_tbc.runs import last_complete_checkpoint, prepare_output_dir
+from hf_tbc.tasks.mlm.model import roberta_config
+from hf_tbc.trainer import BudgetTrainer
 from tests.test_budget import FakeClock
 
 
 def _arguments(tmp_path, **kwargs):
-    defaults = dict(output_dir=str(tmp_path / "run"), time_budget="8s", per_device_train_batch_size=4,
-                    logging_steps=1, disable_tqdm=True, save_strategy="no", learning_rate=1e-3)
+    defaults = dict(
+        output_dir=str(tmp_path / "run"),
+        time_budget="8s",
+        per_device_train_batch_size=4,
+        logging_steps=1,
+        disable_tqdm=True,
+        save_strategy="no",
+        learning_rate=1e-3,
+    )
     return BudgetTrainingArguments(**{**defaults, **kwargs})
 
 
@@ -40,7 +49,9 @@ def test_output_dir_holding_a_run_is_refused_unless_overwrite_or_resume(tmp_path
     (run / "checkpoint-8" / "trainer_state.json").write_text('{"global_step": 8, "log_hist')
     (run / "curve.jsonl").write_text("{}\n")
     (run / "notes.txt").write_text("mine")
-    with pytest.raises(ValueError, match="already holds files: pass --overwrite_output_dir.*--resume_from_checkpoint true"):
+    with pytest.raises(
+        ValueError, match="already holds files: pass --overwrite_output_dir.*--resume_from_checkpoint true"
+    ):
         prepare_output_dir(_arguments(tmp_path))
     assert last_complete_checkpoint(str(run)) == str(run / "checkpoint-4")
     assert prepare_output_dir(_arguments(tmp_path, resume_from_checkpoint="true")) == str(run / "checkpoint-4")
@@ -74,8 +85,9 @@ def _trainer(args, clock, crash_at=None):
         input_ids = torch.tensor([example["input_ids"] for example in examples])
         return {"input_ids": input_ids, "labels": input_ids.clone()}
 
-    trainer = BudgetTrainer(model=model, args=args, train_dataset=blocks, eval_dataset=blocks.select(range(8)),
-                            data_collator=collate)
+    trainer = BudgetTrainer(
+        model=model, args=args, train_dataset=blocks, eval_dataset=blocks.select(range(8)), data_collator=collate
+    )
     trainer.budget.clock = clock
     trainer.add_callback(OneSecondPerStep(clock, crash_at))
     return trainer
@@ -124,11 +136,24 @@ def test_the_callback_alone_budgets_a_plain_trainer(tmp_path):
     clock = FakeClock()
     budget = WallClockBudgetCallback("6s", eval_every="3s", clock=clock)
     plain = _trainer(_arguments(tmp_path), clock)  # borrow the tiny model and data
-    args = TrainingArguments(output_dir=str(tmp_path / "plain"), max_steps=10**6, per_device_train_batch_size=4,
-                             report_to="none", use_cpu=True, disable_tqdm=True, logging_steps=1, save_strategy="no")
-    trainer = Trainer(model=plain.model, args=args, train_dataset=plain.train_dataset, eval_dataset=plain.eval_dataset,
-                      data_collator=plain.data_collator,
-                      callbacks=[budget, CurveCallback(args.output_dir, budget), OneSecondPerStep(clock)])
+    args = TrainingArguments(
+        output_dir=str(tmp_path / "plain"),
+        max_steps=10**6,
+        per_device_train_batch_size=4,
+        report_to="none",
+        use_cpu=True,
+        disable_tqdm=True,
+        logging_steps=1,
+        save_strategy="no",
+    )
+    trainer = Trainer(
+        model=plain.model,
+        args=args,
+        train_dataset=plain.train_dataset,
+        eval_dataset=plain.eval_dataset,
+        data_collator=plain.data_collator,
+        callbacks=[budget, CurveCallback(args.output_dir, budget), OneSecondPerStep(clock)],
+    )
     trainer.train()
     assert trainer.state.global_step == 6 and budget.stop_reason == "time_budget"
     assert budget.train_seconds() == pytest.approx(6.0)
@@ -166,9 +191,12 @@ def _ddp_probe(tmp_path, processes: int) -> dict:
 
     out = tmp_path / f"probe-{processes}"
     launcher = [sys.executable, "-m", "accelerate.commands.launch"]
-    launcher += ["--multi_gpu", "--num_processes", str(processes)] if processes > 1 else ["--cpu", "--num_processes", "1"]
-    done = subprocess.run([*launcher, str(REPO / "tests" / "ddp_probe.py"), str(out)], capture_output=True, text=True,
-                          timeout=300)
+    launcher += (
+        ["--multi_gpu", "--num_processes", str(processes)] if processes > 1 else ["--cpu", "--num_processes", "1"]
+    )
+    done = subprocess.run(
+        [*launcher, str(REPO / "tests" / "ddp_probe.py"), str(out)], capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return {"out": out, **json.loads((out / "logged.json").read_text())}
 

@@ -1,4 +1,5 @@
-"""hf_tbc.translation and recipes/run_translation.py: sizes, pairs, the shared vocabulary, BLEU, and the recipe run
+"""hf_tbc.tasks.translation and recipes/run_translation.py: sizes, pairs, the shared vocabulary, BLEU, and the recipe
+run
 the way a user runs it, on a small word-for-word language pair the test makes."""
 
 import json
@@ -20,24 +21,23 @@ from transformers import (
 
 from hf_tbc.curves import read_curve
 from hf_tbc.errors import UsageError
-from hf_tbc.translation import (
-    TranslationMetrics,
-    copy_source_scores,
-    corpus_scores,
-    get_translation_size,
-    load_pairs,
-    seq2seq_config,
-    tokenize_pairs,
-    train_pair_tokenizer,
-)
+from hf_tbc.tasks.translation.bleu import TranslationMetrics, copy_source_scores, corpus_scores
+from hf_tbc.tasks.translation.data import load_pairs, tokenize_pairs, train_pair_tokenizer
+from hf_tbc.tasks.translation.model import get_translation_size, seq2seq_config
 from tests.conftest import REPO, sigterm_after_first_log
 
 RECIPE = str(REPO / "recipes" / "run_translation.py")
-ENGLISH = "red blue green cat dog man woman runs sits eats big small house tree car ball child sees water street".split()
-FRENCH = "rouge bleu vert chat chien homme femme court assis mange grand petit maison arbre voiture balle enfant voit eau rue".split()
-TINY = ["--model_size", "E1-D1-H64", "--vocab_size", "300", "--per_device_train_batch_size", "32", "--logging_steps", "5",
-        "--disable_tqdm", "true", "--dataloader_num_workers", "0", "--max_eval_samples", "40", "--max_target_length", "24",
-        "--max_source_length", "24"]
+ENGLISH = (
+    "red blue green cat dog man woman runs sits eats big small house tree car ball child sees water street".split()
+)
+FRENCH = (
+    "rouge bleu vert chat chien homme femme court assis mange grand petit maison arbre voiture balle enfant voit eau "
+    "rue"
+).split()
+TINY = (
+    "--model_size E1-D1-H64 --vocab_size 300 --per_device_train_batch_size 32 --logging_steps 5 --disable_tqdm true "
+    "--dataloader_num_workers 0 --max_eval_samples 40 --max_target_length 24 --max_source_length 24"
+).split()
 
 
 def word_pairs(count: int, seed: int) -> list[tuple[str, str]]:
@@ -59,19 +59,40 @@ def write_tsv(path: Path, rows, header=("en", "fr")) -> str:
 @pytest.fixture(scope="module")
 def pair_files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("pairs")
-    return {split: write_tsv(folder / f"{split}.tsv", word_pairs(count, seed))
-            for split, count, seed in (("train", 3000, 0), ("validation", 80, 1), ("test", 60, 2))}
+    return {
+        split: write_tsv(folder / f"{split}.tsv", word_pairs(count, seed))
+        for split, count, seed in (("train", 3000, 0), ("validation", 80, 1), ("test", 60, 2))
+    }
 
 
 def launch(*args: str) -> list[str]:
-    return [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
-            "--mixed_precision", "no", "--dynamo_backend", "no", RECIPE, *args]
+    return [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--num_processes",
+        "1",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        RECIPE,
+        *args,
+    ]
 
 
 # -- sizes ---------------------------------------------------------------------------------------------------
 def test_sizes_name_encoder_depth_decoder_depth_and_width():
     size = get_translation_size("e6-d6-h512")
-    assert (size.encoder_layers, size.decoder_layers, size.hidden_size, size.attention_heads, size.ffn_dim) == (6, 6, 512, 8, 2048)
+    assert (size.encoder_layers, size.decoder_layers, size.hidden_size, size.attention_heads, size.ffn_dim) == (
+        6,
+        6,
+        512,
+        8,
+        2048,
+    )
     assert size.name == "E6-D6-H512"
     assert get_translation_size("E2-D1-H64").attention_heads == 2
     for bad in ("L4-H256", "E0-D2-H256", "E2-D2-H33", "E2-D2-H16", "E2-D2"):
@@ -79,11 +100,21 @@ def test_sizes_name_encoder_depth_decoder_depth_and_width():
             get_translation_size(bad)
 
 
-@pytest.mark.parametrize("architecture, model_class", [("mbart", MBartForConditionalGeneration), ("marian", MarianMTModel),
-                                                       ("m2m100", M2M100ForConditionalGeneration)])
+@pytest.mark.parametrize(
+    "architecture, model_class",
+    [("mbart", MBartForConditionalGeneration), ("marian", MarianMTModel), ("m2m100", M2M100ForConditionalGeneration)],
+)
 def test_configs_build_stock_models_with_tied_shared_embeddings(architecture, model_class):
-    config = seq2seq_config("E2-D1-H64", vocab_size=500, architecture=architecture, dropout=0.0, pad_token_id=1,
-                            bos_token_id=0, eos_token_id=2, decoder_start_token_id=0)
+    config = seq2seq_config(
+        "E2-D1-H64",
+        vocab_size=500,
+        architecture=architecture,
+        dropout=0.0,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        decoder_start_token_id=0,
+    )
     model = AutoModelForSeq2SeqLM.from_config(config)
     assert isinstance(model, model_class)
     assert (config.encoder_layers, config.decoder_layers, config.d_model, config.encoder_ffn_dim) == (2, 1, 64, 256)
@@ -139,23 +170,29 @@ def test_one_vocabulary_for_both_sides_ends_each_text_with_eos(tmp_path):
     encoded = tokenize_pairs(pairs["validation"], tokenizer, max_source_length=4, max_target_length=32)
     row = encoded[0]
     assert row["input_ids"][-1] == tokenizer.eos_token_id == row["labels"][-1]
-    assert len(row["input_ids"]) <= 4 and tokenizer.decode(row["labels"], skip_special_tokens=True) == pairs["validation"][0]["target"]
+    assert (
+        len(row["input_ids"]) <= 4
+        and tokenizer.decode(row["labels"], skip_special_tokens=True) == pairs["validation"][0]["target"]
+    )
     tokenizer.save_pretrained(tmp_path / "saved")
-    assert AutoTokenizer.from_pretrained(tmp_path / "saved")("le chat")["input_ids"] == tokenizer("le chat")["input_ids"]
+    assert (
+        AutoTokenizer.from_pretrained(tmp_path / "saved")("le chat")["input_ids"] == tokenizer("le chat")["input_ids"]
+    )
 
 
 @pytest.mark.parametrize("architecture", ["m2m100", "mbart", "marian"])
 def test_generation_starts_from_the_token_training_starts_from(tmp_path, architecture):
     """mBART shifts labels its own way (the last token moves to the front): a fresh model must start decoding from
     that same token, or greedy decoding begins from a state training never saw."""
-    from hf_tbc.translation.data import TranslationCollator
-    from hf_tbc.translation.training import TranslationModelArguments, _set_generation, build_model
+    from hf_tbc.tasks.translation.arguments import TranslationModelArguments
+    from hf_tbc.tasks.translation.data import TranslationCollator
+    from hf_tbc.tasks.translation.model import build_model, set_generation
 
     pairs = load_pairs(train_file=write_tsv(tmp_path / "train.tsv", word_pairs(200, 0)), validation_split_percentage=10)
     tokenizer = train_pair_tokenizer(pairs["train"], vocab_size=400)
     assert "token_type_ids" not in tokenizer("red cat")  # the encoder-decoders take none
     model = build_model(TranslationModelArguments(model_size="E1-D1-H64", architecture=architecture), tokenizer, 32)
-    _set_generation(model, 32, 1)
+    set_generation(model, 32, 1)
     features = tokenize_pairs(pairs["validation"], tokenizer, 32, 32)
     batch = TranslationCollator(tokenizer, model=model)([features[i] for i in range(4)])
     assert batch["decoder_input_ids"][:, 0].tolist() == [model.generation_config.decoder_start_token_id] * 4
@@ -183,17 +220,40 @@ def test_metrics_decode_generations_padded_with_minus_100(tmp_path):
     generated = np.array([row + [-100] * (width - len(row)) for row in rows])
     metrics = TranslationMetrics(tokenizer, targets)(EvalPrediction(predictions=generated, label_ids=None))
     assert metrics["bleu"] == 100.0 and metrics["distinct"] == round(2 / 3, 4)
-    assert metrics["gen_len"] == pytest.approx(np.mean([len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in targets]), abs=0.01)
+    assert metrics["gen_len"] == pytest.approx(
+        np.mean([len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in targets]), abs=0.01
+    )
 
 
 # -- the recipe ----------------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_recipe_learns_a_word_for_word_pair_and_the_output_translates(tmp_path, pair_files):
     out = tmp_path / "run"
-    done = subprocess.run(launch(*TINY, "--train_file", pair_files["train"], "--validation_file", pair_files["validation"],
-                                 "--test_file", pair_files["test"], "--model_size", "E1-D1-H128", "--max_steps", "600",
-                                 "--eval_strategy", "steps", "--eval_steps", "150", "--dropout", "0",
-                                 "--output_dir", str(out)), capture_output=True, text=True)
+    done = subprocess.run(
+        launch(
+            *TINY,
+            "--train_file",
+            pair_files["train"],
+            "--validation_file",
+            pair_files["validation"],
+            "--test_file",
+            pair_files["test"],
+            "--model_size",
+            "E1-D1-H128",
+            "--max_steps",
+            "600",
+            "--eval_strategy",
+            "steps",
+            "--eval_steps",
+            "150",
+            "--dropout",
+            "0",
+            "--output_dir",
+            str(out),
+        ),
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((out / "eval_results.json").read_text())
     copy = results["copy_source"]["test"]["bleu"]
@@ -207,12 +267,15 @@ def test_recipe_learns_a_word_for_word_pair_and_the_output_translates(tmp_path, 
     from transformers.pipelines import SUPPORTED_TASKS
 
     model, tokenizer = AutoModelForSeq2SeqLM.from_pretrained(out), AutoTokenizer.from_pretrained(out)
-    generated = model.generate(**tokenizer(["red cat sees small dog"], return_tensors="pt"))  # the saved decoding settings
+    # the saved decoding settings
+    generated = model.generate(**tokenizer(["red cat sees small dog"], return_tensors="pt"))
     outputs = [tokenizer.decode(generated[0], skip_special_tokens=True)]
     if "translation" in SUPPORTED_TASKS:  # transformers 4.x; 5.x removed the translation pipeline
         from transformers import pipeline
 
-        outputs.append(pipeline("translation", model=str(out), device="cpu")("red cat sees small dog")[0]["translation_text"])
+        outputs.append(
+            pipeline("translation", model=str(out), device="cpu")("red cat sees small dog")[0]["translation_text"]
+        )
     for text in outputs:
         words = text.split()
         assert sum(a == b for a, b in zip(words, "rouge chat voit petit chien".split())) >= 4, outputs
@@ -221,21 +284,51 @@ def test_recipe_learns_a_word_for_word_pair_and_the_output_translates(tmp_path, 
 @pytest.mark.slow
 def test_budgeted_run_records_decoding_time_off_the_budget(tmp_path, pair_files):
     out = tmp_path / "run"
-    done = subprocess.run(launch(*TINY, "--train_file", pair_files["train"], "--validation_file", pair_files["validation"],
-                                 "--time_budget", "8s", "--eval_every", "3s", "--output_dir", str(out)),
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        launch(
+            *TINY,
+            "--train_file",
+            pair_files["train"],
+            "--validation_file",
+            pair_files["validation"],
+            "--time_budget",
+            "8s",
+            "--eval_every",
+            "3s",
+            "--output_dir",
+            str(out),
+        ),
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads((out / "run_summary.json").read_text())
     assert summary["stop_reason"] == "time_budget" and summary["train_s"] == pytest.approx(8, abs=2)
-    assert summary["eval_s"] > 0 and summary["total_s"] == pytest.approx(summary["train_s"] + summary["eval_s"], abs=0.01)
+    assert summary["eval_s"] > 0 and summary["total_s"] == pytest.approx(
+        summary["train_s"] + summary["eval_s"], abs=0.01
+    )
     assert summary["eval_share_of_budget"] == pytest.approx(summary["eval_s"] / 8, abs=1e-3)
     assert "test" not in json.loads((out / "eval_results.json").read_text())["splits"]  # no test file, no test score
     assert AutoModelForSeq2SeqLM.from_pretrained(out).config.model_type == "m2m_100"
 
     continued = tmp_path / "continued"  # a checkpoint can be trained further, with its own tokenizer
-    done = subprocess.run(launch(*TINY, "--train_file", pair_files["train"], "--validation_file", pair_files["validation"],
-                                 "--model_name_or_path", str(out), "--max_steps", "3", "--output_dir", str(continued)),
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        launch(
+            *TINY,
+            "--train_file",
+            pair_files["train"],
+            "--validation_file",
+            pair_files["validation"],
+            "--model_name_or_path",
+            str(out),
+            "--max_steps",
+            "3",
+            "--output_dir",
+            str(continued),
+        ),
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads((continued / "run_summary.json").read_text())["steps"] == 3
     assert AutoTokenizer.from_pretrained(continued).get_vocab() == AutoTokenizer.from_pretrained(out).get_vocab()
@@ -244,8 +337,17 @@ def test_budgeted_run_records_decoding_time_off_the_budget(tmp_path, pair_files)
 @pytest.mark.slow
 def test_sigterm_saves_a_resumable_checkpoint_and_records_the_preemption(tmp_path, pair_files):
     out = tmp_path / "run"
-    arguments = [*TINY, "--train_file", pair_files["train"], "--validation_file", pair_files["validation"],
-                 "--time_budget", "10m", "--output_dir", str(out)]
+    arguments = [
+        *TINY,
+        "--train_file",
+        pair_files["train"],
+        "--validation_file",
+        pair_files["validation"],
+        "--time_budget",
+        "10m",
+        "--output_dir",
+        str(out),
+    ]
     returncode, stderr = sigterm_after_first_log([sys.executable, RECIPE, *arguments], out)
     assert returncode == 143, stderr[-3000:]  # "stopped from outside: requeue me"
     checkpoints = sorted(out.glob("checkpoint-*"))
@@ -253,8 +355,12 @@ def test_sigterm_saves_a_resumable_checkpoint_and_records_the_preemption(tmp_pat
     record = json.loads((out / "eval_results.json").read_text())  # the stage record says preempted, no final model
     assert record["stop_reason"] == "preempted" and record["model_saved"] is False
     assert not (out / "model.safetensors").exists()
-    resumed = subprocess.run([sys.executable, RECIPE, *arguments, "--time_budget", "4s", "--resume_from_checkpoint", "true"],
-                             capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        [sys.executable, RECIPE, *arguments, "--time_budget", "4s", "--resume_from_checkpoint", "true"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     summary = json.loads((out / "run_summary.json").read_text())
     assert summary["resumed_from"] == str(checkpoints[0]) and summary["stop_reason"] == "time_budget"
@@ -264,11 +370,16 @@ def test_sigterm_saves_a_resumable_checkpoint_and_records_the_preemption(tmp_pat
 
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, pair_files):
     out = tmp_path / "run"
-    for flags, message in ((["--train_file", pair_files["train"], "--source_column", "english"], "column 'english'"),
-                           (["--train_file", pair_files["train"], "--model_size", "L4-H256"], "E{encoder layers}"),
-                           (["--train_file", str(tmp_path / "nope.tsv")], "does not exist")):
-        done = subprocess.run([sys.executable, RECIPE, *TINY, *flags, "--max_steps", "2", "--output_dir", str(out)],
-                              capture_output=True, text=True)
+    for flags, message in (
+        (["--train_file", pair_files["train"], "--source_column", "english"], "column 'english'"),
+        (["--train_file", pair_files["train"], "--model_size", "L4-H256"], "E{encoder layers}"),
+        (["--train_file", str(tmp_path / "nope.tsv")], "does not exist"),
+    ):
+        done = subprocess.run(
+            [sys.executable, RECIPE, *TINY, *flags, "--max_steps", "2", "--output_dir", str(out)],
+            capture_output=True,
+            text=True,
+        )
         assert done.returncode == 2, done.stderr[-2000:]
         errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
         assert len(errors) == 1 and message in errors[0]
@@ -277,7 +388,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, pair_files):
 
 # -- study and release ---------------------------------------------------------------------------------------
 def _fake_run(folder: Path, hypotheses: list[str], references: list[str], steps: int) -> None:
-    from hf_tbc.translation.bleu import write_translations
+    from hf_tbc.tasks.translation.bleu import write_translations
 
     folder.mkdir(parents=True)
     scores = corpus_scores(hypotheses, references)
@@ -288,11 +399,13 @@ def _fake_run(folder: Path, hypotheses: list[str], references: list[str], steps:
 
 def test_width_versus_depth_is_answered_from_the_records_with_a_bootstrap_interval(tmp_path):
     from hf_tbc.study import StudyConfig
-    from hf_tbc.translation.report import width_versus_depth
+    from hf_tbc.tasks.translation.report import width_versus_depth
 
     config_file = tmp_path / "study.yaml"
-    config_file.write_text(f"name: t\ntask: translation\noutput_dir: {tmp_path / 'study'}\n"
-                           "sizes: [E1-D1-H64, E1-D1-H128, E2-D2-H64]\ntranslation: {time_budget: 1m}\n")
+    config_file.write_text(
+        f"name: t\ntask: translation\noutput_dir: {tmp_path / 'study'}\n"
+        "sizes: [E1-D1-H64, E1-D1-H128, E2-D2-H64]\ntranslation: {time_budget: 1m}\n"
+    )
     config = StudyConfig.from_yaml(str(config_file))
     assert config.time_budget == "1m" and config.task == "translation"
     references = [" ".join(FRENCH[(i * 7 + j) % 20] for j in range(6)) for i in range(120)]
@@ -308,7 +421,8 @@ def test_width_versus_depth_is_answered_from_the_records_with_a_bootstrap_interv
     assert "Width first held here" in text
     records["E2-D2-H64"] = records["E1-D1-H128"]
     (config.stage_dir("translate", "E2-D2-H64") / "translations_validation.tsv").write_bytes(
-        (config.stage_dir("translate", "E1-D1-H128") / "translations_validation.tsv").read_bytes())
+        (config.stage_dir("translate", "E1-D1-H128") / "translations_validation.tsv").read_bytes()
+    )
     assert "not told apart" in width_versus_depth(config, records)
 
 
@@ -318,10 +432,11 @@ def test_translation_study_reports_and_releases_with_translation_cards(tmp_path,
     data = Path(pair_files["train"]).parent
     config_file.write_text(f"""name: mt-tiny
 task: translation
-output_dir: {tmp_path / 'study'}
+output_dir: {tmp_path / "study"}
 data_dir: {data}
 sizes: [E1-D1-H64, E1-D1-H128, E2-D2-H64]
-launcher: [accelerate, launch, --num_processes, "1", --num_machines, "1", --mixed_precision, "no", --dynamo_backend, "no"]
+launcher: [accelerate, launch, --num_processes, "1", --num_machines, "1", --mixed_precision, "no",
+           --dynamo_backend, "no"]
 translation:
   time_budget: 6s
   train_file: "{{data_dir}}/train.tsv"
@@ -337,8 +452,12 @@ release:
   card_dataset: word-pairs
   card_dataset_config: en-fr
 """)
-    done = subprocess.run([sys.executable, str(REPO / "recipes" / "study.py"), "--config", str(config_file)],
-                          capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, str(REPO / "recipes" / "study.py"), "--config", str(config_file)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     root = tmp_path / "study"
     report = (root / "report.md").read_text()
@@ -349,8 +468,9 @@ release:
     for figure in ("bleu_vs_time.png", "bleu_vs_steps.png", "loss_vs_time.png"):
         assert (root / figure).stat().st_size > 10_000
     release = json.loads((root / "release" / "release.json").read_text())
-    assert [entry["repo_id"] for entry in release] == [f"study-test/tbc-{size}-en-fr" for size in
-                                                       ("E1-D1-H64", "E1-D1-H128", "E2-D2-H64")]
+    assert [entry["repo_id"] for entry in release] == [
+        f"study-test/tbc-{size}-en-fr" for size in ("E1-D1-H64", "E1-D1-H128", "E2-D2-H64")
+    ]
     card = (root / "release" / "tbc-E1-D1-H128-en-fr" / "README.md").read_text()
     results = json.loads((root / "translate" / "E1-D1-H128" / "eval_results.json").read_text())
     assert "pipeline_tag: translation" in card and "type: translation" in card and "type: bleu" in card
@@ -358,8 +478,11 @@ release:
     released = root / "release" / "tbc-E1-D1-H128-en-fr"
     tokenizer = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt"}
     names = {path.name for path in released.iterdir()}  # what loads and describes the model; no translations file
-    assert names - tokenizer == {"README.md", "hf_tbc_record.json", "config.json", "generation_config.json",
-                                 "model.safetensors"} and "tokenizer.json" in names, sorted(names)
+    assert (
+        names - tokenizer
+        == {"README.md", "hf_tbc_record.json", "config.json", "generation_config.json", "model.safetensors"}
+        and "tokenizer.json" in names
+    ), sorted(names)
     record = json.loads((released / "hf_tbc_record.json").read_text())
     assert record["training"]["data"] == ["train.tsv"] and record["evaluation"]["dataset"] == "word-pairs"
     assert "samples" not in record["evaluation"]["splits"]["test"]

@@ -2,7 +2,9 @@
 ``structured`` (removing layers and feed-forward neurons), ``schedule`` (gradual pruning during finetuning) and
 ``quantization`` (ONNX Runtime int8, quanto); ``grid`` orchestrates them over a grid of variants."""
 
-from .quantization import QuantizedModelForSequenceClassification, cpu_instruction_set, onnx_int8, quanto_weights
+from ..hardware import cpu_instruction_set
+from ..variants import QuantizedModelForSequenceClassification
+from .quantization import onnx_int8, quanto_weights
 from .schedule import GradualPruningCallback, cubic_sparsity
 from .structured import StructuredPruner, StructuredReport, structured_prune, taylor_scores
 from .unstructured import (

@@ -9,139 +9,36 @@ import json
 import math
 import shutil
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import torch
 from torch.utils.data import DataLoader
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
 from transformers.utils import logging
 
-from ..classification import compute_accuracy
+from ..arguments import BudgetTrainingArguments
 from ..errors import UsageError
 from ..evaluation import measure_variant, round_robin_latency
+from ..model_config import load_model_config
 from ..plots import plot_compression
 from ..records import RECORD_FILE, read_records  # noqa: F401 (read_records: part of this module's interface)
-from ..training import BudgetTrainer, BudgetTrainingArguments, check_writable, load_model_config
+from ..runs import check_writable
+from ..tasks.classification.train import compute_accuracy
+from ..trainer import BudgetTrainer
 from ..variants import load_variant, prunable_weights
+from .arguments import CompressionArguments, variant_name
 from .quantization import onnx_int8, quanto_weights
 from .schedule import GradualPruningCallback
-from .structured import (
-    IMPORTANCE,
-    StructuredPruner,
-    check_taylor_layers,
-    plan_removal,
-    structured_prune,
-    taylor_scores,
-)
-from .unstructured import PRUNING_SCOPES, FixedMaskCallback, UnstructuredPruner, check_sparsity, prune_model
+from .structured import StructuredPruner, check_taylor_layers, plan_removal, structured_prune, taylor_scores
+from .unstructured import FixedMaskCallback, UnstructuredPruner, prune_model
 
 logger = logging.get_logger(__name__)
 
-QUANTIZATION_METHODS = ("none", "onnx-int8", "quanto-int8", "quanto-int4", "quanto-int2")
-PRUNING_METHODS = ("unstructured", "structured")
-SCHEDULES = ("oneshot", "gradual")
-PLOTS = {"accuracy_vs_nonzero_parameters.png": "nonzero_parameters", "accuracy_vs_latency.png": "latency_ms",
-         "accuracy_vs_size.png": "size_bytes"}
-
-
-@dataclass
-class CompressionArguments:
-    """What to compress and how; ``HfArgumentParser`` turns each field into a flag."""
-
-    model_name_or_path: str = field(metadata={"help": "The finetuned classifier (a run_classification.py output folder)."})
-    output_dir: str = field(metadata={"help": "One subfolder per variant, plus compression.jsonl and the plots."})
-    sparsities: str = field(default="0,0.5,0.9", metadata={"help": "Comma-separated target sparsities in [0, 1): the "
-                                                                   "fraction of the encoder's linear weights to prune."})
-    pruning_method: str = field(
-        default="unstructured",
-        metadata={"help": "Comma-separated, each applied to every sparsity. unstructured: zero the smallest weights "
-                          "(same size and speed, stored zeros); structured: remove whole layers and feed-forward "
-                          "neurons (a smaller, faster dense model)."},
-    )
-    quantization: str = field(
-        default="none,onnx-int8,quanto-int8,quanto-int4",
-        metadata={"help": f"Comma-separated methods, each applied to every sparsity: {', '.join(QUANTIZATION_METHODS)}."},
-    )
-    pruning_scope: str = field(default="layer", metadata={"help": "Unstructured: layer: the same sparsity in every "
-                                                                  "matrix; global: one threshold.", "choices": list(PRUNING_SCOPES)})
-    prune_embeddings_and_head: bool = field(default=False, metadata={"help": "Unstructured: prune embeddings and the classifier too."})
-    importance: str = field(default="magnitude", metadata={
-        "help": "Structured: how neurons and layers are ranked. magnitude: weight norms, top layers first; taylor: "
-                "|weight x gradient| on --importance_batches batches of the training data.", "choices": list(IMPORTANCE)})
-    importance_batches: int = field(default=100, metadata={"help": "Structured, taylor: training batches to score on."})
-    layer_share: float = field(default=0.5, metadata={"help": "Structured: share of the removed weights taken as whole "
-                                                              "layers (the rest as feed-forward neurons)."})
-    pruning_schedule: str = field(default="oneshot", metadata={
-        "help": "oneshot: prune, then recover with the masks fixed; gradual: sparsity rises on a cubic schedule over "
-                "the first --gradual_end of the recovery budget, then recovery goes on (needs a recovery budget).",
-        "choices": list(SCHEDULES)})
-    gradual_end: float = field(default=0.75, metadata={"help": "Gradual: the fraction of recovery at which the final "
-                                                               "sparsity is reached."})
-    recovery_steps: int = field(default=0, metadata={"help": "Finetune each variant this many steps after pruning "
-                                                             "(the dense one too, so the comparison is fair)."})
-    recovery_time_budget: Optional[str] = field(default=None, metadata={"help": "Or finetune each variant for this long."})
-    recovery_learning_rate: float = field(default=5e-5, metadata={"help": "Peak LR of recovery finetuning."})
-    latency_batch_size: int = field(default=32, metadata={"help": "Batch size of the latency measurement."})
-    latency_sequence_length: int = field(default=128, metadata={"help": "Tokens per example in the latency measurement."})
-    latency_runs: int = field(default=10, metadata={"help": "Timed forward passes; the median is recorded."})
-    latency_memory_mb: Optional[float] = field(default=None, metadata={
-        "help": "Most memory the final side-by-side latency measurement may hold in loaded variants (each counted at "
-                "twice its size on disk); variants that do not fit together are measured in consecutive groups. "
-                "Default: half the memory available when it starts."})
-    num_threads: Optional[int] = field(default=None, metadata={"help": "CPU threads for every variant (default: torch's)."})
-    overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace an existing compression output."})
-    seed: int = field(default=42, metadata={"help": "Seed of recovery finetuning."})
-
-    def __post_init__(self):
-        self.sparsity_grid = [check_sparsity(_number(value, "--sparsities")) for value in _split(self.sparsities)]
-        self.methods = _split(self.quantization)
-        unknown = [method for method in self.methods if method not in QUANTIZATION_METHODS]
-        if unknown:
-            raise UsageError(f"unknown quantization method {unknown[0]!r}: choose from {', '.join(QUANTIZATION_METHODS)}")
-        self.pruning_methods = _split(self.pruning_method)
-        unknown = [method for method in self.pruning_methods if method not in PRUNING_METHODS]
-        if unknown or not self.pruning_methods:
-            raise UsageError(f"unknown --pruning_method {(unknown or [''])[0]!r}: choose from {', '.join(PRUNING_METHODS)}")
-        if self.pruning_scope not in PRUNING_SCOPES:
-            raise UsageError(f"--pruning_scope {self.pruning_scope} is unknown: choose layer or global")
-        if self.importance not in IMPORTANCE:
-            raise UsageError(f"--importance {self.importance} is unknown: choose magnitude or taylor")
-        if self.pruning_schedule not in SCHEDULES:
-            raise UsageError(f"--pruning_schedule {self.pruning_schedule} is unknown: choose oneshot or gradual")
-        if self.pruning_schedule == "gradual" and not self.recovers:
-            raise UsageError("--pruning_schedule gradual prunes during finetuning: pass --recovery_time_budget or "
-                             "--recovery_steps")
-        if not 0.0 < self.gradual_end <= 1.0:
-            raise UsageError(f"--gradual_end {self.gradual_end} must be in (0, 1]")
-        if not 0.0 <= self.layer_share <= 1.0:
-            raise UsageError(f"--layer_share {self.layer_share} must be in [0, 1]")
-
-    @property
-    def recovers(self) -> bool:
-        return bool(self.recovery_steps or self.recovery_time_budget)
-
-    @property
-    def needs_training_data(self) -> bool:
-        return self.recovers or ("structured" in self.pruning_methods and self.importance == "taylor")
-
-
-def _split(text: str) -> list[str]:
-    return [part.strip() for part in str(text).split(",") if part.strip()]
-
-
-def _number(text: str, flag: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise UsageError(f"{flag}: {text!r} is not a number: write e.g. 0,0.5,0.9") from None
-
-
-def variant_name(sparsity: float, method: str, pruning: str = "unstructured") -> str:
-    """``dense-fp32``, ``pruned50-onnx-int8`` (unstructured), ``structured50-onnx-int8`` (sparsity in percent)."""
-    base = "dense" if sparsity == 0 else f"{'pruned' if pruning == 'unstructured' else pruning}{round(sparsity * 100):02d}"
-    return f"{base}-{'fp32' if method == 'none' else method}"
+PLOTS = {
+    "accuracy_vs_nonzero_parameters.png": "nonzero_parameters",
+    "accuracy_vs_latency.png": "latency_ms",
+    "accuracy_vs_size.png": "size_bytes",
+}
 
 
 def check_classifier(model_name_or_path: str):
@@ -158,9 +55,16 @@ def check_classifier(model_name_or_path: str):
 def _batches(train_dataset, tokenizer, count: int, seed: int):
     """``count`` shuffled, padded batches of 32 from the tokenized training data (for Taylor importance)."""
     generator = torch.Generator().manual_seed(seed)
-    columns = [name for name in train_dataset.column_names if name in ("input_ids", "attention_mask", "labels", "label")]
-    loader = DataLoader(train_dataset.select_columns(columns), batch_size=32, shuffle=True, generator=generator,
-                        collate_fn=DataCollatorWithPadding(tokenizer))
+    columns = [
+        name for name in train_dataset.column_names if name in ("input_ids", "attention_mask", "labels", "label")
+    ]
+    loader = DataLoader(
+        train_dataset.select_columns(columns),
+        batch_size=32,
+        shuffle=True,
+        generator=generator,
+        collate_fn=DataCollatorWithPadding(tokenizer),
+    )
     for index, batch in enumerate(loader):
         if index >= count:
             break
@@ -172,13 +76,26 @@ def _batches(train_dataset, tokenizer, count: int, seed: int):
 def _finetune(model, train_dataset, tokenizer, args: CompressionArguments, scratch: Path, callbacks=()) -> None:
     """Recovery finetuning for ``recovery_steps`` or ``recovery_time_budget``, with ``callbacks`` holding masks."""
     training_args = BudgetTrainingArguments(
-        output_dir=str(scratch), max_steps=args.recovery_steps or -1, time_budget=args.recovery_time_budget,
-        learning_rate=args.recovery_learning_rate, per_device_train_batch_size=32, save_strategy="no",
-        eval_strategy="no", disable_tqdm=True, seed=args.seed, schedule_by="steps" if args.recovery_steps else None,
-        report_to=[], logging_strategy="no",  # one recovery per variant: their loss lines would drown the grid's log
+        output_dir=str(scratch),
+        max_steps=args.recovery_steps or -1,
+        time_budget=args.recovery_time_budget,
+        learning_rate=args.recovery_learning_rate,
+        per_device_train_batch_size=32,
+        save_strategy="no",
+        eval_strategy="no",
+        disable_tqdm=True,
+        seed=args.seed,
+        schedule_by="steps" if args.recovery_steps else None,
+        report_to=[],
+        logging_strategy="no",  # one recovery per variant: their loss lines would drown the grid's log
     )
-    trainer = BudgetTrainer(model=model, args=training_args, train_dataset=train_dataset,
-                            data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=compute_accuracy)
+    trainer = BudgetTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=compute_accuracy,
+    )
     for callback in callbacks:
         if isinstance(callback, GradualPruningCallback):
             callback.attach(trainer)
@@ -187,13 +104,18 @@ def _finetune(model, train_dataset, tokenizer, args: CompressionArguments, scrat
     trainer.train()
 
 
-def build_pruned(model, pruning: str, sparsity: float, args: CompressionArguments, train_dataset, tokenizer,
-                 scratch: Path) -> dict:
+def build_pruned(
+    model, pruning: str, sparsity: float, args: CompressionArguments, train_dataset, tokenizer, scratch: Path
+) -> dict:
     """Prunes (and, if asked, recovers) ``model`` in place; returns what was done, for the record."""
-    done: dict = {"pruning_method": pruning if sparsity > 0 else None, "target_sparsity": sparsity,
-                  "schedule": args.pruning_schedule if sparsity > 0 else None, "recovery": args.recovers,
-                  "parent_layers": model.config.num_hidden_layers,
-                  "parent_intermediate_size": model.config.intermediate_size}
+    done: dict = {
+        "pruning_method": pruning if sparsity > 0 else None,
+        "target_sparsity": sparsity,
+        "schedule": args.pruning_schedule if sparsity > 0 else None,
+        "recovery": args.recovers,
+        "parent_layers": model.config.num_hidden_layers,
+        "parent_intermediate_size": model.config.intermediate_size,
+    }
     report = None
     if sparsity == 0:
         if args.recovers:  # the dense baseline gets the same extra finetuning as every pruned variant
@@ -222,10 +144,79 @@ def build_pruned(model, pruning: str, sparsity: float, args: CompressionArgument
     if report is not None and pruning == "unstructured":
         done["pruning_scope"] = report.scope
     elif report is not None:
-        done.update(importance=report.importance, removed_layers=report.removed_layers,
-                    layer_share=args.layer_share)
+        done.update(importance=report.importance, removed_layers=report.removed_layers, layer_share=args.layer_share)
     done.update(num_hidden_layers=model.config.num_hidden_layers, intermediate_size=model.config.intermediate_size)
     return done
+
+
+def check_grid(args: CompressionArguments, train_dataset=None) -> None:
+    """Everything about the grid that can fail on bad input, checked before anything is built or written."""
+    config = check_classifier(args.model_name_or_path)
+    if "structured" in args.pruning_methods:  # before anything is built: refused plans fail first
+        for sparsity in (value for value in args.sparsity_grid if value > 0):
+            plan = plan_removal(
+                config.num_hidden_layers, config.hidden_size, config.intermediate_size, sparsity, args.layer_share
+            )
+            check_taylor_layers(config, plan.layers, args.importance)
+    if args.needs_training_data and train_dataset is None:
+        raise UsageError(
+            "recovery finetuning and Taylor importance need training data: pass --train_file or --task_name"
+        )
+    output_dir = Path(args.output_dir)
+    check_writable(output_dir)
+    if output_dir.exists() and any(output_dir.iterdir()) and not args.overwrite_output_dir:
+        raise UsageError(f"--output_dir {output_dir} already holds files: pass --overwrite_output_dir to replace them")
+
+
+def _quantize_and_measure(
+    pytorch_dir: Path,
+    staging: Path,
+    sparsity: float,
+    method: str,
+    pruning: str,
+    done: dict,
+    args: CompressionArguments,
+    validation,
+    tokenizer,
+    max_length: int,
+    parent_weights: int,
+) -> dict:
+    """Quantizes the pruned model in ``pytorch_dir`` by ``method`` into its variant folder and measures that variant:
+    its row of ``compression.jsonl``."""
+    name = variant_name(sparsity, method, pruning)
+    folder = staging / name
+    if method == "onnx-int8":
+        quantized = onnx_int8(pytorch_dir, folder)
+    elif method.startswith("quanto-int"):
+        quantized = quanto_weights(pytorch_dir, folder, int(method.removeprefix("quanto-int")))
+    else:
+        quantized = {"method": "none", "bits": 32, "backend": "pytorch"}
+    measured = measure_variant(
+        folder,
+        validation,
+        tokenizer,
+        max_length,
+        args.latency_batch_size,
+        args.latency_sequence_length,
+        args.latency_runs,
+        args.num_threads,
+        args.prune_embeddings_and_head,
+        parent_weights,
+    )
+    row = {
+        "variant": name,
+        "method": quantized["method"],
+        "bits": quantized["bits"],
+        **measured,
+        **done,
+        "base_model": str(Path(args.model_name_or_path).resolve()),
+        **{key: value for key, value in quantized.items() if key not in ("method", "bits")},
+    }
+    logger.warning(
+        f"{name}: accuracy {row['accuracy']:.4f}, {row['size_bytes'] / 1e6:.2f} MB, "
+        f"{row['latency_ms']:.1f} ms, sparsity {row['sparsity']:.2f}"
+    )
+    return row
 
 
 def compress_grid(args: CompressionArguments, validation, train_dataset=None, max_length: int = 128) -> list[dict]:
@@ -235,56 +226,49 @@ def compress_grid(args: CompressionArguments, validation, train_dataset=None, ma
     for accuracy (use the length the model was finetuned with); ``train_dataset`` (tokenized) is needed
     for recovery finetuning and for Taylor importance.
     """
-    config = check_classifier(args.model_name_or_path)
-    if "structured" in args.pruning_methods:  # before anything is built: refused plans fail first
-        for sparsity in (value for value in args.sparsity_grid if value > 0):
-            plan = plan_removal(config.num_hidden_layers, config.hidden_size, config.intermediate_size, sparsity,
-                                args.layer_share)
-            check_taylor_layers(config, plan.layers, args.importance)
-    if args.needs_training_data and train_dataset is None:
-        raise UsageError("recovery finetuning and Taylor importance need training data: pass --train_file or --task_name")
+    check_grid(args, train_dataset)
     output_dir = Path(args.output_dir)
-    check_writable(output_dir)
-    if output_dir.exists() and any(output_dir.iterdir()) and not args.overwrite_output_dir:
-        raise UsageError(f"--output_dir {output_dir} already holds files: pass --overwrite_output_dir to replace them")
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
     tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path)
     parent_weights = None  # the dense parent's prunable weights: what sparsity is measured against
     builds = [("unstructured", 0.0)] if 0.0 in args.sparsity_grid else []
-    builds += [(pruning, sparsity) for pruning in args.pruning_methods for sparsity in args.sparsity_grid if sparsity > 0]
+    builds += [
+        (pruning, sparsity) for pruning in args.pruning_methods for sparsity in args.sparsity_grid if sparsity > 0
+    ]
     output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}-", dir=output_dir.parent))  # same filesystem: rename works
+    # same filesystem: rename works
+    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}-", dir=output_dir.parent))
     rows = []
     try:
         for pruning, sparsity in builds:
             torch.manual_seed(args.seed)
             model = AutoModelForSequenceClassification.from_pretrained(args.model_name_or_path)
             if parent_weights is None:
-                parent_weights = sum(weight.numel() for weight in
-                                     prunable_weights(model, args.prune_embeddings_and_head).values())
+                parent_weights = sum(
+                    weight.numel() for weight in prunable_weights(model, args.prune_embeddings_and_head).values()
+                )
             done = build_pruned(model, pruning, sparsity, args, train_dataset, tokenizer, staging / "recovery")
             pytorch_dir = staging / variant_name(sparsity, "none", pruning)
             model.save_pretrained(pytorch_dir)
             tokenizer.save_pretrained(pytorch_dir)
             del model
             for method in args.methods:
-                name = variant_name(sparsity, method, pruning)
-                folder = staging / name
-                if method == "onnx-int8":
-                    quantized = onnx_int8(pytorch_dir, folder)
-                elif method.startswith("quanto-int"):
-                    quantized = quanto_weights(pytorch_dir, folder, int(method.removeprefix("quanto-int")))
-                else:
-                    quantized = {"method": "none", "bits": 32, "backend": "pytorch"}
-                measured = measure_variant(folder, validation, tokenizer, max_length, args.latency_batch_size,
-                                           args.latency_sequence_length, args.latency_runs, args.num_threads,
-                                           args.prune_embeddings_and_head, parent_weights)
-                rows.append({"variant": name, "method": quantized["method"], "bits": quantized["bits"], **measured,
-                             **done, "base_model": str(Path(args.model_name_or_path).resolve()),
-                             **{key: value for key, value in quantized.items() if key not in ("method", "bits")}})
-                logger.warning(f"{name}: accuracy {rows[-1]['accuracy']:.4f}, {rows[-1]['size_bytes'] / 1e6:.2f} MB, "
-                               f"{rows[-1]['latency_ms']:.1f} ms, sparsity {rows[-1]['sparsity']:.2f}")
+                rows.append(
+                    _quantize_and_measure(
+                        pytorch_dir,
+                        staging,
+                        sparsity,
+                        method,
+                        pruning,
+                        done,
+                        args,
+                        validation,
+                        tokenizer,
+                        max_length,
+                        parent_weights,
+                    )
+                )
             if "none" not in args.methods:
                 shutil.rmtree(pytorch_dir)
         shutil.rmtree(staging / "recovery", ignore_errors=True)
@@ -295,7 +279,8 @@ def compress_grid(args: CompressionArguments, validation, train_dataset=None, ma
         label = Path(args.model_name_or_path).name
         for file, x in PLOTS.items():
             plot_compression({label: rows}, staging / file, x=x, majority=majority)
-        _swap_in(staging, output_dir)  # all or nothing: a failed grid leaves no half-written output, and the old one whole
+        # all or nothing: a failed grid leaves no half-written output, and the old one whole
+        _swap_in(staging, output_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     for row in rows:
@@ -354,8 +339,9 @@ def _remeasure_together(rows: list[dict], staging: Path, tokenizer, validation, 
     groups = latency_groups(rows, limit)
     for index, group in enumerate(groups):
         models = {row["variant"]: load_variant(staging / row["variant"], num_threads=args.num_threads) for row in group}
-        together = round_robin_latency(models, tokenizer, texts, args.latency_batch_size, args.latency_sequence_length,
-                                       args.latency_runs)
+        together = round_robin_latency(
+            models, tokenizer, texts, args.latency_batch_size, args.latency_sequence_length, args.latency_runs
+        )
         del models
         gc.collect()
         for row in group:
@@ -364,8 +350,10 @@ def _remeasure_together(rows: list[dict], staging: Path, tokenizer, validation, 
             row["latency_rounds"] = args.latency_runs
             row["latency_group"] = index
     if len(groups) > 1:
-        logger.warning(f"latency measured in {len(groups)} groups of variants, to stay under "
-                       f"{limit / 1e6:,.0f} MB of loaded models (--latency_memory_mb)")
+        logger.warning(
+            f"latency measured in {len(groups)} groups of variants, to stay under "
+            f"{limit / 1e6:,.0f} MB of loaded models (--latency_memory_mb)"
+        )
 
 
 def _majority(validation) -> float:

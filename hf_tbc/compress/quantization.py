@@ -11,7 +11,6 @@ documented class:
 
 from __future__ import annotations
 
-import platform
 import shutil
 import tempfile
 from pathlib import Path
@@ -21,31 +20,11 @@ from optimum.quanto import qint2, qint4, qint8
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from ..errors import UsageError
+from ..hardware import INSTRUCTION_SETS, cpu_instruction_set
 from ..onnx_model import ONNX_FILE, export_onnx
 from ..variants import QuantizedModelForSequenceClassification
 
 QUANTO_TYPES = {8: qint8, 4: qint4, 2: qint2}
-INSTRUCTION_SETS = ("avx512_vnni", "avx512", "avx2", "arm64")
-
-
-def cpu_instruction_set() -> str:
-    """The widest integer-matmul instruction set of this CPU that ONNX Runtime's quantizer targets."""
-    machine = platform.machine().lower()
-    if machine in ("arm64", "aarch64"):
-        return "arm64"
-    try:
-        flags = set()
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        flags = set()
-    if "avx512_vnni" in flags or "avx512vnni" in flags:
-        return "avx512_vnni"
-    if "avx512f" in flags and "avx512bw" in flags:
-        return "avx512"
-    return "avx2"
 
 
 def _copy_tokenizer(source: Union[str, Path], destination: Path) -> None:
@@ -63,7 +42,10 @@ QUANTIZED_OPERATORS = ["Conv", "MatMul", "Attention", "LSTM", "Gather", "Transpo
 
 
 def onnx_int8(
-    model_dir: Union[str, Path], output_dir: Union[str, Path], per_channel: bool = False, instruction_set: Optional[str] = None
+    model_dir: Union[str, Path],
+    output_dir: Union[str, Path],
+    per_channel: bool = False,
+    instruction_set: Optional[str] = None,
 ) -> dict:
     """Exports ``model_dir`` to ONNX with torch's exporter and applies ONNX Runtime dynamic int8 quantization.
 
@@ -84,15 +66,27 @@ def onnx_int8(
         exported = export_onnx(model, Path(scratch) / "float.onnx")
         staging = Path(scratch) / "quantized"
         staging.mkdir()
-        quantize_dynamic(str(exported), str(staging / ONNX_FILE), weight_type=getattr(QuantType, WEIGHT_TYPES[instruction_set]),
-                         per_channel=per_channel, reduce_range=False, op_types_to_quantize=QUANTIZED_OPERATORS,
-                         extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
+        quantize_dynamic(
+            str(exported),
+            str(staging / ONNX_FILE),
+            weight_type=getattr(QuantType, WEIGHT_TYPES[instruction_set]),
+            per_channel=per_channel,
+            reduce_range=False,
+            op_types_to_quantize=QUANTIZED_OPERATORS,
+            extra_options={"WeightSymmetric": True, "ActivationSymmetric": False},
+        )
         model.config.save_pretrained(staging)
         _copy_tokenizer(model_dir, staging)
         output_dir.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(staging), output_dir)
-    return {"method": "onnx-int8", "bits": 8, "backend": "onnxruntime", "instruction_set": instruction_set,
-            "per_channel": per_channel, "exporter": "torch.onnx (dynamo)"}
+    return {
+        "method": "onnx-int8",
+        "bits": 8,
+        "backend": "onnxruntime",
+        "instruction_set": instruction_set,
+        "per_channel": per_channel,
+        "exporter": "torch.onnx (dynamo)",
+    }
 
 
 def quanto_weights(model_dir: Union[str, Path], output_dir: Union[str, Path], bits: int) -> dict:

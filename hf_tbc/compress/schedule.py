@@ -6,7 +6,8 @@ ones slowly. After the window the masks stay fixed and training goes on: that is
 
 The callback drives any *pruner* with four methods: ``observe()`` (gradients are present: before each optimizer
 step), ``prune_to(sparsity)`` (raise pruning to that level), ``enforce()`` (re-apply masks after each optimizer
-step) and ``finish()`` (make the final model, return a report). :class:`~hf_tbc.compress.unstructured.UnstructuredPruner`
+step) and ``finish()`` (make the final model, return a report).
+:class:`~hf_tbc.compress.unstructured.UnstructuredPruner`
 and :class:`~hf_tbc.compress.structured.StructuredPruner` are two.
 """
 
@@ -35,13 +36,21 @@ class GradualPruningCallback(TrainerCallback):
     """Prunes ``pruner`` to the cubic schedule's sparsity at ``events`` evenly spaced points of the pruning window.
 
     ``progress(state)`` gives the fraction of training done: steps over ``max_steps``, or the budget's fraction of
-    time spent; by default :func:`training_progress` of the trainer, set with :meth:`attach`. ``history`` keeps (step, progress, sparsity) of every pruning step.
+    time spent; by default :func:`training_progress` of the trainer, set with :meth:`attach`. ``history`` keeps
+    (step, progress, sparsity) of every pruning step.
     If training ends before the window does, the final sparsity is applied at the end, without recovery, and a
     warning says so.
     """
 
-    def __init__(self, pruner, final_sparsity: float, progress: Optional[Callable[[TrainerState], float]] = None, start: float = 0.0,
-                 end: float = 0.75, events: int = 16):
+    def __init__(
+        self,
+        pruner,
+        final_sparsity: float,
+        progress: Optional[Callable[[TrainerState], float]] = None,
+        start: float = 0.0,
+        end: float = 0.75,
+        events: int = 16,
+    ):
         cubic_sparsity(0.0, final_sparsity, start, end)  # validates the window
         if events < 1:
             raise UsageError(f"pruning events {events} must be at least 1")
@@ -68,8 +77,9 @@ class GradualPruningCallback(TrainerCallback):
         return int(through * self.events + 1e-9)
 
     def _prune(self, step: int, progress: float, event: int) -> None:
-        sparsity = cubic_sparsity(self.start + (self.end - self.start) * event / self.events, self.final,
-                                  self.start, self.end)
+        sparsity = cubic_sparsity(
+            self.start + (self.end - self.start) * event / self.events, self.final, self.start, self.end
+        )
         self.pruner.prune_to(sparsity)
         self.event, self.sparsity = event, sparsity
         self.history.append((step, round(progress, 4), round(sparsity, 4)))
@@ -88,14 +98,16 @@ class GradualPruningCallback(TrainerCallback):
 
     def on_train_end(self, args, state, control, **kwargs):
         if self.event < self.events:
-            logger.warning(f"training ended at {self.progress(state):.0%} of its budget, before the pruning window "
-                           f"closed at {self.end:.0%}: pruned to {self.final:.0%} at the end, with no recovery")
+            logger.warning(
+                f"training ended at {self.progress(state):.0%} of its budget, before the pruning window "
+                f"closed at {self.end:.0%}: pruned to {self.final:.0%} at the end, with no recovery"
+            )
             self._prune(state.global_step, self.progress(state), self.events)
         self.report = self.pruner.finish()
 
 
 def training_progress(trainer) -> Callable[[TrainerState], float]:
-    """Fraction of training done, for a :class:`~hf_tbc.training.BudgetTrainer` (time budget) or any ``Trainer``
+    """Fraction of training done, for a :class:`~hf_tbc.trainer.BudgetTrainer` (time budget) or any ``Trainer``
     with ``max_steps``."""
     budget: Optional[object] = getattr(trainer, "budget", None)
     if budget is not None:

@@ -44,8 +44,10 @@ def encoder_layers(model: PreTrainedModel) -> torch.nn.ModuleList:
     encoder = getattr(model.base_model, "encoder", None)
     layers = getattr(encoder, "layer", None)
     if not isinstance(layers, torch.nn.ModuleList) or not hasattr(layers[0], "intermediate"):
-        raise UsageError(f"{type(model).__name__} has no BERT-style encoder layers: structured pruning needs "
-                         "a RoBERTa or BERT classifier")
+        raise UsageError(
+            f"{type(model).__name__} has no BERT-style encoder layers: structured pruning needs "
+            "a RoBERTa or BERT classifier"
+        )
     return layers
 
 
@@ -67,13 +69,18 @@ def check_taylor_layers(config, layers: int, importance: str) -> None:
         raise UsageError(
             f"--importance taylor estimates a layer's removal only for pre-LayerNorm models (zeroing a layer's two "
             f"output projections skips it there); this {config.model_type} model puts a LayerNorm after each sublayer, "
-            "where nothing estimates it: use --importance magnitude, or --layer_share 0 to remove neurons only")
+            "where nothing estimates it: use --importance magnitude, or --layer_share 0 to remove neurons only"
+        )
 
 
 def _branch_outputs(layer) -> list[torch.nn.Parameter]:
     """The parameters whose zeroing skips a pre-LayerNorm layer: both residual branches' output projections."""
-    return [parameter for linear in (layer.attention.output.dense, layer.output.dense)
-            for parameter in (linear.weight, linear.bias) if parameter is not None]
+    return [
+        parameter
+        for linear in (layer.attention.output.dense, layer.output.dense)
+        for parameter in (linear.weight, linear.bias)
+        if parameter is not None
+    ]
 
 
 def _layer_weights(hidden: int, intermediate: int) -> int:
@@ -89,7 +96,9 @@ class StructuredPlan:
     neurons: int
 
 
-def plan_removal(num_layers: int, hidden: int, intermediate: int, sparsity: float, layer_share: float = 0.5) -> StructuredPlan:
+def plan_removal(
+    num_layers: int, hidden: int, intermediate: int, sparsity: float, layer_share: float = 0.5
+) -> StructuredPlan:
     """The layers and neurons to remove so that about ``sparsity`` of the encoder's linear weights go.
 
     ``layer_share`` of the removed weights come from whole layers (rounded to whole layers, at least one layer
@@ -98,7 +107,9 @@ def plan_removal(num_layers: int, hidden: int, intermediate: int, sparsity: floa
     """
     check_sparsity(sparsity)
     if not 0.0 <= layer_share <= 1.0:
-        raise UsageError(f"layer share {layer_share} must be in [0, 1]: the fraction of removed weights taken as whole layers")
+        raise UsageError(
+            f"layer share {layer_share} must be in [0, 1]: the fraction of removed weights taken as whole layers"
+        )
     per_layer = _layer_weights(hidden, intermediate)
     target = sparsity * num_layers * per_layer
     layers = min(num_layers - 1, int(sparsity * layer_share * num_layers + 0.5))
@@ -187,13 +198,19 @@ def shrink_feed_forward(model: PreTrainedModel, keep: list[torch.Tensor]) -> Non
     for layer, indices in zip(layers, keep):
         indices = indices.sort().values
         up, down = _ffn(layer)
-        new_up = torch.nn.Linear(up.in_features, indices.numel(), bias=up.bias is not None,
-                                 device=up.weight.device, dtype=up.weight.dtype)
+        new_up = torch.nn.Linear(
+            up.in_features, indices.numel(), bias=up.bias is not None, device=up.weight.device, dtype=up.weight.dtype
+        )
         new_up.weight.copy_(up.weight[indices])
         if up.bias is not None:
             new_up.bias.copy_(up.bias[indices])
-        new_down = torch.nn.Linear(indices.numel(), down.out_features, bias=down.bias is not None,
-                                   device=down.weight.device, dtype=down.weight.dtype)
+        new_down = torch.nn.Linear(
+            indices.numel(),
+            down.out_features,
+            bias=down.bias is not None,
+            device=down.weight.device,
+            dtype=down.weight.dtype,
+        )
         new_down.weight.copy_(down.weight[:, indices])
         if down.bias is not None:
             new_down.bias.copy_(down.bias)
@@ -238,10 +255,19 @@ def _encoder_weights(config) -> int:
     return config.num_hidden_layers * _layer_weights(config.hidden_size, config.intermediate_size)
 
 
-def _report(model: PreTrainedModel, target: float, importance: str, removed: list[int], before: int) -> StructuredReport:
+def _report(
+    model: PreTrainedModel, target: float, importance: str, removed: list[int], before: int
+) -> StructuredReport:
     config = model.config
-    return StructuredReport(target, importance, removed, config.num_hidden_layers, config.intermediate_size, before,
-                            _encoder_weights(config))
+    return StructuredReport(
+        target,
+        importance,
+        removed,
+        config.num_hidden_layers,
+        config.intermediate_size,
+        before,
+        _encoder_weights(config),
+    )
 
 
 def structured_prune(
@@ -288,13 +314,22 @@ class StructuredPruner:
     from the gradients of every training step (:meth:`observe`). Single-process training only.
     """
 
-    def __init__(self, model: PreTrainedModel, final_sparsity: float,
-                 importance: Literal["magnitude", "taylor"] = "magnitude", layer_share: float = 0.5):
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        final_sparsity: float,
+        importance: Literal["magnitude", "taylor"] = "magnitude",
+        layer_share: float = 0.5,
+    ):
         if importance not in IMPORTANCE:
             raise UsageError(f"importance {importance!r} is unknown: choose {' or '.join(IMPORTANCE)}")
         config = model.config
         self.model, self.final, self.importance = model, final_sparsity, importance
-        self.hidden, self.intermediate, self.count = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+        self.hidden, self.intermediate, self.count = (
+            config.hidden_size,
+            config.intermediate_size,
+            config.num_hidden_layers,
+        )
         self.plan = plan_removal(self.count, self.hidden, self.intermediate, final_sparsity, layer_share)
         check_taylor_layers(config, self.plan.layers, importance)
         self.taylor = TaylorScores(model) if importance == "taylor" else None

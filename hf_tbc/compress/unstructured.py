@@ -101,7 +101,9 @@ def prune_model(
     return masks, pruning_report(model, weights, sparsity, scope)
 
 
-def pruning_report(model: PreTrainedModel, weights: dict[str, torch.nn.Parameter], sparsity: float, scope: str) -> PruningReport:
+def pruning_report(
+    model: PreTrainedModel, weights: dict[str, torch.nn.Parameter], sparsity: float, scope: str
+) -> PruningReport:
     parameters, nonzero = count_nonzero(model)
     prunable = sum(weight.numel() for weight in weights.values())
     zeros = sum(int((weight == 0).sum().item()) for weight in weights.values())
@@ -125,8 +127,12 @@ class UnstructuredPruner:
     so what was pruned stays pruned. :meth:`enforce` re-applies the masks after every optimizer step.
     """
 
-    def __init__(self, model: PreTrainedModel, scope: Literal["layer", "global"] = "layer",
-                 include_embeddings_and_head: bool = False):
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        scope: Literal["layer", "global"] = "layer",
+        include_embeddings_and_head: bool = False,
+    ):
         self.model, self.scope = model, scope
         self.weights = prunable_weights(model, include_embeddings_and_head)
         self.masks: dict[str, torch.Tensor] = {}

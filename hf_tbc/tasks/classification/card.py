@@ -6,18 +6,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Union
+from typing import Optional, Union
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from . import model_cards
-from .budget import format_duration
-from .errors import UsageError
-from .public import is_local_path
-from .records import pruning_of
-
-if TYPE_CHECKING:
-    from .release import Variant
+from ... import model_cards
+from ...budget import format_duration
+from ...errors import UsageError
+from ...hardware import describe_hardware
+from ...public import is_local_path
+from ...records import pruning_of
+from .release import Variant
 
 DEFAULT_TEMPLATE = Path(model_cards.__file__).resolve().parent / "model_card.md"
 METHOD_TAGS = {
@@ -33,8 +32,14 @@ PRUNING_TAGS = {"unstructured": ["magnitude-pruning", "unstructured-pruning"], "
 LIBRARY = {"pytorch": "transformers", "onnx": "onnx", "quanto": "hf-tbc"}
 
 
-def card_data(variant: Variant, dataset_id: str, dataset_config: Optional[str], dataset_split: str, license: str,
-              corpus_ids: tuple[str, ...] = ()) -> ModelCardData:
+def card_data(
+    variant: Variant,
+    dataset_id: str,
+    dataset_config: Optional[str],
+    dataset_split: str,
+    license: str,
+    corpus_ids: tuple[str, ...] = (),
+) -> ModelCardData:
     """The YAML metadata: license, library, pipeline, tags, datasets (``corpus_ids``: the pretraining corpus on the
     Hub, then the task data), base_model and the model-index."""
     name = variant.repo_id.split("/")[-1]
@@ -54,9 +59,14 @@ def card_data(variant: Variant, dataset_id: str, dataset_config: Optional[str], 
         license=license,
         library_name=LIBRARY[variant.kind],
         pipeline_tag="text-classification",
-        tags=["train-large-then-compress", "hf-tbc", "roberta", *METHOD_TAGS[variant.row["method"]],
-              *PRUNING_TAGS.get(pruning_of(variant.row), []),
-              *(["sparse"] if stored_sparse(variant.row) else [])],
+        tags=[
+            "train-large-then-compress",
+            "hf-tbc",
+            "roberta",
+            *METHOD_TAGS[variant.row["method"]],
+            *PRUNING_TAGS.get(pruning_of(variant.row), []),
+            *(["sparse"] if stored_sparse(variant.row) else []),
+        ],
         datasets=list(dict.fromkeys([*corpus_ids, dataset_id])),  # what it was trained on, then evaluated on
         base_model=variant.parent_repo_id,
         metrics=["accuracy"],
@@ -100,22 +110,33 @@ def _dataset_line(dataset_id: str, dataset_config: Optional[str]) -> str:
 def _loading_snippet(variant: Variant) -> str:
     example = "A gripping, beautifully acted film."
     if variant.kind == "onnx":
-        load = ("from hf_tbc import OnnxModelForSequenceClassification  # pip install hf-tbc\n"
-                "from transformers import AutoTokenizer\n\n"
-                "# or, with optimum-onnx installed: from optimum.onnxruntime import ORTModelForSequenceClassification\n"
-                f'model = OnnxModelForSequenceClassification.from_pretrained("{variant.repo_id}")')
+        load = (
+            "from hf_tbc import OnnxModelForSequenceClassification  # pip install hf-tbc\n"
+            "from transformers import AutoTokenizer\n\n"
+            "# or, with optimum-onnx installed: from optimum.onnxruntime import ORTModelForSequenceClassification\n"
+            f'model = OnnxModelForSequenceClassification.from_pretrained("{variant.repo_id}")'
+        )
     elif variant.kind == "quanto":
-        load = ("import torch  # pip install hf-tbc\nfrom hf_tbc.compress import QuantizedModelForSequenceClassification\n"
-                "from transformers import AutoTokenizer\n\n"
-                f'model = QuantizedModelForSequenceClassification.from_pretrained("{variant.repo_id}")')
+        load = (
+            "import torch  # pip install hf-tbc\nfrom hf_tbc.compress import QuantizedModelForSequenceClassification\n"
+            "from transformers import AutoTokenizer\n\n"
+            f'model = QuantizedModelForSequenceClassification.from_pretrained("{variant.repo_id}")'
+        )
     else:
-        load = ("from transformers import AutoModelForSequenceClassification, AutoTokenizer\n\n"
-                f'model = AutoModelForSequenceClassification.from_pretrained("{variant.repo_id}")')
-    run = "with torch.no_grad():  # quanto rejects torch.inference_mode()\n    logits = model(**inputs).logits" \
-        if variant.kind == "quanto" else "logits = model(**inputs).logits"
-    return (f'{load}\ntokenizer = AutoTokenizer.from_pretrained("{variant.repo_id}")\n'
-            f'inputs = tokenizer("{example}", return_tensors="pt")\n{run}\n'
-            "print(model.config.id2label[int(logits.argmax(-1))])")
+        load = (
+            "from transformers import AutoModelForSequenceClassification, AutoTokenizer\n\n"
+            f'model = AutoModelForSequenceClassification.from_pretrained("{variant.repo_id}")'
+        )
+    run = (
+        "with torch.no_grad():  # quanto rejects torch.inference_mode()\n    logits = model(**inputs).logits"
+        if variant.kind == "quanto"
+        else "logits = model(**inputs).logits"
+    )
+    return (
+        f'{load}\ntokenizer = AutoTokenizer.from_pretrained("{variant.repo_id}")\n'
+        f'inputs = tokenizer("{example}", return_tensors="pt")\n{run}\n'
+        "print(model.config.id2label[int(logits.argmax(-1))])"
+    )
 
 
 def _compression_text(variant: Variant) -> str:
@@ -123,45 +144,87 @@ def _compression_text(variant: Variant) -> str:
     parts = []
     gradual = " gradually during finetuning (cubic schedule)" if row.get("schedule") == "gradual" else ""
     if pruning_of(row) == "unstructured":
-        parts.append(f"Magnitude pruning ({row.get('pruning_scope') or 'layer'} scope){gradual} of the encoder's "
-                     f"attention and feed-forward weights to {100 * row['sparsity']:.1f} % zeros, measured on the "
-                     "released weights.")
+        parts.append(
+            f"Magnitude pruning ({row.get('pruning_scope') or 'layer'} scope){gradual} of the encoder's "
+            f"attention and feed-forward weights to {100 * row['sparsity']:.1f} % zeros, measured on the "
+            "released weights."
+        )
     elif pruning_of(row) == "structured":
-        parts.append(f"Structured pruning ({row.get('importance', 'magnitude')} importance){gradual}: "
-                     f"{len(row.get('removed_layers') or [])} of {row.get('parent_layers', '?')} encoder layers and "
-                     f"{row.get('parent_intermediate_size', 0) - row.get('intermediate_size', 0)} of "
-                     f"{row.get('parent_intermediate_size', '?')} feed-forward neurons per layer removed, "
-                     f"{100 * row['sparsity']:.1f} % of the encoder's linear weights: a smaller dense model of "
-                     f"{row.get('num_hidden_layers')} layers with intermediate size {row.get('intermediate_size')}, "
-                     "loaded by the stock classes.")
+        parts.append(
+            f"Structured pruning ({row.get('importance', 'magnitude')} importance){gradual}: "
+            f"{len(row.get('removed_layers') or [])} of {row.get('parent_layers', '?')} encoder layers and "
+            f"{row.get('parent_intermediate_size', 0) - row.get('intermediate_size', 0)} of "
+            f"{row.get('parent_intermediate_size', '?')} feed-forward neurons per layer removed, "
+            f"{100 * row['sparsity']:.1f} % of the encoder's linear weights: a smaller dense model of "
+            f"{row.get('num_hidden_layers')} layers with intermediate size {row.get('intermediate_size')}, "
+            "loaded by the stock classes."
+        )
     if pruning_of(row) and row.get("recovery"):
         parts.append("Then finetuned again on the task with the pruned structure fixed (recovery).")
     if row["method"] == "onnx-int8":
-        parts.append(f"Exported to ONNX and quantized with ONNX Runtime dynamic int8 (weights int8, activations "
-                     f"quantized at run time; configuration for {row.get('instruction_set', 'this CPU')}).")
+        parts.append(
+            f"Exported to ONNX and quantized with ONNX Runtime dynamic int8 (weights int8, activations "
+            f"quantized at run time; configuration for {row.get('instruction_set', 'this CPU')})."
+        )
     elif row["method"].startswith("quanto"):
-        parts.append(f"Weight-only quantization of the linear layers to int{row['bits']} with optimum-quanto; "
-                     "activations stay in floating point.")
-    return " ".join(parts) or "No compression: this is the dense model (the baseline its compressed variants are compared with)."
+        parts.append(
+            f"Weight-only quantization of the linear layers to int{row['bits']} with optimum-quanto; "
+            "activations stay in floating point."
+        )
+    return (
+        " ".join(parts)
+        or "No compression: this is the dense model (the baseline its compressed variants are compared with)."
+    )
 
 
 def _limitations(variant: Variant, dataset: str) -> str:
-    notes = [f"Finetuned and evaluated on {dataset}: accuracy elsewhere is unmeasured.",
-             "A small research model trained under a short compute budget; not for decisions about people."]
+    notes = [
+        f"Finetuned and evaluated on {dataset}: accuracy elsewhere is unmeasured.",
+        "A small research model trained under a short compute budget; not for decisions about people.",
+    ]
     if stored_sparse(variant.row):
-        notes.append("Unstructured zeros are stored densely: they shrink neither the file nor the latency on dense kernels.")
+        notes.append(
+            "Unstructured zeros are stored densely: they shrink neither the file nor the latency on dense kernels."
+        )
     elif pruning_of(variant.row) == "unstructured":
-        notes.append(f"Pruned to {100 * variant.row['target_sparsity']:.0f} % zeros, but the quantized weights as stored "
-                     f"are only {100 * variant.row['sparsity']:.1f} % zeros: the quantization did not keep the pruned "
-                     "weights at exactly zero.")
+        notes.append(
+            f"Pruned to {100 * variant.row['target_sparsity']:.0f} % zeros, but the quantized weights as stored "
+            f"are only {100 * variant.row['sparsity']:.1f} % zeros: the quantization did not keep the pruned "
+            "weights at exactly zero."
+        )
     if variant.kind == "quanto":
         notes.append("quanto saves memory, not time, on CPUs, and needs the hf-tbc package to load.")
     return "\n".join(f"- {note}" for note in notes)
 
 
-def render_card(variant: Variant, dataset_id: str, dataset_config: Optional[str], dataset_split: str,
-                license: str = "apache-2.0", template: Union[str, Path] = DEFAULT_TEMPLATE,
-                pretraining_corpus_ids: Optional[list[str]] = None, task: Optional[str] = None) -> ModelCard:
+def _pretraining_values(pretraining: Optional[dict], corpus_ids: Optional[list[str]]) -> Optional[dict]:
+    """What the card says of pretraining, from its ``run_summary.json`` (None when hf-tbc did not pretrain it)."""
+    if pretraining is None:
+        return None
+    budget = pretraining.get("time_budget_s")
+    return {
+        "budget": format_duration(budget) if budget else "none (step-limited)",
+        "corpus": corpus_description(pretraining, corpus_ids),
+        "hardware": describe_hardware(pretraining["hardware"], versions=False),
+        "train_time": format_duration(pretraining["train_s"]),
+        "total_time": format_duration(pretraining["total_s"]),
+        "steps": pretraining["steps"],
+        "tokens": pretraining["tokens"],
+        "final_eval_loss": pretraining["final_eval_loss"],
+        "stop_reason": pretraining["stop_reason"],
+    }
+
+
+def render_card(
+    variant: Variant,
+    dataset_id: str,
+    dataset_config: Optional[str],
+    dataset_split: str,
+    license: str = "apache-2.0",
+    template: Union[str, Path] = DEFAULT_TEMPLATE,
+    pretraining_corpus_ids: Optional[list[str]] = None,
+    task: Optional[str] = None,
+) -> ModelCard:
     """The model card, rendered from ``template`` with figures from the variant's records only; ``task`` is the
     task's public name (:meth:`ReleaseArguments.public_task`), and no local path or folder name is written."""
     row, finetuning, pretraining = variant.row, variant.finetuning, variant.pretraining
@@ -171,8 +234,11 @@ def render_card(variant: Variant, dataset_id: str, dataset_config: Optional[str]
     parent = str(finetuning.get("model_name_or_path") or "")
     values = {
         "model_name": variant.repo_id.split("/")[-1],
-        "summary": (f"A RoBERTa text classifier ({variant.size_name}) for {task}, variant "
-                    f"`{row['variant']}`: {100 * row['accuracy']:.2f} % accuracy in {row['size_bytes'] / 1e6:.2f} MB of weights."),
+        "summary": (
+            f"A RoBERTa text classifier ({variant.size_name}) for {task}, variant "
+            f"`{row['variant']}`: {100 * row['accuracy']:.2f} % accuracy in {row['size_bytes'] / 1e6:.2f} MB of "
+            "weights."
+        ),
         "architecture": (config.get("architectures") or ["RobertaForSequenceClassification"])[0],
         "size_name": variant.size_name,
         "num_layers": config.get("num_hidden_layers"),
@@ -183,17 +249,7 @@ def render_card(variant: Variant, dataset_id: str, dataset_config: Optional[str]
         "variant": row["variant"],
         "parent_repo": variant.parent_repo_id,
         "pretrained_from": None if is_local_path(parent) else parent,  # a Hub id; a local folder stays unnamed
-        "pretraining": None if pretraining is None else {
-            "budget": format_duration(pretraining["time_budget_s"]) if pretraining.get("time_budget_s") else "none (step-limited)",
-            "corpus": corpus_description(pretraining, pretraining_corpus_ids),
-            "hardware": _hardware(pretraining["hardware"]),
-            "train_time": format_duration(pretraining["train_s"]),
-            "total_time": format_duration(pretraining["total_s"]),
-            "steps": pretraining["steps"],
-            "tokens": pretraining["tokens"],
-            "final_eval_loss": pretraining["final_eval_loss"],
-            "stop_reason": pretraining["stop_reason"],
-        },
+        "pretraining": _pretraining_values(pretraining, pretraining_corpus_ids),
         "finetuning": {
             "task": task,
             "data": dataset,
@@ -215,14 +271,12 @@ def render_card(variant: Variant, dataset_id: str, dataset_config: Optional[str]
         "loading_snippet": _loading_snippet(variant),
         "limitations": _limitations(variant, dataset),
     }
-    empty = [key for key, value in values.items() if value in ("", None, []) and key not in ("parent_repo", "pretraining", "pretrained_from")]
+    optional = ("parent_repo", "pretraining", "pretrained_from")
+    empty = [key for key, value in values.items() if value in ("", None, []) and key not in optional]
     if empty:
-        raise UsageError(f"the card for {row['variant']} would have empty fields ({', '.join(empty)}): complete the records")
-    data = card_data(variant, dataset_id, dataset_config, dataset_split, license,
-                     tuple(pretraining_datasets(variant, pretraining_corpus_ids)))
+        raise UsageError(
+            f"the card for {row['variant']} would have empty fields ({', '.join(empty)}): complete the records"
+        )
+    corpus = tuple(pretraining_datasets(variant, pretraining_corpus_ids))
+    data = card_data(variant, dataset_id, dataset_config, dataset_split, license, corpus)
     return ModelCard.from_template(data, template_path=str(template), **values)
-
-
-def _hardware(hardware: dict) -> str:
-    accelerator = hardware.get("accelerator")
-    return f"{accelerator}" if accelerator else f"{hardware.get('cpu')} ({hardware.get('cpu_count')} cores, CPU only)"

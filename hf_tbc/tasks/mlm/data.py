@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import ast
-import hashlib
-import os
 import re
 import sys
 import sysconfig
-import tempfile
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
@@ -18,24 +15,14 @@ from datasets import Dataset, DatasetDict, Features, concatenate_datasets, load_
 from transformers import DataCollatorForLanguageModeling, PreTrainedTokenizerBase, RobertaTokenizerFast
 from transformers.utils import logging
 
-from .errors import UsageError
+from ...datafiles import cache_dir, data_files, load_data_file, write_atomically
+from ...errors import UsageError
+from ...tokenizer import train_bpe_tokenizer
 
 logger = logging.get_logger(__name__)
 
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
 DEFAULT_CORPUS_NAME = f"python{sys.version_info.major}.{sys.version_info.minor}-stdlib-docs"
-
-
-def cache_dir() -> Path:
-    """Where hf-tbc caches the built-in corpus and trained tokenizers (``$HF_TBC_CACHE`` or ``~/.cache/hf_tbc``)."""
-    return Path(os.environ.get("HF_TBC_CACHE", Path.home() / ".cache" / "hf_tbc"))
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, delete=False, suffix=".tmp") as handle:
-        handle.write(text)
-    os.replace(handle.name, path)
 
 
 # -- the built-in corpus -------------------------------------------------------------------------------
@@ -91,53 +78,9 @@ def default_corpus(path: Optional[Path] = None) -> Path:
                     paragraphs.append(paragraph)
         if not paragraphs:
             raise RuntimeError(f"found no docstrings under {stdlib}: pass --train_file or --dataset_name instead")
-        _write_atomically(path, "\n".join(paragraphs) + "\n")
+        write_atomically(path, "\n".join(paragraphs) + "\n")
         logger.info(f"Built the default corpus: {len(paragraphs):,} paragraphs in {path}")
     return path
-
-
-# -- loading -------------------------------------------------------------------------------------------
-_BUILDERS = {".txt": "text", ".text": "text", ".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json"}
-
-
-def data_files(value: Optional[str]) -> list[str]:
-    """The files of a ``--train_file``-style flag: one path, or several separated by commas."""
-    return [part.strip() for part in str(value or "").split(",") if part.strip()]
-
-
-def check_utf8(path: str, flag: str) -> None:
-    """``UsageError`` naming the first offending byte when ``path`` is not UTF-8 text (read in chunks)."""
-    import codecs
-
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    offset = 0
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            try:
-                decoder.decode(chunk)
-            except UnicodeDecodeError as error:
-                raise UsageError(f"{flag} {path} is not UTF-8 text (byte 0x{chunk[error.start]:02x} at offset "
-                                 f"{offset + error.start:,}): convert it, e.g. `iconv -f latin1 -t utf-8`") from None
-            offset += len(chunk)
-    try:
-        decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
-        raise UsageError(f"{flag} {path} ends inside a UTF-8 character: the file is cut off or not UTF-8") from None
-
-
-def load_data_file(path: str, split: str, cache: Optional[str] = None) -> Dataset:
-    """One local text, CSV, TSV or JSON(L) file as the dataset split ``split``; a one-line error for a missing, empty,
-    non-UTF-8 or unknown file, naming the ``--{split}_file`` flag."""
-    if not Path(path).is_file():
-        raise UsageError(f"--{split}_file {path} does not exist: give the path of a text, CSV, TSV or JSON file")
-    if Path(path).stat().st_size == 0:
-        raise UsageError(f"--{split}_file {path} is empty: give a file with at least one row of text")
-    extension = Path(path).suffix.lower()
-    if extension not in _BUILDERS:
-        raise UsageError(f"--{split}_file {path}: use a file ending in {', '.join(_BUILDERS)}")
-    check_utf8(path, f"--{split}_file")
-    kwargs = {"delimiter": "\t"} if extension == ".tsv" else {}
-    return load_dataset(_BUILDERS[extension], data_files={split: path}, cache_dir=cache, split=split, **kwargs)
 
 
 def _pick_text_columns(dataset: Dataset, text_column: Optional[str], where: str) -> list[str]:
@@ -146,10 +89,14 @@ def _pick_text_columns(dataset: Dataset, text_column: Optional[str], where: str)
         wanted = [name.strip() for name in text_column.split(",") if name.strip()]
         present = [name for name in wanted if name in columns]
         if len(wanted) == 1 and not present:
-            raise UsageError(f"text column {text_column!r} is not in {where} (columns: {', '.join(columns)}): set --text_column")
+            raise UsageError(
+                f"text column {text_column!r} is not in {where} (columns: {', '.join(columns)}): set --text_column"
+            )
         if not present:
-            raise UsageError(f"none of the text columns {text_column!r} is in {where} (columns: {', '.join(columns)}): "
-                             "add one of its columns to --text_column")
+            raise UsageError(
+                f"none of the text columns {text_column!r} is in {where} (columns: {', '.join(columns)}): "
+                "add one of its columns to --text_column"
+            )
         return present
     for candidate in ("text", "sentence", "content"):
         if candidate in columns:
@@ -157,7 +104,9 @@ def _pick_text_columns(dataset: Dataset, text_column: Optional[str], where: str)
     string_columns = [name for name, feature in dataset.features.items() if getattr(feature, "dtype", None) == "string"]
     if len(string_columns) == 1:
         return string_columns
-    raise UsageError(f"cannot tell which column of {where} holds the text (columns: {', '.join(columns)}): set --text_column")
+    raise UsageError(
+        f"cannot tell which column of {where} holds the text (columns: {', '.join(columns)}): set --text_column"
+    )
 
 
 def _text_only(data: Dataset, text_column: Optional[str], where: str) -> Dataset:
@@ -169,9 +118,13 @@ def _text_only(data: Dataset, text_column: Optional[str], where: str) -> Dataset
         data = data.select_columns(columns)
         data = data.rename_column(columns[0], "text") if columns[0] != "text" else data
     else:
-        data = data.map(lambda batch: {"text": [text for row in zip(*(batch[name] for name in columns)) for text in row]},
-                        batched=True, remove_columns=data.column_names, features=Features({"text": data.features[columns[0]]}),
-                        desc="Taking each row's texts in turn")
+        data = data.map(
+            lambda batch: {"text": [text for row in zip(*(batch[name] for name in columns)) for text in row]},
+            batched=True,
+            remove_columns=data.column_names,
+            features=Features({"text": data.features[columns[0]]}),
+            desc="Taking each row's texts in turn",
+        )
     data = data.filter(lambda row: isinstance(row["text"], str) and bool(row["text"].strip()))
     if len(data) == 0:
         raise UsageError(f"{where} has no rows of text: check the file and --text_column")
@@ -206,15 +159,20 @@ def load_text_datasets(
     elif train_file is not None:
         for split, paths in (("train", train_file), ("validation", validation_file)):
             if paths:
-                parts = [_text_only(load_data_file(path, split, cache), text_column, f"file {path}")
-                         for path in data_files(paths)]
+                parts = [
+                    _text_only(load_data_file(path, split, cache), text_column, f"file {path}")
+                    for path in data_files(paths)
+                ]
                 splits[split] = concatenate_datasets(parts)
         where = f"file {train_file}"
     else:
         if validation_file is not None:
             raise UsageError("--validation_file needs a --train_file: give both, or neither for the default corpus")
-        splits["train"] = _text_only(load_dataset("text", data_files=str(default_corpus()), cache_dir=cache, split="train"),
-                                     None, "the default corpus")
+        splits["train"] = _text_only(
+            load_dataset("text", data_files=str(default_corpus()), cache_dir=cache, split="train"),
+            None,
+            "the default corpus",
+        )
         where = "the default corpus"
     if "validation" not in splits:
         if not 0 < validation_split_percentage < 100:
@@ -235,30 +193,34 @@ def train_tokenizer(
     The cache key is the dataset's fingerprint and the vocabulary settings, so every size in a sweep
     (and every rank) uses the same tokenizer.
     """
-    from tokenizers import ByteLevelBPETokenizer
     from tokenizers.processors import RobertaProcessing
 
-    key = hashlib.sha256(f"{texts._fingerprint}-{vocab_size}-{min_frequency}".encode()).hexdigest()[:16]
-    folder = save_to or cache_dir() / "tokenizers" / key
-    if not (folder / "tokenizer.json").exists():
-        bpe = ByteLevelBPETokenizer()
-        batches = (texts[start : start + 1000]["text"] for start in range(0, len(texts), 1000))
-        bpe.train_from_iterator(batches, vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS)
-        trained = bpe._tokenizer  # RoBERTa's framing, <s> A </s></s> B </s>, in the tokenizer itself
-        trained.post_processor = RobertaProcessing(("</s>", trained.token_to_id("</s>")), ("<s>", trained.token_to_id("<s>")))
+    def roberta(trained) -> RobertaTokenizerFast:
+        # RoBERTa's framing, <s> A </s></s> B </s>, in the tokenizer itself
+        trained.post_processor = RobertaProcessing(
+            ("</s>", trained.token_to_id("</s>")), ("<s>", trained.token_to_id("<s>"))
+        )
         # built from the tokenizer object, which transformers 4.x and 5.x both accept (5.x ignores vocab/merges files)
-        tokenizer = RobertaTokenizerFast(tokenizer_object=trained, bos_token="<s>", eos_token="</s>", sep_token="</s>",
-                                         cls_token="<s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>")
-        with tempfile.TemporaryDirectory(dir=folder.parent if folder.parent.exists() else None) as scratch:
-            staging = Path(scratch) / "tokenizer"
-            tokenizer.save_pretrained(staging)
-            folder.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.replace(staging, folder)
-            except OSError:  # another process finished first; its tokenizer is the same
-                if not (folder / "tokenizer.json").exists():
-                    raise
-        logger.info(f"Trained a byte-level BPE tokenizer ({vocab_size} tokens) into {folder}")
+        return RobertaTokenizerFast(
+            tokenizer_object=trained,
+            bos_token="<s>",
+            eos_token="</s>",
+            sep_token="</s>",
+            cls_token="<s>",
+            unk_token="<unk>",
+            pad_token="<pad>",
+            mask_token="<mask>",
+        )
+
+    folder = train_bpe_tokenizer(
+        lambda: (texts[start : start + 1000]["text"] for start in range(0, len(texts), 1000)),
+        f"{texts._fingerprint}-{vocab_size}-{min_frequency}",
+        vocab_size,
+        SPECIAL_TOKENS,
+        roberta,
+        min_frequency,
+        save_to,
+    )
     return RobertaTokenizerFast.from_pretrained(folder)
 
 
@@ -296,12 +258,18 @@ def pack_texts(
     return blocks
 
 
-def unigram_loss(train_blocks: Dataset, validation_blocks: Dataset, special_ids: Sequence[int], vocab_size: int,
-                 batch_size: int = 10_000) -> float:
+def unigram_loss(
+    train_blocks: Dataset,
+    validation_blocks: Dataset,
+    special_ids: Sequence[int],
+    vocab_size: int,
+    batch_size: int = 10_000,
+) -> float:
     """The masked-LM loss (nats) of a model that knows only word frequencies: the cross-entropy, over the
     validation blocks' non-special tokens (the ones masking picks from), of the training blocks' token
     frequencies (add-one smoothed). A run whose validation loss is not below this has learned nothing else.
     """
+
     def counts(blocks: Dataset) -> np.ndarray:
         total = np.zeros(vocab_size, dtype=np.int64)
         for start in range(0, len(blocks), batch_size):

@@ -1,4 +1,5 @@
-"""Model-size presets ``L{layers}-H{hidden}`` with RoBERTa's shapes, and their parameter and FLOP counts.
+"""The masked LM: size presets ``L{layers}-H{hidden}`` with RoBERTa's shapes, their parameter and FLOP counts, the
+model built from them (its position table started as sine waves), and the MLM head on masked positions only.
 
 Heads = hidden / 64 and FFN = 4 x hidden, as in RoBERTa. The presets cover the paper's depth grid
 (3 to 24 layers at hidden 768) and width grid (hidden 256 to 1536), plus tiny sizes for tests and CPUs.
@@ -6,13 +7,19 @@ Heads = hidden / 64 and FFN = 4 x hidden, as in RoBERTa. The presets cover the p
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-from transformers import RobertaConfig, RobertaPreLayerNormConfig
+import torch
+from transformers import AutoModelForMaskedLM, RobertaConfig, RobertaForMaskedLM, RobertaPreLayerNormConfig
 
-from .errors import UsageError
+from ...errors import UsageError
+from ...model_config import apply_config_overrides, load_model_config, set_dropout
+
+if TYPE_CHECKING:  # the arguments module reads this one's presets
+    from .arguments import ModelArguments
 
 PAPER_DEPTHS = (3, 6, 12, 18, 24)
 
@@ -94,31 +101,6 @@ def roberta_config(
     return config
 
 
-def apply_config_overrides(config, config_overrides: Optional[str]) -> None:
-    """Applies ``--config_overrides`` (``"key=value,key=value"``) to ``config``; one clear error when it is malformed."""
-    if not config_overrides:
-        return
-    try:
-        config.update_from_string(config_overrides)
-    except ValueError as error:
-        raise UsageError(
-            f"--config_overrides {config_overrides!r} is invalid ({error}): write key=value pairs "
-            "separated by commas, e.g. 'hidden_dropout_prob=0.0,num_attention_heads=4'"
-        ) from None
-
-
-def check_dropout(dropout: float) -> None:
-    """``UsageError`` unless ``dropout`` is a probability below 1."""
-    if not 0 <= dropout < 1:
-        raise UsageError(f"--dropout {dropout} must be in [0, 1)")
-
-
-def set_dropout(config: RobertaConfig, dropout: float) -> None:
-    """Sets a RoBERTa config's hidden and attention dropout (what ``--dropout`` means in every recipe)."""
-    check_dropout(dropout)
-    config.hidden_dropout_prob = config.attention_probs_dropout_prob = dropout
-
-
 def check_config(config: RobertaConfig) -> None:
     """Raises ``ValueError`` when the attention heads do not divide the hidden size."""
     if config.hidden_size % config.num_attention_heads != 0:
@@ -158,3 +140,111 @@ def training_flops_per_token(config: RobertaConfig, sequence_length: int, predic
     head = prediction_fraction * (hidden * hidden + hidden * config.vocab_size)
     forward = 2 * (layers * weights_per_layer + head) + layers * 4 * sequence_length * hidden
     return int(round(3 * forward))
+
+
+def build_model(model_args: "ModelArguments", tokenizer, block_size: int) -> RobertaForMaskedLM:
+    """A fresh RoBERTa of ``model_size`` and ``architecture`` (or the checkpoint ``model_name_or_path``) sized for
+    ``tokenizer``; ``dropout`` applies to fresh models (a continued checkpoint keeps its own unless overridden)."""
+    if model_args.model_name_or_path is not None:
+        config = load_model_config(model_args.model_name_or_path)
+        if model_args.config_overrides:
+            config.update_from_string(model_args.config_overrides)
+        check_config(config)
+        model = AutoModelForMaskedLM.from_pretrained(model_args.model_name_or_path, config=config)
+    else:
+        config = roberta_config(
+            model_args.model_size,
+            vocab_size=len(tokenizer),
+            config_overrides=model_args.config_overrides,
+            architecture=model_args.architecture,
+            dropout=model_args.dropout,
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )
+        model = AutoModelForMaskedLM.from_config(config)
+        if model_args.position_init == "sinusoidal":
+            sinusoidal_positions_(model.base_model.embeddings.position_embeddings, config.initializer_range)
+    offset = (config.pad_token_id or 0) + 1 if config.model_type in ("roberta", "xlm-roberta") else 0
+    if block_size + offset > config.max_position_embeddings:
+        raise UsageError(
+            f"--block_size {block_size} exceeds the model's {config.max_position_embeddings - offset} positions: "
+            "lower it"
+        )
+    return model
+
+
+def sinusoidal_positions_(embedding: torch.nn.Embedding, std: float) -> None:
+    """Fills a learned position table in place with sine and cosine waves of geometric wavelengths (row ``p``,
+    columns ``2i`` and ``2i+1``: sin and cos of ``p / 10000^(2i/dim)``), scaled to standard deviation ``std``;
+    a padding row stays zero. A relative offset is then a fixed rotation of the table, the same at every position."""
+    rows, dim = embedding.weight.shape
+    position = torch.arange(rows, dtype=torch.float32).unsqueeze(1)
+    frequency = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    table = torch.zeros(rows, dim)
+    table[:, 0::2] = torch.sin(position * frequency)
+    table[:, 1::2] = torch.cos(position * frequency[: dim // 2])
+    table *= std / table.std()
+    if embedding.padding_idx is not None:
+        table[embedding.padding_idx] = 0.0
+    with torch.no_grad():
+        embedding.weight.copy_(table.to(embedding.weight.dtype))
+
+
+def masked_lm_head(model: torch.nn.Module) -> Optional[torch.nn.Module]:
+    """The module of a masked LM that maps hidden states to vocabulary logits (``lm_head`` in the RoBERTa family,
+    ``cls`` in BERT's), or ``None`` when the model has neither."""
+    for name in ("lm_head", "cls"):
+        head = getattr(model, name, None)
+        if isinstance(head, torch.nn.Module):
+            return head
+    return None
+
+
+class SparsePrediction:
+    """Computes a stock masked LM's head only at the masked positions, while it trains and evaluates.
+
+    Two hooks, no change to the model's class or weights: one before the model's forward keeps the positions
+    whose label is not -100 and passes only their labels on; one before the head picks those positions from
+    the hidden states. The model's own loss (a mean cross-entropy over the labels it gets) is then the same
+    number as with the full head, for a fraction (the masking probability) of the head's cost. Without
+    labels (inference) both hooks do nothing. Use as a context manager, or call :meth:`remove`.
+    """
+
+    def __init__(self, model: torch.nn.Module):
+        self.head = masked_lm_head(model)
+        if self.head is None:
+            raise UsageError(
+                f"{type(model).__name__} has no lm_head or cls module to make sparse: pass --sparse_prediction false"
+            )
+        self._positions: Optional[torch.Tensor] = None
+        self._handles = [
+            model.register_forward_pre_hook(self._select_labels, with_kwargs=True),
+            self.head.register_forward_pre_hook(self._select_positions),
+        ]
+
+    def _select_labels(self, module, args, kwargs):
+        labels = kwargs.get("labels")
+        if labels is None:
+            self._positions = None
+            return None
+        self._positions = labels != -100
+        return args, {**kwargs, "labels": labels[self._positions]}
+
+    def _select_positions(self, module, args):
+        if self._positions is None:
+            return None
+        hidden = args[0]
+        positions, self._positions = self._positions.to(hidden.device), None
+        return (hidden[positions], *args[1:])
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def __enter__(self) -> "SparsePrediction":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()

@@ -18,8 +18,10 @@ def corpus_scores(hypotheses: Sequence[str], references: Sequence[str]) -> dict[
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} hypotheses for {len(references)} references")
     hypotheses, references = list(hypotheses), [list(references)]
-    return {"bleu": round(sacrebleu.corpus_bleu(hypotheses, references).score, 2),
-            "chrf": round(sacrebleu.corpus_chrf(hypotheses, references).score, 2)}
+    return {
+        "bleu": round(sacrebleu.corpus_bleu(hypotheses, references).score, 2),
+        "chrf": round(sacrebleu.corpus_chrf(hypotheses, references).score, 2),
+    }
 
 
 def copy_source_scores(sources: Sequence[str], references: Sequence[str]) -> dict[str, float]:
@@ -53,15 +55,19 @@ class TranslationMetrics:
         hypotheses = decode(self.tokenizer, generated)
         scores = corpus_scores(hypotheses, self.references[: len(hypotheses)])
         lengths = np.isin(_padded(self.tokenizer, generated), self.tokenizer.all_special_ids, invert=True).sum(axis=1)
-        return {**scores, "gen_len": round(float(np.mean(lengths)), 2) if len(lengths) else 0.0,
-                "distinct": round(len(set(hypotheses)) / max(len(hypotheses), 1), 4)}
+        return {
+            **scores,
+            "gen_len": round(float(np.mean(lengths)), 2) if len(lengths) else 0.0,
+            "distinct": round(len(set(hypotheses)) / max(len(hypotheses), 1), 4),
+        }
 
 
 TRANSLATIONS_FILE = "translations_{split}.tsv"  # source, reference and greedy translation of every pair of a split
 
 
-def write_translations(path: Union[str, Path], sources: Sequence[str], references: Sequence[str],
-                       translations: Sequence[str]) -> None:
+def write_translations(
+    path: Union[str, Path], sources: Sequence[str], references: Sequence[str], translations: Sequence[str]
+) -> None:
     """One row per pair, columns ``source``, ``reference``, ``translation``: the output behind a BLEU score, for
     reading and for paired significance tests between runs."""
     with open(path, "w", encoding="utf-8", newline="") as handle:

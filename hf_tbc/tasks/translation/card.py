@@ -10,59 +10,21 @@ and local records stay behind.
 from __future__ import annotations
 
 import json
-import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .. import model_cards
-from ..budget import format_duration
-from ..errors import UsageError
-from ..public import public_sources
+from ... import model_cards
+from ...budget import format_duration
+from .release import TranslationRun
 
-SIZE_NAME = re.compile(r"E\d+-D\d+-H\d+")
 TRANSLATION_TEMPLATE = Path(model_cards.__file__).resolve().parent / "translation_card.md"
-LAYER_NORM = {"m2m_100": "LayerNorm before each sublayer, sinusoidal positions",
-              "mbart": "LayerNorm before each sublayer, learned positions",
-              "marian": "LayerNorm after each sublayer, sinusoidal positions"}
-
-
-@dataclass
-class TranslationRun:
-    """One run_translation.py output to release, with its records."""
-
-    folder: Path
-    summary: dict  # run_summary.json
-    results: dict  # eval_results.json
-    repo_id: str = ""
-
-    @property
-    def size_name(self) -> str:
-        """The size preset it was trained at (``E3-D3-H256``), else its shape; never a folder's name."""
-        recorded = str(self.summary.get("model_size") or "")
-        if SIZE_NAME.fullmatch(recorded):
-            return recorded
-        config = self.summary["config"]
-        return f"E{config['encoder_layers']}-D{config['decoder_layers']}-H{config['d_model']}"
-
-    def default_repo_name(self, prefix: str = "") -> str:
-        return f"{prefix}{self.size_name}-{self.summary['source_lang']}-{self.summary['target_lang']}"
-
-
-def load_translation_run(folder: Union[str, Path]) -> TranslationRun:
-    """The finished run in ``folder``; a one-line error naming what is missing otherwise."""
-    folder = Path(folder).resolve()
-    records = {}
-    for name in ("run_summary.json", "eval_results.json"):
-        path = folder / name
-        if not path.is_file():
-            raise UsageError(f"missing record {path}: pass a folder written by recipes/run_translation.py that finished")
-        records[name] = json.loads(path.read_text())
-    if records["run_summary.json"].get("task") != "translation" or not records["eval_results.json"].get("model_saved"):
-        raise UsageError(f"{folder} holds no finished translation run (a preempted or other run): finish it first")
-    return TranslationRun(folder, records["run_summary.json"], records["eval_results.json"])
+LAYER_NORM = {
+    "m2m_100": "LayerNorm before each sublayer, sinusoidal positions",
+    "mbart": "LayerNorm before each sublayer, learned positions",
+    "marian": "LayerNorm after each sublayer, sinusoidal positions",
+}
 
 
 def _scores(run: TranslationRun) -> tuple[str, dict]:
@@ -70,24 +32,47 @@ def _scores(run: TranslationRun) -> tuple[str, dict]:
     return split, run.results["splits"][split]
 
 
-def translation_card_data(run: TranslationRun, dataset_id: str, dataset_config: Optional[str], dataset_split: str,
-                          license: str) -> ModelCardData:
+def translation_card_data(
+    run: TranslationRun, dataset_id: str, dataset_config: Optional[str], dataset_split: str, license: str
+) -> ModelCardData:
     """Metadata: pipeline ``translation``, the language pair, and a model-index with BLEU and chrF."""
     _, scores = _scores(run)
     languages = [run.summary["source_lang"], run.summary["target_lang"]]
-    results = [EvalResult(task_type="translation", task_name="Translation", dataset_type=dataset_id,
-                          dataset_name=f"{dataset_id} {dataset_config}" if dataset_config else dataset_id,
-                          dataset_config=dataset_config, dataset_split=dataset_split, metric_type=metric,
-                          metric_name=name, metric_value=round(float(scores[metric]), 2))
-               for metric, name in (("bleu", "BLEU"), ("chrf", "chrF"))]
-    return ModelCardData(model_name=run.repo_id.split("/")[-1], license=license, library_name="transformers",
-                         pipeline_tag="translation", language=languages,
-                         tags=["train-large-then-compress", "hf-tbc", run.summary["config"]["model_type"], "translation"],
-                         datasets=[dataset_id], metrics=["bleu", "chrf"], eval_results=results)
+    results = [
+        EvalResult(
+            task_type="translation",
+            task_name="Translation",
+            dataset_type=dataset_id,
+            dataset_name=f"{dataset_id} {dataset_config}" if dataset_config else dataset_id,
+            dataset_config=dataset_config,
+            dataset_split=dataset_split,
+            metric_type=metric,
+            metric_name=name,
+            metric_value=round(float(scores[metric]), 2),
+        )
+        for metric, name in (("bleu", "BLEU"), ("chrf", "chrF"))
+    ]
+    return ModelCardData(
+        model_name=run.repo_id.split("/")[-1],
+        license=license,
+        library_name="transformers",
+        pipeline_tag="translation",
+        language=languages,
+        tags=["train-large-then-compress", "hf-tbc", run.summary["config"]["model_type"], "translation"],
+        datasets=[dataset_id],
+        metrics=["bleu", "chrf"],
+        eval_results=results,
+    )
 
 
-def render_translation_card(run: TranslationRun, dataset_id: str, dataset_config: Optional[str], dataset_split: str,
-                            license: str = "apache-2.0", template: Union[str, Path] = TRANSLATION_TEMPLATE) -> ModelCard:
+def render_translation_card(
+    run: TranslationRun,
+    dataset_id: str,
+    dataset_config: Optional[str],
+    dataset_split: str,
+    license: str = "apache-2.0",
+    template: Union[str, Path] = TRANSLATION_TEMPLATE,
+) -> ModelCard:
     """The card, with every figure read from the run's records."""
     summary, results = run.summary, run.results
     config = summary["config"]
@@ -97,9 +82,11 @@ def render_translation_card(run: TranslationRun, dataset_id: str, dataset_config
     values = {
         "model_name": run.repo_id.split("/")[-1],
         "repo_id": run.repo_id,
-        "summary": (f"A {summary['source_lang']}→{summary['target_lang']} translation Transformer ({run.size_name}) "
-                    f"trained from scratch in {format_duration(summary['train_s'])}: {scores['bleu']:.1f} BLEU on the "
-                    f"{split} split ({dataset_id}, greedy decoding)."),
+        "summary": (
+            f"A {summary['source_lang']}→{summary['target_lang']} translation Transformer ({run.size_name}) "
+            f"trained from scratch in {format_duration(summary['train_s'])}: {scores['bleu']:.1f} BLEU on the "
+            f"{split} split ({dataset_id}, greedy decoding)."
+        ),
         "architecture": json.loads((run.folder / "config.json").read_text())["architectures"][0],
         "layer_norm": LAYER_NORM.get(config["model_type"], config["model_type"]),
         "size_name": run.size_name,
@@ -114,7 +101,9 @@ def render_translation_card(run: TranslationRun, dataset_id: str, dataset_config
         "data": _dataset_line(dataset_id, dataset_config),
         "train_pairs": summary["train_pairs"],
         "budget": format_duration(summary["time_budget_s"]) if summary.get("time_budget_s") else "none (step-limited)",
-        "hardware": (hardware.get("accelerator") or f"{hardware.get('cpu')} ({hardware.get('cpu_count')} cores, CPU only)"),
+        "hardware": (
+            hardware.get("accelerator") or f"{hardware.get('cpu')} ({hardware.get('cpu_count')} cores, CPU only)"
+        ),
         "train_time": format_duration(summary["train_s"]),
         "eval_time": format_duration(summary["eval_s"]),
         "steps": summary["steps"],
@@ -127,11 +116,15 @@ def render_translation_card(run: TranslationRun, dataset_id: str, dataset_config
         "scores": [{"split": name, **value} for name, value in results["splits"].items()],
         "copy_scores": [{"split": name, **value} for name, value in results["copy_source"].items()],
         "example_source": samples[0]["source"].replace('"', "'"),
-        "limitations": "\n".join(f"- {note}" for note in (
-            f"Trained and evaluated on {_dataset_line(dataset_id, dataset_config)} only. Quality on other text is "
-            "unmeasured and will be far lower.",
-            "A small research model trained under a short compute budget; do not rely on its translations.",
-            "Released dense: hf-tbc's int8 paths do not yet cover encoder-decoders with generation.")),
+        "limitations": "\n".join(
+            f"- {note}"
+            for note in (
+                f"Trained and evaluated on {_dataset_line(dataset_id, dataset_config)} only. Quality on other text is "
+                "unmeasured and will be far lower.",
+                "A small research model trained under a short compute budget; do not rely on its translations.",
+                "Released dense: hf-tbc's int8 paths do not yet cover encoder-decoders with generation.",
+            )
+        ),
     }
     data = translation_card_data(run, dataset_id, dataset_config, dataset_split, license)
     return ModelCard.from_template(data, template_path=str(template), **values)
@@ -139,26 +132,3 @@ def render_translation_card(run: TranslationRun, dataset_id: str, dataset_config
 
 def _dataset_line(dataset_id: str, dataset_config: Optional[str]) -> str:
     return f"{dataset_id} ({dataset_config})" if dataset_config else dataset_id
-
-
-SUMMARY_RECORD = ("task", "model_size", "parameters", "config", "source_lang", "target_lang", "dataset_name",
-                  "dataset_config_name", "train_pairs", "time_budget_s", "budget_includes_eval", "stop_reason",
-                  "deadline_overshoot_s", "train_s", "total_s", "eval_s", "eval_share_of_budget", "steps", "tokens",
-                  "curve_eval_pairs", "final_eval_loss", "final_eval_bleu", "final_eval_chrf", "final_eval_distinct",
-                  "copy_source_bleu", "world_size", "precision", "per_device_train_batch_size", "learning_rate",
-                  "warmup_ratio", "label_smoothing_factor", "schedule", "hardware")
-
-
-def public_translation_record(run: TranslationRun, dataset_id: str, dataset_config: Optional[str],
-                              dataset_split: str) -> dict:
-    """The record published next to the card: the run's figures, its data as a Hub id or file names, and its
-    scores without the sample translations (they quote the evaluation data)."""
-    summary = {key: run.summary[key] for key in SUMMARY_RECORD if key in run.summary}
-    summary.update(model_size=run.size_name, data=public_sources(run.summary.get("dataset_name") or run.summary.get("dataset")))
-    splits = {name: {key: value for key, value in scores.items() if key != "samples"}
-              for name, scores in run.results["splits"].items()}
-    return {"repo_id": run.repo_id, "size": run.size_name,
-            "evaluation": {"dataset": dataset_id, "config": dataset_config, "split": dataset_split,
-                           "decoding": run.results.get("decoding"), "splits": splits,
-                           "copy_source": run.results.get("copy_source")},
-            "training": summary}

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
-from pathlib import Path
 from typing import Optional
 
 from datasets import Dataset, DatasetDict, concatenate_datasets, load_dataset
 from transformers import DataCollatorForSeq2Seq, PreTrainedTokenizerBase, PreTrainedTokenizerFast
+from transformers.models.m2m_100.modeling_m2m_100 import shift_tokens_right
 from transformers.utils import logging
 
-from ..data import cache_dir, data_files, load_data_file
-from ..errors import UsageError
+from ...datafiles import data_files, load_data_file
+from ...errors import UsageError
+from ...tokenizer import train_bpe_tokenizer
 
 logger = logging.get_logger(__name__)
 
@@ -21,27 +19,36 @@ SPLITS = ("train", "validation", "test")
 PAIR_SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>"]
 
 
-def _pair_columns(data: Dataset, source_column: str, target_column: str, source_lang: str, target_lang: str,
-                  where: str) -> Dataset:
+def _pair_columns(
+    data: Dataset, source_column: str, target_column: str, source_lang: str, target_lang: str, where: str
+) -> Dataset:
     """``data`` with exactly two string columns, ``source`` and ``target``, and no empty side."""
     columns = data.column_names
     if source_column not in columns and "translation" in columns:  # the Hub's WMT layout: {"en": ..., "fr": ...}
         languages = sorted(data[0]["translation"]) if len(data) else []
         for language in (source_lang, target_lang):
             if language not in languages:
-                raise UsageError(f"{where} has no {language!r} side (languages: {', '.join(languages)}): set --source_lang "
-                                 "and --target_lang to two of them")
-        data = data.map(lambda row: {"source": row["translation"][source_lang], "target": row["translation"][target_lang]},
-                        remove_columns=columns)
+                raise UsageError(
+                    f"{where} has no {language!r} side (languages: {', '.join(languages)}): set --source_lang "
+                    "and --target_lang to two of them"
+                )
+        data = data.map(
+            lambda row: {"source": row["translation"][source_lang], "target": row["translation"][target_lang]},
+            remove_columns=columns,
+        )
     else:
         for name, flag in ((source_column, "--source_column"), (target_column, "--target_column")):
             if name not in columns:
                 raise UsageError(f"column {name!r} is not in {where} (columns: {', '.join(columns)}): set {flag}")
         if source_column == target_column:
-            raise UsageError(f"--source_column and --target_column are both {source_column!r}: name two different columns")
+            raise UsageError(
+                f"--source_column and --target_column are both {source_column!r}: name two different columns"
+            )
         data = data.select_columns([source_column, target_column])
         data = data.rename_columns({source_column: "source", target_column: "target"})
-    data = data.filter(lambda row: all(isinstance(row[side], str) and row[side].strip() for side in ("source", "target")))
+    data = data.filter(
+        lambda row: all(isinstance(row[side], str) and row[side].strip() for side in ("source", "target"))
+    )
     if len(data) == 0:
         raise UsageError(f"{where} has no pair with text on both sides: check the file and the column names")
     return data
@@ -74,18 +81,34 @@ def load_pairs(
             raise UsageError(f"dataset {dataset_name} has no 'train' split (splits: {', '.join(raw)})")
         for split in SPLITS:
             if split in raw:
-                splits[split] = _pair_columns(raw[split], source_column, target_column, source_lang, target_lang,
-                                              f"the {split} split of dataset {dataset_name}")
+                splits[split] = _pair_columns(
+                    raw[split],
+                    source_column,
+                    target_column,
+                    source_lang,
+                    target_lang,
+                    f"the {split} split of dataset {dataset_name}",
+                )
     elif train_file is not None:
         for split, paths in (("train", train_file), ("validation", validation_file), ("test", test_file)):
             if paths:
-                parts = [_pair_columns(load_data_file(path, split), source_column, target_column, source_lang,
-                                       target_lang, f"--{split}_file {path}")
-                         for path in data_files(paths)]
+                parts = [
+                    _pair_columns(
+                        load_data_file(path, split),
+                        source_column,
+                        target_column,
+                        source_lang,
+                        target_lang,
+                        f"--{split}_file {path}",
+                    )
+                    for path in data_files(paths)
+                ]
                 splits[split] = concatenate_datasets(parts)
     else:
-        raise UsageError("no data: pass --dataset_name (e.g. wmt14 with --dataset_config_name fr-en) or --train_file "
-                         "(a TSV/CSV/JSON file with one column per language)")
+        raise UsageError(
+            "no data: pass --dataset_name (e.g. wmt14 with --dataset_config_name fr-en) or --train_file "
+            "(a TSV/CSV/JSON file with one column per language)"
+        )
     if "validation" not in splits:
         if not 0 < validation_split_percentage < 100:
             raise UsageError(f"--validation_split_percentage {validation_split_percentage} must be in (0, 100)")
@@ -100,49 +123,62 @@ def train_pair_tokenizer(pairs: Dataset, vocab_size: int = 4000, min_frequency: 
     """One byte-level BPE vocabulary for both languages, trained on the source and target sides of ``pairs`` and
     cached by their content: with one vocabulary, source and target share one embedding matrix, and words spelled
     alike in both languages (names, numbers) need not be learned twice. Each text is encoded as ``tokens </s>``."""
-    from tokenizers import ByteLevelBPETokenizer
     from tokenizers.processors import TemplateProcessing
 
-    key = hashlib.sha256(f"pairs-{pairs._fingerprint}-{vocab_size}-{min_frequency}".encode()).hexdigest()[:16]
-    folder = cache_dir() / "tokenizers" / key
-    if not (folder / "tokenizer.json").exists():
-        bpe = ByteLevelBPETokenizer()
+    def texts():
+        for start in range(0, len(pairs), 1000):
+            batch = pairs[start : start + 1000]
+            yield batch["source"] + batch["target"]
 
-        def texts():
-            for start in range(0, len(pairs), 1000):
-                batch = pairs[start : start + 1000]
-                yield batch["source"] + batch["target"]
-
-        bpe.train_from_iterator(texts(), vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=PAIR_SPECIAL_TOKENS)
-        trained = bpe._tokenizer
+    def ending_in_eos(trained) -> PreTrainedTokenizerFast:
         eos = trained.token_to_id("</s>")
-        trained.post_processor = TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", eos)])
-        tokenizer = PreTrainedTokenizerFast(tokenizer_object=trained, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
-                                            unk_token="<unk>", model_input_names=["input_ids", "attention_mask"])
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=folder.parent) as scratch:
-            staging = Path(scratch) / "tokenizer"
-            tokenizer.save_pretrained(staging)
-            try:
-                os.replace(staging, folder)
-            except OSError:  # another process finished first; its tokenizer is the same
-                if not (folder / "tokenizer.json").exists():
-                    raise
-        logger.info(f"Trained a shared byte-level BPE vocabulary ({vocab_size} tokens) into {folder}")
+        trained.post_processor = TemplateProcessing(
+            single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", eos)]
+        )
+        return PreTrainedTokenizerFast(
+            tokenizer_object=trained,
+            bos_token="<s>",
+            eos_token="</s>",
+            pad_token="<pad>",
+            unk_token="<unk>",
+            model_input_names=["input_ids", "attention_mask"],
+        )
+
+    folder = train_bpe_tokenizer(
+        texts,
+        f"pairs-{pairs._fingerprint}-{vocab_size}-{min_frequency}",
+        vocab_size,
+        PAIR_SPECIAL_TOKENS,
+        ending_in_eos,
+        min_frequency,
+    )
     return PreTrainedTokenizerFast.from_pretrained(folder)
 
 
-def tokenize_pairs(pairs: Dataset, tokenizer: PreTrainedTokenizerBase, max_source_length: int, max_target_length: int,
-                   num_proc: Optional[int] = None) -> Dataset:
+def tokenize_pairs(
+    pairs: Dataset,
+    tokenizer: PreTrainedTokenizerBase,
+    max_source_length: int,
+    max_target_length: int,
+    num_proc: Optional[int] = None,
+) -> Dataset:
     """``input_ids``/``attention_mask`` from the source and ``labels`` from the target, each cut to its length."""
 
     def encode(batch: dict) -> dict:
         encoded = tokenizer(batch["source"], max_length=max_source_length, truncation=True)
-        encoded["labels"] = tokenizer(text_target=batch["target"], max_length=max_target_length, truncation=True)["input_ids"]
+        encoded["labels"] = tokenizer(text_target=batch["target"], max_length=max_target_length, truncation=True)[
+            "input_ids"
+        ]
         return encoded
 
-    return pairs.map(encode, batched=True, batch_size=2000, num_proc=num_proc, remove_columns=pairs.column_names,
-                     desc="Tokenizing pairs")
+    return pairs.map(
+        encode,
+        batched=True,
+        batch_size=2000,
+        num_proc=num_proc,
+        remove_columns=pairs.column_names,
+        desc="Tokenizing pairs",
+    )
 
 
 class TranslationCollator(DataCollatorForSeq2Seq):
@@ -153,9 +189,7 @@ class TranslationCollator(DataCollatorForSeq2Seq):
     def __call__(self, features, return_tensors=None):
         batch = super().__call__(features, return_tensors)
         if "labels" in batch and "decoder_input_ids" not in batch:
-            labels = batch["labels"]
-            shifted = labels.new_full(labels.shape, self.tokenizer.pad_token_id)
-            shifted[:, 1:] = labels[:, :-1].masked_fill(labels[:, :-1] == -100, self.tokenizer.pad_token_id)
-            shifted[:, 0] = self.model.config.decoder_start_token_id
-            batch["decoder_input_ids"] = shifted
+            batch["decoder_input_ids"] = shift_tokens_right(
+                batch["labels"], self.tokenizer.pad_token_id, self.model.config.decoder_start_token_id
+            )
         return batch

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-from transformers import M2M100Config, MarianConfig, MBartConfig, PretrainedConfig
+from transformers import AutoModelForSeq2SeqLM, M2M100Config, MarianConfig, MBartConfig, PretrainedConfig
 
-from ..errors import UsageError
-from ..sizes import apply_config_overrides, check_dropout
+from ...errors import UsageError
+from ...model_config import apply_config_overrides, check_dropout
+
+if TYPE_CHECKING:  # the arguments module reads this one's presets
+    from .arguments import TranslationModelArguments
 
 SEQ2SEQ_ARCHITECTURES = {"m2m100": M2M100Config, "mbart": MBartConfig, "marian": MarianConfig}
 _NAME = re.compile(r"^E(\d+)-D(\d+)-H(\d+)$")
@@ -47,15 +50,19 @@ def get_translation_size(name: str) -> TranslationSize:
     """The size written ``E{e}-D{d}-H{h}`` (e.g. ``"E3-D3-H256"``); a clear error for anything else."""
     match = _NAME.match(name.strip().upper())
     if match is None:
-        raise UsageError(f"unknown model size {name!r}: write translation sizes as E{{encoder layers}}-D{{decoder layers}}"
-                         "-H{hidden}, e.g. E3-D3-H256 or E6-D6-H512")
+        raise UsageError(
+            f"unknown model size {name!r}: write translation sizes as E{{encoder layers}}-D{{decoder layers}}"
+            "-H{hidden}, e.g. E3-D3-H256 or E6-D6-H512"
+        )
     encoder, decoder, hidden = (int(part) for part in match.groups())
     if encoder < 1 or decoder < 1:
         raise UsageError(f"model size {name!r} needs at least one encoder and one decoder layer")
     size = TranslationSize(encoder, decoder, hidden)
     if hidden < 32 or hidden % size.attention_heads:
-        raise UsageError(f"model size {name!r}: hidden size {hidden} must be at least 32 and divisible by its "
-                         f"{size.attention_heads} heads (hidden / 64): use a multiple of 64, e.g. H256")
+        raise UsageError(
+            f"model size {name!r}: hidden size {hidden} must be at least 32 and divisible by its "
+            f"{size.attention_heads} heads (hidden / 64): use a multiple of 64, e.g. H256"
+        )
     return size
 
 
@@ -95,3 +102,36 @@ def seq2seq_config(
     )
     apply_config_overrides(config, config_overrides)
     return config
+
+
+def build_model(model_args: "TranslationModelArguments", tokenizer, max_length: int):
+    """A fresh encoder-decoder of ``model_size`` sized for ``tokenizer``, or the checkpoint ``model_name_or_path``."""
+    if model_args.model_name_or_path is not None:
+        return AutoModelForSeq2SeqLM.from_pretrained(model_args.model_name_or_path)
+    config = seq2seq_config(
+        model_args.model_size,
+        vocab_size=len(tokenizer),
+        architecture=model_args.architecture,
+        dropout=model_args.dropout,
+        max_position_embeddings=max_length + 2,
+        config_overrides=model_args.config_overrides,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        # the decoder starts from </s>, as in BART and mBART: mBART's own label shifting moves each target's final
+        # token (</s> here) to the front whatever the config says, so generation must start from the same token
+        decoder_start_token_id=tokenizer.eos_token_id,
+    )
+    return AutoModelForSeq2SeqLM.from_config(config)
+
+
+def set_generation(model, max_target_length: int, num_beams: int) -> None:
+    """What ``generate`` and ``pipeline("translation")`` use: the evaluated decoding, saved with the model."""
+    generation = model.generation_config
+    generation.max_length = max_target_length
+    generation.num_beams = num_beams
+    generation.decoder_start_token_id = model.config.decoder_start_token_id
+    generation.bos_token_id = model.config.bos_token_id
+    generation.eos_token_id = model.config.eos_token_id
+    generation.forced_eos_token_id = model.config.eos_token_id
+    generation.pad_token_id = model.config.pad_token_id

@@ -12,21 +12,35 @@ from typing import Optional
 import torch
 import yaml
 
-from ..budget import format_duration, parse_duration
-from ..curves import plot_curves
-from ..training import describe_hardware, median_step_seconds
+from ...budget import format_duration, parse_duration
+from ...curves import plot_curves
+from ...hardware import describe_hardware, median_step_seconds
 from .bleu import TRANSLATIONS_FILE, read_translations
-from .sizes import get_translation_size, seq2seq_config
+from .model import get_translation_size, seq2seq_config
 
 
-def probe_translation_step(size: str, batch_size: int, length: int = 24, vocab_size: int = 4000,
-                           architecture: str = "m2m100", bf16: bool = False, steps: int = 3) -> float:
+def probe_translation_step(
+    size: str,
+    batch_size: int,
+    length: int = 24,
+    vocab_size: int = 4000,
+    architecture: str = "m2m100",
+    bf16: bool = False,
+    steps: int = 3,
+) -> float:
     """Seconds per optimizer step of a fresh ``size`` encoder-decoder here, on random pairs of ``length`` tokens."""
     from transformers import AutoModelForSeq2SeqLM
 
     torch.manual_seed(0)
-    config = seq2seq_config(size, vocab_size, architecture=architecture, pad_token_id=1, bos_token_id=0, eos_token_id=2,
-                            decoder_start_token_id=2)
+    config = seq2seq_config(
+        size,
+        vocab_size,
+        architecture=architecture,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        decoder_start_token_id=2,
+    )
     model = AutoModelForSeq2SeqLM.from_config(config).train()
     sources, targets = (torch.randint(4, vocab_size, (batch_size, length)) for _ in range(2))
     return median_step_seconds(model, {"input_ids": sources, "labels": targets}, bf16=bf16, steps=steps)
@@ -41,11 +55,14 @@ def plan_translation(sizes: list[str], time_budget: str, batch_size: int, **reci
     rows = []
     for size in sizes:
         seconds = probe_translation_step(size, batch_size, **recipe)
-        config = seq2seq_config(size, recipe.get("vocab_size", 4000), architecture=recipe.get("architecture", "m2m100"),
-                                pad_token_id=1)
+        config = seq2seq_config(
+            size, recipe.get("vocab_size", 4000), architecture=recipe.get("architecture", "m2m100"), pad_token_id=1
+        )
         with torch.device("meta"):
             parameters = AutoModelForSeq2SeqLM.from_config(config).num_parameters()
-        rows.append({"size": size, "parameters": parameters, "step_s": round(seconds, 3), "steps": int(budget // seconds)})
+        rows.append(
+            {"size": size, "parameters": parameters, "step_s": round(seconds, 3), "steps": int(budget // seconds)}
+        )
     return rows
 
 
@@ -53,8 +70,9 @@ def _load(path: Path) -> Optional[dict]:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def bleu_difference(folder_a: Path, folder_b: Path, split: str = "validation", samples: int = 300,
-                    seed: int = 0) -> Optional[tuple[float, float, float]]:
+def bleu_difference(
+    folder_a: Path, folder_b: Path, split: str = "validation", samples: int = 300, seed: int = 0
+) -> Optional[tuple[float, float, float]]:
     """BLEU of run A minus run B on ``split`` and a 95 % paired-bootstrap interval (sentences resampled together,
     Koehn 2004), from each run's saved translations; ``None`` when either has none."""
     files = [Path(folder) / TRANSLATIONS_FILE.format(split=split) for folder in (folder_a, folder_b)]
@@ -78,7 +96,11 @@ def bleu_difference(folder_a: Path, folder_b: Path, split: str = "validation", s
         differences.append(bleu(hypotheses[0], picked) - bleu(hypotheses[1], picked))
     differences.sort()
     observed = bleu(hypotheses[0], indices) - bleu(hypotheses[1], indices)
-    return round(observed, 2), round(differences[int(0.025 * samples)], 2), round(differences[int(0.975 * samples) - 1], 2)
+    return (
+        round(observed, 2),
+        round(differences[int(0.025 * samples)], 2),
+        round(differences[int(0.975 * samples) - 1], 2),
+    )
 
 
 def width_versus_depth(config, results: dict) -> str:
@@ -89,15 +111,28 @@ def width_versus_depth(config, results: dict) -> str:
         return "No translation run has finished yet."
     budget = config.time_budget
     best = max(finished, key=lambda size: finished[size]["splits"]["validation"]["bleu"])
-    text = (f"At a {budget} budget on this hardware, **{best}** reached the highest validation BLEU ("
-            + ", ".join(f"{size} {record['splits']['validation']['bleu']:.1f} after {record['steps']:,} steps"
-                        for size, record in finished.items()) + ").")
+    text = (
+        f"At a {budget} budget on this hardware, **{best}** reached the highest validation BLEU ("
+        + ", ".join(
+            f"{size} {record['splits']['validation']['bleu']:.1f} after {record['steps']:,} steps"
+            for size, record in finished.items()
+        )
+        + ")."
+    )
     candidates = [size for size in finished if size != config.sizes[0]] or list(finished)
     shapes = {size: get_translation_size(size) for size in candidates}
-    wide = max(candidates, key=lambda size: (shapes[size].hidden_size, -shapes[size].encoder_layers - shapes[size].decoder_layers))
-    deep = max(candidates, key=lambda size: (shapes[size].encoder_layers + shapes[size].decoder_layers, -shapes[size].hidden_size))
+    wide = max(
+        candidates,
+        key=lambda size: (shapes[size].hidden_size, -shapes[size].encoder_layers - shapes[size].decoder_layers),
+    )
+    deep = max(
+        candidates,
+        key=lambda size: (shapes[size].encoder_layers + shapes[size].decoder_layers, -shapes[size].hidden_size),
+    )
     if wide == deep:
-        return text + " No pair of sizes differs in width against depth, so the width-before-depth question is not asked."
+        return (
+            text + " No pair of sizes differs in width against depth, so the width-before-depth question is not asked."
+        )
     difference = bleu_difference(config.stage_dir("translate", wide), config.stage_dir("translate", deep))
     a, b = finished[wide]["splits"]["validation"]["bleu"], finished[deep]["splits"]["validation"]["bleu"]
     text += f" Wide-and-shallow **{wide}** {a:.1f} against narrow-and-deep **{deep}** {b:.1f}"
@@ -114,57 +149,112 @@ def width_versus_depth(config, results: dict) -> str:
     return text
 
 
-def write_translation_report(config, plan_rows: Optional[list[dict]] = None) -> Path:
-    """``report.md``, ``bleu_vs_time.png``, ``bleu_vs_steps.png`` and ``loss_vs_time.png`` in the study folder."""
-    root = config.root
-    folders = {size: config.stage_dir("translate", size) for size in config.sizes}
-    summaries = {size: _load(folder / "run_summary.json") for size, folder in folders.items()}
-    results = {size: _load(folder / "eval_results.json") for size, folder in folders.items()}
-    curves = {size: folders[size] for size in config.sizes if results[size]}
-    budget = config.time_budget
-    copy = next((record["copy_source"]["validation"]["bleu"] for record in results.values() if record), None)
-    references = {f"copy the source ({copy:.1f}, full validation)": copy} if copy is not None else None
-    if curves:
-        plot_curves(curves, root / "bleu_vs_time.png", y="eval_bleu", references=references,
-                    title=f"Validation BLEU (greedy) against wall-clock ({budget} budget)")
-        plot_curves(curves, root / "bleu_vs_steps.png", x="step", y="eval_bleu", references=references,
-                    title=f"Validation BLEU (greedy) against optimizer steps ({budget} budget)")
-        plot_curves(curves, root / "loss_vs_time.png", ylabel="validation cross-entropy (label-smoothed)",
-                    title=f"Validation loss against wall-clock ({budget} budget)")
-    hardware = next((record["hardware"] for record in summaries.values() if record), {})
-    lines = [f"# Study `{config.name}`: translation, width against depth", "", width_versus_depth(config, results), "",
-             "![BLEU against wall-clock](bleu_vs_time.png)", "", "![BLEU against steps](bleu_vs_steps.png)", "",
-             "![validation loss against wall-clock](loss_vs_time.png)", "", "## Hardware", "",
-             describe_hardware(hardware), ""]
-    if plan_rows:
-        lines += ["## Budget plan (probe before the study)", "", "| size | parameters | s / step | steps in budget |",
-                  "|---|---|---|---|"]
-        lines += [f"| {r['size']} | {r['parameters']:,} | {r['step_s']:.3f} | {r['steps']:,} |" for r in plan_rows]
-        lines.append("")
-    lines += [f"## Training, {budget} per size", "",
-              "BLEU and chrF from sacreBLEU on detokenized greedy output. Copying the source sentence unchanged scores "
-              f"{copy if copy is not None else '–'} BLEU on validation: a model must beat it to show it translates. "
-              "Decoding for the curve runs off the budget clock; its cost is the last column.", "",
-              "| size | parameters | steps | training wall-clock | validation BLEU | validation chrF | test BLEU | test chrF "
-              "| distinct outputs | decoding off the budget |", "|---|---|---|---|---|---|---|---|---|---|"]
+def _draw_figures(config, curves: dict, references: Optional[dict]) -> None:
+    if not curves:
+        return
+    root, budget = config.root, config.time_budget
+    for x, file, axis in (
+        ("elapsed_s", "bleu_vs_time.png", "wall-clock"),
+        ("step", "bleu_vs_steps.png", "optimizer steps"),
+    ):
+        plot_curves(
+            curves,
+            root / file,
+            x=x,
+            y="eval_bleu",
+            references=references,
+            title=f"Validation BLEU (greedy) against {axis} ({budget} budget)",
+        )
+    plot_curves(
+        curves,
+        root / "loss_vs_time.png",
+        ylabel="validation cross-entropy (label-smoothed)",
+        title=f"Validation loss against wall-clock ({budget} budget)",
+    )
+
+
+def _training_table(config, summaries: dict, results: dict, copy: Optional[float]) -> list[str]:
+    lines = [
+        f"## Training, {config.time_budget} per size",
+        "",
+        "BLEU and chrF from sacreBLEU on detokenized greedy output. Copying the source sentence unchanged scores "
+        f"{copy if copy is not None else '–'} BLEU on validation: a model must beat it to show it translates. "
+        "Decoding for the curve runs off the budget clock; its cost is the last column.",
+        "",
+        "| size | parameters | steps | training wall-clock | validation BLEU | validation chrF | test BLEU | test chrF "
+        "| distinct outputs | decoding off the budget |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for size in config.sizes:
         run, record = summaries[size], results[size]
         if not run or not record:
             lines.append(f"| {size} | not run | | | | | | | | |")
             continue
         validation, test = record["splits"]["validation"], record["splits"].get("test")
-        lines.append(f"| {size} | {run['parameters']:,} | {run['steps']:,} | {format_duration(run['train_s'])} "
-                     f"| {validation['bleu']:.1f} | {validation['chrf']:.1f} | {test['bleu'] if test else '–'} "
-                     f"| {test['chrf'] if test else '–'} | {validation['distinct']:.0%} "
-                     f"| {format_duration(run['eval_s'])} ({run['eval_share_of_budget']:.0%} of the budget) |")
-    samples = next((record["splits"]["validation"]["samples"] for record in results.values() if record), [])
-    if samples:
-        best = max((size for size in results if results[size]), key=lambda size: results[size]["splits"]["validation"]["bleu"])
-        lines += ["", f"## Example translations ({best}, validation)", "", "| source | reference | translation |", "|---|---|---|"]
-        lines += [f"| {s['source']} | {s['reference']} | {s['translation']} |" for s in results[best]["splits"]["validation"]["samples"]]
-    lines += ["", "## Configuration", "", "```yaml",
-              yaml.safe_dump({key: getattr(config, key) for key in ("name", "task", "sizes", "translation", "release")},
-                             sort_keys=False).strip(), "```", ""]
-    report = root / "report.md"
+        lines.append(
+            f"| {size} | {run['parameters']:,} | {run['steps']:,} | {format_duration(run['train_s'])} "
+            f"| {validation['bleu']:.1f} | {validation['chrf']:.1f} | {test['bleu'] if test else '–'} "
+            f"| {test['chrf'] if test else '–'} | {validation['distinct']:.0%} "
+            f"| {format_duration(run['eval_s'])} ({run['eval_share_of_budget']:.0%} of the budget) |"
+        )
+    return lines
+
+
+def _examples(results: dict) -> list[str]:
+    scored = [size for size in results if results[size]]
+    if not scored or not results[scored[0]]["splits"]["validation"]["samples"]:
+        return []
+    best = max(scored, key=lambda size: results[size]["splits"]["validation"]["bleu"])
+    lines = [
+        "",
+        f"## Example translations ({best}, validation)",
+        "",
+        "| source | reference | translation |",
+        "|---|---|---|",
+    ]
+    return lines + [
+        f"| {s['source']} | {s['reference']} | {s['translation']} |"
+        for s in results[best]["splits"]["validation"]["samples"]
+    ]
+
+
+def write_translation_report(config, plan_rows: Optional[list[dict]] = None) -> Path:
+    """``report.md``, ``bleu_vs_time.png``, ``bleu_vs_steps.png`` and ``loss_vs_time.png`` in the study folder."""
+    folders = {size: config.stage_dir("translate", size) for size in config.sizes}
+    summaries = {size: _load(folder / "run_summary.json") for size, folder in folders.items()}
+    results = {size: _load(folder / "eval_results.json") for size, folder in folders.items()}
+    copy = next((record["copy_source"]["validation"]["bleu"] for record in results.values() if record), None)
+    references = {f"copy the source ({copy:.1f}, full validation)": copy} if copy is not None else None
+    _draw_figures(config, {size: folders[size] for size in config.sizes if results[size]}, references)
+    hardware = next((record["hardware"] for record in summaries.values() if record), {})
+    lines = [
+        f"# Study `{config.name}`: translation, width against depth",
+        "",
+        width_versus_depth(config, results),
+        "",
+        "![BLEU against wall-clock](bleu_vs_time.png)",
+        "",
+        "![BLEU against steps](bleu_vs_steps.png)",
+        "",
+        "![validation loss against wall-clock](loss_vs_time.png)",
+        "",
+        "## Hardware",
+        "",
+        describe_hardware(hardware),
+        "",
+    ]
+    if plan_rows:
+        lines += [
+            "## Budget plan (probe before the study)",
+            "",
+            "| size | parameters | s / step | steps in budget |",
+            "|---|---|---|---|",
+        ]
+        lines += [f"| {r['size']} | {r['parameters']:,} | {r['step_s']:.3f} | {r['steps']:,} |" for r in plan_rows]
+        lines.append("")
+    lines += _training_table(config, summaries, results, copy) + _examples(results)
+    settings = {key: getattr(config, key) for key in ("name", "task", "sizes", "translation", "release")}
+    lines += ["", "## Configuration", "", "```yaml", yaml.safe_dump(settings, sort_keys=False).strip(), "```", ""]
+    report = config.root / "report.md"
     report.write_text("\n".join(lines))
     return report

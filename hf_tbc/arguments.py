@@ -1,0 +1,150 @@
+"""``BudgetTrainingArguments``: transformers' ``TrainingArguments`` plus a wall-clock budget and its schedule."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields
+from typing import Optional
+
+from transformers import TrainingArguments
+
+from .budget import TIME_SCHEDULES, parse_duration
+from .errors import UsageError
+from .hardware import accelerator_available, native_bf16
+
+_PARENT_FIELDS = {item.name for item in fields(TrainingArguments)}
+
+
+BF16_HELP = (
+    "bfloat16 autocast (weights and optimizer stay fp32). Default: on where the hardware computes bf16 natively "
+    "(CUDA GPUs that support it, CPUs with AVX512-BF16/AMX or ARM BF16), off elsewhere."
+)
+
+
+def native_bf16_field():
+    """A ``bf16`` field whose default, None, becomes :func:`native_bf16` in ``BudgetTrainingArguments.__post_init__``:
+    the recipes that train in bf16 where the hardware does it natively declare ``bf16 = native_bf16_field()``."""
+    return field(default=None, metadata={"help": BF16_HELP})
+
+
+@dataclass
+class BudgetTrainingArguments(TrainingArguments):
+    """``TrainingArguments`` plus a wall-clock budget. ``HfArgumentParser`` turns every field into a CLI flag.
+
+    Parameters:
+        time_budget (`str`, *optional*):
+            Wall-clock budget for training: ``"90s"``, ``"15m"``, ``"1h30m"``, ``"2h"`` or seconds.
+            Training ends at the optimizer step whose end is nearest it, then evaluates and saves.
+        budget_includes_eval (`bool`, defaults to `False`):
+            Count evaluation and checkpointing time against the budget. Both clocks are logged either way.
+        eval_every (`str`, *optional*):
+            Evaluate every interval of budget time (``"2m"``) or every N steps (``"500"``).
+            Defaults to ten evaluations per budget when a budget is set.
+        save_every (`str`, *optional*):
+            Save a checkpoint every interval of budget time (``"10m"``) or every N steps (``"1000"``).
+        schedule_by (`str`, *optional*):
+            ``"time"``: ``lr_scheduler_type`` (linear, cosine, constant, constant_with_warmup) and
+            ``warmup_ratio`` run on the budget clock, reaching the floor at the deadline; ``"steps"``: the
+            usual step-based schedules over ``max_steps``. Defaults to ``"time"`` when a budget is set.
+        min_lr_ratio (`float`, defaults to 0.0):
+            Floor of a time-based schedule, as a fraction of ``learning_rate``.
+    """
+
+    time_budget: Optional[str] = field(
+        default=None, metadata={"help": "Wall-clock training budget, e.g. '90s', '15m', '1h30m', '2h' or seconds."}
+    )
+    budget_includes_eval: bool = field(
+        default=False, metadata={"help": "Count evaluation and checkpoint time against --time_budget."}
+    )
+    eval_every: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "Evaluate every interval of budget time ('2m') or every N steps ('500'). "
+            "Default with a budget: ten evaluations per budget."
+        },
+    )
+    save_every: Optional[str] = field(
+        default=None, metadata={"help": "Checkpoint every interval of budget time ('10m') or every N steps ('1000')."}
+    )
+    schedule_by: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "'time': --lr_scheduler_type and --warmup_ratio follow the budget clock and reach the "
+            "floor at the deadline; 'steps': follow max_steps. Default: 'time' with a budget.",
+            "choices": ["time", "steps"],
+        },
+    )
+    min_lr_ratio: float = field(default=0.0, metadata={"help": "Floor of a time-based LR schedule, x learning_rate."})
+    # transformers 5 dropped these two; hf-tbc keeps them, with the same meaning on 4.x and 5.x
+    warmup_ratio: float = field(
+        default=0.0, metadata={"help": "Linear warmup, as a fraction of the budget (time schedules) or of max_steps."}
+    )
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Replace the run in --output_dir (its checkpoints and records)."}
+    )
+    logging_steps: float = field(default=10, metadata={"help": "Log the training loss every N steps."})
+    include_num_input_tokens_seen: Optional[str] = field(
+        default="non_padding", metadata={"help": "Count input tokens for curve.jsonl ('non_padding', 'all', 'no')."}
+    )
+    report_to: Optional[str] = field(
+        default="none", metadata={"help": "Integrations to report to ('none', 'all', ...)."}
+    )
+
+    def __post_init__(self):
+        if self.bf16 is None:  # a recipe's native_bf16_field(), left unset
+            self.bf16 = not self.fp16 and native_bf16()
+        self.time_budget_seconds = parse_duration(self.time_budget) if self.time_budget is not None else None
+        self.eval_every_seconds = self._interval("eval_every")
+        self.save_every_seconds = self._interval("save_every")
+        self.schedule_by = self.schedule_by or ("time" if self.time_budget_seconds is not None else "steps")
+        if self.time_budget_seconds is not None:
+            if self.eval_every is None and self.eval_strategy in ("no", None):
+                self.eval_every_seconds = self.time_budget_seconds / 10
+            if self.max_steps is None or self.max_steps <= 0:
+                if self.schedule_by == "steps":
+                    raise UsageError(
+                        "--schedule_by steps with a --time_budget needs --max_steps, the step count the schedule spans "
+                        "(warmup and decay are fractions of it): set --max_steps, or use --schedule_by time"
+                    )
+                self.max_steps = 10**9  # the budget ends training; the Trainer needs a finite step count
+            if self.restore_callback_states_from_checkpoint:
+                raise UsageError(
+                    "--restore_callback_states_from_checkpoint true would replace the budget callback with a copy that "
+                    "the LR schedule, progress bar and curve do not see: leave it out, the budget restores itself"
+                )
+        if self.schedule_by == "time":
+            if self.time_budget_seconds is None:
+                raise UsageError("--schedule_by time needs a --time_budget: set one, or use --schedule_by steps")
+            scheduler = getattr(self.lr_scheduler_type, "value", self.lr_scheduler_type)
+            if scheduler not in TIME_SCHEDULES:
+                raise UsageError(
+                    f"--lr_scheduler_type {scheduler} has no time-based form: choose one of "
+                    f"{', '.join(TIME_SCHEDULES)} or pass --schedule_by steps"
+                )
+        if (
+            self.schedule_by == "steps"
+            and self.warmup_ratio
+            and not self.warmup_steps
+            and "warmup_ratio" not in _PARENT_FIELDS
+        ):
+            self.warmup_steps = self.warmup_ratio  # transformers 5 reads a float below 1 as a fraction of the steps
+        if not accelerator_available():
+            # Without this, two CPU processes train two independent copies instead of one DDP model.
+            self.use_cpu = True
+        super().__post_init__()
+
+    def _interval(self, name: str) -> Optional[float]:
+        value = getattr(self, name)
+        if value is None:
+            return None
+        if re.fullmatch(r"\d+", str(value).strip()):
+            steps = int(value)
+            if steps <= 0:
+                raise UsageError(f"--{name} {value} must be positive")
+            prefix = "eval" if name == "eval_every" else "save"
+            setattr(self, f"{prefix}_strategy", "steps")
+            setattr(self, f"{prefix}_steps", steps)
+            return None
+        if name == "save_every":
+            self.save_strategy = "no"  # time-based saves replace step-based ones; the budget callback saves
+        return parse_duration(value, f"--{name}")

@@ -1,0 +1,167 @@
+"""The flags of ``recipes/compress.py``: the grid of pruning methods, sparsities and quantizations, recovery, and
+how latency is measured."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from ..errors import UsageError
+from .structured import IMPORTANCE
+from .unstructured import PRUNING_SCOPES, check_sparsity
+
+QUANTIZATION_METHODS = ("none", "onnx-int8", "quanto-int8", "quanto-int4", "quanto-int2")
+PRUNING_METHODS = ("unstructured", "structured")
+SCHEDULES = ("oneshot", "gradual")
+
+
+@dataclass
+class CompressionArguments:
+    """What to compress and how; ``HfArgumentParser`` turns each field into a flag."""
+
+    model_name_or_path: str = field(
+        metadata={"help": "The finetuned classifier (a run_classification.py output folder)."}
+    )
+    output_dir: str = field(metadata={"help": "One subfolder per variant, plus compression.jsonl and the plots."})
+    sparsities: str = field(
+        default="0,0.5,0.9",
+        metadata={
+            "help": "Comma-separated target sparsities in [0, 1): the "
+            "fraction of the encoder's linear weights to prune."
+        },
+    )
+    pruning_method: str = field(
+        default="unstructured",
+        metadata={
+            "help": "Comma-separated, each applied to every sparsity. unstructured: zero the smallest weights "
+            "(same size and speed, stored zeros); structured: remove whole layers and feed-forward "
+            "neurons (a smaller, faster dense model)."
+        },
+    )
+    quantization: str = field(
+        default="none,onnx-int8,quanto-int8,quanto-int4",
+        metadata={
+            "help": f"Comma-separated methods, each applied to every sparsity: {', '.join(QUANTIZATION_METHODS)}."
+        },
+    )
+    pruning_scope: str = field(
+        default="layer",
+        metadata={
+            "help": "Unstructured: layer: the same sparsity in every matrix; global: one threshold.",
+            "choices": list(PRUNING_SCOPES),
+        },
+    )
+    prune_embeddings_and_head: bool = field(
+        default=False, metadata={"help": "Unstructured: prune embeddings and the classifier too."}
+    )
+    importance: str = field(
+        default="magnitude",
+        metadata={
+            "help": "Structured: how neurons and layers are ranked. magnitude: weight norms, top layers first; taylor: "
+            "|weight x gradient| on --importance_batches batches of the training data.",
+            "choices": list(IMPORTANCE),
+        },
+    )
+    importance_batches: int = field(default=100, metadata={"help": "Structured, taylor: training batches to score on."})
+    layer_share: float = field(
+        default=0.5,
+        metadata={
+            "help": "Structured: share of the removed weights taken as whole layers (the rest as feed-forward neurons)."
+        },
+    )
+    pruning_schedule: str = field(
+        default="oneshot",
+        metadata={
+            "help": "oneshot: prune, then recover with the masks fixed; gradual: sparsity rises on a cubic schedule "
+            "over the first --gradual_end of the recovery budget, then recovery goes on (needs a recovery budget).",
+            "choices": list(SCHEDULES),
+        },
+    )
+    gradual_end: float = field(
+        default=0.75, metadata={"help": "Gradual: the fraction of recovery at which the final sparsity is reached."}
+    )
+    recovery_steps: int = field(
+        default=0,
+        metadata={
+            "help": "Finetune each variant this many steps after pruning "
+            "(the dense one too, so the comparison is fair)."
+        },
+    )
+    recovery_time_budget: Optional[str] = field(
+        default=None, metadata={"help": "Or finetune each variant for this long."}
+    )
+    recovery_learning_rate: float = field(default=5e-5, metadata={"help": "Peak LR of recovery finetuning."})
+    latency_batch_size: int = field(default=32, metadata={"help": "Batch size of the latency measurement."})
+    latency_sequence_length: int = field(
+        default=128, metadata={"help": "Tokens per example in the latency measurement."}
+    )
+    latency_runs: int = field(default=10, metadata={"help": "Timed forward passes; the median is recorded."})
+    latency_memory_mb: Optional[float] = field(
+        default=None,
+        metadata={
+            "help": "Most memory the final side-by-side latency measurement may hold in loaded variants (each "
+            "counted at twice its size on disk); variants that do not fit together are measured in consecutive groups. "
+            "Default: half the memory available when it starts."
+        },
+    )
+    num_threads: Optional[int] = field(
+        default=None, metadata={"help": "CPU threads for every variant (default: torch's)."}
+    )
+    overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace an existing compression output."})
+    seed: int = field(default=42, metadata={"help": "Seed of recovery finetuning."})
+
+    def __post_init__(self):
+        self.sparsity_grid = [check_sparsity(_number(value, "--sparsities")) for value in _split(self.sparsities)]
+        self.methods = _split(self.quantization)
+        unknown = [method for method in self.methods if method not in QUANTIZATION_METHODS]
+        if unknown:
+            raise UsageError(
+                f"unknown quantization method {unknown[0]!r}: choose from {', '.join(QUANTIZATION_METHODS)}"
+            )
+        self.pruning_methods = _split(self.pruning_method)
+        unknown = [method for method in self.pruning_methods if method not in PRUNING_METHODS]
+        if unknown or not self.pruning_methods:
+            raise UsageError(
+                f"unknown --pruning_method {(unknown or [''])[0]!r}: choose from {', '.join(PRUNING_METHODS)}"
+            )
+        if self.pruning_scope not in PRUNING_SCOPES:
+            raise UsageError(f"--pruning_scope {self.pruning_scope} is unknown: choose layer or global")
+        if self.importance not in IMPORTANCE:
+            raise UsageError(f"--importance {self.importance} is unknown: choose magnitude or taylor")
+        if self.pruning_schedule not in SCHEDULES:
+            raise UsageError(f"--pruning_schedule {self.pruning_schedule} is unknown: choose oneshot or gradual")
+        if self.pruning_schedule == "gradual" and not self.recovers:
+            raise UsageError(
+                "--pruning_schedule gradual prunes during finetuning: pass --recovery_time_budget or --recovery_steps"
+            )
+        if not 0.0 < self.gradual_end <= 1.0:
+            raise UsageError(f"--gradual_end {self.gradual_end} must be in (0, 1]")
+        if not 0.0 <= self.layer_share <= 1.0:
+            raise UsageError(f"--layer_share {self.layer_share} must be in [0, 1]")
+
+    @property
+    def recovers(self) -> bool:
+        return bool(self.recovery_steps or self.recovery_time_budget)
+
+    @property
+    def needs_training_data(self) -> bool:
+        return self.recovers or ("structured" in self.pruning_methods and self.importance == "taylor")
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in str(text).split(",") if part.strip()]
+
+
+def _number(text: str, flag: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise UsageError(f"{flag}: {text!r} is not a number: write e.g. 0,0.5,0.9") from None
+
+
+def variant_name(sparsity: float, method: str, pruning: str = "unstructured") -> str:
+    """``dense-fp32``, ``pruned50-onnx-int8`` (unstructured), ``structured50-onnx-int8`` (sparsity in percent)."""
+    base = (
+        "dense" if sparsity == 0 else f"{'pruned' if pruning == 'unstructured' else pruning}{round(sparsity * 100):02d}"
+    )
+    return f"{base}-{'fp32' if method == 'none' else method}"

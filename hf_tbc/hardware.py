@@ -1,0 +1,144 @@
+"""The machine a run is on: what its CPU and accelerator can do, how to describe it, and how fast a step runs on it.
+
+One reader of the CPU's description (``/proc/cpuinfo`` on Linux) serves every question asked of it: bf16 support,
+the integer-matmul instruction set, and the model name a record shows.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+
+@dataclass(frozen=True)
+class CpuInfo:
+    """The CPU's model name and feature flags (``flags`` on x86, ``Features`` on ARM)."""
+
+    model: str
+    flags: frozenset[str]
+
+
+def parse_cpuinfo(text: str) -> CpuInfo:
+    """The model name and feature flags in the text of ``/proc/cpuinfo`` (the first processor's)."""
+    model, flags = "", set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "model name" and not model:
+            model = value.strip()
+        elif key in ("flags", "Features") and not flags:
+            flags = set(value.split())
+    return CpuInfo(model or platform.processor() or platform.machine(), frozenset(flags))
+
+
+@lru_cache(maxsize=1)
+def cpu_info() -> CpuInfo:
+    """This machine's :class:`CpuInfo`; flags are empty where ``/proc/cpuinfo`` cannot be read."""
+    try:
+        return parse_cpuinfo(Path("/proc/cpuinfo").read_text())
+    except OSError:
+        return CpuInfo(platform.processor() or platform.machine(), frozenset())
+
+
+def accelerator_available() -> bool:
+    if torch.cuda.is_available():
+        return True
+    for backend in ("xpu", "mps", "npu", "mlu", "musa"):
+        module = getattr(torch, backend, None) or getattr(torch.backends, backend, None)
+        if module is not None and getattr(module, "is_available", lambda: False)():
+            return True
+    return False
+
+
+def native_bf16(cpuinfo: Optional[str] = None) -> bool:
+    """Whether this machine computes in bfloat16 natively: a GPU with bf16 units (Ampere or newer), or a CPU with bf16
+    instructions (x86 AVX512-BF16 or AMX, ARM's BF16 extension). Elsewhere bf16 is emulated and slower than fp32.
+    ``cpuinfo`` is the text of ``/proc/cpuinfo`` (read when not given)."""
+    if torch.cuda.is_available():
+        return _cuda_native_bf16()
+    if accelerator_available():
+        return False
+    flags = parse_cpuinfo(cpuinfo).flags if cpuinfo is not None else cpu_info().flags
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def _cuda_native_bf16() -> bool:
+    """Whether this rank's GPU has bf16 units: compute capability 8.0 (Ampere) or newer, or a ROCm GPU.
+
+    ``torch.cuda.is_bf16_supported()`` also says yes where bf16 is only emulated (V100, T4: slower than fp32), and
+    it probes by allocating on the current device, which before the Trainer sets each rank's device is cuda:0 on
+    every rank. The capability is read from the device of ``LOCAL_RANK`` without allocating anything.
+    """
+    if torch.version.hip:
+        return True
+    device = int(os.environ.get("LOCAL_RANK", "0") or 0) % max(torch.cuda.device_count(), 1)
+    return torch.cuda.get_device_capability(device)[0] >= 8
+
+
+INSTRUCTION_SETS = ("avx512_vnni", "avx512", "avx2", "arm64")
+
+
+def cpu_instruction_set() -> str:
+    """The widest integer-matmul instruction set of this CPU that ONNX Runtime's quantizer targets."""
+    if platform.machine().lower() in ("arm64", "aarch64"):
+        return "arm64"
+    flags = cpu_info().flags
+    if "avx512_vnni" in flags or "avx512vnni" in flags:
+        return "avx512_vnni"
+    if "avx512f" in flags and "avx512bw" in flags:
+        return "avx512"
+    return "avx2"
+
+
+def hardware_summary() -> dict:
+    """What the run ran on: CPU, accelerator, thread count and library versions."""
+    import accelerate
+    import transformers
+
+    return {
+        "cpu": cpu_info().model,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "accelerator": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "accelerate": accelerate.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def describe_hardware(hardware: dict, versions: bool = True) -> str:
+    """A :func:`hardware_summary` in words: for a report, the accelerator (or CPU), core count and library versions;
+    with ``versions=False``, for a card, the accelerator, or the CPU with its core count."""
+    accelerator = hardware.get("accelerator")
+    if not versions:
+        return (
+            f"{accelerator}" if accelerator else f"{hardware.get('cpu')} ({hardware.get('cpu_count')} cores, CPU only)"
+        )
+    return (
+        f"{accelerator or hardware.get('cpu')}, {hardware.get('cpu_count')} CPU cores, torch "
+        f"{hardware.get('torch')}, transformers {hardware.get('transformers')}."
+    )
+
+
+def median_step_seconds(model: torch.nn.Module, inputs: dict, bf16: bool = False, steps: int = 3) -> float:
+    """Median seconds of an AdamW training step of ``model`` on ``inputs`` (with ``labels``) on this machine's CPU,
+    under bf16 autocast if asked; one extra first step warms allocators up and is not counted."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    timings = []
+    for _ in range(steps + 1):
+        start = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = model(**inputs).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        timings.append(time.perf_counter() - start)
+    return sorted(timings[1:])[len(timings[1:]) // 2]

@@ -1,0 +1,94 @@
+"""The flags of ``recipes/run_classification.py``: the checkpoint, the task's data, and finetuning's defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from ...arguments import BudgetTrainingArguments
+
+# GLUE classification tasks: (first text column, second text column or None)
+GLUE_TASKS = {
+    "cola": ("sentence", None),
+    "sst2": ("sentence", None),
+    "mrpc": ("sentence1", "sentence2"),
+    "qqp": ("question1", "question2"),
+    "mnli": ("premise", "hypothesis"),
+    "qnli": ("question", "sentence"),
+    "rte": ("sentence1", "sentence2"),
+    "wnli": ("sentence1", "sentence2"),
+}
+GLUE_VALIDATION_SPLITS = {"mnli": ("validation_matched", "validation_mismatched")}
+
+
+@dataclass
+class ClassificationModelArguments:
+    """The checkpoint to finetune."""
+
+    model_name_or_path: str = field(
+        metadata={"help": "A checkpoint folder or Hub id, e.g. runs/L12-H768 or roberta-base."}
+    )
+    tokenizer_name: Optional[str] = field(default=None, metadata={"help": "Tokenizer, if not the checkpoint's."})
+    dropout: Optional[float] = field(
+        default=0.1,
+        metadata={
+            "help": "Hidden and attention dropout while finetuning (hf-tbc pretrains without dropout, so the "
+            "checkpoint's config says 0). Unset: keep the checkpoint's."
+        },
+    )
+    random_init: bool = field(
+        default=False,
+        metadata={
+            "help": "Use only the checkpoint's config and tokenizer, with freshly initialised weights: the "
+            "control run that shows what pretraining adds."
+        },
+    )
+
+
+@dataclass
+class ClassificationDataArguments:
+    """A GLUE task from the Hub, or local files with one or two text columns and a label column."""
+
+    task_name: Optional[str] = field(default=None, metadata={"help": f"GLUE task: {', '.join(GLUE_TASKS)}."})
+    dataset_name: str = field(default="nyu-mll/glue", metadata={"help": "Hub dataset holding --task_name."})
+    train_file: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "Local training data: .csv, .tsv, .json or .jsonl (several: comma-separated, all of one kind)."
+        },
+    )
+    validation_file: Optional[str] = field(default=None, metadata={"help": "Local validation data, same format."})
+    text_column: Optional[str] = field(
+        default=None, metadata={"help": "Column of the (first) text; default 'sentence' or 'text'."}
+    )
+    text_pair_column: Optional[str] = field(
+        default=None, metadata={"help": "Column of the second text, for pair tasks (NLI)."}
+    )
+    label_column: str = field(default="label", metadata={"help": "Column of the label."})
+    max_seq_length: Optional[int] = field(
+        default=None,
+        metadata={
+            "help": "Longer inputs are truncated to this many tokens (finetuning: 128; compression: the value "
+            "the model was finetuned with, from its eval_results.json)."
+        },
+    )
+    max_train_samples: Optional[int] = field(default=None, metadata={"help": "Use at most this many training rows."})
+    max_eval_samples: Optional[int] = field(default=None, metadata={"help": "Use at most this many validation rows."})
+
+
+@dataclass
+class FinetuningArguments(BudgetTrainingArguments):
+    """``BudgetTrainingArguments`` with finetuning defaults; ``--time_budget`` is optional here."""
+
+    learning_rate: float = field(default=1e-4, metadata={"help": "Peak learning rate (AdamW)."})
+    warmup_ratio: float = field(default=0.06, metadata={"help": "Warmup, as a fraction of the budget or of the steps."})
+    num_train_epochs: float = field(
+        default=3.0, metadata={"help": "Epochs, when no --time_budget ends training first."}
+    )
+    per_device_train_batch_size: int = field(default=32, metadata={"help": "Examples per device per step."})
+    per_device_eval_batch_size: int = field(default=64, metadata={"help": "Examples per device per evaluation step."})
+    eval_strategy: str = field(
+        default="epoch", metadata={"help": "When to evaluate without a budget: no, steps, epoch."}
+    )
+    save_strategy: str = field(default="no", metadata={"help": "When to checkpoint: no, steps, epoch."})
+    ddp_find_unused_parameters: Optional[bool] = field(default=False, metadata={"help": "See TrainingArguments."})

@@ -1,0 +1,169 @@
+"""The flags of ``recipes/run_mlm.py``: the model (size, architecture, the short-budget recipe's switches), the
+corpus, and pretraining's defaults; and the checks that need no data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from ...arguments import BudgetTrainingArguments, native_bf16_field
+from ...errors import UsageError
+from ...model_config import check_dropout, load_model_config
+from .model import ARCHITECTURES, get_model_size, roberta_config
+
+
+@dataclass
+class ModelArguments:
+    """Which model to pretrain: a size preset, or an existing checkpoint to continue."""
+
+    model_size: Optional[str] = field(
+        default="L2-H128",
+        metadata={
+            "help": "Size preset L{layers}-H{hidden} (RoBERTa shapes: heads = hidden/64, FFN = 4 x hidden), "
+            "e.g. L12-H768. See hf_tbc.tasks.mlm.model.MODEL_SIZES."
+        },
+    )
+    model_name_or_path: Optional[str] = field(
+        default=None, metadata={"help": "Continue pretraining this checkpoint instead of a fresh --model_size."}
+    )
+    config_overrides: Optional[str] = field(
+        default=None, metadata={"help": "Override config values, e.g. 'hidden_dropout_prob=0.0,num_attention_heads=4'."}
+    )
+    tokenizer_name: Optional[str] = field(
+        default=None,
+        metadata={"help": "Tokenizer to use; by default a byte-level BPE is trained on the training text."},
+    )
+    vocab_size: int = field(default=8192, metadata={"help": "Vocabulary size of the trained tokenizer."})
+    architecture: str = field(
+        default="roberta-prelayernorm",
+        metadata={
+            "help": "Model class of a fresh --model_size: 'roberta-prelayernorm' (LayerNorm before each sublayer: "
+            "stable at the high learning rates of short budgets) or 'roberta' (post-LayerNorm, as released).",
+            "choices": list(ARCHITECTURES),
+        },
+    )
+    dropout: Optional[float] = field(
+        default=0.0,
+        metadata={
+            "help": "Hidden and attention dropout of a fresh model while pretraining (0: a budget too short to "
+            "overfit gains nothing from it). Finetuning sets its own. Unset: the config's 0.1."
+        },
+    )
+    sparse_prediction: bool = field(
+        default=True,
+        metadata={
+            "help": "Run the MLM head (the vocabulary projection) on the masked positions only, not on every "
+            "position: the same loss, and at small sizes most of the step's cost saved."
+        },
+    )
+    position_init: str = field(
+        default="sinusoidal",
+        metadata={
+            "help": "Initial values of a fresh model's learned position embeddings: 'sinusoidal' (the "
+            "Transformer's sine and cosine waves, scaled to the word embeddings' size: nearby positions start "
+            "alike, so attending by offset need not be learned position by position; measured to reach a lower "
+            "loss sooner at L2-H128 and L4-H256) or 'random' (noise, as transformers initializes them). The "
+            "embeddings stay trainable and the saved class is unchanged.",
+            "choices": ["random", "sinusoidal"],
+        },
+    )
+
+
+MLM_PROBABILITY = 0.15  # BERT's; 0.4 helps L4-H256 but hurts L2-H128 badly (README, "Masking more")
+
+
+@dataclass
+class DataTrainingArguments:
+    """What text to pretrain on. With no dataset and no file, the built-in corpus is used."""
+
+    dataset_name: Optional[str] = field(default=None, metadata={"help": "Hub dataset, e.g. 'wikitext'."})
+    dataset_config_name: Optional[str] = field(
+        default=None, metadata={"help": "Its config, e.g. 'wikitext-103-raw-v1'."}
+    )
+    train_file: Optional[str] = field(
+        default=None, metadata={"help": "Training text: .txt, .csv, .tsv, .json or .jsonl."}
+    )
+    validation_file: Optional[str] = field(default=None, metadata={"help": "Validation text, same format."})
+    text_column: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "Column holding the text (default: 'text', else 'sentence' or 'content'). Several, separated "
+            "by commas (e.g. 'sentence,premise,hypothesis'): every listed column a file has is used, each a text, "
+            "row by row (a pair's two sides stay next to each other), so files with different columns mix."
+        },
+    )
+    validation_split_percentage: float = field(
+        default=5.0, metadata={"help": "Percent of train held out for validation when there is no validation split."}
+    )
+    block_size: int = field(default=128, metadata={"help": "Tokens per packed training block."})
+    mlm_probability: float = field(
+        default=MLM_PROBABILITY,
+        metadata={
+            "help": "Fraction of tokens masked in training blocks (default 0.15, as BERT). Measured on 2 CPU cores "
+            "for 10 minutes, 0.4 reaches a lower validation loss at L4-H256 (-0.12 nat) but a far higher one at "
+            "L2-H128 (+0.69), whose steps it slows 2x: try it for larger models, not as a default."
+        },
+    )
+    eval_mlm_probability: float = field(
+        default=0.15,
+        metadata={
+            "help": "Fraction masked in the fixed validation blocks, apart from --mlm_probability so that "
+            "validation losses of runs that mask differently compare (0.15, as BERT)."
+        },
+    )
+    max_eval_samples: Optional[int] = field(
+        default=2000, metadata={"help": "Evaluate on at most this many blocks (keeps evaluations short)."}
+    )
+    preprocessing_num_workers: Optional[int] = field(default=None, metadata={"help": "Processes for tokenization."})
+
+
+@dataclass
+class PretrainingArguments(BudgetTrainingArguments):
+    """``BudgetTrainingArguments`` with defaults for pretraining from scratch under a short budget: a peak LR twice
+    RoBERTa's with a short warmup, AdamW betas (0.9, 0.98) as in RoBERTa, and gradient clipping at 0.5."""
+
+    learning_rate: float = field(default=1e-3, metadata={"help": "Peak learning rate (AdamW)."})
+    warmup_ratio: float = field(
+        default=0.02, metadata={"help": "Warmup, as a fraction of the budget (or of max_steps)."}
+    )
+    adam_beta2: float = field(default=0.98, metadata={"help": "AdamW beta2 (RoBERTa's 0.98: steadier with large LRs)."})
+    max_grad_norm: float = field(default=0.5, metadata={"help": "Clip the gradient norm to this value."})
+    bf16: Optional[bool] = native_bf16_field()
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
+    per_device_train_batch_size: int = field(default=32, metadata={"help": "Blocks per device per step."})
+    per_device_eval_batch_size: int = field(default=64, metadata={"help": "Blocks per device per evaluation step."})
+    ddp_find_unused_parameters: Optional[bool] = field(
+        default=False, metadata={"help": "RoBERTa's MLM uses every parameter, so DDP need not search for unused ones."}
+    )
+
+
+def validate(model_args: ModelArguments, data_args: DataTrainingArguments) -> None:
+    """Checks the arguments that need no data, so bad input fails before anything loads or is written."""
+    if model_args.model_name_or_path is not None:
+        load_model_config(model_args.model_name_or_path)
+    else:
+        get_model_size(model_args.model_size)
+        positions = 514
+        if model_args.config_overrides:
+            probe = roberta_config(
+                model_args.model_size,
+                model_args.vocab_size,
+                config_overrides=model_args.config_overrides,
+                architecture=model_args.architecture,
+            )
+            positions = probe.max_position_embeddings
+        if data_args.block_size > positions - 2:
+            raise UsageError(
+                f"--block_size {data_args.block_size} exceeds the model's {positions - 2} positions: lower it, "
+                "or raise max_position_embeddings with --config_overrides "
+                f"'max_position_embeddings={data_args.block_size + 2}'"
+            )
+    if data_args.block_size < 8:
+        raise UsageError(f"--block_size {data_args.block_size} is too small: use at least 8 tokens")
+    for flag in ("mlm_probability", "eval_mlm_probability"):
+        if not 0 < getattr(data_args, flag) < 1:
+            raise UsageError(f"--{flag} {getattr(data_args, flag)} must be in (0, 1)")
+    if model_args.dropout is not None:
+        check_dropout(model_args.dropout)
+    if model_args.vocab_size < 300:
+        raise UsageError(f"--vocab_size {model_args.vocab_size} is below the 256 bytes + special tokens: use >= 300")

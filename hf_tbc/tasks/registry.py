@@ -1,0 +1,198 @@
+"""The tasks a study drives, each through one interface: its config sections, its sizes, its budget plan, its
+stages, its release and its report. The study asks this registry and never branches on a task's name.
+
+A setting a study config leaves out is read from the recipe's own argument dataclasses, so a plan probes exactly
+what the recipe will run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from transformers.hf_argparser import string_to_bool
+
+from .. import recipes
+from ..hardware import native_bf16
+from .mlm.arguments import DataTrainingArguments, ModelArguments, PretrainingArguments
+from .mlm.model import get_model_size
+from .mlm.report import plan, write_report
+from .translation.arguments import TranslationDataArguments, TranslationModelArguments, TranslationTrainingArguments
+from .translation.model import get_translation_size
+from .translation.report import plan_translation, write_translation_report
+
+RECIPES = Path(recipes.__file__).resolve().parent
+
+Stage = tuple[str, Path, list[str]]  # (stage name, output folder, command)
+
+
+@dataclass(frozen=True)
+class StudyTask:
+    """What the study needs of a task.
+
+    ``sections`` are the config sections the task needs (the first holds the budget every size shares);
+    ``example`` is the bundled config to point users to; ``stages(config, size, launcher, python)`` lists the stages
+    one size goes through; ``release_options(config)`` the flags of ``release.py`` for the whole set.
+    """
+
+    name: str
+    sections: tuple[str, ...]
+    example: str
+    check_size: Callable[[str], Any]
+    plan: Callable[[Any], list[dict]]
+    stages: Callable[[Any, str, list[str], list[str]], list[Stage]]
+    release_options: Callable[[Any], dict]
+    write_report: Callable[[Any, list[dict]], Path]
+
+
+def recipe_setting(section: dict, name: str, *arguments: type):
+    """``section[name]`` as the recipe's parser would read it, else the default of the first of the recipe's argument
+    dataclasses that declares ``name`` (``bf16``'s default, None, means: where the hardware computes it natively)."""
+    declared = next((item for cls in arguments for item in dataclasses.fields(cls) if item.name == name), None)
+    if declared is None:
+        raise KeyError(f"no recipe argument named {name}")
+    value = section.get(name, declared.default)
+    if name == "bf16" and value is None:
+        return native_bf16()
+    if declared.type in ("bool", "Optional[bool]") and isinstance(value, str):
+        return string_to_bool(value)
+    return value
+
+
+def as_flags(options: dict) -> list[str]:
+    """Flags from a section: ``{"time_budget": "5m", "bf16": True, "variants": [a, b]}`` gives
+    ``--time_budget 5m --bf16 true --variants a b``.
+
+    A recipe's parser reads these flags as the section's keys say."""
+    flags = []
+    for key, value in options.items():
+        if value is None:
+            continue
+        flags.append(f"--{key}")
+        if isinstance(value, bool):
+            flags.append("true" if value else "false")
+        elif isinstance(value, (list, tuple)):
+            flags.extend(str(item) for item in value)
+        else:
+            flags.append(str(value))
+    return flags
+
+
+# -- masked-LM pretraining, then finetuning and compression ------------------------------------------------
+MLM_ARGUMENTS = (ModelArguments, DataTrainingArguments, PretrainingArguments)
+
+
+def _plan_mlm(config) -> list[dict]:
+    section = config.pretraining
+
+    def setting(name):
+        return recipe_setting(section, name, *MLM_ARGUMENTS)
+
+    return plan(
+        config.sizes,
+        section["time_budget"],
+        int(setting("per_device_train_batch_size")),
+        int(setting("block_size")),
+        int(setting("vocab_size")),
+        architecture=setting("architecture"),
+        sparse_prediction=bool(setting("sparse_prediction")),
+        bf16=bool(setting("bf16")),
+        mlm_probability=float(setting("mlm_probability")),
+    )
+
+
+def _mlm_stages(config, size: str, launcher: list[str], python: list[str]) -> list[Stage]:
+    pretrained, finetuned, compressed = (
+        config.stage_dir(stage, size) for stage in ("pretrain", "finetune", "compress")
+    )
+    return [
+        (
+            "pretrain",
+            pretrained,
+            launcher + [str(RECIPES / "run_mlm.py"), "--model_size", size, *as_flags(config.pretraining)],
+        ),
+        (
+            "finetune",
+            finetuned,
+            launcher
+            + [
+                str(RECIPES / "run_classification.py"),
+                "--model_name_or_path",
+                str(pretrained),
+                *as_flags(config.finetuning),
+            ],
+        ),
+        (
+            "compress",
+            compressed,
+            python
+            + [str(RECIPES / "compress.py"), "--model_name_or_path", str(finetuned), *as_flags(config.compression)],
+        ),
+    ]
+
+
+def _mlm_release(config) -> dict:
+    return {
+        "compression_dirs": [str(config.stage_dir("compress", size)) for size in config.sizes],
+        "baseline_dirs": [str(config.stage_dir("compress", config.sizes[0]))],
+    }
+
+
+# -- translation ----------------------------------------------------------------------------------------------
+TRANSLATION_ARGUMENTS = (TranslationModelArguments, TranslationDataArguments, TranslationTrainingArguments)
+
+
+def _plan_translation(config) -> list[dict]:
+    section = config.translation
+
+    def setting(name):
+        return recipe_setting(section, name, *TRANSLATION_ARGUMENTS)
+
+    return plan_translation(
+        config.sizes,
+        section["time_budget"],
+        int(setting("per_device_train_batch_size")),
+        vocab_size=int(setting("vocab_size")),
+        architecture=setting("architecture"),
+        bf16=bool(setting("bf16")),
+    )
+
+
+def _translation_stages(config, size: str, launcher: list[str], python: list[str]) -> list[Stage]:
+    return [
+        (
+            "translate",
+            config.stage_dir("translate", size),
+            launcher + [str(RECIPES / "run_translation.py"), "--model_size", size, *as_flags(config.translation)],
+        )
+    ]
+
+
+def _translation_release(config) -> dict:
+    return {"translation_dirs": [str(config.stage_dir("translate", size)) for size in config.sizes]}
+
+
+TASKS: dict[str, StudyTask] = {
+    "mlm": StudyTask(
+        "mlm",
+        ("pretraining", "finetuning", "compression"),
+        "cpu_demo.yaml",
+        get_model_size,
+        _plan_mlm,
+        _mlm_stages,
+        _mlm_release,
+        write_report,
+    ),
+    "translation": StudyTask(
+        "translation",
+        ("translation",),
+        "mt_cpu_demo.yaml",
+        get_translation_size,
+        _plan_translation,
+        _translation_stages,
+        _translation_release,
+        write_translation_report,
+    ),
+}
