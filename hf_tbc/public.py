@@ -243,3 +243,8 @@ def public_names(*groups: Iterable[Optional[str]]) -> set[str]:
                 names.add(str(value))
                 names.update(part for part in re.split(r"[/\s,()]+", str(value)) if part)
     return names
+
+
+def dataset_line(dataset_id: str, dataset_config: Optional[str]) -> str:
+    """How a card names its data: the Hub id, and its config in parentheses (``nyu-mll/glue (sst2)``)."""
+    return f"{dataset_id} ({dataset_config})" if dataset_config else dataset_id

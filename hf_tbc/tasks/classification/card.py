@@ -14,7 +14,7 @@ from ... import model_cards
 from ...budget import format_duration
 from ...errors import UsageError
 from ...hardware import describe_hardware
-from ...public import is_local_path
+from ...public import dataset_line, is_local_path
 from ...records import pruning_of
 from .release import Variant
 
@@ -101,10 +101,6 @@ def corpus_description(record: dict, named: Optional[list[str]] = None) -> str:
     if local:
         return f"{len(local)} local text file{'s' if len(local) > 1 else ''}, not named for this card"
     return str(record["corpus"])
-
-
-def _dataset_line(dataset_id: str, dataset_config: Optional[str]) -> str:
-    return f"{dataset_id} {dataset_config}" if dataset_config else dataset_id
 
 
 def _loading_snippet(variant: Variant) -> str:
@@ -230,7 +226,7 @@ def render_card(
     row, finetuning, pretraining = variant.row, variant.finetuning, variant.pretraining
     config = json.loads((variant.folder / "config.json").read_text())
     task = task or finetuning.get("task_name") or dataset_config or dataset_id.split("/")[-1]
-    dataset = _dataset_line(dataset_id, dataset_config)
+    dataset = dataset_line(dataset_id, dataset_config)
     parent = str(finetuning.get("model_name_or_path") or "")
     values = {
         "model_name": variant.repo_id.split("/")[-1],

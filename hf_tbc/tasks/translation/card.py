@@ -17,6 +17,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ... import model_cards
 from ...budget import format_duration
+from ...public import dataset_line
 from .release import TranslationRun
 
 TRANSLATION_TEMPLATE = Path(model_cards.__file__).resolve().parent / "translation_card.md"
@@ -98,7 +99,7 @@ def render_translation_card(
         "vocab_size": config["vocab_size"],
         "source_lang": summary["source_lang"],
         "target_lang": summary["target_lang"],
-        "data": _dataset_line(dataset_id, dataset_config),
+        "data": dataset_line(dataset_id, dataset_config),
         "train_pairs": summary["train_pairs"],
         "budget": format_duration(summary["time_budget_s"]) if summary.get("time_budget_s") else "none (step-limited)",
         "hardware": (
@@ -119,7 +120,7 @@ def render_translation_card(
         "limitations": "\n".join(
             f"- {note}"
             for note in (
-                f"Trained and evaluated on {_dataset_line(dataset_id, dataset_config)} only. Quality on other text is "
+                f"Trained and evaluated on {dataset_line(dataset_id, dataset_config)} only. Quality on other text is "
                 "unmeasured and will be far lower.",
                 "A small research model trained under a short compute budget; do not rely on its translations.",
                 "Released dense: hf-tbc's int8 paths do not yet cover encoder-decoders with generation.",
@@ -128,7 +129,3 @@ def render_translation_card(
     }
     data = translation_card_data(run, dataset_id, dataset_config, dataset_split, license)
     return ModelCard.from_template(data, template_path=str(template), **values)
-
-
-def _dataset_line(dataset_id: str, dataset_config: Optional[str]) -> str:
-    return f"{dataset_id} ({dataset_config})" if dataset_config else dataset_id
