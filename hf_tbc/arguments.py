@@ -48,6 +48,9 @@ class BudgetTrainingArguments(TrainingArguments):
             usual step-based schedules over ``max_steps``. Defaults to ``"time"`` when a budget is set.
         min_lr_ratio (`float`, defaults to 0.0):
             Floor of a time-based schedule, as a fraction of ``learning_rate``.
+        stop_after (`str`, *optional*):
+            End the run after this much of ``time_budget``, with a checkpoint, on the whole budget's schedule: a
+            probe that ``--resume_from_checkpoint true`` (without ``stop_after``) continues to the deadline.
     """
 
     time_budget: Optional[str] = field(
@@ -75,6 +78,14 @@ class BudgetTrainingArguments(TrainingArguments):
         },
     )
     min_lr_ratio: float = field(default=0.0, metadata={"help": "Floor of a time-based LR schedule, x learning_rate."})
+    stop_after: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "End this run after this much of --time_budget ('1m'), with a checkpoint; the LR schedule and "
+            "evaluations stay those of the whole budget, so the run is the start of the full one: "
+            "--resume_from_checkpoint true without --stop_after continues it to the deadline."
+        },
+    )
     # transformers 5 dropped these two; hf-tbc keeps them, with the same meaning on 4.x and 5.x
     warmup_ratio: float = field(
         default=0.0, metadata={"help": "Linear warmup, as a fraction of the budget (time schedules) or of max_steps."}
@@ -94,6 +105,9 @@ class BudgetTrainingArguments(TrainingArguments):
         if self.bf16 is None:  # a recipe's native_bf16_field(), left unset
             self.bf16 = not self.fp16 and native_bf16()
         self.time_budget_seconds = parse_duration(self.time_budget) if self.time_budget is not None else None
+        self.stop_after_seconds = parse_duration(self.stop_after, "--stop_after") if self.stop_after else None
+        if self.stop_after_seconds is not None and self.time_budget_seconds is None:
+            raise UsageError("--stop_after ends a run early within its --time_budget: set a --time_budget too")
         self.eval_every_seconds = self._interval("eval_every")
         self.save_every_seconds = self._interval("save_every")
         self.schedule_by = self.schedule_by or ("time" if self.time_budget_seconds is not None else "steps")

@@ -29,6 +29,8 @@ logger = logging.get_logger(__name__)
 
 RUN_ARTIFACTS = ("curve.jsonl", "run_summary.json", "eval_results.json", "loss_vs_time.png")  # what every recipe writes
 RUN_RECORDS = ("run_summary.json", "eval_results.json")  # what pretraining and finetuning write last
+# the stop reasons of a run that ended with a checkpoint to resume and no final model
+UNFINISHED = {"preempted": "preempted", "stop_after": "stopped early by --stop_after"}
 
 
 def last_complete_checkpoint(output_dir: str) -> Optional[str]:
@@ -118,48 +120,68 @@ def write_json(path: Path, record: dict) -> None:
     os.replace(temporary, path)
 
 
-def record_preemption(trainer, record_name: str, **fields) -> dict:
-    """Writes ``record_name`` for a run stopped by SIGTERM: ``stop_reason: preempted``, the checkpoint to resume
-    from, and no model claimed, so nothing downstream mistakes the folder for a finished run."""
-    output_dir = trainer.args.output_dir
+def record_unfinished(trainer, record_name: str, **fields) -> dict:
+    """Writes ``record_name`` for a run that ended with a checkpoint and no final model: stopped by SIGTERM
+    (``stop_reason: preempted``) or by ``--stop_after`` (a probe). It names the checkpoint to resume from and claims
+    no model, so nothing downstream mistakes the folder for a finished run."""
+    output_dir, budget = trainer.args.output_dir, trainer.budget
+    probe = budget.stop_reason == "stop_after"
+    evaluations = [row for row in trainer.state.log_history if "eval_loss" in row]
     record = {
-        "stop_reason": "preempted",
+        "stop_reason": budget.stop_reason,
         "model_saved": False,
         "checkpoint": last_complete_checkpoint(output_dir),
         "steps": trainer.state.global_step,
-        "train_s": round(trainer.budget.train_seconds(), 3),
-        "time_budget_s": trainer.budget.time_budget,
-        "resume": "rerun the same command with --resume_from_checkpoint true",
+        "train_s": round(budget.train_seconds(), 3),
+        "time_budget_s": budget.time_budget,
+        **(
+            {"stop_after_s": budget.stop_after, "last_eval_loss": evaluations[-1]["eval_loss"] if evaluations else None}
+            if probe
+            else {}
+        ),
+        "resume": "continue it with --resume_from_checkpoint true, without --stop_after"
+        if probe
+        else "rerun the same command with --resume_from_checkpoint true",
         **fields,
     }
     if trainer.is_world_process_zero():
         write_json(Path(output_dir) / record_name, record)
-        logger.warning(
-            f"Preempted at step {record['steps']}: checkpoint {record['checkpoint']}; {record['resume']} "
-            f"(exit code {PREEMPTED_EXIT_CODE})"
-        )
+        if probe:
+            logger.warning(
+                f"Stopped after {format_duration(budget.budget_seconds())} of "
+                f"{format_duration(budget.time_budget)} at step {record['steps']}: checkpoint "
+                f"{record['checkpoint']}; {record['resume']}"
+            )
+        else:
+            logger.warning(
+                f"Preempted at step {record['steps']}: checkpoint {record['checkpoint']}; {record['resume']} "
+                f"(exit code {PREEMPTED_EXIT_CODE})"
+            )
     return record
 
 
-def preempted_record(folder: Union[str, Path], names: tuple[str, ...] = RUN_RECORDS) -> Optional[dict]:
-    """The record in ``folder`` of a run preempted before its final model, if there is one."""
+def preempted_record(
+    folder: Union[str, Path], names: tuple[str, ...] = RUN_RECORDS, reasons: tuple[str, ...] = ("preempted",)
+) -> Optional[dict]:
+    """The record in ``folder`` of a run preempted (or, with ``reasons``, otherwise left unfinished) before its final
+    model, if there is one."""
     for name in names:
         try:
             record = json.loads((Path(folder) / name).read_text())
         except (OSError, ValueError):
             continue
-        if isinstance(record, dict) and record.get("stop_reason") == "preempted":
+        if isinstance(record, dict) and record.get("stop_reason") in reasons:
             return record
     return None
 
 
 def check_finished_run(folder: str) -> None:
-    """``UsageError`` if ``folder`` holds a run that was preempted before it saved its final model."""
-    record = preempted_record(folder)
+    """``UsageError`` if ``folder`` holds a run that ended before its final model (preempted, or a probe)."""
+    record = preempted_record(folder, reasons=tuple(UNFINISHED))
     if record is not None:
         raise UsageError(
-            f"{folder} holds a run preempted at step {record.get('steps')} with no final model: "
-            "resume it with --resume_from_checkpoint true first"
+            f"{folder} holds a run {UNFINISHED[record['stop_reason']]} at step {record.get('steps')} with no final "
+            "model: resume it with --resume_from_checkpoint true first"
         )
 
 
@@ -174,27 +196,32 @@ def describe_stop(budget: Optional[WallClockBudgetCallback]) -> str:
 @dataclass
 class TrainingOutcome:
     """What :func:`train_under_budget` leaves: the evaluations logged (the last one at the final step), the two
-    clocks, and, for a preempted run, the record written in place of its summary."""
+    clocks, and, for a run preempted or stopped early, the record written in place of its summary."""
 
     evaluations: list[dict] = field(default_factory=list)
     train_s: float = 0.0
     total_s: float = 0.0
-    preempted: Optional[dict] = None
+    unfinished: Optional[dict] = None
 
 
 def train_under_budget(
-    trainer, resume_from: Optional[str], record_name: str, final_metric: Optional[str] = "eval_loss", **preempted_fields
+    trainer,
+    resume_from: Optional[str],
+    record_name: str,
+    final_metric: Optional[str] = "eval_loss",
+    **unfinished_fields,
 ) -> TrainingOutcome:
     """Trains ``trainer`` (resuming ``resume_from``), then makes sure the last evaluation is of the final step.
 
-    A preempted run writes ``record_name`` (``stop_reason: preempted``, the checkpoint, ``preempted_fields``) and
-    returns with ``preempted`` set; the caller returns that record instead of saving a model.
+    A run preempted or stopped by ``--stop_after`` writes ``record_name`` (its stop reason, the checkpoint,
+    ``unfinished_fields``) and returns with ``unfinished`` set; the caller returns that record instead of saving a
+    model.
     """
     started = time.monotonic()
     trainer.train(resume_from_checkpoint=resume_from)
     budget = trainer.budget
-    if budget is not None and budget.stop_reason == "preempted":
-        return TrainingOutcome(preempted=record_preemption(trainer, record_name, **preempted_fields))
+    if budget is not None and budget.stop_reason in UNFINISHED:
+        return TrainingOutcome(unfinished=record_unfinished(trainer, record_name, **unfinished_fields))
     evaluations = []
     if final_metric is not None:
         evaluations = [row for row in trainer.state.log_history if final_metric in row]

@@ -70,6 +70,7 @@ class BudgetMixin:
                 budget_includes_eval=args.budget_includes_eval,
                 eval_every=args.eval_every_seconds if self.eval_dataset is not None else None,
                 save_every=args.save_every_seconds,
+                stop_after=args.stop_after_seconds,
             )
             self.add_callback(self.budget)
             if not args.disable_tqdm:

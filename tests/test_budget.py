@@ -193,6 +193,38 @@ def test_elapsed_time_travels_in_checkpoint_state_and_resume_gets_only_the_rest(
     assert steps == 4 and state.global_step == 10
 
 
+def test_stop_after_ends_a_probe_on_the_whole_budgets_schedule_and_the_resume_trains_the_rest(tmp_path):
+    """A 12 s probe of a 120 s budget: it stops at the step nearest 12 s with an evaluation and a checkpoint, the LR
+    at its end is the whole budget's (not a 12 s schedule's), and resuming without stop_after trains to 120 s."""
+    clock = FakeClock()
+    budget = WallClockBudgetCallback("120s", clock=clock, stop_after="12s", eval_every=100)
+    args, state, control = _fresh(tmp_path)
+    budget.on_train_begin(args, state, control)
+    while not control.should_training_stop:
+        clock.advance(2.5)  # steps end at 2.5, 5, ..., 12.5 s: 12.5 is nearer 12 than 10
+        control = _step(budget, args, state, control)
+    assert budget.stop_reason == "stop_after" and state.global_step == 5
+    assert control.should_evaluate and control.should_save
+    assert budget.fraction() == pytest.approx(12.5 / 120)
+    assert lr_multiplier(budget.fraction(), "linear", 0.02) == pytest.approx(1 - (12.5 / 120 - 0.02) / 0.98)
+    saved = budget.state()
+    budget.on_train_end(args, state, control)
+
+    resumed = WallClockBudgetCallback("120s", clock=clock)  # the same run, continued
+    state = TrainerState(global_step=5, stateful_callbacks={"WallClockBudgetCallback": saved})
+    control = TrainerControl()
+    resumed.on_train_begin(args, state, control)
+    while not control.should_training_stop:
+        clock.advance(2.5)
+        control = _step(resumed, args, state, control)
+    assert resumed.stop_reason == "time_budget" and state.global_step == 48  # 48 x 2.5 s = 120 s, probe included
+
+
+def test_stop_after_must_end_before_the_budget():
+    with pytest.raises(ValueError, match="--stop_after 2m00s is not before the end of the 1m00s budget"):
+        WallClockBudgetCallback("1m", stop_after="2m")
+
+
 def test_fresh_run_ignores_state_from_a_previous_train_call(tmp_path):
     clock = FakeClock()
     budget = WallClockBudgetCallback("10s", clock=clock)

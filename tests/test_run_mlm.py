@@ -232,3 +232,53 @@ def test_sigterm_saves_a_resumable_checkpoint(tmp_path, corpus):
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert summary(out)["resumed_from"] == str(checkpoint[0])
     assert summary(out)["stop_reason"] == "time_budget" and summary(out)["model_saved"] is True
+
+
+@pytest.mark.slow
+def test_a_probe_is_the_start_of_the_full_run(tmp_path, corpus):
+    """--stop_after 4s of a 16 s budget: exit 0 with a checkpoint and no model, on the 16 s schedule; finetuning
+    refuses the probe; the same command without --stop_after resumes it and trains to 16 s in all."""
+    out, budget = tmp_path / "run", 16.0
+    arguments = [*TINY, "--train_file", corpus, "--time_budget", "16s", "--warmup_ratio", "0.05"]
+    arguments += ["--output_dir", str(out)]
+    probe = subprocess.run(
+        [sys.executable, RECIPE, *arguments, "--stop_after", "4s"], capture_output=True, text=True, timeout=300
+    )
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    record = summary(out)
+    assert record["stop_reason"] == "stop_after" and record["model_saved"] is False
+    assert record["stop_after_s"] == 4.0 and record["last_eval_loss"] is not None
+    checkpoint = record["checkpoint"]
+    assert not (out / "model.safetensors").exists() and Path(checkpoint).is_dir()
+    assert abs(record["train_s"] - 4.0) < 1.0
+    last = [row for row in read_curve(out) if row["lr"] is not None][-1]
+    assert last["lr"] == pytest.approx(1e-3 * (1 - (last["elapsed_s"] / budget - 0.05) / 0.95), rel=0.1)
+
+    refused = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "recipes" / "run_classification.py"),
+            "--model_name_or_path",
+            str(out),
+            "--train_file",
+            corpus,
+            "--output_dir",
+            str(tmp_path / "tuned"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert refused.returncode == 2 and "stopped early by --stop_after" in refused.stderr
+
+    resumed = subprocess.run(
+        [sys.executable, RECIPE, *arguments, "--resume_from_checkpoint", "true"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    record = summary(out)
+    assert record["stop_reason"] == "time_budget" and record["model_saved"] is True
+    assert record["resumed_from"] == checkpoint
+    assert_stopped_near_the_deadline(out, budget)

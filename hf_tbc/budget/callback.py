@@ -41,6 +41,10 @@ class WallClockBudgetCallback(TrainerCallback, ExportableState):
         budget_includes_eval: whether time spent evaluating and saving counts against the budget.
         eval_every: evaluate every this many seconds of budget time (``None``: leave it to ``eval_strategy``).
         save_every: save a checkpoint every this many seconds of budget time.
+        stop_after: end this run early, after this many seconds of the budget, with a checkpoint, while the LR
+            schedule and cadences stay those of the whole budget: a probe that is the start of the real run, which
+            ``resume_from_checkpoint`` (without ``stop_after``) continues to the deadline. ``stop_reason`` is then
+            ``"stop_after"``.
         clock: a function returning seconds; ``time.monotonic`` unless a test passes a fake one.
 
     Example:
@@ -62,11 +66,18 @@ class WallClockBudgetCallback(TrainerCallback, ExportableState):
         eval_every: Optional[Union[str, float]] = None,
         save_every: Optional[Union[str, float]] = None,
         clock: Callable[[], float] = time.monotonic,
+        stop_after: Optional[Union[str, float]] = None,
     ):
         self.time_budget = parse_duration(time_budget)
         self.budget_includes_eval = budget_includes_eval
         self.eval_every = parse_duration(eval_every, "eval_every") if eval_every is not None else None
         self.save_every = parse_duration(save_every, "save_every") if save_every is not None else None
+        self.stop_after = parse_duration(stop_after, "stop_after") if stop_after is not None else None
+        if self.stop_after is not None and self.stop_after >= self.time_budget:
+            raise UsageError(
+                f"--stop_after {format_duration(self.stop_after)} is not before the end of the "
+                f"{format_duration(self.time_budget)} budget: give a shorter one, or leave it out to train the budget"
+            )
         self.timer = BudgetClock(clock)
         self.elapsed = 0.0  # the budget clock as agreed by all ranks at the last sync
         self.stop_reason: Optional[str] = None
@@ -204,6 +215,17 @@ class WallClockBudgetCallback(TrainerCallback, ExportableState):
             control.should_training_stop = True
             return control
         self._stop.record(self.elapsed)
+        if (
+            self.stop_after is not None
+            and self.elapsed < self.time_budget
+            and self._stop.reached(self.elapsed, self.stop_after)
+        ):
+            self.stop_reason = "stop_after"
+            control.should_log = True
+            control.should_evaluate = args.eval_strategy != "no" or self.eval_every is not None
+            control.should_save = True  # the checkpoint the rest of the budget resumes from
+            control.should_training_stop = True
+            return control
         if self._stop.reached(self.elapsed):
             self.stop_reason = "time_budget"
             self.overshoot = self.elapsed - self.time_budget

@@ -33,11 +33,13 @@ class NearestStepStop:
         recent = sorted(self._steps)
         return recent[len(recent) // 2] if recent else None
 
-    def reached(self, elapsed: float) -> bool:
-        if elapsed >= self.time_budget:
+    def reached(self, elapsed: float, deadline: Optional[float] = None) -> bool:
+        """Whether to stop after the step that ended at ``elapsed``: at the budget, or at an earlier ``deadline``."""
+        deadline = self.time_budget if deadline is None else deadline
+        if elapsed >= deadline:
             return True
         step = self.step_seconds()
-        return step is not None and elapsed + step / 2 > self.time_budget
+        return step is not None and elapsed + step / 2 > deadline
 
 
 class Cadence:

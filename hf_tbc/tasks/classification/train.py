@@ -75,8 +75,8 @@ def finetune(
     outcome = train_under_budget(
         trainer, resume_from, "eval_results.json", final_metric=None, model_name_or_path=model_args.model_name_or_path
     )
-    if outcome.preempted is not None:
-        return outcome.preempted
+    if outcome.unfinished is not None:
+        return outcome.unfinished
     results = {}
     for name in validation_names:
         metrics = trainer.evaluate(encoded[name], metric_key_prefix="eval")

@@ -132,8 +132,8 @@ def pretrain(model_args: ModelArguments, data_args: DataTrainingArguments, train
         processing_class=tokenizer,
     )
     outcome = train_under_budget(trainer, resume_from, "run_summary.json", model_size=size_name)
-    if outcome.preempted is not None:
-        return outcome.preempted
+    if outcome.unfinished is not None:
+        return outcome.unfinished
     if sparse is not None:
         sparse.remove()
     trainer.save_model()

@@ -230,8 +230,8 @@ def train_translation(
     outcome = train_under_budget(
         trainer, resume_from, "eval_results.json", final_metric="eval_bleu", model_size=size_name
     )
-    if outcome.preempted is not None:
-        return outcome.preempted
+    if outcome.unfinished is not None:
+        return outcome.unfinished
     trainer.save_model()
 
     scored = time.monotonic()
