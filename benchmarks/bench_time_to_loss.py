@@ -50,6 +50,8 @@ VARIANTS = {
     "hf-tbc, lr 2e-3": ["--learning_rate", "2e-3"],
     "hf-tbc, lr 7e-4": ["--learning_rate", "7e-4"],
     "hf-tbc, lr 5e-4": ["--learning_rate", "5e-4"],
+    # a lower peak and a longer warmup: what a large size with few steps in the budget may need
+    "hf-tbc, lr 5e-4, warmup 10%": ["--learning_rate", "5e-4", "--warmup_ratio", "0.1"],
     "hf-tbc, batch 16": ["--per_device_train_batch_size", "16"],
     "hf-tbc, noise positions": ["--position_init", "random"],
     "hf-tbc, mask 40%, noise positions": ["--mlm_probability", "0.4", "--position_init", "random"],
