@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
 
+import torch
 from transformers import TrainingArguments
 from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
@@ -256,8 +257,6 @@ def run_summary(trainer, outcome: TrainingOutcome, resumed_from: Optional[str], 
 
     Every rank must call it: the step each rank stopped at is gathered from all of them.
     """
-    import torch
-
     args = trainer.args
     stop_steps = trainer.accelerator.gather(torch.tensor([trainer.state.global_step], device=args.device))
     return {

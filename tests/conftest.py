@@ -12,6 +12,13 @@ TINY_MLM = (
     "--disable_tqdm true --dataloader_num_workers 0"
 ).split()
 
+# accelerate launch with one process and no questions asked: what the end-to-end tests start recipes with
+ACCELERATE_ONE_PROCESS = [
+    sys.executable,
+    *"-m accelerate.commands.launch --num_processes 1 --num_machines 1".split(),
+    *"--mixed_precision no --dynamo_backend no".split(),
+]
+
 # Tests never touch the network, and keep their caches out of the user's home.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")

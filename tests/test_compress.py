@@ -17,7 +17,7 @@ from hf_tbc.tasks.classification.data import load_classification_data
 from hf_tbc.tasks.mlm.data import train_tokenizer
 from hf_tbc.tasks.mlm.model import roberta_config
 from hf_tbc.variants import load_variant, variant_kind
-from tests.conftest import REPO
+from tests.conftest import ACCELERATE_ONE_PROCESS, REPO
 from tests.test_classification import write_table
 
 FINETUNE = str(REPO / "recipes" / "run_classification.py")
@@ -70,17 +70,7 @@ def pretrained(tmp_path_factory, data):
 def finetuned(tmp_path_factory, pretrained, data):
     out = tmp_path_factory.mktemp("finetuned") / "run"
     command = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--num_processes",
-        "1",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
+        *ACCELERATE_ONE_PROCESS,
         FINETUNE,
         "--model_name_or_path",
         str(pretrained),

@@ -24,7 +24,7 @@ from hf_tbc.errors import UsageError
 from hf_tbc.tasks.translation.bleu import TranslationMetrics, copy_source_scores, corpus_scores
 from hf_tbc.tasks.translation.data import load_pairs, tokenize_pairs, train_pair_tokenizer
 from hf_tbc.tasks.translation.model import get_translation_size, seq2seq_config
-from tests.conftest import REPO, sigterm_after_first_log
+from tests.conftest import ACCELERATE_ONE_PROCESS, REPO, sigterm_after_first_log
 
 RECIPE = str(REPO / "recipes" / "run_translation.py")
 ENGLISH = (
@@ -66,21 +66,7 @@ def pair_files(tmp_path_factory):
 
 
 def launch(*args: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--num_processes",
-        "1",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        RECIPE,
-        *args,
-    ]
+    return [*ACCELERATE_ONE_PROCESS, RECIPE, *args]
 
 
 # -- sizes ---------------------------------------------------------------------------------------------------

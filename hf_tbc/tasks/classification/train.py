@@ -26,9 +26,8 @@ def compute_accuracy(prediction) -> dict:
     return load_accuracy().compute(predictions=np.argmax(logits, axis=-1), references=prediction.label_ids)
 
 
-def _classifier(model_args: ClassificationModelArguments, label_names: list[str]):
+def _classifier(model_args: ClassificationModelArguments, config, label_names: list[str]):
     """The model to finetune, with a head of ``label_names`` (its labels in ``id2label``), and its tokenizer."""
-    config = load_model_config(model_args.model_name_or_path)
     head = any(name.endswith("ForSequenceClassification") for name in (config.architectures or []))
     if head and config.num_labels != len(label_names):
         raise UsageError(
@@ -51,13 +50,13 @@ def finetune(
 ) -> dict:
     """Finetunes ``model_name_or_path`` and writes a loadable classifier plus ``eval_results.json``."""
     resume_from = prepare_output_dir(training_args)
-    load_model_config(model_args.model_name_or_path)  # a bad checkpoint stops before the data is read
+    config = load_model_config(model_args.model_name_or_path)  # a bad checkpoint stops before the data is read
     set_seed(training_args.seed)
     with training_args.main_process_first(desc="loading the classification data"):
         splits, label_names = load_classification_data(data_args, training_args.seed)
     if "train" not in splits:
         raise UsageError("finetuning needs training data: pass --train_file or --task_name")
-    model, tokenizer = _classifier(model_args, label_names)
+    model, tokenizer = _classifier(model_args, config, label_names)
     validation_names = [name for name in splits if name != "train"]
     with training_args.main_process_first(desc="tokenizing"):
         data_args.max_seq_length = data_args.max_seq_length or 128
