@@ -36,6 +36,7 @@ RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "run_mlm.py"
 
 PLAIN = (
     "--architecture roberta --dropout 0.1 --sparse_prediction false --learning_rate 5e-4 --warmup_ratio 0.06 "
+    "--warmup_steps 0 "
     "--weight_decay 0.0 --adam_beta2 0.999 --max_grad_norm 1.0 --bf16 false --position_init random"
 ).split()
 VARIANTS = {
@@ -48,10 +49,16 @@ VARIANTS = {
     "hf-tbc, dropout 0.1": ["--dropout", "0.1"],
     # other settings to try
     "hf-tbc, lr 2e-3": ["--learning_rate", "2e-3"],
+    "hf-tbc, lr 1e-3": ["--learning_rate", "1e-3"],  # the peak LR of every size before it scaled with width
     "hf-tbc, lr 7e-4": ["--learning_rate", "7e-4"],
     "hf-tbc, lr 5e-4": ["--learning_rate", "5e-4"],
     # a lower peak and a longer warmup: what a large size with few steps in the budget may need
-    "hf-tbc, lr 5e-4, warmup 10%": ["--learning_rate", "5e-4", "--warmup_ratio", "0.1"],
+    "hf-tbc, lr 5e-4, warmup 10%": ["--learning_rate", "5e-4", "--warmup_ratio", "0.1", "--warmup_steps", "0"],
+    # a floor on warmup in steps (the default since it was measured): a size that makes few steps still warms up
+    "hf-tbc, warmup 50 steps": ["--warmup_steps", "50"],
+    "hf-tbc, warmup 2% only": ["--warmup_steps", "0"],
+    "hf-tbc, lr 7e-4, warmup 50 steps": ["--learning_rate", "7e-4", "--warmup_steps", "50"],
+    "hf-tbc, lr 5e-4, warmup 50 steps": ["--learning_rate", "5e-4", "--warmup_steps", "50"],
     "hf-tbc, batch 16": ["--per_device_train_batch_size", "16"],
     "hf-tbc, noise positions": ["--position_init", "random"],
     "hf-tbc, mask 40%, noise positions": ["--mlm_probability", "0.4", "--position_init", "random"],
@@ -60,7 +67,8 @@ VARIANTS = {
     "hf-tbc, mask 30%": ["--mlm_probability", "0.3"],
     "hf-tbc, mask 40%": ["--mlm_probability", "0.4"],
     "hf-tbc, plain optimizer": (
-        "--learning_rate 5e-4 --warmup_ratio 0.06 --weight_decay 0.0 --adam_beta2 0.999 --max_grad_norm 1.0"
+        "--learning_rate 5e-4 --warmup_ratio 0.06 --warmup_steps 0 --weight_decay 0.0 --adam_beta2 0.999 "
+        "--max_grad_norm 1.0"
     ).split(),
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field, fields
 from typing import Optional
@@ -135,17 +136,26 @@ class BudgetTrainingArguments(TrainingArguments):
                     f"--lr_scheduler_type {scheduler} has no time-based form: choose one of "
                     f"{', '.join(TIME_SCHEDULES)} or pass --schedule_by steps"
                 )
-        if (
-            self.schedule_by == "steps"
-            and self.warmup_ratio
-            and not self.warmup_steps
-            and "warmup_ratio" not in _PARENT_FIELDS
-        ):
-            self.warmup_steps = self.warmup_ratio  # transformers 5 reads a float below 1 as a fraction of the steps
+        self._check_warmup_steps()
         if not accelerator_available():
             # Without this, two CPU processes train two independent copies instead of one DDP model.
             self.use_cpu = True
         super().__post_init__()
+
+    def _check_warmup_steps(self) -> None:
+        """``warmup_steps`` is a floor in optimizer steps on either schedule: warmup lasts the longer of it and
+        ``warmup_ratio`` (transformers lets one override the other)."""
+        if self.warmup_steps < 0 or self.warmup_steps != int(self.warmup_steps):
+            raise UsageError(
+                f"--warmup_steps {self.warmup_steps} must be a whole number of optimizer steps: "
+                "for a fraction of the budget use --warmup_ratio"
+            )
+        self.warmup_steps = int(self.warmup_steps)
+        if self.schedule_by == "steps" and self.warmup_ratio:
+            if self.max_steps and self.max_steps > 0:
+                self.warmup_steps = max(self.warmup_steps, math.ceil(self.warmup_ratio * self.max_steps))
+            elif not self.warmup_steps and "warmup_ratio" not in _PARENT_FIELDS:
+                self.warmup_steps = self.warmup_ratio  # transformers 5 reads a float below 1 as a fraction of the steps
 
     def _interval(self, name: str) -> Optional[float]:
         value = getattr(self, name)

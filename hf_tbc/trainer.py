@@ -166,6 +166,7 @@ class BudgetMixin:
                 schedule=getattr(self.args.lr_scheduler_type, "value", self.args.lr_scheduler_type),
                 warmup_fraction=self.args.warmup_ratio,
                 min_lr_ratio=self.args.min_lr_ratio,
+                warmup_steps=int(self.args.warmup_steps),
             )
             self._created_lr_scheduler = True
             return self.lr_scheduler

@@ -340,3 +340,42 @@ def test_restoring_callback_states_is_refused(tmp_path):
     with pytest.raises(ValueError, match="restore_callback_states_from_checkpoint.*leave it"):
         budget.on_train_begin(args, state, control)
     assert signal.getsignal(signal.SIGTERM) == previous
+
+
+def test_a_warmup_floor_in_steps_holds_the_lr_down_for_a_size_that_makes_few_steps(tmp_path):
+    """With 2 % warmup of a 100 s budget but --warmup_steps 4, a size making one 10 s step at a time warms up over
+    4 steps, not one; after that the time-based decay still reaches the floor at the deadline."""
+    clock = FakeClock()
+    budget = WallClockBudgetCallback("100s", clock=clock)
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([parameter], lr=1.0)
+    scheduler = TimeBasedLRScheduler(optimizer, budget, "linear", warmup_fraction=0.02, warmup_steps=4)
+    first = scheduler.get_last_lr()[0]
+    args, state, control = _fresh(tmp_path)
+    budget.on_train_begin(args, state, control)
+    seen = {}
+    for _ in range(10):
+        clock.advance(10.0)
+        optimizer.step()
+        budget.on_optimizer_step(args, state, control)
+        scheduler.step()
+        control = _step(budget, args, state, control)
+        seen[state.global_step] = scheduler.get_last_lr()[0]  # the LR of the next step
+    assert first == 0.0  # the time ramp starts at 0, as without the floor
+    assert [round(seen[step], 4) for step in (1, 2, 3)] == [0.5, 0.75, round(1 - 28 / 98, 4)]
+    assert seen[10] == pytest.approx(0.0)
+    assert scheduler.state_dict()["warmup_steps"] == 4
+
+
+def test_warmup_steps_must_be_whole_and_join_the_ratio_on_step_schedules(tmp_path):
+    from hf_tbc.arguments import BudgetTrainingArguments
+
+    def arguments(**kwargs):
+        return BudgetTrainingArguments(output_dir=str(tmp_path), report_to="none", **kwargs)
+
+    with pytest.raises(ValueError, match="whole number of optimizer steps"):
+        arguments(time_budget="1m", warmup_steps=0.5)
+    assert arguments(time_budget="1m", warmup_steps=30).warmup_steps == 30
+    both = arguments(max_steps=1000, warmup_ratio=0.1, warmup_steps=50)
+    assert both.get_warmup_steps(1000) == 100  # the longer of the two
+    assert arguments(max_steps=1000, warmup_ratio=0.01, warmup_steps=50).get_warmup_steps(1000) == 50

@@ -1,4 +1,5 @@
-"""Learning-rate schedules on the budget clock: warmup and decay are fractions of the budget, not of a step count."""
+"""Learning-rate schedules on the budget clock: warmup and decay are fractions of the budget, not of a step count;
+a floor on warmup in steps keeps a size that makes few steps in the budget from meeting the peak LR almost at once."""
 
 from __future__ import annotations
 
@@ -36,12 +37,24 @@ def lr_multiplier(
     return min_lr_ratio + (1.0 - min_lr_ratio) * decay
 
 
+def step_warmup(steps_done: int, warmup_steps: int) -> float:
+    """The cap a warmup of ``warmup_steps`` optimizer steps puts on the LR multiplier before step ``steps_done + 1``:
+    it rises linearly to 1 at the last warmup step (0: no cap)."""
+    if warmup_steps < 0:
+        raise UsageError(f"--warmup_steps {warmup_steps} must be >= 0")
+    if warmup_steps == 0:
+        return 1.0
+    return min(1.0, (steps_done + 1) / warmup_steps)
+
+
 class TimeBasedLRScheduler(LRScheduler):
     """An LR schedule driven by the budget clock instead of the step count.
 
     Warmup and decay are fractions of the budget, and the LR reaches its floor exactly at the deadline,
     however many steps a model size manages. The clock is the one every rank agreed on, so replicas in
-    DDP use the same LR.
+    DDP use the same LR. ``warmup_steps`` adds a ramp in optimizer steps: the LR is the lower of the two, so
+    warmup lasts the longer of ``warmup_fraction`` of the budget and ``warmup_steps`` steps, and the decay still
+    ends at the deadline.
     """
 
     def __init__(
@@ -51,9 +64,12 @@ class TimeBasedLRScheduler(LRScheduler):
         schedule: str = "linear",
         warmup_fraction: float = 0.0,
         min_lr_ratio: float = 0.0,
+        warmup_steps: int = 0,
         last_epoch: int = -1,
     ):
         lr_multiplier(0.0, schedule, warmup_fraction, min_lr_ratio)  # validates the arguments early
+        step_warmup(0, warmup_steps)
+        self.warmup_steps = warmup_steps
         self.budget = budget
         self.schedule = schedule
         self.warmup_fraction = warmup_fraction
@@ -62,6 +78,7 @@ class TimeBasedLRScheduler(LRScheduler):
 
     def get_lr(self) -> list[float]:
         multiplier = lr_multiplier(self.budget.fraction(), self.schedule, self.warmup_fraction, self.min_lr_ratio)
+        multiplier = min(multiplier, step_warmup(self.last_epoch, self.warmup_steps))
         return [base_lr * multiplier for base_lr in self.base_lrs]
 
     def state_dict(self) -> dict:

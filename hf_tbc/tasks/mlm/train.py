@@ -19,7 +19,7 @@ from ...curves import plot_run
 from ...datafiles import data_files
 from ...runs import describe_stop, prepare_output_dir, run_summary, train_under_budget, write_json
 from ...trainer import BudgetTrainer
-from .arguments import DataTrainingArguments, ModelArguments, PretrainingArguments, validate
+from .arguments import DataTrainingArguments, ModelArguments, PretrainingArguments, validate, width_scaled_learning_rate
 from .data import (
     DEFAULT_CORPUS_NAME,
     MaskedLMCollator,
@@ -112,6 +112,8 @@ def pretrain(model_args: ModelArguments, data_args: DataTrainingArguments, train
         blocks["validation"], tokenizer, data_args.eval_mlm_probability, training_args.seed
     )
     model = build_model(model_args, tokenizer, data_args.block_size)
+    if training_args.learning_rate is None:
+        training_args.learning_rate = width_scaled_learning_rate(model.config.hidden_size)
     sparse = SparsePrediction(model) if model_args.sparse_prediction else None
     flops_per_token = training_flops_per_token(
         model.config, data_args.block_size, data_args.mlm_probability if sparse is not None else 1.0
@@ -131,7 +133,14 @@ def pretrain(model_args: ModelArguments, data_args: DataTrainingArguments, train
         data_collator=MaskedLMCollator(tokenizer, mlm_probability=data_args.mlm_probability),
         processing_class=tokenizer,
     )
-    outcome = train_under_budget(trainer, resume_from, "run_summary.json", model_size=size_name)
+    outcome = train_under_budget(
+        trainer,
+        resume_from,
+        "run_summary.json",
+        model_size=size_name,
+        parameters=model.num_parameters(),
+        unigram_loss=round(reference, 4),
+    )
     if outcome.unfinished is not None:
         return outcome.unfinished
     if sparse is not None:
