@@ -34,6 +34,7 @@ LAYERS = [
     ),
     ("data", ["tasks", "tasks.*", "tasks.*.arguments", "tasks.*.data", "tasks.*.model", "tasks.translation.bleu"]),
     ("train", ["tasks.*.train"]),
+    ("advise", ["advise", "advise.*"]),
     ("compress", ["compress", "compress.*", "evaluation", "variants", "onnx_model"]),
     ("release", ["selection", "public", "hub", "release", "tasks.*.card", "tasks.*.release"]),
     ("study", ["tasks.*.report", "tasks.registry", "study", "recipes", "recipes.*"]),

@@ -1,0 +1,55 @@
+"""The advisor's own flags; the rest are ``run_mlm.py``'s, passed to every probe unchanged."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from ..budget import parse_duration
+from ..errors import UsageError
+
+PROBE_SHARE = 0.1  # a probe's default share of the target budget
+
+
+@dataclass
+class AdviceArguments:
+    """Which sizes to compare, and how long each probe runs."""
+
+    model_sizes: str = field(
+        default="L2-H128,L4-H256,L6-H384",
+        metadata={"help": "Candidate sizes, comma separated (run_mlm.py's --model_size presets)."},
+    )
+    probe_budget: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "Training time of each probe ('1m'), on the schedule of the whole --time_budget so that it is "
+            "the start of the real run. Default: a tenth of --time_budget."
+        },
+    )
+    continue_winner: bool = field(
+        default=False,
+        metadata={
+            "help": "Continue the recommended size's probe to the deadline after advising (the same as running "
+            "run_mlm.py with --resume_from_checkpoint true in its probe folder)."
+        },
+    )
+
+    def sizes(self) -> list[str]:
+        names = [name.strip() for name in self.model_sizes.split(",") if name.strip()]
+        if len(names) < 2:
+            raise UsageError(f"--model_sizes {self.model_sizes!r} names {len(names)} size: give two or more to compare")
+        if len(set(names)) != len(names):
+            raise UsageError(f"--model_sizes {self.model_sizes!r} repeats a size: name each once")
+        return names
+
+    def probe_seconds(self, time_budget_s: Optional[float]) -> float:
+        if time_budget_s is None:
+            raise UsageError("the advisor forecasts the loss at a --time_budget: set one, e.g. --time_budget 20m")
+        seconds = (
+            parse_duration(self.probe_budget, "--probe_budget") if self.probe_budget else PROBE_SHARE * time_budget_s
+        )
+        if not 0 < seconds < time_budget_s:
+            raise UsageError(
+                f"--probe_budget {self.probe_budget} must be shorter than --time_budget: about a tenth of it is enough"
+            )
+        return seconds

@@ -1,0 +1,93 @@
+"""Running the probes and reading them back: each candidate size is pretrained for ``probe_s`` of the target
+budget's schedule (``--stop_after``) in ``output_dir/probes/<size>``, the folder its real run continues in."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+from typing import Callable, Optional
+
+from transformers.utils import logging
+
+from ..budget import format_duration
+from ..curves import read_curve
+from ..errors import UsageError
+from .forecast import Probe
+
+logger = logging.get_logger(__name__)
+
+PROBES_DIR = "probes"
+PROBE_RECORD = "probe_summary.json"  # the probe's record, kept when its continuation replaces run_summary.json
+
+
+def probe_dir(output_dir: str, size: str) -> Path:
+    return Path(output_dir) / PROBES_DIR / size
+
+
+def read_probe(folder: Path, size: str) -> Optional[Probe]:
+    """The probe in ``folder`` (its kept record, or the run's own while it is still a probe), or None."""
+    record = None
+    for name in (PROBE_RECORD, "run_summary.json"):
+        try:
+            record = json.loads((folder / name).read_text())
+            break
+        except (OSError, ValueError):
+            continue
+    if not isinstance(record, dict):
+        return None
+    if record.get("stop_reason") != "stop_after" or not (folder / "curve.jsonl").is_file():
+        return None
+    rows = [row for row in read_curve(folder) if row["step"] <= record["steps"]]
+    return Probe(
+        size=size,
+        parameters=record.get("parameters"),
+        steps=record["steps"],
+        train_s=record["train_s"],
+        budget_s=record["time_budget_s"],
+        probe_s=record["stop_after_s"],
+        unigram_loss=record.get("unigram_loss"),
+        losses=[(row["step"], row["train_s"], row["loss"]) for row in rows if row.get("loss") is not None],
+        evaluations=[
+            (row["step"], row["train_s"], row["eval_loss"]) for row in rows if row.get("eval_loss") is not None
+        ],
+        learning_rates=[(row["step"], row["lr"]) for row in rows if row.get("lr") is not None],
+        checkpoint=record.get("checkpoint"),
+    )
+
+
+def run_probes(
+    sizes: list[str], probe_s: float, model_args, data_args, training_args, pretrain: Callable
+) -> list[Probe] | dict:
+    """Probes each size in turn (one at a time: probes side by side would share the cores and time each other's
+    contention). A folder already holding a probe of the same budget and length is read, not rerun. A preempted
+    probe ends the round: its record is returned instead of the probes."""
+    probes = []
+    for index, size in enumerate(sizes, 1):
+        folder = probe_dir(training_args.output_dir, size)
+        probe = read_probe(folder, size)
+        if probe is not None and (probe.budget_s, probe.probe_s) == (training_args.time_budget_seconds, probe_s):
+            logger.warning(f"[{index}/{len(sizes)}] {size}: reusing the probe in {folder} ({probe.steps} steps)")
+            probes.append(probe)
+            continue
+        logger.warning(
+            f"[{index}/{len(sizes)}] {size}: probing {format_duration(probe_s)} of a "
+            f"{format_duration(training_args.time_budget_seconds)} run in {folder}"
+        )
+        size_args = dataclasses.replace(model_args, model_size=size, model_name_or_path=None)
+        probe_args = dataclasses.replace(
+            training_args, output_dir=str(folder), stop_after=f"{probe_s}", resume_from_checkpoint=None
+        )
+        record = pretrain(size_args, data_args, probe_args)
+        if record.get("stop_reason") == "preempted":
+            return record  # the recipe exits with the preemption code; rerunning the advisor resumes nothing yet
+        if record.get("stop_reason") != "stop_after":
+            raise UsageError(
+                f"the {size} probe ended with stop_reason {record.get('stop_reason')!r}, not at --probe_budget: "
+                "rerun the advisor to probe it again"
+            )
+        if training_args.process_index == 0:
+            shutil.copyfile(folder / "run_summary.json", folder / PROBE_RECORD)
+            probes.append(read_probe(folder, size))
+    return probes

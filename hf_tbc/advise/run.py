@@ -1,0 +1,109 @@
+"""The advisor end to end: probe every size, forecast, write the advice, and optionally continue the winner."""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+from typing import Optional, Sequence
+
+from transformers.utils import logging
+
+from ..budget import format_duration
+from ..hardware import describe_hardware, hardware_summary
+from ..tasks.mlm.train import pretrain
+from .arguments import AdviceArguments
+from .forecast import Forecaster
+from .probes import probe_dir, run_probes
+from .report import advice_record, write_advice
+
+logger = logging.get_logger(__name__)
+
+# the advisor's own flags, and those the continuation sets itself (a kept --overwrite_output_dir would erase the probe)
+_DROPPED_FLAGS = {
+    "--model_sizes",
+    "--probe_budget",
+    "--continue_winner",
+    "--output_dir",
+    "--model_size",
+    "--stop_after",
+    "--overwrite_output_dir",
+    "--resume_from_checkpoint",
+}
+
+
+def continue_command(argv: Optional[Sequence[str]], output_dir: str, size: str) -> Optional[str]:
+    """The ``run_mlm.py`` command that continues ``size``'s probe to the deadline: the advisor's own flags without
+    the advisor's, in the probe's folder, resuming its checkpoint. None when the flags came from a file."""
+    if argv is None or (len(argv) == 1 and argv[0].endswith((".yaml", ".yml", ".json"))):
+        return None
+    kept, skip = [], False
+    for index, item in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        name = item.split("=", 1)[0]
+        if name in _DROPPED_FLAGS:
+            has_value = "=" not in item and index + 1 < len(argv) and not argv[index + 1].startswith("--")
+            skip = has_value
+            continue
+        kept.append(item)
+    flags = [*kept, "--model_size", size, "--output_dir", str(probe_dir(output_dir, size))]
+    return shlex.join(["accelerate", "launch", "recipes/run_mlm.py", *flags, "--resume_from_checkpoint", "true"])
+
+
+def advise(
+    model_args, data_args, training_args, advice_args: AdviceArguments, argv: Optional[Sequence[str]] = None
+) -> dict:
+    """Probes ``advice_args.sizes()`` for ``--probe_budget`` each on the ``--time_budget`` schedule, forecasts each
+    one's loss at the budget, and writes ``advice.json``, ``advice.md`` and ``advice.png`` in ``--output_dir``.
+    Returns the advice record (or, if a probe was preempted, that probe's record)."""
+    sizes = advice_args.sizes()
+    budget_s = training_args.time_budget_seconds
+    probe_s = advice_args.probe_seconds(budget_s)
+    probes = run_probes(sizes, probe_s, model_args, data_args, training_args, pretrain)
+    if isinstance(probes, dict):
+        return probes
+    if training_args.process_index != 0:
+        record = {}
+    else:
+        forecaster = Forecaster(probes)
+        winner = min(forecaster.forecast_all(budget_s), key=lambda row: row.forecast_loss).size
+        record = advice_record(
+            forecaster,
+            budget_s,
+            probe_s,
+            describe_hardware(hardware_summary()),
+            continue_command(argv, training_args.output_dir, winner),
+        )
+        write_advice(forecaster, record, training_args.output_dir)
+        forecasts = record["forecasts"]
+        table = "; ".join(
+            f"{size} {row['forecast_loss']:.3f} [{row['forecast_low']:.3f}, {row['forecast_high']:.3f}]"
+            for size, row in forecasts.items()
+        )
+        logger.warning(
+            f"Advice for {format_duration(budget_s)}: train {record['recommended_size']}"
+            f"{'' if record['clear'] else ' (intervals overlap)'}; forecast losses {table}; "
+            f"{training_args.output_dir}/advice.md"
+        )
+    if advice_args.continue_winner:
+        winner = _agreed_winner(record, training_args)
+        size_args = dataclasses.replace(model_args, model_size=winner, model_name_or_path=None)
+        full_args = dataclasses.replace(
+            training_args,
+            output_dir=str(probe_dir(training_args.output_dir, winner)),
+            stop_after=None,
+            resume_from_checkpoint="true",
+        )
+        record["continued"] = pretrain(size_args, data_args, full_args)
+    return record
+
+
+def _agreed_winner(record: dict, training_args) -> str:
+    """The recommended size, sent from the main process to every rank, so all ranks continue the same run."""
+    import torch.distributed as dist
+
+    winner = [record.get("recommended_size")]
+    if dist.is_available() and dist.is_initialized() and training_args.world_size > 1:
+        dist.broadcast_object_list(winner, src=0)
+    return winner[0]
