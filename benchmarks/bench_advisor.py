@@ -30,6 +30,9 @@ from statistics import median
 
 from bench_time_to_loss import corpus
 
+from hf_tbc.advise.forecast import Forecaster
+from hf_tbc.advise.probes import probe_dir, read_probe
+from hf_tbc.advise.report import advice_record, write_advice
 from hf_tbc.budget import format_duration, parse_duration
 from hf_tbc.hardware import describe_hardware, hardware_summary
 from hf_tbc.plots import _pyplot
@@ -91,8 +94,8 @@ def advise_and_continue(args, budget: str, folder: Path) -> dict:
         )
     record = json.loads(advice.read_text())
     for size in args.model_sizes.split(","):
-        probe_dir = folder / "probes" / size
-        summary = probe_dir / "run_summary.json"
+        run_dir = probe_dir(str(folder), size)
+        summary = run_dir / "run_summary.json"
         done = summary.is_file() and json.loads(summary.read_text()).get("stop_reason") not in (
             "stop_after",
             "preempted",
@@ -105,7 +108,7 @@ def advise_and_continue(args, budget: str, folder: Path) -> dict:
                     "--model_size",
                     size,
                     "--output_dir",
-                    str(probe_dir),
+                    str(run_dir),
                     "--resume_from_checkpoint",
                     "true",
                     *flags,
@@ -113,6 +116,16 @@ def advise_and_continue(args, budget: str, folder: Path) -> dict:
                 log,
             )
     return record
+
+
+def reforecast(args, budget: str, folder: Path) -> None:
+    """Rewrites the advice of ``budget`` from its probes' kept records with this checkout's forecasting code (the
+    probes are what the advisor measured; only the forecast from them is redone)."""
+    old = json.loads((folder / "advice.json").read_text())
+    probes = [read_probe(probe_dir(str(folder), size), size) for size in args.model_sizes.split(",")]
+    forecaster = Forecaster(probes)
+    record = advice_record(forecaster, parse_duration(budget), old["probe_s"], old["hardware"], old.get("continue"))
+    write_advice(forecaster, record, str(folder))
 
 
 def probe_rules(folder: Path, sizes: list[str]) -> dict:
@@ -291,6 +304,9 @@ def main() -> None:
     parser.add_argument("--results_dir", default="docs/benchmarks/advisor", help="Where the results go")
     parser.add_argument("--score_only", action="store_true", help="Score the runs already in --output_dir")
     parser.add_argument("--only", default=None, help="Run only this budget (then score what exists)")
+    parser.add_argument(
+        "--reforecast", action="store_true", help="Redo every budget's forecast from its probes with this code"
+    )
     args = parser.parse_args()
     budgets = [item.strip() for item in args.budgets.split(",") if item.strip()]
     for budget in budgets:
@@ -299,6 +315,9 @@ def main() -> None:
         for budget in budgets if args.only is None else [args.only]:
             advise_and_continue(args, budget, Path(args.output_dir) / budget)
     done = [budget for budget in budgets if (Path(args.output_dir) / budget / "advice.json").is_file()]
+    if args.reforecast:
+        for budget in done:
+            reforecast(args, budget, Path(args.output_dir) / budget)
     rows, picks = score(args, done)
     write_results(args, rows, picks, done)
 

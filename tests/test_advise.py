@@ -157,3 +157,10 @@ def test_the_advisor_probes_forecasts_and_continues_the_winner(tmp_path, english
             assert record["stop_reason"] == "stop_after" and abs(record["train_s"] - 4.0) < 1.0
     again = subprocess.run(command, capture_output=True, text=True, timeout=600)  # probes are reused, not rerun
     assert again.returncode == 0 and "reusing the probe" in again.stderr
+
+
+def test_step_time_is_the_later_half_of_the_probe_not_its_slow_start():
+    losses = [(10, 5.0, 7.0), (20, 7.0, 6.9), (30, 8.0, 6.8), (40, 9.0, 6.7)]  # 0.5 s, then 0.2, then 0.1 s a step
+    probe = Probe(size="s", steps=50, train_s=10.0, budget_s=100.0, probe_s=10.0, losses=losses)
+    assert probe.step_seconds() == pytest.approx((10.0 - 7.0) / (50 - 20))
+    assert probe.steps_at(100.0) == pytest.approx(50 + 90.0 / 0.1)

@@ -52,12 +52,17 @@ class Probe:
     checkpoint: Optional[str] = None
 
     def step_seconds(self) -> float:
-        """Seconds per step from the first logged row to the probe's end (the start-up before it left out)."""
+        """Seconds per step over the later half of the probe: its first steps are slower (kernels are built for
+        each new shape as it first comes), which a long run pays once and a short probe would count again and
+        again. Falls back to the whole probe after its first logged row, then to the whole probe."""
         if self.steps <= 0:
             raise UsageError(f"the {self.size} probe made no optimizer step: give it a longer --probe_budget")
-        if self.losses and self.steps > self.losses[0][0] and self.train_s > self.losses[0][1]:
-            step, seconds, _ = self.losses[0]
-            return (self.train_s - seconds) / (self.steps - step)
+        rows = [(step, seconds) for step, seconds, _ in self.losses if step < self.steps]
+        later = [row for row in rows if row[0] >= self.steps / 2]
+        for start in (later[:1], rows[:1]):
+            if start and self.train_s > start[0][1]:
+                step, seconds = start[0]
+                return (self.train_s - seconds) / (self.steps - step)
         return self.train_s / self.steps
 
     def steps_at(self, budget_s: float) -> float:
