@@ -224,6 +224,7 @@ def plot(rows: list[dict], path: Path) -> None:
     axes.set_xscale("log")
     axes.set_xticks([row["budget_s"] / 60 for row in rows if row["size"] == sizes[0]])
     axes.get_xaxis().set_major_formatter(plt.FuncFormatter(lambda value, _: f"{value:g}"))
+    axes.get_xaxis().set_minor_formatter(plt.NullFormatter())
     axes.set_xlabel("training budget (minutes)")
     axes.set_ylabel("validation MLM loss at the deadline")
     axes.set_title("Advisor: forecast from probes (open, with interval) against the full run (filled)")

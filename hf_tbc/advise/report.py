@@ -154,7 +154,9 @@ def write_markdown(record: dict, path: Path) -> Path:
 def plot_advice(forecaster: Forecaster, record: dict, path: Path) -> Path:
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(7.5, 4.8))
-    grid = budget_grid(record["probe_s"], record["time_budget_s"], stretch=2.0)
+    # from twice the probe's length: at budgets near it a forecast is the probe itself, extrapolated backwards
+    grid = budget_grid(2 * record["probe_s"], record["time_budget_s"], stretch=2.0)
+    lowest = min(forecaster.forecast(probe, grid[-1]).forecast_low for probe in forecaster.probes)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for index, probe in enumerate(forecaster.probes):
         color = colors[index % len(colors)]
@@ -183,6 +185,8 @@ def plot_advice(forecaster: Forecaster, record: dict, path: Path) -> Path:
     unigram = forecaster.reference.probe.unigram_loss
     if unigram:
         axes.axhline(unigram, color="0.5", linestyle="-.", linewidth=1.0, label=f"unigram loss ({unigram:.2f})")
+    unigram_or_top = unigram if unigram else max(probe.losses[-1][2] for probe in forecaster.probes)
+    axes.set_ylim(max(lowest - 0.2, 0.0), unigram_or_top + 1.0)  # the first steps' losses (ln vocab) run off the top
     axes.set_xscale("log")
     axes.set_xlabel("wall-clock minutes (probes) / training budget in minutes (forecasts)")
     axes.set_ylabel("MLM loss")
