@@ -1,4 +1,4 @@
-"""The package's shape: data flows one way (data, train, compress, release, study), modules stay readable."""
+"""The package's shape: data flows one way (data, train, advise, compress, release, study), modules stay readable."""
 
 import ast
 import fnmatch
