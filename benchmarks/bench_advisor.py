@@ -132,11 +132,9 @@ def probe_rules(folder: Path, sizes: list[str]) -> dict:
     """The two naive rules' picks, from the probes' own curves (rows up to each probe's last step)."""
     curves, finals = {}, {}
     for size in sizes:
-        probe = json.loads((folder / "probes" / size / "probe_summary.json").read_text())
-        rows = [json.loads(line) for line in (folder / "probes" / size / "curve.jsonl").read_text().splitlines()]
-        rows = [row for row in rows if row["step"] <= probe["steps"]]
-        curves[size] = [(row["step"], row["loss"]) for row in rows if row.get("loss") is not None]
-        finals[size] = probe["last_eval_loss"]
+        probe = read_probe(probe_dir(str(folder), size), size)
+        curves[size] = [(step, loss) for step, _, loss in probe.losses]
+        finals[size] = probe.final_eval()
     common = min(curve[-1][0] for curve in curves.values())
     per_step = {size: min(curve, key=lambda point: abs(point[0] - common))[1] for size, curve in curves.items()}
     return {AT_PROBE_END: min(finals, key=finals.get), PER_STEP: min(per_step, key=per_step.get), "common_step": common}
@@ -148,10 +146,8 @@ def score(args, budgets: list[str]) -> tuple[list[dict], list[dict]]:
     for budget in budgets:
         folder = Path(args.output_dir) / budget
         advice = json.loads((folder / "advice.json").read_text())
-        actual = {
-            size: json.loads((folder / "probes" / size / "run_summary.json").read_text())["final_eval_loss"]
-            for size in sizes
-        }
+        runs = {size: json.loads((probe_dir(str(folder), size) / "run_summary.json").read_text()) for size in sizes}
+        actual = {size: run["final_eval_loss"] for size, run in runs.items()}
         for size in sizes:
             forecast = advice["forecasts"][size]
             rows.append(
@@ -165,7 +161,7 @@ def score(args, budgets: list[str]) -> tuple[list[dict], list[dict]]:
                     "actual_loss": round(actual[size], 4),
                     "support": forecast["support"],
                     "forecast_steps": forecast["steps"],
-                    "actual_steps": json.loads((folder / "probes" / size / "run_summary.json").read_text())["steps"],
+                    "actual_steps": runs[size]["steps"],
                 }
             )
         winner = min(actual, key=actual.get)

@@ -67,14 +67,8 @@ def advise(
         record = {}
     else:
         forecaster = Forecaster(probes)
-        winner = min(forecaster.forecast_all(budget_s), key=lambda row: row.forecast_loss).size
-        record = advice_record(
-            forecaster,
-            budget_s,
-            probe_s,
-            describe_hardware(hardware_summary()),
-            continue_command(argv, training_args.output_dir, winner),
-        )
+        record = advice_record(forecaster, budget_s, probe_s, describe_hardware(hardware_summary()), None)
+        record["continue"] = continue_command(argv, training_args.output_dir, record["recommended_size"])
         write_advice(forecaster, record, training_args.output_dir)
         forecasts = record["forecasts"]
         table = "; ".join(
