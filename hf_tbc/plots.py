@@ -1,7 +1,8 @@
 """The figures hf-tbc draws: one look for loss curves and compression trade-offs alike (matplotlib, no display).
 
 ``draw_lines`` is the shared core; ``plot_compression`` draws the paper's trade-off figures from compression rows:
-accuracy against nonzero parameters (the paper's own axis), against measured latency, or against size on disk.
+accuracy against nonzero parameters (the paper's own axis), against measured latency, or against size on disk;
+``plot_robustness`` draws each model's accuracy against its own dense model's, by sparsity.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping, Optional, Sequence, Union
 
-from .records import pruning_of
+from .records import own_dense, pruning_of
 
 LINE_STYLES = ("--", ":", "-.")
 QUANTIZATION_STYLES = {"fp32": "-", "onnx-int8": "--", "quanto-int8": ":", "quanto-int4": "-.", "quanto-int2": ":"}
@@ -140,4 +141,43 @@ def plot_compression(
         f"accuracy against {xlabel.split(' (')[0]}",
         references,
         log_x=log_x,
+    )
+
+
+def plot_robustness(compression: Mapping[str, Sequence[dict]], path: Union[str, Path]) -> Optional[Path]:
+    """Accuracy against each size's own dense model, against target sparsity: one colour per size, one line per
+    pruning and quantization method (marker and line style as in the trade-off figures)."""
+    series = []
+    for index, (size, rows) in enumerate(compression.items()):
+        dense = own_dense(rows)
+        if dense is None:
+            continue
+        lines: dict[str, list[dict]] = {}
+        for row in rows:
+            lines.setdefault(compression_line_name(row), []).append(row)
+        for name, members in lines.items():
+            if " + " not in name and any(other.endswith(f" + {name}") for other in lines):
+                continue  # a dense variant is the first point of its pruning lines
+            quantization = name.split(" + ")[-1]
+            start = [row for row in lines.get(quantization, []) if pruning_of(row) is None] if " + " in name else []
+            members = sorted(start + members, key=lambda row: row.get("target_sparsity", 0.0))
+            series.append(
+                {
+                    "label": f"{size} {name}",
+                    "x": [row.get("target_sparsity", 0.0) for row in members],
+                    "y": [row["accuracy"] - dense["accuracy"] for row in members],
+                    "color": f"C{index}",
+                    "marker": PRUNING_MARKERS.get(name.split(" + ")[0].split(",")[0] if " + " in name else None),
+                    "linestyle": QUANTIZATION_STYLES.get(quantization, "-"),
+                }
+            )
+    if not series:
+        return None
+    return draw_lines(
+        series,
+        path,
+        "target sparsity (share of the prunable weights removed)",
+        "accuracy minus the size's own dense fp32 accuracy",
+        "Robustness to compression: each size against its own dense model",
+        {"no loss": 0.0},
     )

@@ -27,3 +27,8 @@ def pruning_of(row: dict) -> Optional[str]:
     if row.get("target_sparsity", 0) <= 0:
         return None
     return row.get("pruning_method") or "unstructured"
+
+
+def own_dense(rows: list[dict]) -> Optional[dict]:
+    """The dense fp32 row of one model's variants: the model every other variant of it is compared with."""
+    return next((row for row in rows if pruning_of(row) is None and row["method"] == "none"), None)

@@ -1,8 +1,10 @@
 """The study: pretrain, finetune and compress a grid of sizes under one budget, then release and report.
 
-Each stage runs as its recipe does (a subprocess; training stages through the configured launcher,
-``accelerate launch`` by default), so one config scales from a CPU to many GPUs. A stage whose output is
-complete is skipped, so a killed study resumes where it stopped.
+Its first stage is the advisor (where the task has one): every size is probed on the budget's schedule and its loss
+at the deadline forecast, so that the report sets each forecast next to the outcome; each size's run then continues
+from its probe, so the forecast costs nothing extra. Each stage runs as its recipe does (a subprocess; training
+stages through the configured launcher, ``accelerate launch`` by default), so one config scales from a CPU to many
+GPUs. A stage whose output is complete is skipped, so a killed study resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from transformers.utils import logging
 
 from .budget import PREEMPTED_EXIT_CODE, format_duration, parse_duration
 from .errors import UsageError
-from .runs import last_complete_checkpoint, preempted_record
+from .runs import UNFINISHED, last_complete_checkpoint, preempted_record
 from .tasks.registry import RECIPES, TASKS, as_flags
 
 logger = logging.get_logger(__name__)
@@ -63,6 +65,7 @@ class StudyConfig:
     compression: dict = field(default_factory=dict)
     translation: dict = field(default_factory=dict)
     release: dict = field(default_factory=dict)
+    advisor: Optional[dict] = field(default_factory=dict)  # the advisor's flags (probe_budget); false: no advisor
     launcher: list[str] = field(default_factory=lambda: ["accelerate", "launch"])
     data_dir: Optional[str] = None
 
@@ -95,6 +98,7 @@ class StudyConfig:
             raise UsageError(f"study config {path} has unknown keys {sorted(unknown)}: remove them")
         config = cls(**raw)
         config.sizes = [str(size) for size in config.sizes]
+        config.advisor = _advisor_section(config.advisor, path)
         for size in config.sizes:
             task.check_size(size)
         budgeted = task.sections[0]
@@ -123,6 +127,28 @@ class StudyConfig:
         return self.root / stage / size
 
 
+ADVISOR_KEYS = ("probe_budget",)  # the advisor's own flags a study may set; it sets the others itself
+
+
+def _advisor_section(section, path: str) -> Optional[dict]:
+    """The ``advisor`` section as flags, or None when it is ``false`` (no advisor stage)."""
+    if section is False or section is None:
+        return None
+    if section is True:
+        return {}
+    if not isinstance(section, dict):
+        raise UsageError(f"study config {path}: advisor must be false or a mapping such as {{probe_budget: 1m}}")
+    unknown = sorted(set(section) - set(ADVISOR_KEYS))
+    if unknown:
+        raise UsageError(
+            f"study config {path}: advisor has unknown keys {unknown}: it takes {', '.join(ADVISOR_KEYS)} (the "
+            "sizes, data and recipe come from the study)"
+        )
+    if "probe_budget" in section:
+        parse_duration(section["probe_budget"], "advisor probe_budget")
+    return dict(section)
+
+
 def _substitute(section: dict, data_dir: Optional[str]) -> dict:
     def fill(value):
         if isinstance(value, str) and "{data_dir}" in value:
@@ -136,6 +162,7 @@ def _substitute(section: dict, data_dir: Optional[str]) -> dict:
 
 # -- stages --------------------------------------------------------------------------------------------
 STAGE_RECORDS = {
+    "advise": "advice.json",
     "pretrain": "run_summary.json",
     "finetune": "eval_results.json",
     "compress": "compression.jsonl",
@@ -150,9 +177,10 @@ def stage_preempted(stage: str, folder: Path) -> bool:
 
 
 def stage_complete(stage: str, folder: Path) -> bool:
-    """Whether ``folder`` holds the finished output of ``stage``: the record each recipe writes last, and not
-    the record of a preempted run."""
-    return (folder / STAGE_RECORDS[stage]).is_file() and not stage_preempted(stage, folder)
+    """Whether ``folder`` holds the finished output of ``stage``: the record each recipe writes last, and not the
+    record of a run left unfinished (preempted, or a probe the study continues)."""
+    record = (STAGE_RECORDS[stage],)
+    return (folder / record[0]).is_file() and preempted_record(folder, record, reasons=tuple(UNFINISHED)) is None
 
 
 def _run_forwarding_signals(command: list[str], log) -> int:
@@ -230,8 +258,24 @@ def _run(command: list[str], log_file: Path, what: str) -> float:
     return elapsed
 
 
+def _run_stage(stage: str, size: str, folder: Path, command: list[str], logs: Path, runs: list[Path]) -> None:
+    """Runs one stage; ``runs`` are the run folders it trains in, whose records say whether it was preempted."""
+    what = f"{stage} {size}".strip()
+    try:
+        _run(command, logs / f"{stage}{'-' + size if size else ''}.log", what)
+    except StageFailed:
+        # the launcher may report its own code: the run's record says whether it was preempted
+        if any(preempted_record(run) is not None for run in runs):
+            raise StagePreempted(
+                f"{what} was preempted with a checkpoint saved: rerun the study to resume it "
+                f"(exit {PREEMPTED_EXIT_CODE})"
+            ) from None
+        raise
+
+
 def run_stages(config: StudyConfig) -> dict:
-    """Runs every missing stage; returns which stages ran and which were skipped."""
+    """Runs every missing stage (the advisor first, where the task has one); returns which ran and which were
+    skipped."""
     python = [sys.executable]
     launcher = (
         [sys.executable, "-m", "accelerate.commands.launch", *config.launcher[2:]]
@@ -240,27 +284,27 @@ def run_stages(config: StudyConfig) -> dict:
     )
     logs = config.root / "logs"
     done = {"ran": [], "skipped": []}
+    task = config.study_task
+    if config.advisor is not None and task.advice is not None:
+        stage, folder, command = task.advice(config, launcher)
+        probes = [config.stage_dir(task.advised_stage, size) for size in config.sizes]
+        if stage_complete(stage, folder):
+            done["skipped"].append(stage)
+        else:
+            _run_stage(stage, "", folder, command + ["--output_dir", str(folder)], logs, probes)
+            done["ran"].append(stage)
     for size in config.sizes:
-        for stage, folder, command in config.study_task.stages(config, size, launcher, python):
+        for stage, folder, command in task.stages(config, size, launcher, python):
             if stage_complete(stage, folder):
                 done["skipped"].append(f"{stage} {size}")
                 continue
             command += ["--output_dir", str(folder)]
             checkpoint = last_complete_checkpoint(str(folder)) if stage != "compress" else None
-            if checkpoint:
+            if checkpoint:  # a preempted run, or the size's probe: either continues to the deadline
                 command += ["--resume_from_checkpoint", "true"]
             elif folder.exists() and any(folder.iterdir()):
                 command += ["--overwrite_output_dir", "true"]
-            try:
-                _run(command, logs / f"{stage}-{size}.log", f"{stage} {size}")
-            except StageFailed:
-                # the launcher may report its own code: the stage's record says whether it was preempted
-                if stage_preempted(stage, folder):
-                    raise StagePreempted(
-                        f"{stage} {size} was preempted with a checkpoint saved: rerun the study "
-                        f"to resume it (exit {PREEMPTED_EXIT_CODE})"
-                    ) from None
-                raise
+            _run_stage(stage, size, folder, command, logs, [folder])
             done["ran"].append(f"{stage} {size}")
     release_dir = config.root / "release"
     if config.release and (done["ran"] or not stage_complete("release", release_dir)):

@@ -37,7 +37,10 @@ LAYERS = [
     ("advise", ["advise", "advise.*"]),
     ("compress", ["compress", "compress.*", "evaluation", "variants", "onnx_model"]),
     ("release", ["selection", "public", "hub", "release", "tasks.*.card", "tasks.*.release"]),
-    ("study", ["tasks.*.report", "tasks.registry", "study", "recipes", "recipes.*"]),
+    (
+        "study",
+        ["tasks.*.plan", "tasks.*.questions", "tasks.*.report", "tasks.registry", "study", "recipes", "recipes.*"],
+    ),
 ]
 
 

@@ -1,4 +1,4 @@
-"""recipes/study.py end to end on the tiny config, killed once and resumed."""
+"""recipes/study.py end to end on the tiny config (the advisor first, then every stage), killed once and resumed."""
 
 import json
 import os
@@ -48,29 +48,32 @@ def test_tiny_study_runs_end_to_end_and_resumes_after_preemption_and_a_kill(tmp_
             time.sleep(0.2)
         return process
 
-    # preempted while the first size pretrains, as a scheduler does it: SIGTERM to the study's process group
+    # preempted while the advisor probes the first size, as a scheduler does it: SIGTERM to the study's process group
     process = start_and_wait_for(lambda: (out / "pretrain" / "L2-H32" / "curve.jsonl").exists())
     os.killpg(process.pid, signal.SIGTERM)
     stderr = process.communicate(timeout=120)[1]
     assert process.returncode == 143, stderr[-3000:]
-    assert "preempted: pretrain L2-H32 was preempted" in stderr
+    assert "preempted: advise was preempted" in stderr
     preempted = json.loads(record.read_text())
     assert preempted["stop_reason"] == "preempted" and preempted["model_saved"] is False
-    assert not (out / "finetune").exists()  # nothing went on with a model that does not exist
+    assert not (out / "advice" / "advice.json").exists() and not (out / "finetune").exists()
 
-    # rerun: the pretraining resumes from its checkpoint; killed outright once it has finished
+    # rerun: the probe resumes from its checkpoint, the advice is written, and the size's run continues from its
+    # probe; killed outright once that run has finished
     def finished():
         return record.exists() and json.loads(record.read_text()).get("stop_reason") == "time_budget"
 
     process = start_and_wait_for(finished)
     os.killpg(process.pid, signal.SIGKILL)  # killed in the middle of the study
     process.wait()
-    assert json.loads(record.read_text())["resumed_from"] == preempted["checkpoint"]
+    probe = json.loads((out / "pretrain" / "L2-H32" / "probe_summary.json").read_text())
+    assert probe["stop_reason"] == "stop_after" and probe["resumed_from"] == preempted["checkpoint"]
+    assert json.loads(record.read_text())["resumed_from"] == probe["checkpoint"]
     finished_before = record.stat().st_mtime_ns
 
     resumed = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "skipped (complete): pretrain L2-H32" in resumed.stdout
+    assert "skipped (complete): advise, pretrain L2-H32" in resumed.stdout
     assert record.stat().st_mtime_ns == finished_before
     for figure in (
         "loss_vs_time.png",
@@ -78,12 +81,22 @@ def test_tiny_study_runs_end_to_end_and_resumes_after_preemption_and_a_kill(tmp_
         "accuracy_vs_size.png",
         "accuracy_vs_nonzero_parameters.png",
         "accuracy_vs_latency.png",
+        "accuracy_drop_vs_sparsity.png",
+        "forecast_vs_outcome.png",
     ):
         assert (out / figure).stat().st_size > 10_000, figure
 
     report = (out / "report.md").read_text()
+    advice = json.loads((out / "advice" / "advice.json").read_text())
     for size in ("L2-H32", "L2-H64"):
         summary = json.loads((out / "pretrain" / size / "run_summary.json").read_text())
+        forecast = advice["forecasts"][size]
+        assert summary["resumed_from"] == forecast["checkpoint"]  # each run is its probe continued
+        assert (
+            f"| {size} | {forecast['probe_steps']:,} | {forecast['forecast_loss']:.3f} "
+            f"[{forecast['forecast_low']:.3f}, {forecast['forecast_high']:.3f}] | {forecast['support']} | "
+            f"{summary['final_eval_loss']:.3f} | {summary['final_eval_loss'] - forecast['forecast_loss']:+.3f} |"
+        ) in report
         tuned = json.loads((out / "finetune" / size / "eval_results.json").read_text())
         assert f"| {size} | {summary['parameters']:,} | {summary['steps']:,} | {summary['tokens']:,} |" in report
         below = f"{summary['unigram_loss'] - summary['final_eval_loss']:+.3f}"
@@ -104,6 +117,10 @@ def test_tiny_study_runs_end_to_end_and_resumes_after_preemption_and_a_kill(tmp_
         key=lambda s: json.loads((out / "pretrain" / s / "run_summary.json").read_text())["final_eval_loss"],
     )
     assert f"**{best}** reached the lowest validation MLM loss" in report
+    right = "(right)." if advice["recommended_size"] == best else f"(wrong: {best} won)."
+    assert f"had recommended {advice['recommended_size']} {right}" in report
+    for question in ("## (a) Which size wins on wall-clock", "## (b) Are larger models", "## (c) At equal size"):
+        assert question in report
     assert report.split(").", 1)[0].count(best) == 1  # the best size is named once, the others after it
     release = json.loads((out / "release" / "release.json").read_text())
     assert release and all(entry["status"] == "written" for entry in release)
@@ -160,8 +177,72 @@ def test_a_preempted_run_cannot_be_finetuned(tmp_path):
 
 
 def test_the_report_selects_as_the_release_does():
-    from hf_tbc.tasks.mlm.report import selection
+    from hf_tbc.tasks.mlm.questions import selection
 
     assert selection({"max_size_mb": 16}) == ("size", 16.0)
     assert selection({"select_by": "latency", "limit": 45}) == ("latency", 45.0)
     assert selection({}) == ("latency", None)
+
+
+def test_the_advisor_section_and_a_probe_is_not_a_finished_pretraining(tmp_path):
+    from hf_tbc.study import stage_complete
+
+    config = StudyConfig.from_yaml(TINY, data_dir="/data", output_dir=str(tmp_path))
+    assert config.advisor == {"probe_budget": "3s"}
+    command = config.study_task.advice(config, ["accelerate", "launch"])[2]
+    assert command[command.index("--model_sizes") + 1] == "L2-H32,L2-H64"
+    assert command[command.index("--probes_dir") + 1] == str(tmp_path / "pretrain")  # probes start each size's run
+    assert command[-2:] == ["--probe_budget", "3s"] and "--time_budget" in command
+    tiny = (REPO / "recipes" / "configs" / "tiny.yaml").read_text()
+    path = tmp_path / "variant.yaml"
+    for section, expected in (("advisor: false", None), ("advisor: true", {})):
+        path.write_text(tiny.replace("advisor:\n  probe_budget: 3s", section))
+        assert StudyConfig.from_yaml(str(path), data_dir="/d").advisor == expected
+    for section, error in (
+        ("model_sizes: x", "advisor has unknown keys \\['model_sizes'\\]: it takes probe_budget"),
+        ("probe_budget: soon", "probe_budget"),
+    ):
+        path.write_text(tiny.replace("probe_budget: 3s", section))
+        with pytest.raises(ValueError, match=error):
+            StudyConfig.from_yaml(str(path), data_dir="/d")
+
+    folder = tmp_path / "pretrain" / "L2-H32"
+    folder.mkdir(parents=True)
+    (folder / "run_summary.json").write_text(json.dumps({"stop_reason": "stop_after", "model_saved": False}))
+    assert not stage_complete("pretrain", folder)  # the study continues the probe to the deadline
+
+
+def test_robustness_is_each_size_against_its_own_dense_model():
+    from hf_tbc.tasks.mlm.questions import robustness, robustness_section
+
+    def row(variant, accuracy, sparsity=0.0, method="none"):
+        pruning = "structured" if sparsity else None
+        return {
+            "variant": variant,
+            "accuracy": accuracy,
+            "target_sparsity": sparsity,
+            "pruning_method": pruning,
+            "method": method,
+        }
+
+    compression = {
+        "small": [
+            row("dense-fp32", 0.80),
+            row("structured50-fp32", 0.70, 0.5),
+            row("dense-onnx-int8", 0.79, 0, "onnx-int8"),
+        ],
+        "large": [
+            row("dense-fp32", 0.60),
+            row("structured50-fp32", 0.58, 0.5),
+            row("dense-onnx-int8", 0.60, 0, "onnx-int8"),
+        ],
+    }
+    drops = robustness(compression)
+    assert drops["small"] == pytest.approx({"structured50-fp32": -0.10, "dense-onnx-int8": -0.01})
+    assert drops["large"] == pytest.approx({"structured50-fp32": -0.02, "dense-onnx-int8": 0.0})
+    lines = robustness_section(compression)
+    assert "| variant | small (dense 0.8000) | large (dense 0.6000) |" in lines
+    assert "| structured50-fp32 | -0.1000 | **-0.0200** |" in lines
+    assert any(
+        line.startswith("Smallest drop, of 2 variants: small 0, large 2; mean change small -0.0550") for line in lines
+    )

@@ -26,6 +26,14 @@ class AdviceArguments:
             "the start of the real run. Default: a tenth of --time_budget."
         },
     )
+    probes_dir: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "Folder that gets one run folder per size, named after it, for the probes and their "
+            "continuations. Default: OUTPUT_DIR/probes. A study passes its pretraining folder, so that each probe is "
+            "the start of that size's run."
+        },
+    )
     continue_winner: bool = field(
         default=False,
         metadata={

@@ -1,5 +1,6 @@
 """Running the probes and reading them back: each candidate size is pretrained for ``probe_s`` of the target
-budget's schedule (``--stop_after``) in ``output_dir/probes/<size>``, the folder its real run continues in."""
+budget's schedule (``--stop_after``) in ``output_dir/probes/<size>`` (or ``--probes_dir/<size>``), the folder its
+real run continues in."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from transformers.utils import logging
 from ..budget import format_duration
 from ..curves import read_curve
 from ..errors import UsageError
+from ..runs import last_complete_checkpoint, preempted_record
 from .forecast import Probe
 
 logger = logging.get_logger(__name__)
@@ -22,8 +24,9 @@ PROBES_DIR = "probes"
 PROBE_RECORD = "probe_summary.json"  # the probe's record, kept when its continuation replaces run_summary.json
 
 
-def probe_dir(output_dir: str, size: str) -> Path:
-    return Path(output_dir) / PROBES_DIR / size
+def probe_dir(output_dir: str, size: str, probes_dir: Optional[str] = None) -> Path:
+    """The folder of ``size``'s probe: ``probes_dir/size``, by default ``output_dir/probes/size``."""
+    return Path(probes_dir if probes_dir is not None else Path(output_dir) / PROBES_DIR) / size
 
 
 def read_probe(folder: Path, size: str) -> Optional[Probe]:
@@ -58,30 +61,45 @@ def read_probe(folder: Path, size: str) -> Optional[Probe]:
 
 
 def run_probes(
-    sizes: list[str], probe_s: float, model_args, data_args, training_args, pretrain: Callable
+    sizes: list[str],
+    probe_s: float,
+    model_args,
+    data_args,
+    training_args,
+    pretrain: Callable,
+    probes_dir: Optional[str] = None,
 ) -> list[Probe] | dict:
     """Probes each size in turn (one at a time: probes side by side would share the cores and time each other's
     contention). A folder already holding a probe of the same budget and length is read, not rerun. A preempted
-    probe ends the round: its record is returned instead of the probes."""
+    probe ends the round (its record is returned instead of the probes); the next round resumes it from its
+    checkpoint when the budget is the same."""
     probes = []
     for index, size in enumerate(sizes, 1):
-        folder = probe_dir(training_args.output_dir, size)
+        folder = probe_dir(training_args.output_dir, size, probes_dir)
         probe = read_probe(folder, size)
         if probe is not None and (probe.budget_s, probe.probe_s) == (training_args.time_budget_seconds, probe_s):
             logger.warning(f"[{index}/{len(sizes)}] {size}: reusing the probe in {folder} ({probe.steps} steps)")
             probes.append(probe)
             continue
+        preempted = preempted_record(folder)
+        resume = (
+            "true"
+            if preempted is not None
+            and preempted.get("time_budget_s") == training_args.time_budget_seconds
+            and last_complete_checkpoint(str(folder))
+            else None
+        )
         logger.warning(
-            f"[{index}/{len(sizes)}] {size}: probing {format_duration(probe_s)} of a "
-            f"{format_duration(training_args.time_budget_seconds)} run in {folder}"
+            f"[{index}/{len(sizes)}] {size}: {'resuming the preempted probe of' if resume else 'probing'} "
+            f"{format_duration(probe_s)} of a {format_duration(training_args.time_budget_seconds)} run in {folder}"
         )
         size_args = dataclasses.replace(model_args, model_size=size, model_name_or_path=None)
         probe_args = dataclasses.replace(
-            training_args, output_dir=str(folder), stop_after=f"{probe_s}", resume_from_checkpoint=None
+            training_args, output_dir=str(folder), stop_after=f"{probe_s}", resume_from_checkpoint=resume
         )
         record = pretrain(size_args, data_args, probe_args)
         if record.get("stop_reason") == "preempted":
-            return record  # the recipe exits with the preemption code; rerunning the advisor resumes nothing yet
+            return record  # the recipe exits with the preemption code; rerunning the advisor resumes the probe
         if record.get("stop_reason") != "stop_after":
             raise UsageError(
                 f"the {size} probe ended with stop_reason {record.get('stop_reason')!r}, not at --probe_budget: "

@@ -114,9 +114,9 @@ def write_markdown(record: dict, path: Path) -> Path:
             else f"; the intervals of {', '.join(record['overlapping'])} overlap it, so the ranking is not certain."
         ),
         "",
-        f"Hardware: {record['hardware']}. Probes of {format_duration(record['probe_s'])} each, on the schedule of "
-        f"the {budget} run ({format_duration(record['probe_cost_s'])} of training in all). The reference curve is "
-        f"{record['reference_size']}'s, the probe with the most steps.",
+        f"Hardware: {record['hardware'].rstrip('.')}. Probes of {format_duration(record['probe_s'])} each, on the "
+        f"schedule of the {budget} run ({format_duration(record['probe_cost_s'])} of training in all). The "
+        f"reference curve is {record['reference_size']}'s, the probe with the most steps.",
         "",
         "| size | parameters | s / step | steps at the budget | forecast loss [interval] | "
         "per-step speed-up [range] | per-step lead, nat [range] | follows | basis |",
@@ -151,7 +151,12 @@ def write_markdown(record: dict, path: Path) -> Path:
     return path
 
 
-def plot_advice(forecaster: Forecaster, record: dict, path: Path) -> Path:
+def plot_advice(
+    forecaster: Forecaster, record: dict, path: Path, outcomes: Optional[dict[str, list[tuple[float, float]]]] = None
+) -> Path:
+    """The probes (solid), each size's forecast at every budget (dashed, with its band) and, given ``outcomes``
+    (per size, the full run's ``(train_s, eval_loss)`` points), each run to the deadline, its end marked: the
+    forecast at the target budget is to be read against that mark."""
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(7.5, 4.8))
     # from twice the probe's length: at budgets near it a forecast is the probe itself, extrapolated backwards
@@ -181,6 +186,18 @@ def plot_advice(forecaster: Forecaster, record: dict, path: Path) -> Path:
         axes.fill_between(
             minutes, [row.forecast_low for row in rows], [row.forecast_high for row in rows], color=color, alpha=0.15
         )
+        measured = (outcomes or {}).get(probe.size)
+        if measured:
+            axes.plot(
+                [seconds / 60 for seconds, _ in measured],
+                [loss for _, loss in measured],
+                color=color,
+                linewidth=0.8,
+                alpha=0.7,
+                label=f"{probe.size} run (validation, on its schedule)",
+            )
+            axes.plot(measured[-1][0] / 60, measured[-1][1], "*", color=color, markersize=11, markeredgecolor="k")
+            lowest = min(lowest, measured[-1][1])
     axes.axvline(record["time_budget_s"] / 60, color="0.3", linestyle=":", linewidth=1.2, label="target budget")
     unigram = forecaster.reference.probe.unigram_loss
     if unigram:
@@ -190,7 +207,10 @@ def plot_advice(forecaster: Forecaster, record: dict, path: Path) -> Path:
     axes.set_xscale("log")
     axes.set_xlabel("wall-clock minutes (probes) / training budget in minutes (forecasts)")
     axes.set_ylabel("MLM loss")
-    axes.set_title(f"Forecast loss at the deadline, from {format_duration(record['probe_s'])} probes")
+    axes.set_title(
+        f"Forecast loss at the deadline, from {format_duration(record['probe_s'])} probes"
+        + (" (stars: measured at the deadline)" if outcomes else "")
+    )
     axes.grid(alpha=0.3, which="both")
     axes.legend(fontsize=7)
     figure.tight_layout()

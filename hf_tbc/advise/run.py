@@ -23,6 +23,7 @@ _DROPPED_FLAGS = {
     "--model_sizes",
     "--probe_budget",
     "--continue_winner",
+    "--probes_dir",
     "--output_dir",
     "--model_size",
     "--stop_after",
@@ -31,7 +32,9 @@ _DROPPED_FLAGS = {
 }
 
 
-def continue_command(argv: Optional[Sequence[str]], output_dir: str, size: str) -> Optional[str]:
+def continue_command(
+    argv: Optional[Sequence[str]], output_dir: str, size: str, probes_dir: Optional[str] = None
+) -> Optional[str]:
     """The ``run_mlm.py`` command that continues ``size``'s probe to the deadline: the advisor's own flags without
     the advisor's, in the probe's folder, resuming its checkpoint. None when the flags came from a file."""
     if argv is None or (len(argv) == 1 and argv[0].endswith((".yaml", ".yml", ".json"))):
@@ -47,7 +50,7 @@ def continue_command(argv: Optional[Sequence[str]], output_dir: str, size: str) 
             skip = has_value
             continue
         kept.append(item)
-    flags = [*kept, "--model_size", size, "--output_dir", str(probe_dir(output_dir, size))]
+    flags = [*kept, "--model_size", size, "--output_dir", str(probe_dir(output_dir, size, probes_dir))]
     return shlex.join(["accelerate", "launch", "recipes/run_mlm.py", *flags, "--resume_from_checkpoint", "true"])
 
 
@@ -60,7 +63,7 @@ def advise(
     sizes = advice_args.sizes()
     budget_s = training_args.time_budget_seconds
     probe_s = advice_args.probe_seconds(budget_s)
-    probes = run_probes(sizes, probe_s, model_args, data_args, training_args, pretrain)
+    probes = run_probes(sizes, probe_s, model_args, data_args, training_args, pretrain, advice_args.probes_dir)
     if isinstance(probes, dict):
         return probes
     if training_args.process_index != 0:
@@ -68,7 +71,9 @@ def advise(
     else:
         forecaster = Forecaster(probes)
         record = advice_record(forecaster, budget_s, probe_s, describe_hardware(hardware_summary()), None)
-        record["continue"] = continue_command(argv, training_args.output_dir, record["recommended_size"])
+        record["continue"] = continue_command(
+            argv, training_args.output_dir, record["recommended_size"], advice_args.probes_dir
+        )
         write_advice(forecaster, record, training_args.output_dir)
         forecasts = record["forecasts"]
         table = "; ".join(
@@ -85,7 +90,7 @@ def advise(
         size_args = dataclasses.replace(model_args, model_size=winner, model_name_or_path=None)
         full_args = dataclasses.replace(
             training_args,
-            output_dir=str(probe_dir(training_args.output_dir, winner)),
+            output_dir=str(probe_dir(training_args.output_dir, winner, advice_args.probes_dir)),
             stop_after=None,
             resume_from_checkpoint="true",
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from transformers.hf_argparser import string_to_bool
 
@@ -18,10 +18,12 @@ from .. import recipes
 from ..hardware import native_bf16
 from .mlm.arguments import DataTrainingArguments, ModelArguments, PretrainingArguments
 from .mlm.model import get_model_size
-from .mlm.report import plan, write_report
+from .mlm.plan import plan
+from .mlm.report import write_report
 from .translation.arguments import TranslationDataArguments, TranslationModelArguments, TranslationTrainingArguments
 from .translation.model import get_translation_size
-from .translation.report import plan_translation, write_translation_report
+from .translation.plan import plan_translation
+from .translation.report import write_translation_report
 
 RECIPES = Path(recipes.__file__).resolve().parent
 
@@ -35,6 +37,8 @@ class StudyTask:
     ``sections`` are the config sections the task needs (the first holds the budget every size shares);
     ``example`` is the bundled config to point users to; ``stages(config, size, launcher, python)`` lists the stages
     one size goes through; ``release_options(config)`` the flags of ``release.py`` for the whole set.
+    ``advice(config, launcher)``, where the task has an advisor, is the stage that probes every size and forecasts
+    the winner before the stages run; its probes are the start of each size's ``advised_stage`` run.
     """
 
     name: str
@@ -45,6 +49,8 @@ class StudyTask:
     stages: Callable[[Any, str, list[str], list[str]], list[Stage]]
     release_options: Callable[[Any], dict]
     write_report: Callable[[Any, list[dict]], Path]
+    advice: Optional[Callable[[Any, list[str]], Stage]] = None
+    advised_stage: Optional[str] = None
 
 
 def recipe_setting(section: dict, name: str, *arguments: type):
@@ -133,6 +139,24 @@ def _mlm_stages(config, size: str, launcher: list[str], python: list[str]) -> li
     ]
 
 
+def _mlm_advice(config, launcher: list[str]) -> Stage:
+    """The advisor over every size, with the pretraining section's flags, its probes in the pretraining folders."""
+    return (
+        "advise",
+        config.root / "advice",
+        launcher
+        + [
+            str(RECIPES / "advise.py"),
+            "--model_sizes",
+            ",".join(config.sizes),
+            "--probes_dir",
+            str(config.root / "pretrain"),
+            *as_flags(config.pretraining),
+            *as_flags(config.advisor or {}),
+        ],
+    )
+
+
 def _mlm_release(config) -> dict:
     return {
         "compression_dirs": [str(config.stage_dir("compress", size)) for size in config.sizes],
@@ -184,6 +208,8 @@ TASKS: dict[str, StudyTask] = {
         _mlm_stages,
         _mlm_release,
         write_report,
+        advice=_mlm_advice,
+        advised_stage="pretrain",
     ),
     "translation": StudyTask(
         "translation",

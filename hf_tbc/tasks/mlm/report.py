@@ -1,4 +1,5 @@
-"""The study report: the paper's two figures and a Markdown report computed from the runs' own records."""
+"""The study report, from the runs' own records: the paper's three questions (``questions``), the figures, the
+budget plan, and the tables of every run and variant."""
 
 from __future__ import annotations
 
@@ -6,71 +7,23 @@ import json
 from pathlib import Path
 from typing import Optional
 
-import torch
 import yaml
 
-from ...budget import format_duration, parse_duration
+from ...budget import format_duration
 from ...compress.grid import PLOTS
 from ...curves import plot_curves
-from ...hardware import describe_hardware, median_step_seconds
-from ...plots import plot_compression
+from ...hardware import describe_hardware
+from ...plots import plot_compression, plot_robustness
 from ...records import read_records
-from ...selection import best_under, cost, format_cost, resolve_selection
-from .arguments import MLM_PROBABILITY
-from .model import SparsePrediction, count_parameters, roberta_config
-
-
-def probe_step_time(
-    size: str,
-    batch_size: int,
-    block_size: int,
-    vocab_size: int = 8192,
-    steps: int = 3,
-    architecture: str = "roberta-prelayernorm",
-    sparse_prediction: bool = True,
-    bf16: bool = False,
-    mlm_probability: float = MLM_PROBABILITY,
-) -> float:
-    """Seconds per optimizer step of a fresh ``size`` model on this machine (random tokens, AdamW), built and run
-    as the pretraining recipe would: ``architecture``, the head on masked positions only, bf16 autocast if asked."""
-    from transformers import AutoModelForMaskedLM
-
-    torch.manual_seed(0)
-    config = roberta_config(size, vocab_size=vocab_size, pad_token_id=1, architecture=architecture)
-    model = AutoModelForMaskedLM.from_config(config).train()
-    sparse = SparsePrediction(model) if sparse_prediction else None
-    tokens = torch.randint(5, vocab_size, (batch_size, block_size))
-    labels = tokens.masked_fill(torch.rand(tokens.shape) >= mlm_probability, -100)
-    seconds = median_step_seconds(model, {"input_ids": tokens, "labels": labels}, bf16=bf16, steps=steps)
-    if sparse is not None:
-        sparse.remove()
-    return seconds
-
-
-def plan(
-    sizes: list[str], time_budget: str, batch_size: int, block_size: int, vocab_size: int = 8192, **recipe
-) -> list[dict]:
-    """How many steps and tokens each size gets within the budget here, from a short probe of its step time.
-    ``recipe`` passes the pretraining recipe's ``architecture``, ``sparse_prediction``, ``bf16`` and
-    ``mlm_probability`` to the probe."""
-    budget = parse_duration(time_budget)
-    rows = []
-    for size in sizes:
-        seconds = probe_step_time(size, batch_size, block_size, vocab_size, **recipe)
-        steps = int(budget // seconds)
-        config = roberta_config(
-            size, vocab_size=vocab_size, architecture=recipe.get("architecture", "roberta-prelayernorm")
-        )
-        rows.append(
-            {
-                "size": size,
-                "parameters": count_parameters(config)["total"],
-                "step_s": round(seconds, 3),
-                "steps": steps,
-                "tokens": steps * batch_size * block_size,
-            }
-        )
-    return rows
+from .questions import (
+    ROBUSTNESS_FIGURE,
+    answer,
+    draw_forecast,
+    latency_section,
+    read_advice,
+    robustness_section,
+    wall_clock_section,
+)
 
 
 def _load(path: Path) -> Optional[dict]:
@@ -98,6 +51,7 @@ def _draw_figures(config, pretraining: dict, finetuning: dict, compression: dict
     if compression:
         for file, x in PLOTS.items():
             plot_compression(compression, root / file, x=x, majority=majority)
+        plot_robustness(compression, root / ROBUSTNESS_FIGURE)
 
 
 def _plan_table(plan_rows: Optional[list[dict]]) -> list[str]:
@@ -168,8 +122,8 @@ def _compression_table(compression: dict, release: list[dict]) -> list[str]:
 
 
 def write_report(config, plan_rows: Optional[list[dict]] = None) -> Path:
-    """``report.md`` and the figures in the study folder, from ``run_summary.json``, ``curve.jsonl``,
-    ``eval_results.json``, ``compression.jsonl`` and ``release.json``."""
+    """``report.md`` and the figures in the study folder, from ``advice.json``, ``run_summary.json``,
+    ``curve.jsonl``, ``eval_results.json``, ``compression.jsonl`` and ``release.json``."""
     root = config.root
     pretraining = {size: _load(config.stage_dir("pretrain", size) / "run_summary.json") for size in config.sizes}
     finetuning = {size: _load(config.stage_dir("finetune", size) / "eval_results.json") for size in config.sizes}
@@ -179,18 +133,19 @@ def write_report(config, plan_rows: Optional[list[dict]] = None) -> Path:
         if (config.stage_dir("compress", size) / "compression.jsonl").is_file()
     }
     release = _load(root / "release" / "release.json") or []
+    advice = read_advice(config)
     _draw_figures(config, pretraining, finetuning, compression)
+    forecast_figure = draw_forecast(config, advice, pretraining)
     hardware = next((record["hardware"] for record in pretraining.values() if record), {})
-    figures = ["loss_vs_time.png", "loss_vs_steps.png", "accuracy_vs_nonzero_parameters.png", "accuracy_vs_latency.png"]
-    captions = [
-        "validation loss against wall-clock",
-        "validation loss against steps",
-        "accuracy against nonzero parameters",
-        "accuracy against latency",
-    ]
-    lines = [f"# Study `{config.name}`", "", _answer(config, pretraining, finetuning, compression), ""]
-    for caption, figure in zip(captions, figures):
-        lines += [f"![{caption}]({figure})", ""]
+    lines = [f"# Study `{config.name}`", "", answer(config, pretraining, compression, advice), ""]
+    lines += wall_clock_section(config, pretraining, advice)
+    lines += ["![validation loss against wall-clock](loss_vs_time.png)", ""]
+    lines += ["![validation loss against steps](loss_vs_steps.png)", ""]
+    if forecast_figure:
+        lines += [f"![forecast against outcome]({forecast_figure})", ""]
+    lines += robustness_section(compression)
+    lines += latency_section(config, compression)
+    lines += ["![accuracy against nonzero parameters](accuracy_vs_nonzero_parameters.png)", ""]
     lines += ["## Hardware", "", describe_hardware(hardware), ""]
     lines += _plan_table(plan_rows)
     lines += _training_table(config, pretraining, finetuning)
@@ -222,57 +177,3 @@ def _unigram_references(pretraining: dict) -> dict[str, float]:
 
 def _config_dict(config) -> dict:
     return {key: getattr(config, key) for key in config.__dataclass_fields__}
-
-
-def selection(release: dict) -> tuple[str, Optional[float]]:
-    """(select_by, limit) of a study's release section, read as release.py reads its flags."""
-    return resolve_selection(release.get("select_by", "latency"), release.get("limit"), release.get("max_size_mb"))
-
-
-def _answer(config, pretraining: dict, finetuning: dict, compression: dict) -> str:
-    """The study's answer in plain words, computed from the records."""
-    runs = {size: run for size, run in pretraining.items() if run}
-    if not runs:
-        return "No pretraining run has finished yet."
-    budget = config.pretraining["time_budget"]
-    best_loss = min(runs, key=lambda size: runs[size]["final_eval_loss"])
-    ordered = sorted(runs, key=lambda size: runs[size]["parameters"])
-    text = (
-        f"At a {budget} pretraining budget on this hardware, **{best_loss}** reached the lowest validation MLM loss "
-        f"({runs[best_loss]['final_eval_loss']:.3f} after {runs[best_loss]['steps']:,} steps"
-        + "".join(
-            f"; {size} {runs[size]['final_eval_loss']:.3f} after {runs[size]['steps']:,} steps"
-            for size in ordered
-            if size != best_loss
-        )
-        + ")."
-    )
-    if best_loss == ordered[-1] and len(ordered) > 1:
-        text += " The largest size won, as the paper predicts."
-    elif len(ordered) > 1:
-        text += (
-            f" The largest size, {ordered[-1]}, did not win here: at this budget it got too few steps to overtake, "
-            "contrary to the paper's finding at GPU scale."
-        )
-    select_by, limit = selection(config.release)
-    rows = [dict(row, base=size) for size, records in compression.items() for row in records]
-    if rows:
-        row = best_under(rows, select_by, limit)
-        if row is not None:
-            size = row["base"]
-            where = f"At ≤ {format_cost(limit, select_by)}" if limit is not None else "Over all variants"
-            text += (
-                f" {where}, the most accurate model is **{size} `{row['variant']}`** "
-                f"({row['accuracy']:.4f} accuracy, {format_cost(cost(row, select_by), select_by)})."
-            )
-            small = ordered[0]
-            dense = next((r for r in compression.get(small, []) if r["variant"] == "dense-fp32"), None)
-            if dense is not None and size != small:
-                verdict = "beats" if row["accuracy"] > dense["accuracy"] else "does not beat"
-                text += (
-                    f" It {verdict} the small dense baseline {small} ({dense['accuracy']:.4f}, "
-                    f"{format_cost(cost(dense, select_by), select_by)})."
-                )
-        else:
-            text += f" No variant costs at most {format_cost(limit, select_by)} by {select_by}."
-    return text

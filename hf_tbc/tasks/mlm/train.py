@@ -140,6 +140,7 @@ def pretrain(model_args: ModelArguments, data_args: DataTrainingArguments, train
         model_size=size_name,
         parameters=model.num_parameters(),
         unigram_loss=round(reference, 4),
+        resumed_from=resume_from,
     )
     if outcome.unfinished is not None:
         return outcome.unfinished

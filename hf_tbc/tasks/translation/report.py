@@ -1,6 +1,5 @@
-"""The translation study: a step-time probe that plans the sizes, and the report that answers the paper's
-"width before depth" question from the runs' own records (``run_summary.json``, ``eval_results.json``,
-``curve.jsonl`` and the saved translations)."""
+"""The translation study's report: it answers the paper's "width before depth" question from the runs' own
+records (``run_summary.json``, ``eval_results.json``, ``curve.jsonl`` and the saved translations)."""
 
 from __future__ import annotations
 
@@ -9,61 +8,13 @@ import random
 from pathlib import Path
 from typing import Optional
 
-import torch
 import yaml
 
-from ...budget import format_duration, parse_duration
+from ...budget import format_duration
 from ...curves import plot_curves
-from ...hardware import describe_hardware, median_step_seconds
+from ...hardware import describe_hardware
 from .bleu import TRANSLATIONS_FILE, read_translations
-from .model import get_translation_size, seq2seq_config
-
-
-def probe_translation_step(
-    size: str,
-    batch_size: int,
-    length: int = 24,
-    vocab_size: int = 4000,
-    architecture: str = "m2m100",
-    bf16: bool = False,
-    steps: int = 3,
-) -> float:
-    """Seconds per optimizer step of a fresh ``size`` encoder-decoder here, on random pairs of ``length`` tokens."""
-    from transformers import AutoModelForSeq2SeqLM
-
-    torch.manual_seed(0)
-    config = seq2seq_config(
-        size,
-        vocab_size,
-        architecture=architecture,
-        pad_token_id=1,
-        bos_token_id=0,
-        eos_token_id=2,
-        decoder_start_token_id=2,
-    )
-    model = AutoModelForSeq2SeqLM.from_config(config).train()
-    sources, targets = (torch.randint(4, vocab_size, (batch_size, length)) for _ in range(2))
-    return median_step_seconds(model, {"input_ids": sources, "labels": targets}, bf16=bf16, steps=steps)
-
-
-def plan_translation(sizes: list[str], time_budget: str, batch_size: int, **recipe) -> list[dict]:
-    """Steps each size gets within the budget here, from a short probe of its step time (``recipe`` passes
-    ``vocab_size``, ``architecture`` and ``bf16`` to the probe)."""
-    from transformers import AutoModelForSeq2SeqLM
-
-    budget = parse_duration(time_budget)
-    rows = []
-    for size in sizes:
-        seconds = probe_translation_step(size, batch_size, **recipe)
-        config = seq2seq_config(
-            size, recipe.get("vocab_size", 4000), architecture=recipe.get("architecture", "m2m100"), pad_token_id=1
-        )
-        with torch.device("meta"):
-            parameters = AutoModelForSeq2SeqLM.from_config(config).num_parameters()
-        rows.append(
-            {"size": size, "parameters": parameters, "step_s": round(seconds, 3), "steps": int(budget // seconds)}
-        )
-    return rows
+from .model import get_translation_size
 
 
 def _load(path: Path) -> Optional[dict]:
