@@ -164,3 +164,48 @@ def test_step_time_is_the_later_half_of_the_probe_not_its_slow_start():
     probe = Probe(size="s", steps=50, train_s=10.0, budget_s=100.0, probe_s=10.0, losses=losses)
     assert probe.step_seconds() == pytest.approx((10.0 - 7.0) / (50 - 20))
     assert probe.steps_at(100.0) == pytest.approx(50 + 90.0 / 0.1)
+
+
+def test_the_task_is_read_before_the_flags_and_names_the_recipe_that_continues():
+    from hf_tbc.advise.tasks import advised_task
+    from hf_tbc.errors import UsageError
+
+    assert advised_task(["--time_budget", "1m"]).name == "mlm"
+    translation = advised_task(["--task", "translation", "--time_budget", "1m"])
+    assert translation.name == "translation" and advised_task(["--task=translation"]) is translation
+    assert translation.arguments[0].__name__ == "TranslationModelArguments"
+    with pytest.raises(UsageError, match="--task vision: the advisor compares sizes for mlm or translation"):
+        advised_task(["--task", "vision"])
+    argv = ["--task", "translation", "--model_sizes", "E1-D1-H64,E2-D2-H64", "--time_budget", "1m"]
+    command = continue_command(argv, "out", "E2-D2-H64", "study/translate", translation.recipe)
+    assert command == (
+        "accelerate launch recipes/run_translation.py --time_budget 1m --model_size E2-D2-H64 --output_dir "
+        "study/translate/E2-D2-H64 --resume_from_checkpoint true"
+    )
+
+
+def test_the_outcome_table_scores_each_forecast_against_the_run():
+    from hf_tbc.advise.outcome import forecast_lines, outcome_of_forecasts
+
+    def forecast(loss, low, high):
+        return {"forecast_loss": loss, "forecast_low": low, "forecast_high": high, "probe_steps": 100, "support": "x"}
+
+    advice = {
+        "recommended_size": "small",
+        "clear": False,
+        "overlapping": ["large"],
+        "probe_s": 60.0,
+        "time_budget_s": 600.0,
+        "forecasts": {"small": forecast(6.0, 5.8, 6.6), "large": forecast(6.3, 6.1, 6.7)},
+        "crossovers": [],
+    }
+    rows = outcome_of_forecasts(advice, {"small": 5.6, "large": 6.2})
+    assert [(row["size"], round(row["error"], 3), row["covered"]) for row in rows] == [
+        ("small", -0.4, False),
+        ("large", -0.1, True),
+    ]
+    lines = forecast_lines(advice, {"small": 5.6, "large": None}, "small")
+    assert "recommended **small**: right (its interval overlapped large's)." in lines[0]
+    assert "| small | 100 | 6.000 [5.800, 6.600] | x | 5.600 | -0.400 | **no** |" in lines
+    assert "| large | 100 | 6.300 [6.100, 6.700] | x | not run |  |  |" in lines
+    assert lines[-1] == "Median |measured − forecast| 0.400 nat; the interval held the measured loss for 0 of 1 sizes."

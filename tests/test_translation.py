@@ -19,6 +19,7 @@ from transformers import (
     MBartForConditionalGeneration,
 )
 
+from hf_tbc.advise.outcome import final_eval_loss
 from hf_tbc.curves import read_curve
 from hf_tbc.errors import UsageError
 from hf_tbc.tasks.translation.bleu import TranslationMetrics, copy_source_scores, corpus_scores
@@ -385,7 +386,7 @@ def _fake_run(folder: Path, hypotheses: list[str], references: list[str], steps:
 
 def test_width_versus_depth_is_answered_from_the_records_with_a_bootstrap_interval(tmp_path):
     from hf_tbc.study import StudyConfig
-    from hf_tbc.tasks.translation.report import width_versus_depth
+    from hf_tbc.tasks.translation.questions import width_versus_depth
 
     config_file = tmp_path / "study.yaml"
     config_file.write_text(
@@ -433,6 +434,8 @@ translation:
   max_target_length: 24
   per_device_train_batch_size: 32
   disable_tqdm: true
+advisor:
+  probe_budget: 3s
 release:
   hub_organization: study-test
   card_dataset: word-pairs
@@ -451,7 +454,15 @@ release:
         results = json.loads((root / "translate" / size / "eval_results.json").read_text())
         assert f"| {size} | " in report and f"| {results['splits']['validation']['bleu']:.1f} |" in report
     assert "Wide-and-shallow **E1-D1-H128**" in report and "bootstrap interval" in report
-    for figure in ("bleu_vs_time.png", "bleu_vs_steps.png", "loss_vs_time.png"):
+    advice = json.loads((root / "advice" / "advice.json").read_text())  # the advisor ran first, on these sizes
+    assert advice["task"] == "translation" and set(advice["forecasts"]) == {"E1-D1-H64", "E1-D1-H128", "E2-D2-H64"}
+    assert "## (a) Which size wins on wall-clock: the advisor's forecast against the outcome" in report
+    for size, forecast in advice["forecasts"].items():
+        summary = json.loads((root / "translate" / size / "run_summary.json").read_text())
+        assert summary["resumed_from"] == forecast["checkpoint"]  # each run is its probe continued
+        measured = final_eval_loss(root / "translate" / size)
+        assert f"| {forecast['support']} | {measured:.3f} | {measured - forecast['forecast_loss']:+.3f} |" in report
+    for figure in ("bleu_vs_time.png", "bleu_vs_steps.png", "loss_vs_time.png", "forecast_vs_outcome.png"):
         assert (root / figure).stat().st_size > 10_000
     release = json.loads((root / "release" / "release.json").read_text())
     assert [entry["repo_id"] for entry in release] == [

@@ -1,4 +1,5 @@
-"""The advisor's own flags; the rest are ``run_mlm.py``'s, passed to every probe unchanged."""
+"""The advisor's own flags; the rest are the task's recipe's (``run_mlm.py``'s, or ``run_translation.py``'s with
+``--task translation``), passed to every probe unchanged."""
 
 from __future__ import annotations
 
@@ -15,9 +16,16 @@ PROBE_SHARE = 0.1  # a probe's default share of the target budget
 class AdviceArguments:
     """Which sizes to compare, and how long each probe runs."""
 
+    task: str = field(
+        default="mlm",
+        metadata={
+            "help": "What the sizes are trained for: mlm (pretraining, run_mlm.py's flags) or translation "
+            "(run_translation.py's flags and sizes, e.g. E2-D2-H384)."
+        },
+    )
     model_sizes: str = field(
         default="L2-H128,L4-H256,L6-H384",
-        metadata={"help": "Candidate sizes, comma separated (run_mlm.py's --model_size presets)."},
+        metadata={"help": "Candidate sizes, comma separated (the recipe's --model_size presets)."},
     )
     probe_budget: Optional[str] = field(
         default=None,
@@ -38,7 +46,7 @@ class AdviceArguments:
         default=False,
         metadata={
             "help": "Continue the recommended size's probe to the deadline after advising (the same as running "
-            "run_mlm.py with --resume_from_checkpoint true in its probe folder)."
+            "the recipe with --resume_from_checkpoint true in its probe folder)."
         },
     )
 

@@ -1,4 +1,4 @@
-"""Running the probes and reading them back: each candidate size is pretrained for ``probe_s`` of the target
+"""Running the probes and reading them back: each candidate size is trained for ``probe_s`` of the target
 budget's schedule (``--stop_after``) in ``output_dir/probes/<size>`` (or ``--probes_dir/<size>``), the folder its
 real run continues in."""
 
@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -15,13 +14,14 @@ from transformers.utils import logging
 from ..budget import format_duration
 from ..curves import read_curve
 from ..errors import UsageError
-from ..runs import last_complete_checkpoint, preempted_record
+from ..runs import last_complete_checkpoint, preempted_record, write_json
 from .forecast import Probe
 
 logger = logging.get_logger(__name__)
 
 PROBES_DIR = "probes"
-PROBE_RECORD = "probe_summary.json"  # the probe's record, kept when its continuation replaces run_summary.json
+PROBE_RECORD = "probe_summary.json"  # the probe's record, kept when its continuation replaces the run's records
+STOP_RECORDS = ("run_summary.json", "eval_results.json")  # where a task's probe writes its stop record
 
 
 def probe_dir(output_dir: str, size: str, probes_dir: Optional[str] = None) -> Path:
@@ -32,15 +32,16 @@ def probe_dir(output_dir: str, size: str, probes_dir: Optional[str] = None) -> P
 def read_probe(folder: Path, size: str) -> Optional[Probe]:
     """The probe in ``folder`` (its kept record, or the run's own while it is still a probe), or None."""
     record = None
-    for name in (PROBE_RECORD, "run_summary.json"):
+    for name in (PROBE_RECORD, *STOP_RECORDS):
         try:
             record = json.loads((folder / name).read_text())
-            break
         except (OSError, ValueError):
             continue
-    if not isinstance(record, dict):
+        if isinstance(record, dict) and record.get("stop_reason") == "stop_after":
+            break
+    else:
         return None
-    if record.get("stop_reason") != "stop_after" or not (folder / "curve.jsonl").is_file():
+    if not (folder / "curve.jsonl").is_file():
         return None
     rows = [row for row in read_curve(folder) if row["step"] <= record["steps"]]
     return Probe(
@@ -66,7 +67,7 @@ def run_probes(
     model_args,
     data_args,
     training_args,
-    pretrain: Callable,
+    train: Callable,
     probes_dir: Optional[str] = None,
 ) -> list[Probe] | dict:
     """Probes each size in turn (one at a time: probes side by side would share the cores and time each other's
@@ -97,7 +98,7 @@ def run_probes(
         probe_args = dataclasses.replace(
             training_args, output_dir=str(folder), stop_after=f"{probe_s}", resume_from_checkpoint=resume
         )
-        record = pretrain(size_args, data_args, probe_args)
+        record = train(size_args, data_args, probe_args)
         if record.get("stop_reason") == "preempted":
             return record  # the recipe exits with the preemption code; rerunning the advisor resumes the probe
         if record.get("stop_reason") != "stop_after":
@@ -106,6 +107,6 @@ def run_probes(
                 "rerun the advisor to probe it again"
             )
         if training_args.process_index == 0:
-            shutil.copyfile(folder / "run_summary.json", folder / PROBE_RECORD)
+            write_json(folder / PROBE_RECORD, record)
             probes.append(read_probe(folder, size))
     return probes

@@ -59,10 +59,12 @@ def _when(budget: Optional[float], row: dict) -> str:
 
 
 def describe_crossover(row: dict) -> str:
+    central, lead, speedup = (_when(row[key], row) for key in ("budget_s", "if_lead_stays_s", "if_speedup_s"))
+    if central == lead == speedup:
+        return f"{row['larger']} overtakes {row['smaller']} {central}, under either form"
     return (
-        f"{row['larger']} overtakes {row['smaller']} {_when(row['budget_s'], row)} (central forecast; "
-        f"{_when(row['if_lead_stays_s'], row)} if its per-step lead stays, {_when(row['if_speedup_s'], row)} if it "
-        "is a per-step speed-up)"
+        f"{row['larger']} overtakes {row['smaller']} {central} (central forecast; {lead} if its per-step lead "
+        f"stays, {speedup} if it is a per-step speed-up)"
     )
 
 
@@ -206,7 +208,7 @@ def plot_advice(
     axes.set_ylim(max(lowest - 0.2, 0.0), unigram_or_top + 1.0)  # the first steps' losses (ln vocab) run off the top
     axes.set_xscale("log")
     axes.set_xlabel("wall-clock minutes (probes) / training budget in minutes (forecasts)")
-    axes.set_ylabel("MLM loss")
+    axes.set_ylabel(record.get("loss", "MLM loss"))
     axes.set_title(
         f"Forecast loss at the deadline, from {format_duration(record['probe_s'])} probes"
         + (" (stars: measured at the deadline)" if outcomes else "")

@@ -10,16 +10,17 @@ from transformers.utils import logging
 
 from ..budget import format_duration
 from ..hardware import describe_hardware, hardware_summary
-from ..tasks.mlm.train import pretrain
 from .arguments import AdviceArguments
 from .forecast import Forecaster
 from .probes import probe_dir, run_probes
 from .report import advice_record, write_advice
+from .tasks import ADVISED_TASKS
 
 logger = logging.get_logger(__name__)
 
 # the advisor's own flags, and those the continuation sets itself (a kept --overwrite_output_dir would erase the probe)
 _DROPPED_FLAGS = {
+    "--task",
     "--model_sizes",
     "--probe_budget",
     "--continue_winner",
@@ -33,9 +34,13 @@ _DROPPED_FLAGS = {
 
 
 def continue_command(
-    argv: Optional[Sequence[str]], output_dir: str, size: str, probes_dir: Optional[str] = None
+    argv: Optional[Sequence[str]],
+    output_dir: str,
+    size: str,
+    probes_dir: Optional[str] = None,
+    recipe: str = "run_mlm.py",
 ) -> Optional[str]:
-    """The ``run_mlm.py`` command that continues ``size``'s probe to the deadline: the advisor's own flags without
+    """The ``recipe`` command that continues ``size``'s probe to the deadline: the advisor's own flags without
     the advisor's, in the probe's folder, resuming its checkpoint. None when the flags came from a file."""
     if argv is None or (len(argv) == 1 and argv[0].endswith((".yaml", ".yml", ".json"))):
         return None
@@ -51,7 +56,7 @@ def continue_command(
             continue
         kept.append(item)
     flags = [*kept, "--model_size", size, "--output_dir", str(probe_dir(output_dir, size, probes_dir))]
-    return shlex.join(["accelerate", "launch", "recipes/run_mlm.py", *flags, "--resume_from_checkpoint", "true"])
+    return shlex.join(["accelerate", "launch", f"recipes/{recipe}", *flags, "--resume_from_checkpoint", "true"])
 
 
 def advise(
@@ -60,10 +65,11 @@ def advise(
     """Probes ``advice_args.sizes()`` for ``--probe_budget`` each on the ``--time_budget`` schedule, forecasts each
     one's loss at the budget, and writes ``advice.json``, ``advice.md`` and ``advice.png`` in ``--output_dir``.
     Returns the advice record (or, if a probe was preempted, that probe's record)."""
+    task = ADVISED_TASKS[advice_args.task]
     sizes = advice_args.sizes()
     budget_s = training_args.time_budget_seconds
     probe_s = advice_args.probe_seconds(budget_s)
-    probes = run_probes(sizes, probe_s, model_args, data_args, training_args, pretrain, advice_args.probes_dir)
+    probes = run_probes(sizes, probe_s, model_args, data_args, training_args, task.train, advice_args.probes_dir)
     if isinstance(probes, dict):
         return probes
     if training_args.process_index != 0:
@@ -71,8 +77,9 @@ def advise(
     else:
         forecaster = Forecaster(probes)
         record = advice_record(forecaster, budget_s, probe_s, describe_hardware(hardware_summary()), None)
+        record.update(task=task.name, loss=task.loss)
         record["continue"] = continue_command(
-            argv, training_args.output_dir, record["recommended_size"], advice_args.probes_dir
+            argv, training_args.output_dir, record["recommended_size"], advice_args.probes_dir, task.recipe
         )
         write_advice(forecaster, record, training_args.output_dir)
         forecasts = record["forecasts"]
@@ -94,7 +101,7 @@ def advise(
             stop_after=None,
             resume_from_checkpoint="true",
         )
-        record["continued"] = pretrain(size_args, data_args, full_args)
+        record["continued"] = task.train(size_args, data_args, full_args)
     return record
 
 

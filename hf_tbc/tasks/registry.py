@@ -139,22 +139,29 @@ def _mlm_stages(config, size: str, launcher: list[str], python: list[str]) -> li
     ]
 
 
-def _mlm_advice(config, launcher: list[str]) -> Stage:
-    """The advisor over every size, with the pretraining section's flags, its probes in the pretraining folders."""
-    return (
-        "advise",
-        config.root / "advice",
-        launcher
-        + [
-            str(RECIPES / "advise.py"),
-            "--model_sizes",
-            ",".join(config.sizes),
-            "--probes_dir",
-            str(config.root / "pretrain"),
-            *as_flags(config.pretraining),
-            *as_flags(config.advisor or {}),
-        ],
-    )
+def _advice_stage(task: str, stage: str, section: str) -> Callable[[Any, list[str]], Stage]:
+    """The advisor over every size of a ``task`` study, with the flags of its ``section``, its probes in the folders
+    of ``stage`` (so that each probe is the start of that size's run)."""
+
+    def advice(config, launcher: list[str]) -> Stage:
+        return (
+            "advise",
+            config.root / "advice",
+            launcher
+            + [
+                str(RECIPES / "advise.py"),
+                "--task",
+                task,
+                "--model_sizes",
+                ",".join(config.sizes),
+                "--probes_dir",
+                str(config.root / stage),
+                *as_flags(getattr(config, section)),
+                *as_flags(config.advisor or {}),
+            ],
+        )
+
+    return advice
 
 
 def _mlm_release(config) -> dict:
@@ -208,7 +215,7 @@ TASKS: dict[str, StudyTask] = {
         _mlm_stages,
         _mlm_release,
         write_report,
-        advice=_mlm_advice,
+        advice=_advice_stage("mlm", "pretrain", "pretraining"),
         advised_stage="pretrain",
     ),
     "translation": StudyTask(
@@ -220,5 +227,7 @@ TASKS: dict[str, StudyTask] = {
         _translation_stages,
         _translation_release,
         write_translation_report,
+        advice=_advice_stage("translation", "translate", "translation"),
+        advised_stage="translate",
     ),
 }

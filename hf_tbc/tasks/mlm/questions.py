@@ -7,21 +7,14 @@
 
 from __future__ import annotations
 
-import json
-import statistics
 from typing import Optional
 
-from ...advise.forecast import Forecaster
-from ...advise.probes import read_probe
-from ...advise.report import describe_crossover, plot_advice
+from ...advise.outcome import FORECAST_FIGURE, forecast_lines, plot_outcome, read_advice
 from ...budget import format_duration
-from ...curves import read_curve
-from ...errors import UsageError
 from ...records import own_dense
 from ...selection import best_under, cost, format_cost, resolve_selection
 
 ROBUSTNESS_FIGURE = "accuracy_drop_vs_sparsity.png"
-FORECAST_FIGURE = "forecast_vs_outcome.png"
 
 
 def robustness(compression: dict) -> dict[str, dict[str, float]]:
@@ -34,32 +27,9 @@ def robustness(compression: dict) -> dict[str, dict[str, float]]:
     return drops
 
 
-def read_advice(config) -> Optional[dict]:
+def read_study_advice(config) -> Optional[dict]:
     """The advisor's record of the study (``advice/advice.json``), or None when the study ran without it."""
-    path = config.root / "advice" / "advice.json"
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def outcome_of_forecasts(advice: Optional[dict], pretraining: dict) -> list[dict]:
-    """Per size, the advisor's forecast at the budget next to the loss its run reached there."""
-    rows = []
-    for size, forecast in ((advice or {}).get("forecasts") or {}).items():
-        run = pretraining.get(size)
-        actual = run["final_eval_loss"] if run else None
-        rows.append(
-            {
-                "size": size,
-                "probe_steps": forecast["probe_steps"],
-                "forecast_loss": forecast["forecast_loss"],
-                "forecast_low": forecast["forecast_low"],
-                "forecast_high": forecast["forecast_high"],
-                "support": forecast["support"],
-                "actual_loss": actual,
-                "error": None if actual is None else actual - forecast["forecast_loss"],
-                "covered": None if actual is None else forecast["forecast_low"] <= actual <= forecast["forecast_high"],
-            }
-        )
-    return rows
+    return read_advice(config.root / "advice")
 
 
 def draw_forecast(config, advice: Optional[dict], pretraining: dict) -> Optional[str]:
@@ -67,16 +37,7 @@ def draw_forecast(config, advice: Optional[dict], pretraining: dict) -> Optional
     if not advice or not all(pretraining.get(size) for size in advice["forecasts"]):
         return None
     folders = {size: config.stage_dir("pretrain", size) for size in advice["forecasts"]}
-    try:
-        forecaster = Forecaster([read_probe(folder, size) for size, folder in folders.items()])
-    except (TypeError, AttributeError, UsageError):  # a probe record is missing: the table still reports
-        return None
-    outcomes = {
-        size: [(row["train_s"], row["eval_loss"]) for row in read_curve(folder) if row.get("eval_loss") is not None]
-        for size, folder in folders.items()
-    }
-    plot_advice(forecaster, advice, config.root / FORECAST_FIGURE, outcomes)
-    return FORECAST_FIGURE
+    return FORECAST_FIGURE if plot_outcome(advice, folders, config.root / FORECAST_FIGURE) else None
 
 
 def wall_clock_section(config, pretraining: dict, advice: Optional[dict]) -> list[str]:
@@ -92,40 +53,8 @@ def wall_clock_section(config, pretraining: dict, advice: Optional[dict]) -> lis
     if not advice:
         lines += ["", "The study ran without the advisor (`advisor: false`), so there is no forecast to compare.", ""]
         return lines
-    recommended = advice["recommended_size"]
-    rows = outcome_of_forecasts(advice, pretraining)
-    scored = [row for row in rows if row["actual_loss"] is not None]
-    lines += [
-        "",
-        f"Forecast: the advisor, from probes of {format_duration(advice['probe_s'])} per size (the first "
-        f"{advice['probe_s'] / advice['time_budget_s']:.0%} of each run, on its schedule), recommended "
-        f"**{recommended}**: {'right' if recommended == measured else 'wrong'}"
-        + ("" if advice["clear"] else " (its interval overlapped " + ", ".join(advice["overlapping"]) + "'s)")
-        + ".",
-        "",
-        "| size | probe steps | forecast loss [interval] | basis | measured loss | measured − forecast | inside |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for row in rows:
-        actual = "not run" if row["actual_loss"] is None else f"{row['actual_loss']:.3f}"
-        error = "" if row["error"] is None else f"{row['error']:+.3f}"
-        inside = "" if row["covered"] is None else ("yes" if row["covered"] else "**no**")
-        lines.append(
-            f"| {row['size']} | {row['probe_steps']:,} | {row['forecast_loss']:.3f} "
-            f"[{row['forecast_low']:.3f}, {row['forecast_high']:.3f}] | {row['support']} | {actual} | {error} | "
-            f"{inside} |"
-        )
-    if scored:
-        median = statistics.median(abs(row["error"]) for row in scored)
-        lines += [
-            "",
-            f"Median |measured − forecast| {median:.3f} nat; "
-            f"the interval held the measured loss for {sum(row['covered'] for row in scored)} of {len(scored)} sizes.",
-        ]
-    crossings = [describe_crossover(row) for row in advice.get("crossovers", [])]
-    if crossings:
-        lines += ["", "Where the ranking turns, as forecast from the probes:", ""]
-        lines += [f"- {line}." for line in crossings]
+    actual = {size: run["final_eval_loss"] for size, run in runs.items()}
+    lines += ["", *forecast_lines(advice, actual, measured)]
     lines += ["", "The advisor's own record: [advice/advice.md](advice/advice.md).", ""]
     return lines
 

@@ -20,7 +20,7 @@ from .questions import (
     answer,
     draw_forecast,
     latency_section,
-    read_advice,
+    read_study_advice,
     robustness_section,
     wall_clock_section,
 )
@@ -133,7 +133,7 @@ def write_report(config, plan_rows: Optional[list[dict]] = None) -> Path:
         if (config.stage_dir("compress", size) / "compression.jsonl").is_file()
     }
     release = _load(root / "release" / "release.json") or []
-    advice = read_advice(config)
+    advice = read_study_advice(config)
     _draw_figures(config, pretraining, finetuning, compression)
     forecast_figure = draw_forecast(config, advice, pretraining)
     hardware = next((record["hardware"] for record in pretraining.values() if record), {})

@@ -228,7 +228,13 @@ def train_translation(
     )
     # a preempted run writes eval_results.json: the record a study checks
     outcome = train_under_budget(
-        trainer, resume_from, "eval_results.json", final_metric="eval_bleu", model_size=size_name
+        trainer,
+        resume_from,
+        "eval_results.json",
+        final_metric="eval_bleu",
+        model_size=size_name,
+        parameters=model.num_parameters(),
+        resumed_from=resume_from,
     )
     if outcome.unfinished is not None:
         return outcome.unfinished

@@ -1,0 +1,107 @@
+"""The forecast against the outcome: once every size has run to the deadline, each one's forecast is set next to
+the validation loss it reached, in a report table and in the advisor's figure with the runs drawn over it. A study
+reads this for its answer to "which size wins on wall-clock"."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import Mapping, Optional
+
+from ..budget import format_duration
+from ..curves import read_curve
+from ..errors import UsageError
+from .forecast import Forecaster
+from .probes import read_probe
+from .report import describe_crossover, plot_advice
+
+ADVICE_RECORD = "advice.json"
+FORECAST_FIGURE = "forecast_vs_outcome.png"
+
+
+def read_advice(folder: Path) -> Optional[dict]:
+    """The advisor's record in ``folder``, or None when there is none."""
+    path = Path(folder) / ADVICE_RECORD
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def final_eval_loss(run_dir: Path) -> Optional[float]:
+    """The last validation loss of a finished run, from its curve (the points the probe's forecast was fitted to)."""
+    losses = [row["eval_loss"] for row in read_curve(run_dir) if row.get("eval_loss") is not None]
+    return losses[-1] if losses else None
+
+
+def outcome_of_forecasts(advice: Optional[dict], actual: Mapping[str, Optional[float]]) -> list[dict]:
+    """Per size, the advisor's forecast at the budget next to ``actual[size]``, the loss its run reached there."""
+    rows = []
+    for size, forecast in ((advice or {}).get("forecasts") or {}).items():
+        loss = actual.get(size)
+        rows.append(
+            {
+                "size": size,
+                "probe_steps": forecast["probe_steps"],
+                "forecast_loss": forecast["forecast_loss"],
+                "forecast_low": forecast["forecast_low"],
+                "forecast_high": forecast["forecast_high"],
+                "support": forecast["support"],
+                "actual_loss": loss,
+                "error": None if loss is None else loss - forecast["forecast_loss"],
+                "covered": None if loss is None else forecast["forecast_low"] <= loss <= forecast["forecast_high"],
+            }
+        )
+    return rows
+
+
+def forecast_lines(advice: dict, actual: Mapping[str, Optional[float]], measured_winner: Optional[str]) -> list[str]:
+    """The report's forecast paragraph, table, scores and crossovers, with ``actual`` the measured losses."""
+    recommended = advice["recommended_size"]
+    verdict = "" if measured_winner is None else f": {'right' if recommended == measured_winner else 'wrong'}"
+    rows = outcome_of_forecasts(advice, actual)
+    lines = [
+        f"Forecast: the advisor, from probes of {format_duration(advice['probe_s'])} per size (the first "
+        f"{advice['probe_s'] / advice['time_budget_s']:.0%} of each run, on its schedule), recommended "
+        f"**{recommended}**{verdict}"
+        + ("" if advice["clear"] else " (its interval overlapped " + ", ".join(advice["overlapping"]) + "'s)")
+        + ".",
+        "",
+        "| size | probe steps | forecast loss [interval] | basis | measured loss | measured − forecast | inside |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        loss = "not run" if row["actual_loss"] is None else f"{row['actual_loss']:.3f}"
+        error = "" if row["error"] is None else f"{row['error']:+.3f}"
+        inside = "" if row["covered"] is None else ("yes" if row["covered"] else "**no**")
+        lines.append(
+            f"| {row['size']} | {row['probe_steps']:,} | {row['forecast_loss']:.3f} "
+            f"[{row['forecast_low']:.3f}, {row['forecast_high']:.3f}] | {row['support']} | {loss} | {error} | "
+            f"{inside} |"
+        )
+    scored = [row for row in rows if row["actual_loss"] is not None]
+    if scored:
+        median = statistics.median(abs(row["error"]) for row in scored)
+        covered = sum(row["covered"] for row in scored)
+        lines += [
+            "",
+            f"Median |measured − forecast| {median:.3f} nat; the interval held the measured loss for {covered} of "
+            f"{len(scored)} sizes.",
+        ]
+    crossings = [describe_crossover(row) for row in advice.get("crossovers", [])]
+    if crossings:
+        lines += ["", "Where the ranking turns, as forecast from the probes:", ""]
+        lines += [f"- {line}." for line in crossings]
+    return lines
+
+
+def plot_outcome(advice: dict, run_dirs: Mapping[str, Path], path: Path) -> Optional[Path]:
+    """The advisor's figure redrawn with each size's run to the deadline over its forecast; None when a size's
+    probe record is gone (the table still reports)."""
+    try:
+        forecaster = Forecaster([read_probe(Path(folder), size) for size, folder in run_dirs.items()])
+    except (TypeError, AttributeError, UsageError):
+        return None
+    outcomes = {
+        size: [(row["train_s"], row["eval_loss"]) for row in read_curve(folder) if row.get("eval_loss") is not None]
+        for size, folder in run_dirs.items()
+    }
+    return plot_advice(forecaster, advice, Path(path), outcomes)
