@@ -27,6 +27,15 @@ def robustness(compression: dict) -> dict[str, dict[str, float]]:
     return drops
 
 
+def mean_changes(drops: dict[str, dict[str, float]]) -> tuple[list[str], dict[str, float]]:
+    """The variants every size has, and each size's mean accuracy change over them."""
+    sizes = list(drops)
+    first = drops[sizes[0]] if sizes else {}
+    variants = [variant for variant in first if all(variant in drops[size] for size in sizes)]
+    mean = {size: sum(drops[size][v] for v in variants) / len(variants) for size in sizes} if variants else {}
+    return variants, mean
+
+
 def read_study_advice(config) -> Optional[dict]:
     """The advisor's record of the study (``advice/advice.json``), or None when the study ran without it."""
     return read_advice(config.root / "advice")
@@ -66,7 +75,7 @@ def robustness_section(compression: dict) -> list[str]:
         return lines + ["No compression grid has finished yet.", ""]
     sizes = list(drops)
     dense = {size: own_dense(compression[size])["accuracy"] for size in sizes}
-    variants = [variant for variant in drops[sizes[0]] if all(variant in drops[size] for size in sizes)]
+    variants, mean = mean_changes(drops)
     lines += [
         "Each variant's accuracy minus its own size's dense fp32 accuracy (same recovery finetuning for every "
         "variant, the dense one too): a smaller drop is a more robust size. A size that learned little has little "
@@ -92,7 +101,6 @@ def robustness_section(compression: dict) -> list[str]:
                 ties += 1
             else:
                 least[best[0]] += 1
-        mean = {size: sum(drops[size][variant] for variant in variants) / len(variants) for size in sizes}
         lines += [
             "",
             f"Smallest drop, of {len(variants)} variants: "
@@ -178,9 +186,8 @@ def answer(config, pretraining: dict, compression: dict, advice: Optional[dict])
     drops = robustness(compression)
     if len(drops) > 1:
         sizes = sorted(drops, key=lambda size: runs[size]["parameters"] if size in runs else 0)
-        variants = [variant for variant in drops[sizes[0]] if all(variant in drops[size] for size in sizes)]
+        variants, mean = mean_changes(drops)
         if variants:
-            mean = {size: sum(drops[size][variant] for variant in variants) / len(variants) for size in sizes}
             kept = max(sizes, key=lambda size: mean[size])
             text += (
                 f"\n\n**(b)** Against its own dense model, the mean change in accuracy over {len(variants)} "
