@@ -169,7 +169,7 @@ def step_times(folder: Path) -> list[float]:
 
 def build_fixtures(work: Path) -> dict:
     """Text, a tiny pretrained and finetuned model and a compression output, made by the recipes themselves."""
-    from hf_tbc.tasks.mlm.data import default_corpus
+    from hf_tbc.tasks.mlm.corpus import default_corpus
 
     lines = default_corpus().read_text().splitlines()
     data = work / DATA_FOLDER  # a folder of its own, whose name a release must not publish
@@ -814,7 +814,8 @@ def one_process_eval_loss(out: Path, text: Path) -> float:
     import torch
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-    from hf_tbc.tasks.mlm.data import load_text_datasets, mask_once, pack_texts
+    from hf_tbc.tasks.mlm.data import load_text_datasets, pack_texts
+    from hf_tbc.tasks.mlm.masking import mask_once
 
     record = summary(out)
     tokenizer = AutoTokenizer.from_pretrained(out)

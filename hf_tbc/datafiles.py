@@ -58,9 +58,16 @@ def check_utf8(path: str, flag: str) -> None:
         raise UsageError(f"{flag} {path} ends inside a UTF-8 character: the file is cut off or not UTF-8") from None
 
 
-def load_data_file(path: str, split: str, cache: Optional[str] = None) -> Dataset:
-    """One local text, CSV, TSV or JSON(L) file as the dataset split ``split``; a one-line error for a missing, empty,
-    non-UTF-8 or unknown file, naming the ``--{split}_file`` flag."""
+def data_file_builder(path: str, split: str) -> tuple[str, tuple]:
+    """The ``datasets`` builder that reads ``path`` and its keyword arguments, after the checks of
+    :func:`load_data_file` (the UTF-8 check reads the file once, in chunks)."""
+    check_data_file(path, split)
+    extension = Path(path).suffix.lower()
+    return _BUILDERS[extension], (("delimiter", "\t"),) if extension == ".tsv" else ()
+
+
+def check_data_file(path: str, split: str) -> None:
+    """A one-line error for a missing, empty, non-UTF-8 or unknown file, naming the ``--{split}_file`` flag."""
     if not Path(path).is_file():
         raise UsageError(f"--{split}_file {path} does not exist: give the path of a text, CSV, TSV or JSON file")
     if Path(path).stat().st_size == 0:
@@ -69,5 +76,10 @@ def load_data_file(path: str, split: str, cache: Optional[str] = None) -> Datase
     if extension not in _BUILDERS:
         raise UsageError(f"--{split}_file {path}: use a file ending in {', '.join(_BUILDERS)}")
     check_utf8(path, f"--{split}_file")
-    kwargs = {"delimiter": "\t"} if extension == ".tsv" else {}
-    return load_dataset(_BUILDERS[extension], data_files={split: path}, cache_dir=cache, split=split, **kwargs)
+
+
+def load_data_file(path: str, split: str, cache: Optional[str] = None) -> Dataset:
+    """One local text, CSV, TSV or JSON(L) file as the dataset split ``split``; a one-line error for a missing, empty,
+    non-UTF-8 or unknown file, naming the ``--{split}_file`` flag."""
+    builder, kwargs = data_file_builder(path, split)
+    return load_dataset(builder, data_files={split: path}, cache_dir=cache, split=split, **dict(kwargs))

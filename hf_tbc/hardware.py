@@ -128,17 +128,70 @@ def describe_hardware(hardware: dict, versions: bool = True) -> str:
     )
 
 
-def median_step_seconds(model: torch.nn.Module, inputs: dict, bf16: bool = False, steps: int = 3) -> float:
-    """Median seconds of an AdamW training step of ``model`` on ``inputs`` (with ``labels``) on this machine's CPU,
-    under bf16 autocast if asked; one extra first step warms allocators up and is not counted."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+# Dense bf16 tensor-core peaks (FLOP/s, no sparsity) from the vendors' datasheets, by a name torch reports.
+GPU_BF16_PEAKS = {
+    "H200": 989.4e12,
+    "H100 SXM": 989.4e12,
+    "H100 PCIe": 756.5e12,
+    "H100 NVL": 835.5e12,
+    "H100": 989.4e12,
+    "A100": 312e12,
+    "L40S": 362.05e12,
+    "L4": 121e12,
+    "A10G": 70e12,
+    "A10": 125e12,
+}
+
+
+def gpu_bf16_peak(name: Optional[str] = None) -> Optional[float]:
+    """The datasheet's dense bf16 peak of the GPU called ``name`` (default: this rank's GPU), or ``None`` when it is
+    not in :data:`GPU_BF16_PEAKS` or there is no GPU. MFU is achieved FLOP/s over this."""
+    if name is None:
+        if not torch.cuda.is_available():
+            return None
+        name = torch.cuda.get_device_name()
+    for key, peak in GPU_BF16_PEAKS.items():  # the more specific names first
+        if key in name:
+            return peak
+    return None
+
+
+def training_device() -> torch.device:
+    """The device a recipe launched here trains on: the first GPU (or other accelerator torch sees), else the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    for backend in ("xpu", "mps"):
+        module = getattr(torch, backend, None)
+        if module is not None and getattr(module, "is_available", lambda: False)():
+            return torch.device(backend)
+    return torch.device("cpu")
+
+
+def _synchronize(device: torch.device) -> None:
+    module = getattr(torch, device.type, None)
+    if device.type != "cpu" and module is not None and hasattr(module, "synchronize"):
+        module.synchronize()
+
+
+def median_step_seconds(
+    model: torch.nn.Module, inputs: dict, bf16: bool = False, steps: int = 3, device: Optional[torch.device] = None
+) -> float:
+    """Median seconds of an AdamW training step of ``model`` on ``inputs`` (with ``labels``) on ``device`` (default:
+    :func:`training_device`, where a recipe launched here would train), under bf16 autocast if asked; one extra first
+    step warms allocators up and is not counted. The model and inputs are moved there."""
+    device = device or training_device()
+    model = model.to(device)
+    inputs = {key: value.to(device) for key, value in inputs.items()}
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type in ("cpu", "cuda"))
     timings = []
     for _ in range(steps + 1):
+        _synchronize(device)
         start = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             loss = model(**inputs).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
+        _synchronize(device)
         timings.append(time.perf_counter() - start)
     return sorted(timings[1:])[len(timings[1:]) // 2]

@@ -57,12 +57,21 @@ class BudgetProgressCallback(ProgressCallback):
 class BudgetMixin:
     """What a budget adds to a ``Trainer`` class: the :class:`WallClockBudgetCallback`, ``curve.jsonl`` logging
     (``curve_metrics`` names extra evaluation metrics to record, e.g. ``("eval_bleu",)``), the budget progress
-    bar and the time-based LR schedule. Mixed into the stock ``Trainer`` (:class:`BudgetTrainer`) and
-    ``Seq2SeqTrainer`` (:class:`BudgetSeq2SeqTrainer`); everything else is theirs."""
+    bar and the time-based LR schedule. ``count_tokens_by_shape`` counts the input tokens of each micro-batch from its
+    shape times the number of processes, for batches without padding (packed blocks): the Trainer's own
+    ``include_num_input_tokens_seen`` gathers every micro-batch's count across ranks and reads it back to the host,
+    a collective and a sync per micro-step, for a number the shape already says.
+    Mixed into the stock ``Trainer`` (:class:`BudgetTrainer`) and ``Seq2SeqTrainer`` (:class:`BudgetSeq2SeqTrainer`);
+    everything else is theirs."""
 
-    def __init__(self, *trainer_args, curve_metrics: tuple[str, ...] = (), **trainer_kwargs):
+    def __init__(
+        self, *trainer_args, curve_metrics: tuple[str, ...] = (), count_tokens_by_shape: bool = False, **trainer_kwargs
+    ):
         super().__init__(*trainer_args, **trainer_kwargs)
         args: BudgetTrainingArguments = self.args
+        self.count_tokens_by_shape = count_tokens_by_shape
+        if count_tokens_by_shape:
+            args.include_num_input_tokens_seen = "no"
         self.budget: Optional[WallClockBudgetCallback] = None
         if args.time_budget_seconds is not None:
             self.budget = WallClockBudgetCallback(
@@ -94,6 +103,12 @@ class BudgetMixin:
         finally:  # on_train_end does not run when training raises: the SIGTERM handler must not outlive it
             if self.budget is not None:
                 self.budget.restore_signal_handler()
+
+    def training_step(self, model, inputs, *args, **kwargs):
+        if self.count_tokens_by_shape:
+            tokens = inputs[getattr(self.model, "main_input_name", "input_ids")].numel()
+            self.state.num_input_tokens_seen += tokens * self.accelerator.num_processes
+        return super().training_step(model, inputs, *args, **kwargs)
 
     def log(self, logs: dict[str, float], start_time: Optional[float] = None) -> None:
         # The Trainer derives its final throughput from max_steps, which a budget never reaches:

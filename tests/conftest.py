@@ -35,7 +35,7 @@ def isolated_cache(tmp_path_factory):
 @pytest.fixture
 def english_lines():
     """Real English sentences from this Python's own documentation, made on the spot."""
-    from hf_tbc.tasks.mlm.data import default_corpus
+    from hf_tbc.tasks.mlm.corpus import default_corpus
 
     return default_corpus().read_text().splitlines()[:400]
 

@@ -28,7 +28,7 @@ PAIR = ["--text_column", "premise", "--text_pair_column", "hypothesis", "--label
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     """A pair task made from real sentences (does the hypothesis repeat the premise?), as CSV files."""
-    from hf_tbc.tasks.mlm.data import default_corpus
+    from hf_tbc.tasks.mlm.corpus import default_corpus
 
     lines = default_corpus().read_text().splitlines()[:400]
     folder = tmp_path_factory.mktemp("pairs")

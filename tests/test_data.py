@@ -1,9 +1,11 @@
 import json
+from pathlib import Path
 
 import pytest
 from datasets import Dataset
 
-from hf_tbc.tasks.mlm.data import default_corpus, load_text_datasets, pack_texts, train_tokenizer
+from hf_tbc.tasks.mlm.corpus import default_corpus
+from hf_tbc.tasks.mlm.data import load_text_datasets, pack_texts, train_tokenizer
 
 
 def test_default_corpus_is_real_english_built_once_and_cached(isolated_cache):
@@ -120,7 +122,7 @@ def test_unigram_loss_is_the_cross_entropy_of_training_frequencies_on_maskable_v
 def test_validation_blocks_are_masked_once_the_same_way_for_every_evaluation(english_lines):
     import torch
 
-    from hf_tbc.tasks.mlm.data import MaskedLMCollator, mask_once
+    from hf_tbc.tasks.mlm.masking import MaskedLMCollator, mask_once
 
     tokenizer = train_tokenizer(Dataset.from_dict({"text": english_lines}), vocab_size=400)
     blocks = pack_texts(Dataset.from_dict({"text": english_lines}), tokenizer, block_size=32)
@@ -130,7 +132,7 @@ def test_validation_blocks_are_masked_once_the_same_way_for_every_evaluation(eng
     assert first["labels"] != other["labels"]
     labels = torch.tensor(first["labels"])
     masked = labels != -100
-    assert 0.10 < masked.float().mean().item() < 0.20
+    assert masked.sum(dim=1).tolist() == [round(0.15 * 32)] * len(blocks)  # the same count in every block
     original = torch.tensor(blocks["input_ids"])
     assert torch.equal(labels[masked], original[masked])  # labels are the original tokens at the masked positions
     special = torch.tensor(blocks["special_tokens_mask"]).bool()
@@ -147,3 +149,70 @@ def test_validation_blocks_are_masked_once_the_same_way_for_every_evaluation(eng
         ]
     )
     assert fresh["labels"].shape == (4, 32)  # training blocks are masked by the collator
+    assert (fresh["labels"] != -100).sum(dim=1).tolist() == [5] * 4
+    changed = (fresh["input_ids"] != torch.tensor(blocks["input_ids"][:4])) & (fresh["labels"] != -100)
+    assert changed.any() and not (changed & (fresh["labels"] == -100)).any()
+
+
+def test_a_stream_holds_its_first_texts_out_for_validation_and_packs_the_rest_on_the_fly(tmp_path, english_lines):
+    from datasets import IterableDataset
+
+    from hf_tbc.tasks.mlm.data import tokenizer_sample
+    from hf_tbc.tasks.mlm.streaming import stream_text_datasets
+
+    path = tmp_path / "train.txt"
+    path.write_text("\n".join(english_lines) + "\n")
+    train, validation = stream_text_datasets(train_file=str(path), validation_characters=5_000, shuffle_buffer=50)
+    held_out = validation["text"]
+    assert held_out == english_lines[: len(held_out)]  # the stream's first texts, in order
+    assert sum(map(len, held_out[:-1])) < 5_000 <= sum(map(len, held_out))
+    assert isinstance(train, IterableDataset)
+    streamed = [row["text"] for row in train]
+    assert sorted(streamed) == sorted(english_lines[len(held_out) :])  # the rest, each once, shuffled
+    assert streamed != english_lines[len(held_out) :]
+    sample = tokenizer_sample(train, max_texts=40)
+    assert len(sample) == 40 and set(sample["text"]) <= set(streamed)
+    tokenizer = train_tokenizer(sample, vocab_size=400, max_texts=None)
+    blocks = pack_texts(train, tokenizer, block_size=32)
+    first = list(blocks.take(20))
+    assert len(first) == 20 and all(len(row["input_ids"]) == len(row["special_tokens_mask"]) == 32 for row in first)
+    with pytest.raises(ValueError, match="--streaming reads a --dataset_name or a --train_file"):
+        stream_text_datasets()
+
+
+def test_the_tokenizer_trains_on_a_seeded_sample_of_a_large_split(english_lines):
+    from hf_tbc.tasks.mlm.data import tokenizer_sample
+
+    texts = Dataset.from_dict({"text": english_lines})
+    assert tokenizer_sample(texts, max_texts=len(english_lines)) is texts  # small enough: all of it
+    sample, again = tokenizer_sample(texts, 50, seed=1), tokenizer_sample(texts, 50, seed=1)
+    assert len(sample) == 50 and sample["text"] == again["text"] and set(sample["text"]) <= set(english_lines)
+    assert tokenizer_sample(texts, 50, seed=2)["text"] != sample["text"]
+    assert tokenizer_sample(texts, 0) is texts  # 0: every text
+
+
+def test_token_counts_are_counted_once_and_cached_with_the_blocks(tmp_path, english_lines, monkeypatch):
+    import numpy as np
+
+    from hf_tbc.tasks.mlm import data
+
+    path = tmp_path / "train.txt"
+    path.write_text("\n".join(english_lines) + "\n")
+    texts = data.load_text_datasets(train_file=str(path), cache=str(tmp_path / "cache"))["train"]
+    tokenizer = train_tokenizer(texts, vocab_size=400)
+    blocks = pack_texts(texts, tokenizer, block_size=32)
+    counts = data.token_counts(blocks, len(tokenizer))
+    expected = np.bincount(np.asarray(blocks["input_ids"]).ravel(), minlength=len(tokenizer))
+    assert counts.tolist() == expected.tolist()
+    assert list(Path(blocks.cache_files[0]["filename"]).parent.glob("token-counts-*.npy"))
+    monkeypatch.setattr(np, "bincount", lambda *args, **kwargs: pytest.fail("counted again"))
+    assert data.token_counts(blocks, len(tokenizer)).tolist() == expected.tolist()
+
+
+def test_tokenization_uses_every_core_on_a_large_corpus_only(monkeypatch):
+    import os
+
+    from hf_tbc.tasks.mlm.data import default_workers
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    assert default_workers(1_000) == 1 and default_workers(50_000) == 2 and default_workers(10**7) == 4

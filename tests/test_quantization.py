@@ -24,7 +24,7 @@ from hf_tbc.variants import (
 @pytest.fixture(scope="module")
 def classifier_dir(tmp_path_factory):
     """A tiny RoBERTa classifier (2 layers, hidden 64) with a real tokenizer, saved as a finetuning run would."""
-    from hf_tbc.tasks.mlm.data import default_corpus
+    from hf_tbc.tasks.mlm.corpus import default_corpus
 
     lines = default_corpus().read_text().splitlines()[:300]
     tokenizer = train_tokenizer(Dataset.from_dict({"text": lines}), vocab_size=400)
@@ -40,7 +40,7 @@ def classifier_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def examples(classifier_dir):
-    from hf_tbc.tasks.mlm.data import default_corpus
+    from hf_tbc.tasks.mlm.corpus import default_corpus
 
     lines = default_corpus().read_text().splitlines()[300:364]
     return Dataset.from_dict({"text": lines, "label": [i % 2 for i in range(len(lines))]})

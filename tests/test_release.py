@@ -34,7 +34,7 @@ CARD = ["--card_dataset", "hf-tbc/docs-pairs", "--card_dataset_config", "default
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
     """pretrain -> finetune -> compress on tiny models, through the library, so every record is a real measurement."""
-    from hf_tbc.tasks.mlm.data import default_corpus
+    from hf_tbc.tasks.mlm.corpus import default_corpus
 
     root = tmp_path_factory.mktemp("chain")
     lines = default_corpus().read_text().splitlines()[:1200]

@@ -32,7 +32,7 @@ def accelerate_launch(*args: str, processes: int = 1) -> list[str]:
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory, isolated_cache):
     """A few thousand lines of real English made from this Python's docs, written as a training file."""
-    from hf_tbc.tasks.mlm.data import default_corpus
+    from hf_tbc.tasks.mlm.corpus import default_corpus
 
     path = tmp_path_factory.mktemp("corpus") / "train.txt"
     path.write_text("\n".join(default_corpus().read_text().splitlines()[:3000]) + "\n")
@@ -87,6 +87,26 @@ def test_budgeted_run_stops_after_the_budget_and_loads_back(tmp_path, corpus):
     assert evaluations[-1]["eval_loss"] < evaluations[0]["eval_loss"]  # it learned something
 
 
+def test_a_streamed_corpus_trains_past_its_end_and_evaluates_on_its_first_texts(tmp_path, corpus):
+    small = tmp_path / "small.txt"  # one pass is a few dozen steps: the stream must start over
+    small.write_text("\n".join(Path(corpus).read_text().splitlines()[:300]) + "\n")
+    out = tmp_path / "streamed"
+    arguments = [*TINY, "--train_file", str(small), "--streaming", "true", "--max_eval_samples", "20"]
+    done = subprocess.run(
+        accelerate_launch(*arguments, "--time_budget", "5s", "--output_dir", str(out)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = summary(out)
+    blocks_per_pass = sum(len(line) for line in small.read_text().splitlines()) // 32  # fewer than 1 token a char
+    assert record["streaming"] is True and record["stop_reason"] == "time_budget"
+    assert record["steps"] * 8 > blocks_per_pass and record["tokens"] == record["steps"] * 8 * 32
+    assert record["final_eval_loss"] is not None and record["unigram_loss"] is not None
+    assert AutoModelForMaskedLM.from_pretrained(out).config.hidden_size == 32
+
+
 @pytest.mark.parametrize(
     "arguments, message",
     [
@@ -99,6 +119,7 @@ def test_budgeted_run_stops_after_the_budget_and_loads_back(tmp_path, corpus):
         (["--train_file", "TABLE", "--text_column", "review"], "text column 'review' is not in"),
         (["--block_size", "600"], "--block_size 600 exceeds the model's 512 positions"),
         (["--eval_mlm_probability", "0"], "--eval_mlm_probability 0.0 must be in (0, 1)"),
+        (["--streaming", "true"], "--streaming reads a --dataset_name or a --train_file"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, arguments, message):

@@ -19,7 +19,7 @@ TINY = str(REPO / "recipes" / "configs" / "tiny.yaml")
 
 @pytest.fixture
 def study_data(tmp_path):
-    from hf_tbc.tasks.mlm.data import default_corpus
+    from hf_tbc.tasks.mlm.corpus import default_corpus
 
     lines = default_corpus().read_text().splitlines()[:1500]
     folder = tmp_path / "data"

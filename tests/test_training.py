@@ -76,7 +76,7 @@ class OneSecondPerStep(TrainerCallback):
             raise KeyboardInterrupt("simulated kill")
 
 
-def _trainer(args, clock, crash_at=None):
+def _trainer(args, clock, crash_at=None, **trainer_kwargs):
     torch.manual_seed(0)
     model = RobertaForMaskedLM(roberta_config("L2-H32", vocab_size=64, max_position_embeddings=40, pad_token_id=1))
     blocks = Dataset.from_dict({"input_ids": torch.randint(5, 64, (64, 16)).tolist()})
@@ -86,7 +86,12 @@ def _trainer(args, clock, crash_at=None):
         return {"input_ids": input_ids, "labels": input_ids.clone()}
 
     trainer = BudgetTrainer(
-        model=model, args=args, train_dataset=blocks, eval_dataset=blocks.select(range(8)), data_collator=collate
+        model=model,
+        args=args,
+        train_dataset=blocks,
+        eval_dataset=blocks.select(range(8)),
+        data_collator=collate,
+        **trainer_kwargs,
     )
     trainer.budget.clock = clock
     trainer.add_callback(OneSecondPerStep(clock, crash_at))
@@ -125,6 +130,27 @@ def test_resumed_run_trains_only_for_the_rest_of_the_budget(tmp_path):
     assert resumed.budget.resumed_at["step"] == 3
     logged = [row for row in resumed.state.log_history if "train_steps_per_second" in row][-1]
     assert logged["train_steps_per_second"] == pytest.approx(1.0)  # 5 steps in 5 (fake) seconds
+
+
+def test_packed_blocks_are_counted_from_their_shape_without_a_gather(tmp_path, monkeypatch):
+    clock = FakeClock()
+    args = _arguments(tmp_path, save_strategy="steps", save_steps=3, gradient_accumulation_steps=2)
+    with pytest.raises(KeyboardInterrupt):
+        _trainer(args, clock, crash_at=5, count_tokens_by_shape=True).train()
+    resumed = _trainer(
+        _arguments(tmp_path, save_strategy="steps", save_steps=3, gradient_accumulation_steps=2),
+        clock,
+        count_tokens_by_shape=True,
+    )
+    gathers = []
+    real_gather = resumed.accelerator.gather
+    monkeypatch.setattr(resumed.accelerator, "gather", lambda tensor: gathers.append(tensor) or real_gather(tensor))
+    resumed.train(resume_from_checkpoint=last_complete_checkpoint(args.output_dir))
+    counts = [tensor for tensor in gathers if tensor.dtype == torch.int64 and tensor.dim() == 0]  # the token counts
+    assert resumed.args.include_num_input_tokens_seen == "no" and not counts
+    assert resumed.state.num_input_tokens_seen == 8 * 2 * 4 * 16  # 8 steps of 2 micro-batches of 4 blocks of 16
+    rows = [row for row in read_curve(args.output_dir) if row["loss"] is not None]
+    assert rows and all(row["tokens"] == row["step"] * 2 * 4 * 16 for row in rows)
 
 
 def test_the_callback_alone_budgets_a_plain_trainer(tmp_path):

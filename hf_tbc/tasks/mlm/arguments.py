@@ -9,6 +9,7 @@ from typing import Optional
 from ...arguments import BudgetTrainingArguments, native_bf16_field
 from ...errors import UsageError
 from ...model_config import check_dropout, load_model_config
+from .data import TOKENIZER_SAMPLE_TEXTS
 from .model import ARCHITECTURES, get_model_size, roberta_config
 
 
@@ -54,6 +55,14 @@ class ModelArguments:
         metadata={
             "help": "Run the MLM head (the vocabulary projection) on the masked positions only, not on every "
             "position: the same loss, and at small sizes most of the step's cost saved."
+        },
+    )
+    attn_implementation: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "Attention kernel while training, as transformers names them ('eager', 'sdpa', "
+            "'flash_attention_2'). Default: 'eager' on a CPU under bf16 (torch's fused CPU attention is 4x slower "
+            "backwards in bf16 at L4-H256's shape; the whole step 1.6x), 'sdpa' elsewhere. Not saved with the model."
         },
     )
     position_init: str = field(
@@ -126,7 +135,30 @@ class DataTrainingArguments:
     max_eval_samples: Optional[int] = field(
         default=2000, metadata={"help": "Evaluate on at most this many blocks (keeps evaluations short)."}
     )
-    preprocessing_num_workers: Optional[int] = field(default=None, metadata={"help": "Processes for tokenization."})
+    preprocessing_num_workers: Optional[int] = field(
+        default=None,
+        metadata={
+            "help": "Processes that tokenize and pack the corpus. Default: every core this process may use, but no "
+            "more than one per 20,000 texts (a worker costs more than it saves on a small corpus)."
+        },
+    )
+    streaming: bool = field(
+        default=False,
+        metadata={
+            "help": "Read the training text as training consumes it (datasets' streaming), tokenizing and packing on "
+            "the fly through a shuffle buffer of 10,000 texts: a corpus of any size starts training at once, in "
+            "little memory. Validation is the source's validation split, else the stream's first texts (enough for "
+            "--max_eval_samples blocks), which training then skips. For a --dataset_name or --train_file."
+        },
+    )
+    tokenizer_train_texts: Optional[int] = field(
+        default=TOKENIZER_SAMPLE_TEXTS,
+        metadata={
+            "help": "Train the tokenizer on at most this many texts of the training split (a seeded sample; the "
+            "stream's first ones with --streaming). A BPE vocabulary settles long before a gigabyte of text. "
+            "0: every text."
+        },
+    )
 
 
 @dataclass
@@ -185,6 +217,10 @@ def validate(model_args: ModelArguments, data_args: DataTrainingArguments) -> No
                 "or raise max_position_embeddings with --config_overrides "
                 f"'max_position_embeddings={data_args.block_size + 2}'"
             )
+    if data_args.streaming and data_args.dataset_name is None and data_args.train_file is None:
+        raise UsageError("--streaming reads a --dataset_name or a --train_file: give one, or leave --streaming out")
+    if data_args.tokenizer_train_texts is not None and data_args.tokenizer_train_texts < 0:
+        raise UsageError(f"--tokenizer_train_texts {data_args.tokenizer_train_texts} must be 0 (every text) or more")
     if data_args.block_size < 8:
         raise UsageError(f"--block_size {data_args.block_size} is too small: use at least 8 tokens")
     for flag in ("mlm_probability", "eval_mlm_probability"):

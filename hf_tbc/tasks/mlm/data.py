@@ -1,89 +1,29 @@
-"""Pretraining text: loading (Hub, local files, the built-in corpus), tokenizer training, packing into blocks."""
+"""Pretraining text: loading (Hub, local files, the built-in corpus; whole or streamed), tokenizer training on a
+capped sample, packing into blocks, and the unigram reference loss."""
 
 from __future__ import annotations
 
-import ast
-import re
-import sys
-import sysconfig
+import hashlib
+import os
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
-import torch
-from datasets import Dataset, DatasetDict, Features, concatenate_datasets, load_dataset
-from transformers import DataCollatorForLanguageModeling, PreTrainedTokenizerBase, RobertaTokenizerFast
+from datasets import Dataset, DatasetDict, Features, IterableDataset, concatenate_datasets, load_dataset
+from transformers import PreTrainedTokenizerBase, RobertaTokenizerFast
 from transformers.utils import logging
 
-from ...datafiles import cache_dir, data_files, load_data_file, write_atomically
+from ...datafiles import data_files, load_data_file
 from ...errors import UsageError
 from ...tokenizer import train_bpe_tokenizer
+from .corpus import default_corpus
 
 logger = logging.get_logger(__name__)
 
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-DEFAULT_CORPUS_NAME = f"python{sys.version_info.major}.{sys.version_info.minor}-stdlib-docs"
 
 
-# -- the built-in corpus -------------------------------------------------------------------------------
-def _prose_paragraphs(text: str) -> Iterator[str]:
-    """Paragraphs of running English in a docstring or help topic, each joined into one line."""
-    for paragraph in re.split(r"\n\s*\n", text):
-        lines = [line.strip() for line in paragraph.strip().splitlines()]
-        if not lines or any(line.startswith((">>>", "...", "$ ", "%")) for line in lines):
-            continue
-        line = " ".join(lines)
-        letters = sum(ch.isalpha() or ch == " " for ch in line)
-        if len(line) >= 80 and letters / len(line) > 0.85 and line.count(" ") >= 10:
-            yield line
-
-
-def _stdlib_texts(stdlib: Path) -> Iterator[str]:
-    for path in sorted(stdlib.rglob("*.py")):
-        parts = path.relative_to(stdlib).parts
-        if any(part in ("test", "tests", "idle_test", "site-packages", "dist-packages") for part in parts):
-            continue
-        try:
-            tree = ast.parse(path.read_text(encoding="utf-8"))
-        except (SyntaxError, UnicodeDecodeError, ValueError):
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
-                docstring = ast.get_docstring(node)
-                if docstring:
-                    yield docstring
-    try:  # the language reference's help topics, shipped with CPython as plain strings
-        from pydoc_data.topics import topics
-
-        yield from (topics[name] for name in sorted(topics))
-    except ImportError:
-        pass
-
-
-def default_corpus(path: Optional[Path] = None) -> Path:
-    """The built-in corpus: English prose from the installed Python's docstrings and help topics.
-
-    Every Python installation has it, so pretraining works with no network. Built on first use
-    (a few seconds) and cached as one paragraph per line.
-    """
-    path = path or cache_dir() / "corpus" / f"{DEFAULT_CORPUS_NAME}.txt"
-    if not path.exists():
-        stdlib = Path(sysconfig.get_paths()["stdlib"])
-        seen: set[str] = set()
-        paragraphs = []
-        for text in _stdlib_texts(stdlib):
-            for paragraph in _prose_paragraphs(text):
-                if paragraph not in seen:
-                    seen.add(paragraph)
-                    paragraphs.append(paragraph)
-        if not paragraphs:
-            raise RuntimeError(f"found no docstrings under {stdlib}: pass --train_file or --dataset_name instead")
-        write_atomically(path, "\n".join(paragraphs) + "\n")
-        logger.info(f"Built the default corpus: {len(paragraphs):,} paragraphs in {path}")
-    return path
-
-
-def _pick_text_columns(dataset: Dataset, text_column: Optional[str], where: str) -> list[str]:
+def pick_text_columns(dataset: Dataset, text_column: Optional[str], where: str) -> list[str]:
     columns = dataset.column_names
     if text_column is not None:
         wanted = [name.strip() for name in text_column.split(",") if name.strip()]
@@ -113,7 +53,7 @@ def _text_only(data: Dataset, text_column: Optional[str], where: str) -> Dataset
     """One column, ``text``: the text column of ``data``, or, for ``text_column="premise,hypothesis"``, each of
     the named columns that ``data`` has, row by row (a row's texts stay next to each other in the packed stream, as
     a document's sentences do, so a pair's premise and hypothesis share a block; files with different columns mix)."""
-    columns = _pick_text_columns(data, text_column, where)
+    columns = pick_text_columns(data, text_column, where)
     if len(columns) == 1:
         data = data.select_columns(columns)
         data = data.rename_column(columns[0], "text") if columns[0] != "text" else data
@@ -184,15 +124,60 @@ def load_text_datasets(
     return DatasetDict(splits)
 
 
-# -- tokenizer -----------------------------------------------------------------------------------------
-def train_tokenizer(
-    texts: Dataset, vocab_size: int = 8192, min_frequency: int = 2, save_to: Optional[Path] = None
-) -> RobertaTokenizerFast:
-    """A byte-level BPE tokenizer (RoBERTa's kind) trained on ``texts['text']``, cached by content.
+def default_workers(rows: Optional[int] = None, rows_per_worker: int = 20_000) -> int:
+    """Processes to tokenize ``rows`` texts with: every core this process may use, but no more than one per
+    ``rows_per_worker`` texts (starting a worker costs more than it saves on a small corpus)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if rows is None:
+        return cores
+    return max(1, min(cores, rows // rows_per_worker))
 
-    The cache key is the dataset's fingerprint and the vocabulary settings, so every size in a sweep
+
+# -- tokenizer -----------------------------------------------------------------------------------------
+TOKENIZER_SAMPLE_TEXTS = 50_000
+
+
+def tokenizer_sample(texts, max_texts: Optional[int] = TOKENIZER_SAMPLE_TEXTS, seed: int = 42) -> Dataset:
+    """The texts to train the tokenizer on: all of ``texts`` up to ``max_texts`` (``0`` or ``None``: no limit), else a
+    seeded random sample of ``max_texts`` of them; of a stream (shuffled already), its first ``max_texts``. A BPE
+    vocabulary of 8,192 tokens settles long before a gigabyte: training it on the whole corpus only costs time and
+    memory."""
+    if isinstance(texts, IterableDataset):
+        rows = texts.take(max_texts) if max_texts else texts
+        return Dataset.from_dict({"text": [row["text"] for row in rows]})
+    if not max_texts or len(texts) <= max_texts:
+        return texts
+    return texts.shuffle(seed=seed).select(range(max_texts)).flatten_indices()
+
+
+def _content_key(texts: Dataset) -> str:
+    """A key for ``texts`` that the same texts give on every run and rank: the fingerprint of a dataset read from
+    files (derived from them), else a hash of the texts themselves (an in-memory dataset's fingerprint is random)."""
+    if texts.cache_files:
+        return texts._fingerprint
+    digest = hashlib.sha256()
+    for start in range(0, len(texts), 10_000):
+        for text in texts[start : start + 10_000]["text"]:
+            digest.update(text.encode("utf-8", "surrogatepass"))
+            digest.update(b"\0")
+    return digest.hexdigest()[:16]
+
+
+def train_tokenizer(
+    texts: Dataset,
+    vocab_size: int = 8192,
+    min_frequency: int = 2,
+    save_to: Optional[Path] = None,
+    max_texts: Optional[int] = TOKENIZER_SAMPLE_TEXTS,
+    seed: int = 42,
+) -> RobertaTokenizerFast:
+    """A byte-level BPE tokenizer (RoBERTa's kind) trained on ``texts['text']`` (at most ``max_texts`` of them, a
+    seeded sample: :func:`tokenizer_sample`), cached by content.
+
+    The cache key is the sample's fingerprint and the vocabulary settings, so every size in a sweep
     (and every rank) uses the same tokenizer.
     """
+    texts = tokenizer_sample(texts, max_texts, seed)
     from tokenizers.processors import RobertaProcessing
 
     def roberta(trained) -> RobertaTokenizerFast:
@@ -214,7 +199,7 @@ def train_tokenizer(
 
     folder = train_bpe_tokenizer(
         lambda: (texts[start : start + 1000]["text"] for start in range(0, len(texts), 1000)),
-        f"{texts._fingerprint}-{vocab_size}-{min_frequency}",
+        f"{_content_key(texts)}-{vocab_size}-{min_frequency}",
         vocab_size,
         SPECIAL_TOKENS,
         roberta,
@@ -225,29 +210,34 @@ def train_tokenizer(
 
 
 # -- packing -------------------------------------------------------------------------------------------
-def pack_texts(
-    texts: Dataset, tokenizer: PreTrainedTokenizerBase, block_size: int, num_proc: Optional[int] = None
-) -> Dataset:
-    """Tokenizes ``texts['text']`` and packs the token stream into blocks of exactly ``block_size`` tokens.
-
-    Each text keeps its ``<s> ... </s>`` markers; the remainder shorter than a block is dropped, so
-    no position holds padding.
-    """
+def block_packer(tokenizer: PreTrainedTokenizerBase, block_size: int):
+    """A batched ``map`` function that tokenizes ``batch['text']`` and packs the token stream into blocks of exactly
+    ``block_size`` tokens (``input_ids`` and ``special_tokens_mask``). Each text keeps its ``<s> ... </s>`` markers;
+    the remainder shorter than a block is dropped, so no position holds padding."""
 
     def tokenize_and_pack(batch: dict) -> dict:
         encoded = tokenizer(batch["text"], return_special_tokens_mask=True, verbose=False)
         packed: dict[str, list] = {}
         for key in ("input_ids", "special_tokens_mask"):
-            stream = [token for row in encoded[key] for token in row]
+            stream = np.fromiter((token for row in encoded[key] for token in row), dtype=np.int32)
             usable = len(stream) // block_size * block_size
-            packed[key] = [stream[i : i + block_size] for i in range(0, usable, block_size)]
+            packed[key] = stream[:usable].reshape(-1, block_size).tolist()
         return packed
 
+    return tokenize_and_pack
+
+
+def pack_texts(texts, tokenizer: PreTrainedTokenizerBase, block_size: int, num_proc: Optional[int] = None):
+    """``texts['text']`` tokenized and packed into blocks of exactly ``block_size`` tokens (:func:`block_packer`):
+    a ``Dataset`` of blocks, written to the datasets cache with ``num_proc`` processes (default:
+    :func:`default_workers`); for a stream, a stream of blocks packed as training reads them."""
+    if isinstance(texts, IterableDataset):
+        return texts.map(block_packer(tokenizer, block_size), batched=True, batch_size=1000, remove_columns=["text"])
     blocks = texts.map(
-        tokenize_and_pack,
+        block_packer(tokenizer, block_size),
         batched=True,
         batch_size=2000,
-        num_proc=num_proc,
+        num_proc=num_proc if num_proc is not None else default_workers(len(texts)),
         remove_columns=texts.column_names,
         desc=f"Packing into blocks of {block_size}",
     )
@@ -258,52 +248,48 @@ def pack_texts(
     return blocks
 
 
+def token_counts(blocks: Dataset, vocab_size: int, batch_size: int = 100_000) -> np.ndarray:
+    """How often each token id occurs in ``blocks['input_ids']``, counted with numpy from Arrow's buffers (no Python
+    lists), once: saved next to the blocks' cache files, keyed by their fingerprint, and read back on every later run
+    and rank."""
+    saved = None
+    if blocks.cache_files:
+        folder = Path(blocks.cache_files[0]["filename"]).parent
+        saved = folder / f"token-counts-{blocks._fingerprint}-{vocab_size}.npy"
+        if saved.exists():
+            try:
+                return np.load(saved)
+            except (OSError, ValueError):  # a save cut off: count again
+                pass
+    total = np.zeros(vocab_size, dtype=np.int64)
+    ids = blocks.with_format("numpy", columns=["input_ids"])
+    for start in range(0, len(blocks), batch_size):
+        chunk = np.asarray(ids[start : start + batch_size]["input_ids"], dtype=np.int64).ravel()
+        total += np.bincount(chunk, minlength=vocab_size)[:vocab_size]
+    if saved is not None:
+        scratch = saved.with_suffix(f".{os.getpid()}.tmp.npy")
+        try:
+            np.save(scratch, total)
+            os.replace(scratch, saved)
+        except OSError:  # a read-only cache: counted again next time
+            scratch.unlink(missing_ok=True)
+    return total
+
+
 def unigram_loss(
-    train_blocks: Dataset,
-    validation_blocks: Dataset,
-    special_ids: Sequence[int],
-    vocab_size: int,
-    batch_size: int = 10_000,
+    train_blocks: Dataset, validation_blocks: Dataset, special_ids: Sequence[int], vocab_size: int
 ) -> float:
     """The masked-LM loss (nats) of a model that knows only word frequencies: the cross-entropy, over the
     validation blocks' non-special tokens (the ones masking picks from), of the training blocks' token
     frequencies (add-one smoothed). A run whose validation loss is not below this has learned nothing else.
+    The counts are :func:`token_counts`: cached with the blocks.
     """
-
-    def counts(blocks: Dataset) -> np.ndarray:
-        total = np.zeros(vocab_size, dtype=np.int64)
-        for start in range(0, len(blocks), batch_size):
-            ids = np.asarray(blocks[start : start + batch_size]["input_ids"], dtype=np.int64).ravel()
-            total += np.bincount(ids, minlength=vocab_size)[:vocab_size]
-        return total
 
     maskable = np.ones(vocab_size, dtype=bool)
     maskable[[index for index in special_ids if 0 <= index < vocab_size]] = False
-    train = (counts(train_blocks) + 1) * maskable
-    validation = counts(validation_blocks) * maskable
+    train = (token_counts(train_blocks, vocab_size) + 1) * maskable
+    validation = token_counts(validation_blocks, vocab_size) * maskable
     if validation.sum() == 0:
         raise UsageError("the validation blocks hold no maskable tokens: give more validation text")
     log_probability = np.log(np.where(maskable, train, 1) / train.sum())
     return float(-(validation * log_probability).sum() / validation.sum())
-
-
-class MaskedLMCollator(DataCollatorForLanguageModeling):
-    """``DataCollatorForLanguageModeling`` that masks training blocks afresh in every batch, and passes blocks that
-    are already masked (they carry ``labels``: the fixed validation set of :func:`mask_once`) through unchanged."""
-
-    def __call__(self, examples, return_tensors=None):
-        if examples and "labels" in examples[0]:
-            return {key: torch.tensor([example[key] for example in examples]) for key in ("input_ids", "labels")}
-        return super().__call__(examples, return_tensors)
-
-
-def mask_once(blocks: Dataset, tokenizer: PreTrainedTokenizerBase, mlm_probability: float, seed: int) -> Dataset:
-    """The blocks masked once, as the collator masks (80 % mask token, 10 % random, 10 % kept), with a seeded
-    generator: every evaluation of a run, and every run on the same data, scores the same positions, so the
-    validation curve moves only when the model does."""
-    collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability)
-    columns = [name for name in ("input_ids", "special_tokens_mask") if name in blocks.column_names]
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        batch = collator([{name: row[name] for name in columns} for row in blocks])
-    return Dataset.from_dict({"input_ids": batch["input_ids"].tolist(), "labels": batch["labels"].tolist()})

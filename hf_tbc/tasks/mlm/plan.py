@@ -6,9 +6,10 @@ from __future__ import annotations
 import torch
 
 from ...budget import parse_duration
-from ...hardware import median_step_seconds
+from ...hardware import median_step_seconds, training_device
 from .arguments import MLM_PROBABILITY
-from .model import SparsePrediction, count_parameters, roberta_config
+from .masking import masked_positions_per_block
+from .model import SparsePrediction, count_parameters, roberta_config, training_attention
 
 
 def probe_step_time(
@@ -22,16 +23,20 @@ def probe_step_time(
     bf16: bool = False,
     mlm_probability: float = MLM_PROBABILITY,
 ) -> float:
-    """Seconds per optimizer step of a fresh ``size`` model on this machine (random tokens, AdamW), built and run
-    as the pretraining recipe would: ``architecture``, the head on masked positions only, bf16 autocast if asked."""
+    """Seconds per optimizer step of a fresh ``size`` model on the device the recipe would train on here (random
+    tokens, AdamW), built and run as the pretraining recipe would: ``architecture``, its attention kernel, the head on
+    a fixed count of masked positions per block, bf16 autocast if asked."""
     from transformers import AutoModelForMaskedLM
 
     torch.manual_seed(0)
     config = roberta_config(size, vocab_size=vocab_size, pad_token_id=1, architecture=architecture)
-    model = AutoModelForMaskedLM.from_config(config).train()
-    sparse = SparsePrediction(model) if sparse_prediction else None
+    attention = training_attention(None, training_device().type, bf16)
+    model = AutoModelForMaskedLM.from_config(config, attn_implementation=attention).train()
+    count = masked_positions_per_block(block_size, mlm_probability)
+    sparse = SparsePrediction(model, positions_per_row=count) if sparse_prediction else None
     tokens = torch.randint(5, vocab_size, (batch_size, block_size))
-    labels = tokens.masked_fill(torch.rand(tokens.shape) >= mlm_probability, -100)
+    chosen = torch.rand(tokens.shape).topk(count, dim=1).indices
+    labels = torch.full_like(tokens, -100).scatter_(1, chosen, tokens.gather(1, chosen))
     seconds = median_step_seconds(model, {"input_ids": tokens, "labels": labels}, bf16=bf16, steps=steps)
     if sparse is not None:
         sparse.remove()

@@ -17,45 +17,56 @@ from transformers.utils import logging
 
 from ...curves import plot_run
 from ...datafiles import data_files
+from ...hardware import gpu_bf16_peak
+from ...ranks import prepare_on_main_process
 from ...runs import describe_stop, prepare_output_dir, run_summary, train_under_budget, write_json
 from ...trainer import BudgetTrainer
 from .arguments import DataTrainingArguments, ModelArguments, PretrainingArguments, validate, width_scaled_learning_rate
-from .data import (
-    DEFAULT_CORPUS_NAME,
-    MaskedLMCollator,
-    load_text_datasets,
-    mask_once,
-    pack_texts,
-    train_tokenizer,
-    unigram_loss,
-)
-from .model import SparsePrediction, build_model, count_parameters, training_flops_per_token
+from .corpus import DEFAULT_CORPUS_NAME
+from .data import load_text_datasets, pack_texts, tokenizer_sample, train_tokenizer, unigram_loss
+from .masking import MaskedLMCollator, mask_once, masked_positions_per_block
+from .model import SparsePrediction, build_model, count_parameters, training_attention, training_flops_per_token
+from .streaming import stream_text_datasets
 
 logger = logging.get_logger(__name__)
 
 
 def _corpus_and_tokenizer(model_args: ModelArguments, data_args: DataTrainingArguments, seed: int):
-    """The tokenizer (given, the checkpoint's, or trained on the corpus) and the corpus packed into blocks."""
-    texts = load_text_datasets(
-        data_args.dataset_name,
-        data_args.dataset_config_name,
-        data_args.train_file,
-        data_args.validation_file,
-        data_args.text_column,
-        data_args.validation_split_percentage,
+    """The tokenizer (given, the checkpoint's, or trained on a sample of the corpus), the corpus packed into blocks
+    (the training blocks a stream with ``--streaming``) and the training blocks the unigram line is counted on (all of
+    them, or with ``--streaming`` the tokenizer's sample, packed)."""
+    source = dict(
+        dataset_name=data_args.dataset_name,
+        dataset_config_name=data_args.dataset_config_name,
+        train_file=data_args.train_file,
+        validation_file=data_args.validation_file,
+        text_column=data_args.text_column,
         seed=seed,
     )
+    if data_args.streaming:
+        # enough validation text for max_eval_samples blocks at 8 characters a token (English BPE averages about 4)
+        characters = (data_args.max_eval_samples or 2000) * data_args.block_size * 8
+        train_texts, validation_texts = stream_text_datasets(**source, validation_characters=characters)
+    else:
+        texts = load_text_datasets(**source, validation_split_percentage=data_args.validation_split_percentage)
+        train_texts, validation_texts = texts["train"], texts["validation"]
+    sample = tokenizer_sample(train_texts, data_args.tokenizer_train_texts, seed)
     if model_args.tokenizer_name or model_args.model_name_or_path:
         tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_args.model_name_or_path)
     else:
-        tokenizer = train_tokenizer(texts["train"], vocab_size=model_args.vocab_size)
+        tokenizer = train_tokenizer(sample, vocab_size=model_args.vocab_size, max_texts=None)
+    workers = data_args.preprocessing_num_workers
     blocks = {
-        split: pack_texts(texts[split], tokenizer, data_args.block_size, data_args.preprocessing_num_workers)
-        for split in ("train", "validation")
+        # a stream starts over when it ends (reshuffled), as the Trainer does with a dataset of known length
+        "train": pack_texts(
+            train_texts.repeat(None) if data_args.streaming else train_texts, tokenizer, data_args.block_size, workers
+        ),
+        "validation": pack_texts(validation_texts, tokenizer, data_args.block_size, workers),
     }
     if data_args.max_eval_samples is not None and len(blocks["validation"]) > data_args.max_eval_samples:
         blocks["validation"] = blocks["validation"].select(range(data_args.max_eval_samples))
-    return tokenizer, blocks
+    counted = pack_texts(sample, tokenizer, data_args.block_size, workers) if data_args.streaming else blocks["train"]
+    return tokenizer, blocks, counted
 
 
 def _model_fields(
@@ -86,15 +97,42 @@ def _model_fields(
             )
         },
         "sparse_prediction": sparse,
+        "attn_implementation": model.config._attn_implementation,
         "position_init": model_args.position_init if model_args.model_name_or_path is None else None,
         "corpus": data_args.dataset_name or data_args.train_file or DEFAULT_CORPUS_NAME,
         "dataset_name": data_args.dataset_name,
         "dataset_config_name": data_args.dataset_config_name,
         "corpus_files": data_files(data_args.train_file),
+        "streaming": data_args.streaming,
         "block_size": data_args.block_size,
         "mlm_probability": data_args.mlm_probability,
         "eval_mlm_probability": data_args.eval_mlm_probability,
     }
+
+
+def _model_and_head(model_args, data_args, training_args, tokenizer):
+    """The model to train (its attention kernel chosen for the device and precision, its peak LR set when unset), its
+    sparse head (or ``None``) and its training FLOPs per token."""
+    attention = training_attention(model_args.attn_implementation, training_args.device.type, training_args.bf16)
+    model = build_model(model_args, tokenizer, data_args.block_size, attn_implementation=attention)
+    if training_args.learning_rate is None:
+        training_args.learning_rate = width_scaled_learning_rate(model.config.hidden_size)
+    most_masked = max(data_args.mlm_probability, data_args.eval_mlm_probability)
+    sparse = (
+        SparsePrediction(model, positions_per_row=masked_positions_per_block(data_args.block_size, most_masked))
+        if model_args.sparse_prediction
+        else None
+    )
+    flops_per_token = training_flops_per_token(
+        model.config, data_args.block_size, data_args.mlm_probability if sparse is not None else 1.0
+    )
+    return model, sparse, flops_per_token
+
+
+def _mfu(flops_per_s, world_size: int):
+    """Model FLOPs utilisation: achieved FLOP/s over the GPUs' datasheet bf16 peak (``None`` off a known GPU)."""
+    peak = gpu_bf16_peak()
+    return round(flops_per_s / (peak * world_size), 4) if peak and flops_per_s else None
 
 
 def pretrain(model_args: ModelArguments, data_args: DataTrainingArguments, training_args: PretrainingArguments) -> dict:
@@ -105,25 +143,20 @@ def pretrain(model_args: ModelArguments, data_args: DataTrainingArguments, train
     validate(model_args, data_args)
     resume_from = prepare_output_dir(training_args)
     set_seed(training_args.seed)
-    with training_args.main_process_first(desc="loading and tokenizing the corpus"):
-        tokenizer, blocks = _corpus_and_tokenizer(model_args, data_args, training_args.seed)
-    reference = unigram_loss(blocks["train"], blocks["validation"], tokenizer.all_special_ids, len(tokenizer))
+    with prepare_on_main_process(training_args, desc="loading and tokenizing the corpus"):
+        tokenizer, blocks, counted = _corpus_and_tokenizer(model_args, data_args, training_args.seed)
+        reference = unigram_loss(counted, blocks["validation"], tokenizer.all_special_ids, len(tokenizer))
     blocks["validation"] = mask_once(
         blocks["validation"], tokenizer, data_args.eval_mlm_probability, training_args.seed
     )
-    model = build_model(model_args, tokenizer, data_args.block_size)
-    if training_args.learning_rate is None:
-        training_args.learning_rate = width_scaled_learning_rate(model.config.hidden_size)
-    sparse = SparsePrediction(model) if model_args.sparse_prediction else None
-    flops_per_token = training_flops_per_token(
-        model.config, data_args.block_size, data_args.mlm_probability if sparse is not None else 1.0
-    )
+    model, sparse, flops_per_token = _model_and_head(model_args, data_args, training_args, tokenizer)
     size_name = model_args.model_size if model_args.model_name_or_path is None else model_args.model_name_or_path
+    training_blocks = "training blocks streamed" if data_args.streaming else f"{len(blocks['train']):,} training blocks"
     logger.warning(
         f"{size_name}: {model.num_parameters():,} parameters ({count_parameters(model.config)['non_embedding']:,} "
-        f"non-embedding), {flops_per_token / 1e6:.1f} MFLOPs per training token; {len(blocks['train']):,} training "
-        f"blocks of {data_args.block_size} tokens; unigram loss of the validation blocks {reference:.3f} (a model must "
-        "get below it)"
+        f"non-embedding), {flops_per_token / 1e6:.1f} MFLOPs per training token; {training_blocks} of "
+        f"{data_args.block_size} tokens; unigram loss of the validation blocks {reference:.3f} (a model must get below "
+        "it)"
     )
     trainer = BudgetTrainer(
         model=model,
@@ -132,6 +165,7 @@ def pretrain(model_args: ModelArguments, data_args: DataTrainingArguments, train
         eval_dataset=blocks["validation"],
         data_collator=MaskedLMCollator(tokenizer, mlm_probability=data_args.mlm_probability),
         processing_class=tokenizer,
+        count_tokens_by_shape=True,
     )
     outcome = train_under_budget(
         trainer,
@@ -157,6 +191,7 @@ def pretrain(model_args: ModelArguments, data_args: DataTrainingArguments, train
         results={
             "train_tokens_per_s": round(tokens / seconds, 1) if seconds > 0 else None,
             "achieved_flops_per_s": round(tokens * flops_per_token / seconds) if seconds > 0 else None,
+            "mfu": _mfu(tokens * flops_per_token / seconds if seconds > 0 else None, training_args.world_size),
             "final_eval_loss": final,
             "unigram_loss": round(reference, 4),
             "below_unigram": round(reference - final, 4) if final is not None else None,
@@ -165,8 +200,12 @@ def pretrain(model_args: ModelArguments, data_args: DataTrainingArguments, train
     if trainer.is_world_process_zero():
         write_json(Path(training_args.output_dir) / "run_summary.json", summary)
         plot_run(training_args.output_dir, label=size_name, unigram_loss=reference)
+        speed = ""
+        if summary["achieved_flops_per_s"]:
+            speed = f" ({summary['train_tokens_per_s']:,.0f}/s, {summary['achieved_flops_per_s'] / 1e12:.3f} TFLOP/s"
+            speed += f", MFU {summary['mfu']:.1%} of the GPU's bf16 peak)" if summary["mfu"] else ")"
         logger.warning(
-            f"Stopped: {describe_stop(trainer.budget)}; {summary['steps']} steps, {tokens:,} tokens, final eval loss "
-            f"{final} (unigram loss {reference:.3f}); model in {training_args.output_dir}"
+            f"Stopped: {describe_stop(trainer.budget)}; {summary['steps']} steps, {tokens:,} tokens{speed}, final "
+            f"eval loss {final} (unigram loss {reference:.3f}); model in {training_args.output_dir}"
         )
     return summary
