@@ -30,6 +30,10 @@ Sections, each a row or rows of the table:
   work folder, the data folder's name, the home folder and the host name. Held when none holds any.
 - compress_rerun: compress.py rerun over a finished grid with --overwrite_output_dir, failing midway. Held when the
   old grid is there byte for byte and no staging folder is left.
+- two_nodes: two nodes on one machine over loopback (`benchmarks/two_nodes.py`: one CPU process per node, each its
+  own launcher, caches and temporary folder, the output folder shared): `--ddp_runs` budgeted runs, held when both
+  exit 0 with one stop step and a fresh model's first loss; and `--term_runs` runs whose node 1 launcher gets SIGTERM,
+  held when both nodes exit 143 with a complete checkpoint and the resume on both finishes the budget.
 - launcher: SIGTERM to the launcher process alone (hf-tbc-launch with 1 and 2 processes, plain accelerate launch
   with 1). Held when the run leaves a resumable checkpoint and a preempted record, no process trains on, and
   hf-tbc-launch exits 143 (plain accelerate launch dies of the signal at once: 143 as a shell reports it).
@@ -1295,7 +1299,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--sections",
-        default="ddp,ddp_loss,sigkill,sigterm,launcher,bad_input,hub,preflight,midway,leaks,compress_rerun",
+        default="ddp,ddp_loss,sigkill,sigterm,launcher,bad_input,hub,preflight,midway,leaks,compress_rerun,two_nodes",
     )
     parser.add_argument("--ddp_runs", type=int, default=20)
     parser.add_argument("--ddp_loss_runs", type=int, default=3)
@@ -1335,6 +1339,10 @@ def main() -> None:
             rows += leak_scan(work, fixtures)
         if "compress_rerun" in sections:
             rows += compress_rerun(work, fixtures)
+        if "two_nodes" in sections:
+            from two_nodes import two_node_rows
+
+            rows += [Row(*row) for row in two_node_rows(work, fixtures["text"], args.ddp_runs, args.term_runs)]
     print(f"\nFault matrix on {hardware()}, {time.monotonic() - started:.0f} s\n")
     print("| fault | runs | held | detail |\n|---|---|---|---|")
     for row in rows:

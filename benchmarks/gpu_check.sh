@@ -9,7 +9,8 @@
 #   2. run_mlm.py at L12-H768 for 2 minutes (bf16, batch 128 x 128): tokens/s and MFU against the GPU's bf16 peak;
 #   3. run_translation.py for 1 minute;
 #   4. the tiny study (every stage, the advisor first);
-#   5. SIGTERM to a run_mlm.py run while it trains, then --resume_from_checkpoint true to the end of its budget.
+#   5. SIGTERM to a run_mlm.py run while it trains, then --resume_from_checkpoint true to the end of its budget;
+#   6. FSDP2 through accelerate's flags for 30 s, where time is left (on CPUs accelerate ignores --use_fsdp).
 # The machine needs torch, transformers, accelerate, datasets and the other dependencies; where one is missing and
 # a folder .whl of wheels is in the repo, they are installed from it into /tmp/site first (no network needed).
 set -u
@@ -94,5 +95,13 @@ timeout $(within 90) $PYTHON -m hf_tbc.launch --num_processes 1 --num_machines 1
   --disable_tqdm true --resume_from_checkpoint true
 echo "exit of the resume: $?"
 $PYTHON -c "import json,sys; s=json.load(open(sys.argv[1])); print({k: s.get(k) for k in ('stop_reason','steps','train_s','resumed_from','final_eval_loss')})" "$RUN/run_summary.json" || true
+
+step "6. FSDP2 through accelerate (one process), 30 s"
+# on CPUs accelerate leaves --use_fsdp out silently (the run trains under DDP), so FSDP is checked here
+timeout $(within 90) $PYTHON -m accelerate.commands.launch --use_fsdp --fsdp_version 2 --num_processes 1 \
+  --num_machines 1 --mixed_precision no --dynamo_backend no recipes/run_mlm.py --model_size L4-H256 \
+  --time_budget 30s --output_dir "$OUT_DIR/fsdp" --overwrite_output_dir --disable_tqdm true --save_strategy no
+echo "exit $?"
+$PYTHON -c "import json,sys; s=json.load(open(sys.argv[1])); print({k: s.get(k) for k in ('fsdp','world_size','stop_step_per_rank','stop_reason','steps','final_eval_loss')})" "$OUT_DIR/fsdp/run_summary.json" || true
 
 step "done in $(( $(date +%s) - START )) s"

@@ -6,8 +6,8 @@ folder; the output folder shared, as on a cluster's shared file system).
     python benchmarks/two_nodes.py --runs 20          # stop agreement, then SIGTERM to one node and the resume
 
 Sections (rows of the fault matrix too: ``benchmarks/fault_matrix.py --sections two_nodes``):
-- stop: ``--runs`` budgeted runs. Held when both nodes exit 0, the record says world size 2, and both ranks stopped
-  at the same step.
+- stop: ``--runs`` budgeted runs. Held when both nodes exit 0, the record says world size 2, both ranks stopped at
+  the same step, and the first logged loss is a fresh model's (about ln of the vocabulary, not twice it).
 - sigterm: SIGTERM to node 1's launcher alone (a scheduler preempting one machine) during training. Held when both
   nodes exit 143, the record says preempted with a complete checkpoint, and ``--resume_from_checkpoint true`` on
   both nodes finishes the budget, the two ranks again stopping together.
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import socket
@@ -92,21 +93,34 @@ def summary(out: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def first_loss(out: Path) -> float:
+    """The first training loss the run logged: a fresh model's is about ln(vocabulary), not the world size times it."""
+    for line in (out / "curve.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        if row.get("loss") is not None:
+            return row["loss"]
+    return math.nan
+
+
 def stop_agreement(work: Path, text: Path, runs: int) -> tuple[int, str]:
-    held, stops, notes = 0, [], []
+    held, stops, notes, firsts = 0, [], [], []
     for index in range(runs):
         out = work / f"stop-{index}"
         arguments = [*TINY, "--train_file", str(text), "--time_budget", "6s", "--output_dir", str(out)]
         codes = wait_all(start_nodes(work, out.name, arguments))
         record = summary(out)
         ranks = record.get("stop_step_per_rank", [])
+        first = first_loss(out) if (out / "curve.jsonl").exists() else math.nan
+        firsts.append(first)
         ok = codes == [0, 0] and record.get("world_size") == 2 and len(ranks) == 2 and len(set(ranks)) == 1
+        ok = ok and abs(first - math.log(500)) < 0.5  # the tokenizer's 500 tokens: a mean loss, not a sum over ranks
         held += int(ok)
         if ranks:
             stops.append(ranks[0])
         if not ok:
             notes.append(f"run {index}: exits {codes}, stop steps {ranks}")
     detail = f"stop steps {min(stops)}–{max(stops)}, the same on both ranks" if stops else "no run finished"
+    detail += f"; first logged loss {min(firsts):.2f}–{max(firsts):.2f} (ln 500 = {math.log(500):.2f})"
     return held, "; ".join([detail, *notes])
 
 
@@ -153,6 +167,16 @@ def sigterm_one_node(work: Path, text: Path, runs: int) -> tuple[int, str]:
     return held, "; ".join([detail, *notes])
 
 
+def two_node_rows(work: Path, text: Path, runs: int, term_runs: int) -> list[tuple[str, int, int, str]]:
+    """The two sections as rows (fault, runs, held, detail), for this script's table and the fault matrix's."""
+    return [
+        ("two nodes over loopback, 6 s budget: both exit 0, world size 2, one stop step", runs)
+        + stop_agreement(work, text, runs),
+        ("SIGTERM to one node's launcher: both save and exit 143; the resume on both finishes", term_runs)
+        + sigterm_one_node(work, text, term_runs),
+    ]
+
+
 def corpus(work: Path) -> Path:
     from hf_tbc.tasks.mlm.corpus import default_corpus
 
@@ -171,13 +195,7 @@ def main() -> None:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="hf-tbc-two-nodes-") as scratch:
         work = Path(scratch)
-        text = corpus(work)
-        rows = [
-            ("two nodes over loopback, 6 s budget: both exit 0, world size 2, one stop step", args.runs)
-            + stop_agreement(work, text, args.runs),
-            ("SIGTERM to one node's launcher: both save and exit 143; the resume on both finishes", args.term_runs)
-            + sigterm_one_node(work, text, args.term_runs),
-        ]
+        rows = two_node_rows(work, corpus(work), args.runs, args.term_runs)
     print(f"\nTwo nodes on {cpu_info().model}, {os.cpu_count()} cores, {time.monotonic() - started:.0f} s\n")
     print("| fault | runs | held | detail |\n|---|---|---|---|")
     for fault, runs, held, detail in rows:
