@@ -246,3 +246,45 @@ def test_robustness_is_each_size_against_its_own_dense_model():
     assert any(
         line.startswith("Smallest drop, of 2 variants: small 0, large 2; mean change small -0.0550") for line in lines
     )
+
+
+def test_skip_plan_starts_the_stages_without_probing_and_plan_only_refuses_it(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("study_recipe", STUDY)
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    from hf_tbc.tasks import registry
+
+    started = []
+    monkeypatch.setattr(recipe, "run_stages", lambda config: started.append(config) or {"ran": [], "skipped": []})
+    monkeypatch.setattr(StudyConfig, "study_task", property(lambda self: _NoReport(registry.TASKS["mlm"])))
+    arguments = ["study.py", "--config", TINY, "--data_dir", str(tmp_path), "--output_dir", str(tmp_path / "study")]
+    monkeypatch.setattr(sys, "argv", [*arguments, "--skip_plan", "true"])
+    recipe.main()
+    assert len(started) == 1 and "Budget plan" not in capsys.readouterr().out
+    done = subprocess.run(
+        [sys.executable, STUDY, *arguments[1:], "--skip_plan", "true", "--plan_only", "true"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert done.returncode == 2 and len(errors) == 1 and "--skip_plan" in errors[0]
+
+
+class _NoReport:
+    """A study task that fails if its plan probes, and whose report is not written (the stages did not run)."""
+
+    def __init__(self, task):
+        self.task = task
+
+    def __getattr__(self, name):
+        return getattr(self.task, name)
+
+    def plan(self, config):
+        pytest.fail("the plan probed step times")
+
+    def write_report(self, config, rows):
+        assert rows is None
+        return "report.md"
