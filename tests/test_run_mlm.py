@@ -188,6 +188,22 @@ def test_two_cpu_processes_train_one_ddp_model_and_stop_together(tmp_path):
     assert record["final_eval_loss"] < first
 
 
+@pytest.mark.slow
+def test_two_processes_train_on_one_stream_and_stop_together(tmp_path, corpus):
+    out = tmp_path / "ddp-stream"
+    arguments = [*TINY, "--train_file", corpus, "--streaming", "true", "--max_eval_samples", "20"]
+    done = subprocess.run(
+        accelerate_launch(*arguments, "--time_budget", "6s", "--output_dir", str(out), processes=2),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = summary(out)
+    assert record["world_size"] == 2 and record["streaming"] and len(set(record["stop_step_per_rank"])) == 1
+    assert record["tokens"] == record["steps"] * 2 * 8 * 32 and record["final_eval_loss"] is not None
+
+
 def _wait_for_checkpoint(out: Path, process: subprocess.Popen, timeout: float = 240) -> Path:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
