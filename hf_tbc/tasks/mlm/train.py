@@ -50,11 +50,17 @@ def _corpus_and_tokenizer(model_args: ModelArguments, data_args: DataTrainingArg
     else:
         texts = load_text_datasets(**source, validation_split_percentage=data_args.validation_split_percentage)
         train_texts, validation_texts = texts["train"], texts["validation"]
-    sample = tokenizer_sample(train_texts, data_args.tokenizer_train_texts, seed)
+    # a stream's first texts are read once: they train the tokenizer and count the unigram line
+    sample = tokenizer_sample(train_texts, data_args.tokenizer_train_texts, seed) if data_args.streaming else None
     if model_args.tokenizer_name or model_args.model_name_or_path:
         tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_args.model_name_or_path)
     else:
-        tokenizer = train_tokenizer(sample, vocab_size=model_args.vocab_size, max_texts=None)
+        tokenizer = train_tokenizer(
+            sample if sample is not None else train_texts,
+            vocab_size=model_args.vocab_size,
+            max_texts=data_args.tokenizer_train_texts,
+            seed=seed,
+        )
     workers = data_args.preprocessing_num_workers
     blocks = {
         # a stream starts over when it ends (reshuffled), as the Trainer does with a dataset of known length
@@ -65,7 +71,7 @@ def _corpus_and_tokenizer(model_args: ModelArguments, data_args: DataTrainingArg
     }
     if data_args.max_eval_samples is not None and len(blocks["validation"]) > data_args.max_eval_samples:
         blocks["validation"] = blocks["validation"].select(range(data_args.max_eval_samples))
-    counted = pack_texts(sample, tokenizer, data_args.block_size, workers) if data_args.streaming else blocks["train"]
+    counted = pack_texts(sample, tokenizer, data_args.block_size, workers) if sample is not None else blocks["train"]
     return tokenizer, blocks, counted
 
 
