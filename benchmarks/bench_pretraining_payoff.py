@@ -79,6 +79,19 @@ def score(folder: Path, data, max_seq_length: int) -> np.ndarray:
     return np.array(predictions) == np.array(data["validation"]["label"])
 
 
+def _kept(record: dict) -> dict | None:
+    selection = record.get("checkpoint_selection")
+    if not selection:
+        return None
+    return {key: selection[key] for key in ("best_step", "best", "last_step", "last")}
+
+
+def _describe_kept(kept: dict | None) -> str:
+    if kept is None:
+        return "last step"
+    return f"{kept['best_step']}: {kept['best']:.4f} vs {kept['last']:.4f}"
+
+
 def paired_interval(first: np.ndarray, second: np.ndarray, resamples: int = 2000, seed: int = 0) -> list[float]:
     """95 % paired bootstrap interval of accuracy(first) - accuracy(second) over the same examples."""
     generator = np.random.default_rng(seed)
@@ -205,6 +218,9 @@ def main() -> None:
                         "gain": round(float(right.mean() - random_right.mean()), 4),
                         "gain_interval": paired_interval(right, random_right),
                         "steps": [pretrained["steps"], random["steps"]],
+                        # the step whose checkpoint finetuning kept (its best validation accuracy), and that
+                        # accuracy against the last evaluation's
+                        "kept": [_kept(pretrained), _kept(random)],
                         "examples": len(right),
                     }
                 )
@@ -226,14 +242,15 @@ def main() -> None:
     )
     table = [
         "| task | scored on | learning rate | examples | pretrained | random init | gain (95 % paired bootstrap) "
-        "| majority class | bag of words | steps (pretrained / random) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| majority class | bag of words | steps (pretrained / random) | kept step: best vs last validation accuracy |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     table += [
         f"| {r['task']} | {r['split']} | {r['learning_rate']} | {r['examples']} | {r['pretrained']:.4f} | "
         f"{r['random_init']:.4f} "
         f"| {r['gain'] * 100:+.1f} points [{r['gain_interval'][0] * 100:+.1f}, {r['gain_interval'][1] * 100:+.1f}] "
-        f"| {r['majority_class']:.4f} | {r['bag_of_words']:.4f} | {r['steps'][0]} / {r['steps'][1]} |"
+        f"| {r['majority_class']:.4f} | {r['bag_of_words']:.4f} | {r['steps'][0]} / {r['steps'][1]} "
+        f"| {' / '.join(_describe_kept(kept) for kept in r['kept'])} |"
         for r in rows
     ]
     text = "\n".join([header, "", *table])

@@ -137,10 +137,42 @@ class BudgetTrainingArguments(TrainingArguments):
                     f"{', '.join(TIME_SCHEDULES)} or pass --schedule_by steps"
                 )
         self._check_warmup_steps()
+        self._keep_best_on_the_clock()
         if not accelerator_available():
             # Without this, two CPU processes train two independent copies instead of one DDP model.
             self.use_cpu = True
         super().__post_init__()
+
+    def _keep_best_on_the_clock(self) -> None:
+        """``load_best_model_at_end`` with evaluations on the budget clock (``eval_every``): the Trainer checks
+        strategies by name and would refuse them, and would save nothing on its own, so every evaluation that sets a
+        new best of ``metric_for_best_model`` saves a checkpoint instead (``save_on_best``, read by
+        :class:`~hf_tbc.trainer.BudgetMixin`), and ``save_total_limit`` (default 1) keeps the best. Step- or
+        epoch-based evaluations keep transformers' own rule: a checkpoint at every evaluation, the best kept."""
+        self.save_on_best = False
+        if not self.load_best_model_at_end:
+            return
+        strategy = getattr(self.save_strategy, "value", self.save_strategy)
+        evaluation = getattr(self.eval_strategy, "value", self.eval_strategy)
+        if strategy not in ("no", evaluation):
+            raise UsageError(
+                f"--load_best_model_at_end saves a checkpoint at every evaluation that sets a new best: leave "
+                f"--save_strategy at no or make it --eval_strategy's (it is {strategy}; --save_every still "
+                "checkpoints on the clock)"
+            )
+        if evaluation in ("no", None):
+            if self.eval_every_seconds is None:
+                raise UsageError(
+                    "--load_best_model_at_end needs evaluations to choose from: set --eval_every (e.g. 30s) with a "
+                    "--time_budget, or --eval_strategy epoch"
+                )
+            never = 10**9  # step-based evaluation and saving never fire; the budget's clock evaluates
+            self.eval_strategy, self.save_strategy, self.eval_steps, self.save_steps = "steps", "steps", never, never
+            self.save_on_best = True
+        else:
+            self.save_strategy, self.save_steps = evaluation, self.eval_steps
+        if self.save_total_limit is None:
+            self.save_total_limit = 1
 
     def _check_warmup_steps(self) -> None:
         """``warmup_steps`` is a floor in optimizer steps on either schedule: warmup lasts the longer of it and

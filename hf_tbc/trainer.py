@@ -110,6 +110,14 @@ class BudgetMixin:
             self.state.num_input_tokens_seen += tokens * self.accelerator.num_processes
         return super().training_step(model, inputs, *args, **kwargs)
 
+    def _determine_best_metric(self, metrics, trial) -> bool:
+        # the Trainer's own bookkeeping of the best metric and step; under a budget whose evaluations run on the
+        # clock, a new best is also what saves a checkpoint (BudgetTrainingArguments._keep_best_on_the_clock)
+        is_new_best = super()._determine_best_metric(metrics, trial)
+        if is_new_best and getattr(self.args, "save_on_best", False):
+            self.control.should_save = True
+        return is_new_best
+
     def log(self, logs: dict[str, float], start_time: Optional[float] = None) -> None:
         # The Trainer derives its final throughput from max_steps, which a budget never reaches:
         # report what was actually trained instead.

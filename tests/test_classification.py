@@ -222,6 +222,10 @@ def test_finetuning_starts_from_the_checkpoint_or_from_fresh_weights(tmp_path, p
     saved = json.loads((out / "eval_results.json").read_text())
     assert saved["random_init"] is random_init and record["random_init"] is random_init
     assert saved["majority_accuracy"] == 0.5  # dev holds 10 of each label
+    # the best evaluation's checkpoint is the saved model (one evaluation here: the first epoch's end, step 1)
+    selection = saved["checkpoint_selection"]
+    assert (selection["metric"], selection["best_step"], selection["evaluations"]) == ("eval_accuracy", 1, 1)
+    assert not list(out.glob("checkpoint-*"))  # a finished run leaves no checkpoint behind
 
 
 def test_majority_accuracy_predicts_the_most_frequent_training_label():

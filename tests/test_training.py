@@ -268,3 +268,45 @@ def test_a_callback_reading_the_budget_after_it_does_not_delay_the_stop(tmp_path
     assert trainer.budget.overshoot == pytest.approx(0.0) and trainer.budget.train_seconds() == pytest.approx(8.0)
     assert [step for step, _, _ in callback.history] == [1, 2, 3, 4]  # 12.5 % of 8 s per pruning event
     assert trainer.lr_scheduler.get_last_lr()[0] == 0.0  # the floor at the deadline, on this step's clock
+
+
+class WeightsAtEvaluation(TrainerCallback):
+    """Keeps a copy of one weight at every evaluation, by step."""
+
+    def __init__(self):
+        self.weights = {}
+
+    def on_evaluate(self, args, state, control, model=None, **kwargs):
+        self.weights[state.global_step] = model.roberta.encoder.layer[0].output.dense.weight.detach().clone()
+
+
+def test_best_checkpoint_on_the_budget_clock_is_loaded_at_the_end(tmp_path):
+    """load_best_model_at_end with evaluations every 2 s of budget (no step strategy): each new best saves a
+    checkpoint, only the best is kept, and the model at the end is the one evaluated best, not the last step."""
+    scores = iter([0.3, 0.9, 0.5, 0.2])  # the second of the four evaluations (2, 4, 6 s, then the stop at 8 s)
+
+    def scripted(prediction):
+        return {"accuracy": next(scores)}
+
+    args = _arguments(tmp_path, eval_every="2s", load_best_model_at_end=True, metric_for_best_model="accuracy")
+    assert args.save_on_best and args.save_total_limit == 1 and args.greater_is_better
+    clock = FakeClock()
+    trainer = _trainer(args, clock, compute_metrics=scripted)
+    seen = WeightsAtEvaluation()
+    trainer.add_callback(seen)
+    trainer.train()
+    assert sorted(seen.weights) == [2, 4, 6, 8] and trainer.state.global_step == 8
+    assert trainer.state.best_global_step == 4 and trainer.state.best_metric == 0.9
+    final = trainer.model.roberta.encoder.layer[0].output.dense.weight
+    assert torch.equal(final, seen.weights[4]) and not torch.equal(final, seen.weights[8])
+    checkpoints = sorted(path.name for path in (tmp_path / "run").glob("checkpoint-*"))
+    assert checkpoints == ["checkpoint-4"]  # saved at steps 2 and 4 (each a new best), 2 rotated away
+
+
+def test_best_checkpoint_needs_evaluations_and_its_own_saves(tmp_path):
+    with pytest.raises(ValueError, match="leave --save_strategy at no"):
+        _arguments(tmp_path, load_best_model_at_end=True, save_strategy="steps", save_steps=10)
+    with pytest.raises(ValueError, match="needs evaluations to choose from"):
+        _arguments(tmp_path, time_budget=None, max_steps=5, load_best_model_at_end=True)
+    native = _arguments(tmp_path, eval_every="5", load_best_model_at_end=True)  # every 5 steps: transformers' rule
+    assert (native.save_strategy.value, native.save_steps, native.save_on_best) == ("steps", 5, False)

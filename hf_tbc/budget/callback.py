@@ -231,7 +231,9 @@ class WallClockBudgetCallback(TrainerCallback, ExportableState):
             self.overshoot = self.elapsed - self.time_budget
             control.should_log = True
             control.should_evaluate = args.eval_strategy != "no" or self.eval_every is not None
-            control.should_save = args.save_strategy != "no" or self.save_every is not None
+            # a run that keeps its best evaluation saves the last step only if that one is the best
+            periodic = args.save_strategy != "no" and not getattr(args, "save_on_best", False)
+            control.should_save = periodic or self.save_every is not None
             control.should_training_stop = True
             return control
         if self._evaluations.due(self.elapsed):

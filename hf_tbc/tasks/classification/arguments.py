@@ -88,7 +88,27 @@ class FinetuningArguments(BudgetTrainingArguments):
     per_device_train_batch_size: int = field(default=32, metadata={"help": "Examples per device per step."})
     per_device_eval_batch_size: int = field(default=64, metadata={"help": "Examples per device per evaluation step."})
     eval_strategy: str = field(
-        default="epoch", metadata={"help": "When to evaluate without a budget: no, steps, epoch."}
+        default="auto",
+        metadata={
+            "help": "When to evaluate: auto (on the budget clock, every --eval_every, with a --time_budget; every "
+            "epoch without one), no, steps, epoch."
+        },
     )
     save_strategy: str = field(default="no", metadata={"help": "When to checkpoint: no, steps, epoch."})
+    load_best_model_at_end: bool = field(
+        default=True,
+        metadata={
+            "help": "Keep the checkpoint with the best --metric_for_best_model among the evaluations and load it at "
+            "the end, so that training past the best point (overfitting) costs nothing; under a --time_budget every "
+            "evaluation that sets a new best saves it. false: keep the last step."
+        },
+    )
+    metric_for_best_model: Optional[str] = field(
+        default="accuracy", metadata={"help": "Validation metric that picks the best checkpoint (accuracy, loss)."}
+    )
     ddp_find_unused_parameters: Optional[bool] = field(default=False, metadata={"help": "See TrainingArguments."})
+
+    def __post_init__(self):
+        if self.eval_strategy == "auto":
+            self.eval_strategy = "no" if self.time_budget is not None else "epoch"
+        super().__post_init__()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, set_seed
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import logging
 
+from ...curves import CurveCallback
 from ...datafiles import data_files
 from ...errors import UsageError
 from ...hardware import hardware_summary
@@ -45,6 +49,39 @@ def _classifier(model_args: ClassificationModelArguments, config, label_names: l
     return AutoModelForSequenceClassification.from_pretrained(model_args.model_name_or_path, config=config), tokenizer
 
 
+def checkpoint_selection(trainer) -> Optional[dict]:
+    """Which evaluation's checkpoint the saved model is, under ``load_best_model_at_end``: its step and metric next to
+    the last evaluation's (read before anything else is evaluated), and how many there were to choose from; ``None``
+    when the last step is kept."""
+    args = trainer.args
+    if not args.load_best_model_at_end:
+        return None
+    metric = args.metric_for_best_model
+    key = metric if metric.startswith("eval_") else f"eval_{metric}"
+    evaluations = [row for row in trainer.state.log_history if key in row]
+    last = evaluations[-1] if evaluations else {}
+    return {
+        "metric": key,
+        "greater_is_better": args.greater_is_better,
+        "best_step": trainer.state.best_global_step,
+        "best": trainer.state.best_metric,
+        "last_step": last.get("step"),
+        "last": last.get(key),
+        "evaluations": len(evaluations),
+    }
+
+
+def _score(trainer, encoded: dict, name: str) -> dict:
+    """Accuracy and loss of the finished model on the validation split ``name``, with the majority class's."""
+    metrics = trainer.evaluate(encoded[name], metric_key_prefix="eval")
+    return {
+        "accuracy": metrics["eval_accuracy"],
+        "loss": metrics["eval_loss"],
+        "examples": len(encoded[name]),
+        "majority_accuracy": majority_accuracy(encoded["train"]["label"], encoded[name]["label"]),
+    }
+
+
 def finetune(
     model_args: ClassificationModelArguments, data_args: ClassificationDataArguments, training_args: FinetuningArguments
 ) -> dict:
@@ -70,22 +107,22 @@ def finetune(
         data_collator=DataCollatorWithPadding(tokenizer),
         processing_class=tokenizer,
         compute_metrics=compute_accuracy,
+        curve_metrics=("eval_accuracy",),
     )
     outcome = train_under_budget(
         trainer, resume_from, "eval_results.json", final_metric=None, model_name_or_path=model_args.model_name_or_path
     )
     if outcome.unfinished is not None:
         return outcome.unfinished
-    results = {}
-    for name in validation_names:
-        metrics = trainer.evaluate(encoded[name], metric_key_prefix="eval")
-        results[name] = {
-            "accuracy": metrics["eval_accuracy"],
-            "loss": metrics["eval_loss"],
-            "examples": len(encoded[name]),
-            "majority_accuracy": majority_accuracy(encoded["train"]["label"], encoded[name]["label"]),
-        }
+    selection = checkpoint_selection(trainer)
+    # the curve ends with training's own evaluations: scoring the chosen model is not a point of it
+    trainer.remove_callback(CurveCallback)
+    results = {name: _score(trainer, encoded, name) for name in validation_names}
     trainer.save_model()
+    if selection is not None and trainer.is_world_process_zero():
+        # the chosen checkpoint is now the saved model: a finished run leaves no checkpoint to resume
+        for checkpoint in Path(training_args.output_dir).glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
+            shutil.rmtree(checkpoint, ignore_errors=True)
     record = {
         "model_name_or_path": model_args.model_name_or_path,
         "random_init": model_args.random_init,
@@ -99,6 +136,7 @@ def finetune(
         "splits": results,
         "train_examples": len(encoded["train"]),
         **budget_fields(trainer, outcome, unbudgeted_stop="epochs"),
+        "checkpoint_selection": selection,
         "max_seq_length": data_args.max_seq_length,
         "text_pair": "text_pair" in splits["train"].column_names,
         "hardware": hardware_summary(),
@@ -109,7 +147,15 @@ def finetune(
             f"{name} {value['accuracy']:.4f} (majority class {value['majority_accuracy']:.4f})"
             for name, value in results.items()
         )
+        chosen = ""
+        if selection is not None:
+            chosen = (
+                f" (the best of {selection['evaluations']} evaluations by {selection['metric']}: step "
+                f"{selection['best_step']}, {selection['best']:.4f}, against {selection['last']:.4f} at the last, "
+                f"step {selection['last_step']})"
+            )
         logger.warning(
-            f"Finetuned {trainer.state.global_step} steps; accuracy: {summary}; model in {training_args.output_dir}"
+            f"Finetuned {trainer.state.global_step} steps; accuracy: {summary}{chosen}; model in "
+            f"{training_args.output_dir}"
         )
     return record
