@@ -21,6 +21,16 @@ from .trainer import BudgetMixin, BudgetProgressCallback, BudgetSeq2SeqTrainer, 
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    # the int8 translation model pulls in the compression stack: imported on first use, not with the package
+    if name == "QuantizedModelForSeq2SeqLM":
+        from .compress.seq2seq import QuantizedModelForSeq2SeqLM
+
+        return QuantizedModelForSeq2SeqLM
+    raise AttributeError(f"module 'hf_tbc' has no attribute {name!r}")
+
+
 __all__ = [
     "MODEL_SIZES",
     "BudgetMixin",
@@ -32,6 +42,7 @@ __all__ = [
     "MaskedLMCollator",
     "ModelSize",
     "OnnxModelForSequenceClassification",
+    "QuantizedModelForSeq2SeqLM",
     "SparsePrediction",
     "TimeBasedLRScheduler",
     "WallClockBudgetCallback",

@@ -31,6 +31,24 @@ def parse_args(dataclass_types: Sequence[type], argv: Sequence[str] | None = Non
     return parser.parse_args_into_dataclasses(args=argv)
 
 
+def peek_flag(name: str, argv: Sequence[str] | None = None) -> str | None:
+    """The value of ``--name`` among the flags (``--name value``, ``--name=value``, or a key of the one YAML/JSON
+    file of flags), before they are parsed: for recipes whose other flags depend on it."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml", ".json")) and Path(argv[0]).is_file():
+        try:
+            values = yaml.safe_load(Path(argv[0]).read_text())  # JSON is YAML too
+        except yaml.YAMLError:
+            return None  # parse_args names the syntax error
+        return str(values[name]) if isinstance(values, dict) and name in values else None
+    for index, flag in enumerate(argv):
+        if flag == f"--{name}" and index + 1 < len(argv):
+            return argv[index + 1]
+        if flag.startswith(f"--{name}="):
+            return flag.split("=", 1)[1]
+    return None
+
+
 def _parse_file(parser: HfArgumentParser, path: str) -> tuple:
     if not Path(path).is_file():
         raise UsageError(f"{path} does not exist: pass a YAML or JSON file of flags, or the flags themselves")

@@ -13,7 +13,14 @@ from typing import Mapping, Optional, Sequence, Union
 from .records import own_dense, pruning_of
 
 LINE_STYLES = ("--", ":", "-.")
-QUANTIZATION_STYLES = {"fp32": "-", "onnx-int8": "--", "quanto-int8": ":", "quanto-int4": "-.", "quanto-int2": ":"}
+QUANTIZATION_STYLES = {
+    "fp32": "-",
+    "onnx-int8": "--",
+    "torch-int8": "--",
+    "quanto-int8": ":",
+    "quanto-int4": "-.",
+    "quanto-int2": ":",
+}
 PRUNING_MARKERS = {"structured": "o", "unstructured": "^", None: "s"}
 
 
@@ -83,7 +90,9 @@ COMPRESSION_AXES = {
     "latency_ms": ("measured latency per batch (ms, log scale)", 1.0, True),
     "size_bytes": ("size on disk (MB, log scale)", 1e-6, True),
     "sparsity": ("fraction of the encoder's linear weights pruned", 1.0, False),
+    "latency_ms_per_sentence": ("measured latency per sentence (ms, log scale)", 1.0, True),
 }
+COMPRESSION_METRICS = {"accuracy": "validation accuracy", "bleu": "validation BLEU"}
 
 
 def compression_line_name(row: dict) -> str:
@@ -101,12 +110,16 @@ def plot_compression(
     output_file: Union[str, Path],
     x: str = "nonzero_parameters",
     majority: Optional[float] = None,
+    y: str = "accuracy",
 ) -> Path:
-    """Accuracy against ``x`` as the paper draws it: one colour per base model, one line per pruning and
-    quantization method through its sparsity levels (the dense variant starts every line of its quantization;
-    marker: pruning method, line style: quantization), and the majority-class accuracy as a grey line."""
+    """Accuracy (or ``y="bleu"``) against ``x`` as the paper draws it: one colour per base model, one line per
+    pruning and quantization method through its sparsity levels (the dense variant starts every line of its
+    quantization; marker: pruning method, line style: quantization), and a reference (the majority class's accuracy,
+    or copying the source's BLEU) as a grey line."""
     if x not in COMPRESSION_AXES:
         raise ValueError(f"x must be one of {', '.join(COMPRESSION_AXES)}")
+    if y not in COMPRESSION_METRICS:
+        raise ValueError(f"y must be one of {', '.join(COMPRESSION_METRICS)}")
     xlabel, scale, log_x = COMPRESSION_AXES[x]
     series = []
     for index, (label, rows) in enumerate(runs.items()):
@@ -126,19 +139,20 @@ def plot_compression(
                 {
                     "label": f"{label} {name}",
                     "x": [row[x] * scale for row in members],
-                    "y": [row["accuracy"] for row in members],
+                    "y": [row[y] for row in members],
                     "color": f"C{index}",
                     "marker": PRUNING_MARKERS.get(pruning, "o"),
                     "linestyle": QUANTIZATION_STYLES.get(quantization, "-"),
                 }
             )
-    references = {f"majority class ({majority:.3f})": majority} if majority is not None else None
+    reference = "majority class" if y == "accuracy" else "copying the source"
+    references = {f"{reference} ({majority:.3f})": majority} if majority is not None else None
     return draw_lines(
         series,
         output_file,
         xlabel,
-        "validation accuracy",
-        f"accuracy against {xlabel.split(' (')[0]}",
+        COMPRESSION_METRICS[y],
+        f"{y if y == 'accuracy' else 'BLEU'} against {xlabel.split(' (')[0]}",
         references,
         log_x=log_x,
     )

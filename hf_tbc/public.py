@@ -30,6 +30,8 @@ MODEL_FILES = (
     "*.onnx",
     "*.onnx_data",
     "quanto_qmap.json",  # ONNX and quanto variants
+    "model_int8.pt",
+    "hf_tbc_quantization.json",  # int8 translation variants (QuantizedModelForSeq2SeqLM)
     "tokenizer.json",
     "tokenizer_config.json",
     "special_tokens_map.json",

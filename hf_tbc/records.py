@@ -21,6 +21,16 @@ def read_records(path: Union[str, Path]) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def quality(row: dict) -> float:
+    """What a variant scores: a classifier's validation accuracy, a translation model's BLEU."""
+    return row["accuracy"] if "accuracy" in row else row["bleu"]
+
+
+def is_translation(rows: list[dict]) -> bool:
+    """Whether the rows are a translation model's variants (scored in BLEU)."""
+    return bool(rows) and rows[0].get("task") == "translation"
+
+
 def pruning_of(row: dict) -> Optional[str]:
     """The pruning method of a row: ``"unstructured"``, ``"structured"`` or None (records written before structured
     pruning existed are unstructured when pruned)."""

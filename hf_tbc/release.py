@@ -28,7 +28,13 @@ from .selection import SELECT_BY, resolve_selection, select_variants
 from .tasks.classification.card import render_card
 from .tasks.classification.release import Variant, load_variant_records, public_record
 from .tasks.translation.card import render_translation_card
-from .tasks.translation.release import load_translation_run, public_translation_record
+from .tasks.translation.release import (
+    is_translation_variant,
+    load_translation_run,
+    load_translation_variant_records,
+    public_translation_record,
+    public_translation_variant_record,
+)
 
 logger = logging.get_logger(__name__)
 
@@ -207,6 +213,23 @@ class ReleaseItem:
         return self.repo_id.split("/")[-1]
 
 
+def _translation_variant_item(args: ReleaseArguments, variant) -> ReleaseItem:
+    """The repo of a compressed translation variant: its card and public record from its row and its run."""
+    dataset = args.card_dataset_for_translation(variant.run)
+    row = variant.row
+    summary = variant.run.summary
+    return ReleaseItem(
+        variant.repo_id,
+        variant.folder,
+        render_translation_card(variant.run, *dataset, license=args.license, variant=variant),
+        public_translation_variant_record(variant, *dataset),
+        [row, summary, variant.run.results],
+        {"variant": row["variant"], "bleu": row["bleu"], "chrf": row["chrf"], "size_bytes": row["size_bytes"]},
+        f"Release {variant.size_name} {row['variant']} ({summary['source_lang']}-{summary['target_lang']}, BLEU "
+        f"{row['bleu']:.1f}, {row['latency_ms']:.0f} ms/sentence)",
+    )
+
+
 def plan_release(args: ReleaseArguments, namespace: str) -> list[ReleaseItem]:
     """Every repo the flags ask for, with its repo id (checked by the Hub's rules), card and public record: all that
     can fail on bad input fails here, before anything is written."""
@@ -215,7 +238,9 @@ def plan_release(args: ReleaseArguments, namespace: str) -> list[ReleaseItem]:
         folders += select_variants(args.compression_dirs, args.select_by, args.limit)
     folders += [Path(directory) / "dense-fp32" for directory in args.baseline_dirs or []]
     runs = [load_translation_run(folder) for folder in args.translation_dirs or []]
-    if not folders and not runs:
+    translated = [load_translation_variant_records(folder) for folder in folders if is_translation_variant(folder)]
+    folders = [folder for folder in folders if not is_translation_variant(folder)]
+    if not folders and not runs and not translated:
         raise UsageError(
             "nothing to release: pass --variants, or --compression_dirs (with --select_by and a --limit "
             "some variant meets) and --baseline_dirs, or --translation_dirs"
@@ -235,6 +260,8 @@ def plan_release(args: ReleaseArguments, namespace: str) -> list[ReleaseItem]:
         variant.parent_repo_id = by_folder.get(parent.resolve()) if parent else None
     for run in runs:
         run.repo_id = check_repo_id(f"{namespace}/{run.default_repo_name(args.repo_prefix)}")
+    for variant in translated:
+        variant.repo_id = check_repo_id(f"{namespace}/{variant.default_repo_name(args.repo_prefix)}")
     items = []
     for folder, variant in variants.items():
         dataset = args.card_dataset_for(variant)
@@ -274,6 +301,7 @@ def plan_release(args: ReleaseArguments, namespace: str) -> list[ReleaseItem]:
                 f"{scores['bleu']:.1f})",
             )
         )
+    items += [_translation_variant_item(args, variant) for variant in translated]
     return items
 
 

@@ -1,5 +1,6 @@
-"""Choosing what to ship: the most accurate variant of each compressed model that costs at most a limit, by latency,
-size on disk or nonzero parameters. The release picks its variants this way, and the study's report its answer."""
+"""Choosing what to ship: the best variant of each compressed model (accuracy; BLEU for translation) that costs
+at most a limit, by latency (ms per measured batch; per sentence for translation), size on disk or nonzero
+parameters. The release picks its variants this way, and the study's report its answer."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Optional, Union
 from transformers.utils import logging
 
 from .errors import UsageError
-from .records import read_records
+from .records import quality, read_records
 
 logger = logging.get_logger(__name__)
 
@@ -50,9 +51,10 @@ def format_cost(value: float, select_by: str) -> str:
 
 
 def best_under(rows: list[dict], select_by: str = "size", limit: Optional[float] = None) -> Optional[dict]:
-    """The most accurate row whose cost is at most ``limit`` (the cheaper one on a tie); None if none fits."""
+    """The best-scoring row (accuracy, or BLEU for translation) whose cost is at most ``limit`` (the cheaper one on a
+    tie); None if none fits."""
     fitting = [row for row in rows if limit is None or cost(row, select_by) <= limit]
-    return max(fitting, key=lambda row: (row["accuracy"], -cost(row, select_by))) if fitting else None
+    return max(fitting, key=lambda row: (quality(row), -cost(row, select_by))) if fitting else None
 
 
 def select_variants(

@@ -7,8 +7,9 @@
 
 Local TSV/CSV/JSON(L) files hold one column per language (--source_column/--target_column to name others); a Hub
 dataset works too (--dataset_name wmt14 --dataset_config_name fr-en). Validation BLEU and chrF (sacreBLEU, greedy
-decoding) are recorded against wall-clock; the output loads with AutoModelForSeq2SeqLM (and pipeline("translation")
-on transformers 4.x).
+decoding) are recorded against wall-clock; at the end the whole splits are scored with the decoding saved in the
+model's generation config (--num_beams 5 and --no_repeat_ngram_size 3 by default); the output loads with
+AutoModelForSeq2SeqLM (and pipeline("translation") on transformers 4.x).
 Flags may also come from one YAML or JSON file.
 """
 

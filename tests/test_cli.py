@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from hf_tbc.cli import parse_args
+from hf_tbc.cli import parse_args, peek_flag
 from hf_tbc.datafiles import check_utf8
 from hf_tbc.errors import UsageError
 from hf_tbc.runs import check_writable
@@ -23,6 +23,15 @@ def test_flags_come_from_yaml_and_json_files(tmp_path):
     (tmp_path / "run.json").write_text('{"time_budget": "2h"}')
     assert parse_args((Flags,), [str(tmp_path / "run.yaml")]) == (Flags("15m", 3),)
     assert parse_args((Flags,), [str(tmp_path / "run.json")]) == (Flags("2h", 1),)
+
+
+def test_a_flag_is_read_before_parsing_from_flags_or_a_file(tmp_path):
+    (tmp_path / "run.yaml").write_text("model_name_or_path: runs/E3\nsteps: 3\n")
+    assert peek_flag("model_name_or_path", ["--steps", "2", "--model_name_or_path", "runs/a"]) == "runs/a"
+    assert peek_flag("model_name_or_path", ["--model_name_or_path=runs/b"]) == "runs/b"
+    assert peek_flag("model_name_or_path", [str(tmp_path / "run.yaml")]) == "runs/E3"
+    assert peek_flag("model_name_or_path", ["--steps", "2"]) is None
+    assert peek_flag("model_name_or_path", ["--model_name_or_path"]) is None  # no value: the parser names it
 
 
 @pytest.mark.parametrize(

@@ -49,7 +49,7 @@ LAYERS = [
     ),
     ("train", ["tasks.*.train"]),
     ("advise", ["advise", "advise.*"]),
-    ("compress", ["compress", "compress.*", "evaluation", "variants", "onnx_model"]),
+    ("compress", ["compress", "compress.*", "evaluation", "variants", "onnx_model", "tasks.*.compress"]),
     ("release", ["selection", "public", "hub", "release", "tasks.*.card", "tasks.*.release"]),
     (
         "study",

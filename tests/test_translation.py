@@ -254,7 +254,9 @@ def test_recipe_learns_a_word_for_word_pair_and_the_output_translates(tmp_path, 
     from transformers.pipelines import SUPPORTED_TASKS
 
     model, tokenizer = AutoModelForSeq2SeqLM.from_pretrained(out), AutoTokenizer.from_pretrained(out)
-    # the saved decoding settings
+    # the saved decoding settings: beam search (--num_beams 5 by default) scored the splits; the curve stayed greedy
+    assert model.generation_config.num_beams == 5 and results["decoding"].startswith("beam 5")
+    assert results["curve_decoding"].startswith("greedy") and results["splits"]["test"]["decoding_s"] > 0
     generated = model.generate(**tokenizer(["red cat sees small dog"], return_tensors="pt"))
     outputs = [tokenizer.decode(generated[0], skip_special_tokens=True)]
     if "translation" in SUPPORTED_TASKS:  # transformers 4.x; 5.x removed the translation pipeline
@@ -485,3 +487,79 @@ release:
     assert "samples" not in record["evaluation"]["splits"]["test"]
     assert str(tmp_path) not in card and str(data.name) + "/" not in card
     assert AutoModelForSeq2SeqLM.from_pretrained(root / "release" / "tbc-E1-D1-H128-en-fr").config.d_model == 128
+
+
+@pytest.mark.slow
+def test_translation_study_compresses_and_releases_the_small_dense_and_the_large_compressed(tmp_path, pair_files):
+    """With a compression section every size is compressed; the release holds the small size's trained model dense
+    and the larger size's best variant under the release limit, with a card that states BLEU, chrF, latency and
+    size; the report answers the equal-latency question."""
+    config_file = tmp_path / "mt.yaml"
+    data = Path(pair_files["train"]).parent
+    config_file.write_text(f"""name: mt-compress
+task: translation
+output_dir: {tmp_path / "study"}
+data_dir: {data}
+sizes: [E1-D1-H64, E1-D1-H128]
+launcher: [accelerate, launch, --num_processes, "1", --num_machines, "1", --mixed_precision, "no",
+           --dynamo_backend, "no"]
+advisor: false
+translation:
+  time_budget: 6s
+  train_file: "{{data_dir}}/train.tsv"
+  validation_file: "{{data_dir}}/validation.tsv"
+  vocab_size: 300
+  max_eval_samples: 10
+  max_target_length: 24
+  num_beams: 2
+  disable_tqdm: true
+compression:
+  sparsities: "0,0.5"
+  recovery_steps: 2
+  latency_sentences: 3
+  max_eval_samples: 10
+release:
+  hub_organization: study-test
+  card_dataset: word-pairs
+  card_dataset_config: en-fr
+  limit: 100000
+""")
+    done = subprocess.run(
+        [sys.executable, str(REPO / "recipes" / "study.py"), "--config", str(config_file)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    root = tmp_path / "study"
+    large = [
+        json.loads(line) for line in (root / "compress" / "E1-D1-H128" / "compression.jsonl").read_text().splitlines()
+    ]
+    assert {row["variant"] for row in large} == {
+        "dense-fp32",
+        "dense-torch-int8",
+        "structured50-fp32",
+        "structured50-torch-int8",
+    }
+    best = max(large, key=lambda row: (row["bleu"], -row["latency_ms"]))
+    release = json.loads((root / "release" / "release.json").read_text())
+    assert [entry["repo_id"] for entry in release] == [
+        "study-test/tbc-E1-D1-H64-en-fr",
+        f"study-test/tbc-E1-D1-H128-en-fr-{best['variant']}",
+    ]
+    released = root / "release" / f"tbc-E1-D1-H128-en-fr-{best['variant']}"
+    card = (released / "README.md").read_text()
+    assert "## Compression" in card and f"| this model | {best['bleu']:.2f} | {best['chrf']:.2f} |" in card
+    assert f"{best['latency_ms']:.1f} | {best['size_bytes'] / 1e6:.2f} |" in card and "beam 2" in card
+    assert str(tmp_path) not in card
+    record = json.loads((released / "hf_tbc_record.json").read_text())
+    assert record["compression"]["variant"] == best["variant"] and "base_model" not in record["compression"]
+    if best["method"] == "torch-int8":
+        from hf_tbc import QuantizedModelForSeq2SeqLM
+
+        assert "QuantizedModelForSeq2SeqLM.from_pretrained" in card
+        assert QuantizedModelForSeq2SeqLM.from_pretrained(released).generation_config.num_beams == 2
+    else:
+        assert AutoModelForSeq2SeqLM.from_pretrained(released).config.d_model == 128
+    report = (root / "report.md").read_text()
+    assert "## (c) At equal latency" in report and (root / "bleu_vs_latency.png").stat().st_size > 10_000

@@ -11,6 +11,8 @@ from .structured import IMPORTANCE
 from .unstructured import PRUNING_SCOPES, check_sparsity
 
 QUANTIZATION_METHODS = ("none", "onnx-int8", "quanto-int8", "quanto-int4", "quanto-int2")
+CLASSIFIER_QUANTIZATION = "none,onnx-int8,quanto-int8,quanto-int4"
+TRANSLATION_QUANTIZATION = "none,torch-int8"
 PRUNING_METHODS = ("unstructured", "structured")
 SCHEDULES = ("oneshot", "gradual")
 
@@ -20,7 +22,10 @@ class CompressionArguments:
     """What to compress and how; ``HfArgumentParser`` turns each field into a flag."""
 
     model_name_or_path: str = field(
-        metadata={"help": "The finetuned classifier (a run_classification.py output folder)."}
+        metadata={
+            "help": "The finetuned classifier (a run_classification.py output folder) or translation model (a "
+            "run_translation.py output folder)."
+        }
     )
     output_dir: str = field(metadata={"help": "One subfolder per variant, plus compression.jsonl and the plots."})
     sparsities: str = field(
@@ -30,18 +35,21 @@ class CompressionArguments:
             "fraction of the encoder's linear weights to prune."
         },
     )
-    pruning_method: str = field(
-        default="unstructured",
+    pruning_method: Optional[str] = field(
+        default=None,
         metadata={
-            "help": "Comma-separated, each applied to every sparsity. unstructured: zero the smallest weights "
-            "(same size and speed, stored zeros); structured: remove whole layers and feed-forward "
-            "neurons (a smaller, faster dense model)."
+            "help": "Comma-separated, each applied to every sparsity. unstructured (classifiers' default): zero the "
+            "smallest weights (same size and speed, stored zeros); structured: remove whole layers and feed-forward "
+            "neurons (a smaller, faster dense model). Translation models: structured only (the default), feed-forward "
+            "neurons of every encoder and decoder layer (the sparsity is the fraction of them removed)."
         },
     )
-    quantization: str = field(
-        default="none,onnx-int8,quanto-int8,quanto-int4",
+    quantization: Optional[str] = field(
+        default=None,
         metadata={
-            "help": f"Comma-separated methods, each applied to every sparsity: {', '.join(QUANTIZATION_METHODS)}."
+            "help": f"Comma-separated methods, each applied to every sparsity: {', '.join(QUANTIZATION_METHODS)} "
+            f"(default {CLASSIFIER_QUANTIZATION}); translation models: none, torch-int8 (PyTorch dynamic int8; the "
+            "default is both)."
         },
     )
     pruning_scope: str = field(
@@ -90,12 +98,22 @@ class CompressionArguments:
     recovery_time_budget: Optional[str] = field(
         default=None, metadata={"help": "Or finetune each variant for this long."}
     )
-    recovery_learning_rate: float = field(default=5e-5, metadata={"help": "Peak LR of recovery finetuning."})
+    recovery_learning_rate: Optional[float] = field(
+        default=None,
+        metadata={
+            "help": "Peak LR of recovery finetuning (default 5e-5 for classifiers; 2e-4 for translation models, "
+            "trained from scratch at 1e-3)."
+        },
+    )
     latency_batch_size: int = field(default=32, metadata={"help": "Batch size of the latency measurement."})
     latency_sequence_length: int = field(
         default=128, metadata={"help": "Tokens per example in the latency measurement."}
     )
     latency_runs: int = field(default=10, metadata={"help": "Timed forward passes; the median is recorded."})
+    latency_sentences: int = field(
+        default=50,
+        metadata={"help": "Translation: sentences translated one at a time (batch 1) for the latency per sentence."},
+    )
     latency_memory_mb: Optional[float] = field(
         default=None,
         metadata={
@@ -112,13 +130,14 @@ class CompressionArguments:
 
     def __post_init__(self):
         self.sparsity_grid = [check_sparsity(_number(value, "--sparsities")) for value in _split(self.sparsities)]
-        self.methods = _split(self.quantization)
-        unknown = [method for method in self.methods if method not in QUANTIZATION_METHODS]
+        self.methods = _split(self.quantization or CLASSIFIER_QUANTIZATION)
+        self.recovery_lr = self.recovery_learning_rate or 5e-5
+        unknown = [method for method in self.methods if method not in (*QUANTIZATION_METHODS, "torch-int8")]
         if unknown:
             raise UsageError(
                 f"unknown quantization method {unknown[0]!r}: choose from {', '.join(QUANTIZATION_METHODS)}"
             )
-        self.pruning_methods = _split(self.pruning_method)
+        self.pruning_methods = _split(self.pruning_method or "unstructured")
         unknown = [method for method in self.pruning_methods if method not in PRUNING_METHODS]
         if unknown or not self.pruning_methods:
             raise UsageError(
@@ -138,6 +157,15 @@ class CompressionArguments:
             raise UsageError(f"--gradual_end {self.gradual_end} must be in (0, 1]")
         if not 0.0 <= self.layer_share <= 1.0:
             raise UsageError(f"--layer_share {self.layer_share} must be in [0, 1]")
+
+    def for_translation(self) -> None:
+        """The defaults of a translation model's grid, for the flags left unset: structured (feed-forward) pruning,
+        fp32 and PyTorch dynamic int8."""
+        if self.quantization is None:
+            self.methods = _split(TRANSLATION_QUANTIZATION)
+        if self.pruning_method is None:
+            self.pruning_methods = ["structured"]
+        self.recovery_lr = self.recovery_learning_rate or 2e-4
 
     @property
     def recovers(self) -> bool:

@@ -79,7 +79,7 @@ def _finetune(model, train_dataset, tokenizer, args: CompressionArguments, scrat
         output_dir=str(scratch),
         max_steps=args.recovery_steps or -1,
         time_budget=args.recovery_time_budget,
-        learning_rate=args.recovery_learning_rate,
+        learning_rate=args.recovery_lr,
         per_device_train_batch_size=32,
         save_strategy="no",
         eval_strategy="no",
@@ -162,6 +162,11 @@ def check_grid(args: CompressionArguments, train_dataset=None) -> None:
         raise UsageError(
             "recovery finetuning and Taylor importance need training data: pass --train_file or --task_name"
         )
+    check_output_dir(args)
+
+
+def check_output_dir(args: CompressionArguments) -> None:
+    """``UsageError`` unless ``--output_dir`` can be written and holds no other output (or may be overwritten)."""
     output_dir = Path(args.output_dir)
     check_writable(output_dir)
     if output_dir.exists() and any(output_dir.iterdir()) and not args.overwrite_output_dir:

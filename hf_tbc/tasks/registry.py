@@ -191,18 +191,69 @@ def _plan_translation(config) -> list[dict]:
     )
 
 
+# what compress.py needs of the translation section: where the pairs are
+TRANSLATION_DATA_FLAGS = (
+    "dataset_name",
+    "dataset_config_name",
+    "train_file",
+    "validation_file",
+    "source_lang",
+    "target_lang",
+    "source_column",
+    "target_column",
+    "max_source_length",
+    "max_target_length",
+)
+
+
 def _translation_stages(config, size: str, launcher: list[str], python: list[str]) -> list[Stage]:
-    return [
+    trained = config.stage_dir("translate", size)
+    stages = [
         (
             "translate",
-            config.stage_dir("translate", size),
+            trained,
             launcher + [str(RECIPES / "run_translation.py"), "--model_size", size, *as_flags(config.translation)],
         )
     ]
+    if config.compression:  # each size compressed: feed-forward pruning with recovery, int8
+        data = {key: value for key, value in config.translation.items() if key in TRANSLATION_DATA_FLAGS}
+        stages.append(
+            (
+                "compress",
+                config.stage_dir("compress", size),
+                python
+                + [
+                    str(RECIPES / "compress.py"),
+                    "--model_name_or_path",
+                    str(trained),
+                    *as_flags({**data, **config.compression}),
+                ],
+            )
+        )
+    return stages
+
+
+def small_dense_latency(config) -> Optional[float]:
+    """The small baseline's (the first size's) dense fp32 latency per sentence, from its compression grid."""
+    from ..records import own_dense, read_records
+
+    record = config.stage_dir("compress", config.sizes[0]) / "compression.jsonl"
+    dense = own_dense(read_records(record)) if record.is_file() else None
+    return dense["latency_ms"] if dense else None
 
 
 def _translation_release(config) -> dict:
-    return {"translation_dirs": [str(config.stage_dir("translate", size)) for size in config.sizes]}
+    """Without a compression section: every size's trained model, dense. With one: the small baseline dense, and the
+    best variant (by BLEU) of every larger size whose latency per sentence is at most the small dense model's (the
+    release section's ``limit`` overrides it)."""
+    if not config.compression:
+        return {"translation_dirs": [str(config.stage_dir("translate", size)) for size in config.sizes]}
+    return {
+        "translation_dirs": [str(config.stage_dir("translate", config.sizes[0]))],
+        "compression_dirs": [str(config.stage_dir("compress", size)) for size in config.sizes[1:]],
+        "select_by": "latency",
+        "limit": small_dense_latency(config),
+    }
 
 
 TASKS: dict[str, StudyTask] = {

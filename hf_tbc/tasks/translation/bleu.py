@@ -4,6 +4,7 @@ copy-the-source baseline that a model must beat to show it translates at all."""
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 from typing import Sequence, Union
 
@@ -22,6 +23,45 @@ def corpus_scores(hypotheses: Sequence[str], references: Sequence[str]) -> dict[
         "bleu": round(sacrebleu.corpus_bleu(hypotheses, references).score, 2),
         "chrf": round(sacrebleu.corpus_chrf(hypotheses, references).score, 2),
     }
+
+
+def paired_bleu_interval(
+    first: Sequence[str], second: Sequence[str], references: Sequence[str], samples: int = 1000, seed: int = 0
+) -> tuple[float, float, float]:
+    """BLEU of ``first`` minus BLEU of ``second`` on the same ``references``, and its 95 % paired-bootstrap interval
+    (sentences resampled together, Koehn 2004). Each sentence's n-gram counts are taken once (sacreBLEU's own
+    statistics, as its paired significance test does), so a resample is a sum, not a new corpus BLEU."""
+    from sacrebleu.metrics import BLEU
+
+    metric = BLEU()
+    statistics = [
+        np.array(metric._extract_corpus_statistics(list(system), [list(references)]), dtype=np.int64)
+        for system in (first, second)
+    ]
+
+    def bleu(counts: np.ndarray) -> float:
+        return metric._compute_score_from_stats(counts.tolist()).score
+
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(references), size=(samples, len(references)))
+    differences = sorted(
+        bleu(statistics[0][picked].sum(axis=0)) - bleu(statistics[1][picked].sum(axis=0)) for picked in picks
+    )
+    observed = bleu(statistics[0].sum(axis=0)) - bleu(statistics[1].sum(axis=0))
+    return (
+        round(observed, 2),
+        round(differences[int(0.025 * samples)], 2),
+        round(differences[int(0.975 * samples) - 1], 2),
+    )
+
+
+LOOP = re.compile(r"(.{2,}?)\1{3,}")  # a piece of two or more characters written four or more times in a row
+
+
+def looping(texts: Sequence[str]) -> int:
+    """How many of ``texts`` repeat a piece of two or more characters four or more times in a row ("tetetete"): the
+    way a greedy decoder of a small model degenerates."""
+    return sum(1 for text in texts if LOOP.search(text))
 
 
 def copy_source_scores(sources: Sequence[str], references: Sequence[str]) -> dict[str, float]:

@@ -1,10 +1,10 @@
 """Release of translation runs: an evaluated card (model-index ``translation``, BLEU and chrF on the test split)
 built from the run's own records, and a Hub-ready folder.
 
-The dense model is released as trained: hf-tbc's int8 paths (ONNX Runtime dynamic quantization of an exported
-classifier, optimum-quanto behind hf-tbc's classifier wrapper) do not cover encoder-decoders with generation. The
-Hub folder holds the model files, the card and :func:`public_translation_record`; the translations file, curves
-and local records stay behind.
+A trained run is released dense; a variant of a compression grid (feed-forward neurons removed, int8) is released with
+its own measured row: BLEU and chrF on the validation pairs the grid decoded, latency per sentence and size, next
+to the grid's dense model. The Hub folder holds the model files, the card and the public record; the translations
+file, curves and local records stay behind.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from ... import model_cards
 from ...budget import format_duration
 from ...public import dataset_line
-from .release import TranslationRun
+from .release import TranslationRun, TranslationVariant
 
 TRANSLATION_TEMPLATE = Path(model_cards.__file__).resolve().parent / "translation_card.md"
 LAYER_NORM = {
@@ -28,16 +28,60 @@ LAYER_NORM = {
 }
 
 
-def _scores(run: TranslationRun) -> tuple[str, dict]:
+def _scores(run: TranslationRun, variant: Optional[TranslationVariant] = None) -> tuple[str, dict]:
+    if variant is not None:
+        return "validation", variant.row
     split = "test" if "test" in run.results["splits"] else "validation"
     return split, run.results["splits"][split]
 
 
+def _compression(variant: TranslationVariant) -> dict:
+    """The card's compression section: what was done, and the variant against the grid's dense model."""
+    from ...records import own_dense, read_records
+
+    row = variant.row
+    dense = own_dense(read_records(variant.folder.parent)) or row
+    done = []
+    if row.get("target_sparsity"):
+        encoder, decoder = row["parent_ffn_dim"]
+        done.append(
+            f"{row['target_sparsity']:.0%} of the feed-forward neurons of every layer removed (encoder "
+            f"{encoder}→{row['encoder_ffn_dim']}, decoder {decoder}→{row['decoder_ffn_dim']}, by weight magnitude)"
+        )
+    if row.get("recovery"):
+        budget = row.get("recovery_budget")
+        done.append(
+            f"trained further{f' for {budget}' if budget else ''} on the translation loss to recover, as was the "
+            "grid's dense model"
+        )
+    if row["method"] != "none":
+        done.append(f"linear layers quantized to int8 ({row['method']}: PyTorch dynamic quantization)")
+    what = "; ".join(done) or "none (the dense model of the grid)"
+    return {
+        "what": what[0].upper() + what[1:],
+        "rows": [
+            {"name": name, **{key: item[key] for key in ("bleu", "chrf", "latency_ms", "size_bytes", "parameters")}}
+            for name, item in (("this model", row), ("dense fp32, same grid", dense))
+        ],
+        "eval_pairs": row["eval_pairs"],
+        "latency_sentences": row.get("latency_sentences"),
+        "quantized": row["method"] != "none",
+    }
+
+
 def translation_card_data(
-    run: TranslationRun, dataset_id: str, dataset_config: Optional[str], dataset_split: str, license: str
+    run: TranslationRun,
+    dataset_id: str,
+    dataset_config: Optional[str],
+    dataset_split: str,
+    license: str,
+    variant: Optional[TranslationVariant] = None,
 ) -> ModelCardData:
-    """Metadata: pipeline ``translation``, the language pair, and a model-index with BLEU and chrF."""
-    _, scores = _scores(run)
+    """Metadata: pipeline ``translation``, the language pair, and a model-index with BLEU and chrF (a variant's on
+    the validation pairs its grid decoded)."""
+    split, scores = _scores(run, variant)
+    if variant is not None:
+        dataset_split = split
     languages = [run.summary["source_lang"], run.summary["target_lang"]]
     results = [
         EvalResult(
@@ -53,13 +97,16 @@ def translation_card_data(
         )
         for metric, name in (("bleu", "BLEU"), ("chrf", "chrF"))
     ]
+    tags = ["train-large-then-compress", "hf-tbc", run.summary["config"]["model_type"], "translation"]
+    if variant is not None:
+        tags += ["pruned"] * bool(variant.row.get("target_sparsity")) + ["int8"] * variant.quantized
     return ModelCardData(
-        model_name=run.repo_id.split("/")[-1],
+        model_name=(variant or run).repo_id.split("/")[-1],
         license=license,
         library_name="transformers",
         pipeline_tag="translation",
         language=languages,
-        tags=["train-large-then-compress", "hf-tbc", run.summary["config"]["model_type"], "translation"],
+        tags=tags,
         datasets=[dataset_id],
         metrics=["bleu", "chrf"],
         eval_results=results,
@@ -73,21 +120,30 @@ def render_translation_card(
     dataset_split: str,
     license: str = "apache-2.0",
     template: Union[str, Path] = TRANSLATION_TEMPLATE,
+    variant: Optional[TranslationVariant] = None,
 ) -> ModelCard:
-    """The card, with every figure read from the run's records."""
+    """The card, with every figure read from the run's records (and a compressed ``variant``'s row)."""
     summary, results = run.summary, run.results
     config = summary["config"]
-    split, scores = _scores(run)
+    split, scores = _scores(run, variant)
+    repo_id = (variant or run).repo_id
+    decoding = variant.row["decoding"] if variant is not None else results["decoding"]
+    described = (
+        f"{scores['bleu']:.1f} BLEU on the first {scores['eval_pairs']:,} validation pairs"
+        if variant is not None
+        else f"{scores['bleu']:.1f} BLEU on the {split} split"
+    )
     hardware = summary["hardware"]
     samples = scores.get("samples") or [{"source": "A man is riding a bicycle down the street."}]
     values = {
-        "model_name": run.repo_id.split("/")[-1],
-        "repo_id": run.repo_id,
+        "model_name": repo_id.split("/")[-1],
+        "repo_id": repo_id,
         "summary": (
-            f"A {summary['source_lang']}→{summary['target_lang']} translation Transformer ({run.size_name}) "
-            f"trained from scratch in {format_duration(summary['train_s'])}: {scores['bleu']:.1f} BLEU on the "
-            f"{split} split ({dataset_id}, greedy decoding)."
+            f"A {'compressed ' if variant is not None else ''}{summary['source_lang']}→{summary['target_lang']} "
+            f"translation Transformer ({run.size_name}) trained from scratch in {format_duration(summary['train_s'])}"
+            f": {described} ({dataset_id}, {decoding.split(', at most')[0]} decoding)."
         ),
+        "compression": _compression(variant) if variant is not None else None,
         "architecture": json.loads((run.folder / "config.json").read_text())["architectures"][0],
         "layer_norm": LAYER_NORM.get(config["model_type"], config["model_type"]),
         "size_name": run.size_name,
@@ -113,9 +169,16 @@ def render_translation_card(
         "schedule": summary["schedule"],
         "label_smoothing": summary["label_smoothing_factor"],
         "stop_reason": summary["stop_reason"],
-        "decoding": results["decoding"],
-        "scores": [{"split": name, **value} for name, value in results["splits"].items()],
-        "copy_scores": [{"split": name, **value} for name, value in results["copy_source"].items()],
+        "decoding": decoding,
+        "scores": (
+            [{"split": f"validation, first {scores['eval_pairs']:,} pairs", **scores, "examples": scores["eval_pairs"]}]
+            if variant is not None
+            else [{"split": name, **value} for name, value in results["splits"].items()]
+        ),
+        # copying the source was scored on whole splits: a variant's figures are of the grid's first pairs
+        "copy_scores": []
+        if variant is not None
+        else [{"split": name, **value} for name, value in results["copy_source"].items()],
         "example_source": samples[0]["source"].replace('"', "'"),
         "limitations": "\n".join(
             f"- {note}"
@@ -123,9 +186,8 @@ def render_translation_card(
                 f"Trained and evaluated on {dataset_line(dataset_id, dataset_config)} only. Quality on other text is "
                 "unmeasured and will be far lower.",
                 "A small research model trained under a short compute budget; do not rely on its translations.",
-                "Released dense: hf-tbc's int8 paths do not yet cover encoder-decoders with generation.",
             )
         ),
     }
-    data = translation_card_data(run, dataset_id, dataset_config, dataset_split, license)
+    data = translation_card_data(run, dataset_id, dataset_config, dataset_split, license, variant)
     return ModelCard.from_template(data, template_path=str(template), **values)

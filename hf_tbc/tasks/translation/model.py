@@ -125,11 +125,12 @@ def build_model(model_args: "TranslationModelArguments", tokenizer, max_length: 
     return AutoModelForSeq2SeqLM.from_config(config)
 
 
-def set_generation(model, max_target_length: int, num_beams: int) -> None:
+def set_generation(model, max_target_length: int, num_beams: int, no_repeat_ngram_size: int = 0) -> None:
     """What ``generate`` and ``pipeline("translation")`` use: the evaluated decoding, saved with the model."""
     generation = model.generation_config
     generation.max_length = max_target_length
     generation.num_beams = num_beams
+    generation.no_repeat_ngram_size = no_repeat_ngram_size or None
     generation.decoder_start_token_id = model.config.decoder_start_token_id
     generation.bos_token_id = model.config.bos_token_id
     generation.eos_token_id = model.config.eos_token_id

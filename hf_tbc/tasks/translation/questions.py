@@ -3,17 +3,16 @@ and in the validation loss the advisor forecast), and width against depth, with 
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 from typing import Optional
 
 from ...advise.outcome import FORECAST_FIGURE, final_eval_loss, forecast_lines, plot_outcome, read_advice
-from .bleu import TRANSLATIONS_FILE, read_translations
+from .bleu import TRANSLATIONS_FILE, paired_bleu_interval, read_translations
 from .model import get_translation_size
 
 
 def bleu_difference(
-    folder_a: Path, folder_b: Path, split: str = "validation", samples: int = 300, seed: int = 0
+    folder_a: Path, folder_b: Path, split: str = "validation", samples: int = 1000, seed: int = 0
 ) -> Optional[tuple[float, float, float]]:
     """BLEU of run A minus run B on ``split`` and a 95 % paired-bootstrap interval (sentences resampled together,
     Koehn 2004), from each run's saved translations; ``None`` when either has none."""
@@ -25,24 +24,7 @@ def bleu_difference(
     if [row["reference"] for row in rows[1]] != references or not references:
         return None  # not the same pairs: nothing to compare sentence by sentence
     hypotheses = [[row["translation"] for row in run] for run in rows]
-    import sacrebleu
-
-    def bleu(system: list[str], picked) -> float:  # BLEU alone: chrF would triple the cost of each resample
-        return sacrebleu.corpus_bleu([system[i] for i in picked], [[references[i] for i in picked]]).score
-
-    rng = random.Random(seed)
-    indices = range(len(references))
-    differences = []
-    for _ in range(samples):
-        picked = [rng.choice(indices) for _ in indices]
-        differences.append(bleu(hypotheses[0], picked) - bleu(hypotheses[1], picked))
-    differences.sort()
-    observed = bleu(hypotheses[0], indices) - bleu(hypotheses[1], indices)
-    return (
-        round(observed, 2),
-        round(differences[int(0.025 * samples)], 2),
-        round(differences[int(0.975 * samples) - 1], 2),
-    )
+    return paired_bleu_interval(hypotheses[0], hypotheses[1], references, samples, seed)
 
 
 def width_versus_depth(config, results: dict) -> str:
@@ -118,3 +100,67 @@ def forecast_section(config, folders: dict, results: dict) -> list[str]:
     if measured and len(measured) == len(folders) and plot_outcome(advice, folders, figure):
         lines += [f"![forecast against outcome]({FORECAST_FIGURE})", ""]
     return lines + ["The advisor's own record: [advice/advice.md](advice/advice.md).", ""]
+
+
+def equal_latency(config) -> list[str]:
+    """(c) The paper's compression question for translation: at the small baseline's latency per sentence, does a
+    larger size, compressed, translate better than the small size dense? From each size's compression grid (BLEU on
+    the same validation pairs, decoded as each model's saved generation config says)."""
+    from ...plots import plot_compression
+    from ...records import own_dense, read_records
+    from ...selection import best_under
+
+    if not config.compression:
+        return []
+    grids = {}
+    for size in config.sizes:
+        record = config.stage_dir("compress", size) / "compression.jsonl"
+        if record.is_file():
+            grids[size] = read_records(record)
+    small = config.sizes[0]
+    lines = ["## (c) At equal latency: a larger size compressed against the small one dense", ""]
+    if small not in grids or not own_dense(grids[small]):
+        return lines + [f"The small baseline {small} has no compression grid yet: nothing to compare.", ""]
+    baseline = own_dense(grids[small])
+    limit = float(config.release.get("limit") or baseline["latency_ms"])
+    plot_compression(grids, config.root / "bleu_vs_latency.png", x="latency_ms_per_sentence", y="bleu")
+    rows, verdicts = [], []
+    for size in config.sizes[1:]:
+        if size not in grids:
+            rows.append(f"| {size} | not compressed yet | | | | | |")
+            continue
+        chosen = best_under(grids[size], "latency", limit)
+        if chosen is None:
+            cheapest = min(grids[size], key=lambda row: row["latency_ms"])
+            rows.append(
+                f"| {size} | none at most {limit:.1f} ms (its fastest, {cheapest['variant']}: "
+                f"{cheapest['latency_ms']:.1f} ms) | | | | | |"
+            )
+            verdicts.append(f"no variant of {size} is as fast as the small model")
+            continue
+        gain = chosen["bleu"] - baseline["bleu"]
+        rows.append(
+            f"| {size} | {chosen['variant']} | {chosen['bleu']:.2f} | {chosen['chrf']:.2f} "
+            f"| {chosen['latency_ms']:.1f} | {chosen['size_bytes'] / 1e6:.2f} | {gain:+.2f} |"
+        )
+        verdicts.append(f"{size} ({chosen['variant']}) {'beats' if gain > 0 else 'does not beat'} it by {gain:+.2f}")
+    pairs = baseline["eval_pairs"]
+    lines += [
+        f"The small dense model {small} translates the first {pairs:,} validation pairs at "
+        f"{baseline['latency_ms']:.1f} ms per sentence ({baseline['bleu']:.2f} BLEU). At most {limit:.1f} ms: "
+        + "; ".join(verdicts)
+        + ".",
+        "",
+        "| size | best variant at most that latency | BLEU | chrF | ms / sentence | MB | BLEU vs small dense |",
+        "|---|---|---|---|---|---|---|",
+        f"| {small} | dense-fp32 (the baseline) | {baseline['bleu']:.2f} | {baseline['chrf']:.2f} | "
+        f"{baseline['latency_ms']:.1f} | {baseline['size_bytes'] / 1e6:.2f} | |",
+        *rows,
+        "",
+        "Each grid measures the latency of its own variants side by side (loaded together, visited in turn); grids run "
+        "one after the other, so latencies of different sizes compare less tightly than those within one grid.",
+        "",
+        "![BLEU against latency per sentence](bleu_vs_latency.png)",
+        "",
+    ]
+    return lines

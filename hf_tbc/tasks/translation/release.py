@@ -88,3 +88,70 @@ def public_translation_record(
         },
         "training": summary,
     }
+
+
+@dataclass
+class TranslationVariant:
+    """One variant of a translation compression grid (a ``recipes/compress.py`` output of a translation model), its
+    row of ``compression.jsonl`` and the run it was made from."""
+
+    folder: Path
+    row: dict
+    run: TranslationRun
+    repo_id: str = ""
+
+    @property
+    def size_name(self) -> str:
+        return self.run.size_name
+
+    @property
+    def quantized(self) -> bool:
+        return self.row["method"] != "none"
+
+    def default_repo_name(self, prefix: str = "") -> str:
+        return f"{self.run.default_repo_name(prefix)}-{self.row['variant']}"
+
+
+def is_translation_variant(folder: Union[str, Path]) -> bool:
+    """Whether ``folder`` is a variant inside a translation compression grid."""
+    records = Path(folder).resolve().parent / "compression.jsonl"
+    if not records.is_file():
+        return False
+    first = records.read_text().split("\n", 1)[0]
+    return bool(first.strip()) and json.loads(first).get("task") == "translation"
+
+
+def load_translation_variant_records(folder: Union[str, Path]) -> TranslationVariant:
+    """The variant in ``folder`` and the translation run its grid compressed; a one-line error naming what is
+    missing otherwise."""
+    from ...records import read_records
+
+    folder = Path(folder).resolve()
+    rows = [row for row in read_records(folder.parent) if row["variant"] == folder.name]
+    if not folder.is_dir() or not rows:
+        raise UsageError(f"{folder} is no variant of {folder.parent / 'compression.jsonl'}: pass a variant folder")
+    return TranslationVariant(folder, rows[0], load_translation_run(rows[0]["base_model"]))
+
+
+VARIANT_RECORD = tuple(
+    "variant method bits backend target_sparsity sparsity pruning_method pruned recovery parent_ffn_dim "
+    "encoder_ffn_dim decoder_ffn_dim parameters nonzero_parameters size_bytes bleu chrf looping distinct eval_pairs "
+    "decoding latency_ms latency_sentences latency_batch latency_threads hardware".split()
+)
+
+
+def public_translation_variant_record(
+    variant: TranslationVariant, dataset_id: str, dataset_config: Optional[str], dataset_split: str
+) -> dict:
+    """The public record of a compressed translation variant: its row (measured on its own files), the evaluation
+    data as a Hub id, and the training run it was made from."""
+    record = public_translation_record(variant.run, dataset_id, dataset_config, dataset_split)
+    record.update(
+        repo_id=variant.repo_id, compression={key: variant.row[key] for key in VARIANT_RECORD if key in variant.row}
+    )
+    record["evaluation"].update(
+        split="validation",
+        decoding=variant.row.get("decoding"),
+        variant_scores={key: variant.row[key] for key in ("bleu", "chrf", "eval_pairs") if key in variant.row},
+    )
+    return record

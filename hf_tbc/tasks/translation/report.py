@@ -13,7 +13,7 @@ import yaml
 from ...budget import format_duration
 from ...curves import plot_curves
 from ...hardware import describe_hardware
-from .questions import forecast_section, width_versus_depth
+from .questions import equal_latency, forecast_section, width_versus_depth
 
 
 def _load(path: Path) -> Optional[dict]:
@@ -45,10 +45,12 @@ def _draw_figures(config, curves: dict, references: Optional[dict]) -> None:
 
 
 def _training_table(config, summaries: dict, results: dict, copy: Optional[float]) -> list[str]:
+    decodings = sorted({record.get("decoding", "greedy") for record in results.values() if record})
     lines = [
         f"## Training, {config.time_budget} per size",
         "",
-        "BLEU and chrF from sacreBLEU on detokenized greedy output. Copying the source sentence unchanged scores "
+        f"BLEU and chrF from sacreBLEU on detokenized output ({'; '.join(decodings) or 'greedy'}: the decoding saved "
+        "with each model; the curves decode greedily). Copying the source sentence unchanged scores "
         f"{copy if copy is not None else '–'} BLEU on validation: a model must beat it to show it translates. "
         "Decoding for the curve runs off the budget clock; its cost is the last column.",
         "",
@@ -111,6 +113,7 @@ def write_translation_report(config, plan_rows: Optional[list[dict]] = None) -> 
         "![validation loss against wall-clock](loss_vs_time.png)",
         "",
         *forecast_section(config, folders, results),
+        *equal_latency(config),
         "## Hardware",
         "",
         describe_hardware(hardware),
@@ -126,7 +129,7 @@ def write_translation_report(config, plan_rows: Optional[list[dict]] = None) -> 
         lines += [f"| {r['size']} | {r['parameters']:,} | {r['step_s']:.3f} | {r['steps']:,} |" for r in plan_rows]
         lines.append("")
     lines += _training_table(config, summaries, results, copy) + _examples(results)
-    settings = {key: getattr(config, key) for key in ("name", "task", "sizes", "translation", "release")}
+    settings = {key: getattr(config, key) for key in ("name", "task", "sizes", "translation", "compression", "release")}
     lines += ["", "## Configuration", "", "```yaml", yaml.safe_dump(settings, sort_keys=False).strip(), "```", ""]
     report = config.root / "report.md"
     report.write_text("\n".join(lines))

@@ -4,7 +4,8 @@ An encoder-decoder of an ``E{e}-D{d}-H{h}`` size trains from scratch (or continu
 ``Seq2SeqTrainer`` under a wall-clock budget, with the same clock, resume, SIGTERM handling, time-based LR,
 ``curve.jsonl`` and ``run_summary.json`` as pretraining. At every evaluation it decodes a fixed validation subset
 greedily and records BLEU and chrF (sacreBLEU) next to the loss; decoding time is kept off the budget and recorded.
-At the end it scores the full validation and test splits into ``eval_results.json`` and draws
+At the end it saves the decoding of ``--num_beams`` (beam search by default) in the model's generation config, scores
+the full validation and test splits with it into ``eval_results.json`` and draws
 ``bleu_vs_time.png``. The saved folder loads with ``AutoModelForSeq2SeqLM`` (and ``pipeline("translation")`` on
 transformers 4.x; 5.x removed that pipeline).
 """
@@ -28,17 +29,29 @@ from .arguments import (
     TranslationTrainingArguments,
     validate,
 )
-from .bleu import TRANSLATIONS_FILE, TranslationMetrics, copy_source_scores, corpus_scores, decode, write_translations
+from .bleu import (
+    TRANSLATIONS_FILE,
+    TranslationMetrics,
+    copy_source_scores,
+    corpus_scores,
+    decode,
+    looping,
+    write_translations,
+)
 from .data import TranslationCollator, load_pairs, tokenize_pairs, train_pair_tokenizer
 from .model import build_model, set_generation
 
 logger = logging.get_logger(__name__)
 
 
-def score_split(trainer: BudgetSeq2SeqTrainer, tokenizer, encoded: Dataset, pairs: Dataset, save_to: Path) -> dict:
-    """BLEU, chrF and loss of the trained model on one whole split (greedy decoding), with a few example outputs;
-    every translation goes to ``save_to`` (TSV)."""
-    output = trainer.predict(encoded, metric_key_prefix="test")
+def score_split(
+    trainer: BudgetSeq2SeqTrainer, tokenizer, encoded: Dataset, pairs: Dataset, save_to: Path, num_beams: int = 1
+) -> dict:
+    """BLEU, chrF and loss of the trained model on one whole split, decoded as its saved generation config says
+    (``num_beams``), with a few example outputs and the decoding time; every translation goes to ``save_to`` (TSV)."""
+    started = time.monotonic()
+    output = trainer.predict(encoded, metric_key_prefix="test", num_beams=num_beams)
+    seconds = time.monotonic() - started
     hypotheses = decode(tokenizer, output.predictions)
     scores = corpus_scores(hypotheses, pairs["target"])
     if trainer.is_world_process_zero():
@@ -52,6 +65,8 @@ def score_split(trainer: BudgetSeq2SeqTrainer, tokenizer, encoded: Dataset, pair
         "loss": round(output.metrics.get("test_loss", float("nan")), 4),
         "examples": len(pairs),
         "distinct": round(len(set(hypotheses)) / max(len(hypotheses), 1), 4),
+        "looping": looping(hypotheses),
+        "decoding_s": round(seconds, 2),
         "samples": examples,
     }
 
@@ -90,9 +105,12 @@ def _pairs_and_tokenizer(model_args: TranslationModelArguments, data_args: Trans
     return pairs, tokenizer, encoded
 
 
-def _decoding(training_args: TranslationTrainingArguments, data_args: TranslationDataArguments) -> str:
-    beams = training_args.generation_num_beams or 1
-    return f"{'greedy' if beams == 1 else f'beam {beams}'}, at most {data_args.max_target_length} tokens"
+def describe_decoding(num_beams: int, max_length: int, no_repeat_ngram_size: int = 0) -> str:
+    """``greedy, at most 128 tokens``, ``beam 5, no 3-gram twice, at most 128 tokens``."""
+    parts = ["greedy" if num_beams == 1 else f"beam {num_beams}"]
+    if no_repeat_ngram_size:
+        parts.append(f"no {no_repeat_ngram_size}-gram twice")
+    return ", ".join([*parts, f"at most {max_length} tokens"])
 
 
 def _write_outputs(folder: Path, summary: dict, record: dict, curve_pairs: int, copy_bleu: float) -> None:
@@ -109,14 +127,14 @@ def _write_outputs(folder: Path, summary: dict, record: dict, curve_pairs: int, 
     )
 
 
-def _score_splits(trainer, tokenizer, encoded: dict, pairs: dict, folder: Path) -> tuple[dict, dict]:
-    """Scores of the whole validation and test splits (their translations saved beside the model), and the scores of
-    copying the source."""
+def _score_splits(trainer, tokenizer, encoded: dict, pairs: dict, folder: Path, num_beams: int) -> tuple[dict, dict]:
+    """Scores of the whole validation and test splits decoded with ``num_beams`` (their translations saved beside
+    the model), and the scores of copying the source."""
     trainer.compute_metrics = None  # the curve's metric knows the curve's references only; score_split scores splits
     splits = [split for split in ("validation", "test") if split in encoded]
     results = {
         split: score_split(
-            trainer, tokenizer, encoded[split], pairs[split], folder / TRANSLATIONS_FILE.format(split=split)
+            trainer, tokenizer, encoded[split], pairs[split], folder / TRANSLATIONS_FILE.format(split=split), num_beams
         )
         for split in splits
     }
@@ -176,7 +194,9 @@ def _records(
     record = {
         **{key: summary[key] for key in ("task", "model_size", "source_lang", "target_lang", "dataset")},
         "dataset_config_name": data_args.dataset_config_name,
-        "decoding": _decoding(training_args, data_args),
+        "decoding": describe_decoding(data_args.num_beams, data_args.max_target_length, data_args.no_repeat_ngram_size),
+        "curve_decoding": describe_decoding(training_args.generation_num_beams or 1, data_args.max_target_length),
+        "generation": {"num_beams": data_args.num_beams, "no_repeat_ngram_size": data_args.no_repeat_ngram_size},
         "bleu": results.get("test", results["validation"])["bleu"],
         "bleu_split": "test" if "test" in results else "validation",
         "splits": results,
@@ -238,11 +258,13 @@ def train_translation(
     )
     if outcome.unfinished is not None:
         return outcome.unfinished
+    # the decoding users get from generate() and the card reports: saved with the model, used for the final scores
+    set_generation(model, data_args.max_target_length, data_args.num_beams, data_args.no_repeat_ngram_size)
     trainer.save_model()
 
     scored = time.monotonic()
     folder = Path(training_args.output_dir)
-    results, copy_source = _score_splits(trainer, tokenizer, encoded, pairs, folder)
+    results, copy_source = _score_splits(trainer, tokenizer, encoded, pairs, folder, data_args.num_beams)
     curve = {"pairs": len(curve_pairs), "copy_bleu": copy_baseline["bleu"], "size_name": size_name}
     summary, record = _records(
         trainer, outcome, resume_from, (model_args, data_args, training_args), pairs, results, copy_source, curve

@@ -1,0 +1,300 @@
+"""The compression grid of a translation model: every (feed-forward sparsity, quantization) variant built, saved,
+reloaded and measured, as ``recipes/compress.py`` does for classifiers.
+
+Each variant is measured on its own saved files: BLEU and chrF on the validation pairs, decoded as its saved
+generation config says (beam search by default), parameters, bytes on disk, and latency per sentence, measured at the
+end with every variant loaded and visited in turn: one source at a time (``latency_ms``, what a translation service
+answering single requests pays, and what release by latency reads) and in batches of ``--latency_batch_size``
+(``latency_ms_batched``, what a batch job pays per sentence).
+One row per variant goes to ``compression.jsonl`` (``bleu`` where a classifier's row has ``accuracy``, and
+``latency_ms`` per sentence), with ``bleu_vs_latency.png``, ``bleu_vs_size.png`` and ``bleu_vs_nonzero_parameters.png``.
+Pruning is :func:`~hf_tbc.compress.seq2seq.prune_feed_forward` (``--pruning_method structured``), followed by
+recovery training on the translation loss (``--recovery_time_budget`` or ``--recovery_steps``), which the dense model
+gets too; int8 is :data:`~hf_tbc.compress.seq2seq.SEQ2SEQ_QUANTIZATIONS`. Nothing is written unless the whole grid
+finishes.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+from transformers.utils import logging
+
+from ...compress.arguments import CompressionArguments, variant_name
+from ...compress.grid import _swap_in, check_output_dir
+from ...compress.seq2seq import (
+    SEQ2SEQ_QUANTIZATIONS,
+    QuantizedModelForSeq2SeqLM,
+    layer_linear_weights,
+    prune_feed_forward,
+)
+from ...errors import UsageError
+from ...hardware import hardware_summary
+from ...model_config import load_model_config
+from ...plots import plot_compression
+from ...records import RECORD_FILE
+from ...trainer import BudgetSeq2SeqTrainer
+from ...variants import size_on_disk
+from .arguments import TranslationDataArguments, TranslationTrainingArguments
+from .bleu import copy_source_scores, corpus_scores, decode, looping
+from .data import TranslationCollator, load_pairs, tokenize_pairs
+from .train import describe_decoding
+
+logger = logging.get_logger(__name__)
+
+TRANSLATION_PLOTS = {
+    "bleu_vs_latency.png": "latency_ms_per_sentence",
+    "bleu_vs_size.png": "size_bytes",
+    "bleu_vs_nonzero_parameters.png": "nonzero_parameters",
+}
+
+
+def check_translation_model(model_name_or_path: str):
+    """The checkpoint's config; ``UsageError`` unless it is an encoder-decoder."""
+    config = load_model_config(model_name_or_path)
+    if not getattr(config, "is_encoder_decoder", False):
+        raise UsageError(f"{model_name_or_path} is a {config.model_type} model, not a translation encoder-decoder")
+    return config
+
+
+def check_translation_grid(args: CompressionArguments) -> None:
+    """What can fail on bad input, checked before anything is built or written (and the translation defaults set)."""
+    check_translation_model(args.model_name_or_path)
+    args.for_translation()
+    unknown = [method for method in args.methods if method not in SEQ2SEQ_QUANTIZATIONS]
+    if unknown:
+        raise UsageError(
+            f"--quantization {unknown[0]} is for classifiers: translation models take "
+            f"{', '.join(SEQ2SEQ_QUANTIZATIONS)}"
+        )
+    if args.pruning_methods != ["structured"] and any(value > 0 for value in args.sparsity_grid):
+        raise UsageError(
+            "translation models are pruned by removing feed-forward neurons: pass --pruning_method structured"
+        )
+    if args.pruning_schedule != "oneshot" or args.importance != "magnitude":
+        raise UsageError("translation pruning is one-shot by magnitude: leave --pruning_schedule and --importance out")
+    check_output_dir(args)
+
+
+@torch.no_grad()
+def translate(model, tokenizer, sources: list[str], batch_size: int = 64, **generate_options) -> list[str]:
+    """Translations of ``sources``, decoded as the model's generation config says unless ``generate_options``
+    override it."""
+    outputs = []
+    for start in range(0, len(sources), batch_size):
+        batch = tokenizer(sources[start : start + batch_size], return_tensors="pt", padding=True, truncation=True)
+        outputs.extend(decode(tokenizer, model.generate(**batch, **generate_options)))
+    return outputs
+
+
+@torch.no_grad()
+def latency_per_sentence(cells: dict, tokenizer, sources: list[str], batch_size: int = 1, rounds: int = 10) -> dict:
+    """Median ms per sentence of each ``name: (model, generate options)`` cell, the cells visited in turn so that
+    machine noise hits all alike. ``batch_size`` 1: each of ``sources`` translated alone (the first warms each cell
+    up); larger: the first ``batch_size`` sources translated together ``rounds`` times (after one warm-up), the
+    batch's time divided by its sentences (what a batch job or a batching server pays per sentence)."""
+    timings: dict[str, list[float]] = {name: [] for name in cells}
+    if batch_size == 1:
+        batches = [tokenizer([source], return_tensors="pt") for source in sources]
+    else:
+        batches = [tokenizer(sources[:batch_size], return_tensors="pt", padding=True)] * (rounds + 1)
+    for index, encoded in enumerate(batches):
+        sentences = encoded["input_ids"].shape[0]
+        for name, (model, options) in cells.items():
+            start = time.perf_counter()
+            model.generate(**encoded, **options)
+            if index:
+                timings[name].append((time.perf_counter() - start) * 1000 / sentences)
+    return {name: statistics.median(values) for name, values in timings.items()}
+
+
+def load_translation_variant(folder: Path):
+    """A saved variant with its documented class: ``QuantizedModelForSeq2SeqLM`` for int8, else
+    ``AutoModelForSeq2SeqLM``."""
+    if QuantizedModelForSeq2SeqLM.is_quantized(folder):
+        return QuantizedModelForSeq2SeqLM.from_pretrained(folder)
+    return AutoModelForSeq2SeqLM.from_pretrained(folder).eval()
+
+
+def _recover(model, train_encoded, tokenizer, args: CompressionArguments, scratch: Path) -> None:
+    """Recovery training on the translation loss for ``recovery_steps`` or ``recovery_time_budget``."""
+    training_args = TranslationTrainingArguments(
+        output_dir=str(scratch),
+        max_steps=args.recovery_steps or -1,
+        time_budget=args.recovery_time_budget,
+        learning_rate=args.recovery_lr,
+        warmup_ratio=0.0,
+        save_strategy="no",
+        eval_strategy="no",
+        predict_with_generate=False,
+        disable_tqdm=True,
+        seed=args.seed,
+        schedule_by="steps" if args.recovery_steps else None,
+        report_to=[],
+        logging_strategy="no",
+    )
+    trainer = BudgetSeq2SeqTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_encoded,
+        data_collator=TranslationCollator(tokenizer, model=model, pad_to_multiple_of=8),
+        processing_class=tokenizer,
+    )
+    trainer.train()
+    model.eval()
+
+
+def _measure(folder: Path, tokenizer, sources: list[str], references: list[str], parent_weights: int) -> dict:
+    model = load_translation_variant(folder)
+    hypotheses = translate(model, tokenizer, sources)
+    base = model.base if isinstance(model, QuantizedModelForSeq2SeqLM) else model
+    parameters = sum(parameter.numel() for parameter in base.parameters()) + (
+        model.quantized_weights() if isinstance(model, QuantizedModelForSeq2SeqLM) else 0
+    )
+    return {
+        **corpus_scores(hypotheses, references),
+        "looping": looping(hypotheses),
+        "distinct": round(len(set(hypotheses)) / max(len(hypotheses), 1), 4),
+        "eval_pairs": len(sources),
+        "sparsity": round(1.0 - layer_linear_weights(base) / parent_weights, 6) if parent_weights else 0.0,
+        "parameters": parameters,
+        "nonzero_parameters": parameters,
+        "size_bytes": size_on_disk(folder),
+    }
+
+
+def _save(model, tokenizer, folder: Path, method: str) -> dict:
+    if method == "none":
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        return {"method": "none", "bits": 32, "backend": "pytorch"}
+    QuantizedModelForSeq2SeqLM.quantize(model, method).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return {"method": method, "bits": 8, "backend": "pytorch"}
+
+
+def _grid_data(args: CompressionArguments, data_args: TranslationDataArguments, tokenizer):
+    """The grid's validation sources and references (the first ``max_eval_samples``), and the training pairs
+    tokenized for recovery (None without recovery)."""
+    pairs = load_pairs(
+        data_args.dataset_name,
+        data_args.dataset_config_name,
+        data_args.train_file,
+        data_args.validation_file,
+        None,
+        data_args.source_lang,
+        data_args.target_lang,
+        data_args.source_column,
+        data_args.target_column,
+        data_args.validation_split_percentage,
+        seed=args.seed,
+    )
+    validation = pairs["validation"]
+    if data_args.max_eval_samples is not None:
+        validation = validation.select(range(min(data_args.max_eval_samples, len(validation))))
+    sources, references = list(validation["source"]), list(validation["target"])
+    train_encoded = None
+    if args.recovers:
+        train_encoded = tokenize_pairs(
+            pairs["train"], tokenizer, data_args.max_source_length, data_args.max_target_length
+        )
+    return sources, references, train_encoded
+
+
+def translation_grid(args: CompressionArguments, data_args: TranslationDataArguments) -> list[dict]:
+    """Builds, saves, reloads and measures every variant of the translation model ``args.model_name_or_path``;
+    returns the rows written to ``compression.jsonl``. ``data_args`` names the pairs (training pairs are needed for
+    recovery; BLEU is measured on the first ``max_eval_samples`` validation pairs)."""
+    check_translation_grid(args)
+    if args.num_threads:
+        torch.set_num_threads(args.num_threads)
+    tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path)
+    sources, references, train_encoded = _grid_data(args, data_args, tokenizer)
+    output_dir = Path(args.output_dir)
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}-", dir=output_dir.parent))
+    rows, parent_weights = [], None
+    try:
+        for sparsity in args.sparsity_grid:
+            torch.manual_seed(args.seed)
+            model = AutoModelForSeq2SeqLM.from_pretrained(args.model_name_or_path)
+            parent = (model.config.encoder_ffn_dim, model.config.decoder_ffn_dim)
+            parent_weights = parent_weights or layer_linear_weights(model)
+            if sparsity > 0:
+                prune_feed_forward(model, sparsity)
+            if args.recovers:
+                _recover(model, train_encoded, tokenizer, args, staging / "recovery")
+            done = {
+                "pruning_method": "structured" if sparsity > 0 else None,
+                "pruned": "feed-forward neurons" if sparsity > 0 else None,
+                "target_sparsity": sparsity,
+                "recovery": args.recovers,
+                "recovery_learning_rate": args.recovery_lr if args.recovers else None,
+                "recovery_budget": (args.recovery_time_budget or f"{args.recovery_steps} steps")
+                if args.recovers
+                else None,
+                "parent_ffn_dim": list(parent),
+                "encoder_ffn_dim": model.config.encoder_ffn_dim,
+                "decoder_ffn_dim": model.config.decoder_ffn_dim,
+            }
+            generation = model.generation_config
+            for method in args.methods:
+                name = variant_name(sparsity, method, "structured")
+                saved = _save(model, tokenizer, staging / name, method)
+                row = {
+                    "variant": name,
+                    **saved,
+                    **_measure(staging / name, tokenizer, sources, references, parent_weights),
+                    **done,
+                    "task": "translation",
+                    "decoding": describe_decoding(
+                        generation.num_beams or 1, generation.max_length, generation.no_repeat_ngram_size or 0
+                    ),
+                    "base_model": str(Path(args.model_name_or_path).resolve()),
+                    "hardware": hardware_summary()["cpu"],
+                }
+                logger.warning(
+                    f"{name}: BLEU {row['bleu']:.2f}, chrF {row['chrf']:.2f}, {row['size_bytes'] / 1e6:.2f} MB"
+                )
+                rows.append(row)
+            del model
+        shutil.rmtree(staging / "recovery", ignore_errors=True)
+        _latency_together(rows, staging, tokenizer, sources, args)
+        with (staging / RECORD_FILE).open("w") as handle:
+            handle.writelines(json.dumps(row) + "\n" for row in rows)
+        copy = copy_source_scores(sources, references)["bleu"]
+        label = Path(args.model_name_or_path).name
+        for file, x in TRANSLATION_PLOTS.items():
+            plot_compression({label: rows}, staging / file, x=x, majority=copy, y="bleu")
+        _swap_in(staging, output_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    for row in rows:
+        row["path"] = str(output_dir / row["variant"])
+    return rows
+
+
+def _latency_together(rows: list[dict], staging: Path, tokenizer, sources: list[str], args) -> None:
+    """Latency per sentence of every variant, all loaded and visited in turn: one sentence at a time (``latency_ms``,
+    what selects a variant by latency) and in batches of ``latency_batch_size`` (``latency_ms_batched``)."""
+    models = {row["variant"]: (load_translation_variant(staging / row["variant"]), {}) for row in rows}
+    alone = latency_per_sentence(models, tokenizer, sources[: args.latency_sentences + 1])
+    batched = latency_per_sentence(models, tokenizer, sources, args.latency_batch_size, args.latency_runs)
+    del models
+    gc.collect()
+    for row in rows:
+        row["latency_ms"] = round(alone[row["variant"]], 3)
+        row["latency_ms_per_sentence"] = row["latency_ms"]
+        row["latency_sentences"] = min(args.latency_sentences, len(sources) - 1)
+        row["latency_ms_batched"] = round(batched[row["variant"]], 3)
+        row["latency_batch"] = [1, min(args.latency_batch_size, len(sources))]
+        row["latency_rounds"] = args.latency_runs
+        row["latency_threads"] = torch.get_num_threads()

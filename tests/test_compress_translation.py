@@ -1,0 +1,176 @@
+"""hf_tbc.compress.seq2seq and hf_tbc.tasks.translation.compress: feed-forward pruning of encoder-decoders, int8
+translation models saved and reloaded, and recipes/compress.py's grid on a translation model, run as a user runs it."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from transformers import AutoModelForSeq2SeqLM
+
+from hf_tbc.compress.seq2seq import QuantizedModelForSeq2SeqLM, kept_neurons, prune_feed_forward, stack_layers
+from hf_tbc.errors import UsageError
+from hf_tbc.tasks.translation.data import train_pair_tokenizer
+from hf_tbc.tasks.translation.model import seq2seq_config
+from tests.conftest import REPO
+from tests.test_translation import word_pairs, write_tsv
+
+COMPRESS = str(REPO / "recipes" / "compress.py")
+
+
+def tiny_model(architecture: str = "m2m100", vocab_size: int = 300):
+    torch.manual_seed(0)
+    config = seq2seq_config(
+        "E2-D2-H64",
+        vocab_size=vocab_size,
+        architecture=architecture,
+        dropout=0.0,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        decoder_start_token_id=2,
+    )
+    return AutoModelForSeq2SeqLM.from_config(config).eval()
+
+
+def test_kept_neurons_are_a_multiple_of_eight():
+    assert kept_neurons(256, 0.5) == 128 and kept_neurons(256, 0.0) == 256 and kept_neurons(256, 0.99) == 8
+    with pytest.raises(ValueError):
+        kept_neurons(256, 1.0)
+
+
+@pytest.mark.parametrize("architecture", ["m2m100", "mbart", "marian"])
+def test_removing_neurons_that_contribute_nothing_leaves_the_outputs_unchanged(tmp_path, architecture):
+    """Half the neurons of every layer get a zero output column (so the lowest magnitude score): pruning half removes
+    exactly those, the logits stay the same, and the smaller model is a stock config that reloads."""
+    model = tiny_model(architecture)
+    with torch.no_grad():
+        for stack in ("encoder", "decoder"):
+            for layer in stack_layers(model, stack):
+                layer.fc2.weight[:, ::2] = 0.0
+    inputs = {"input_ids": torch.tensor([[5, 9, 14, 2]]), "decoder_input_ids": torch.tensor([[2, 7, 11]])}
+    with torch.no_grad():
+        before = model(**inputs).logits
+    report = prune_feed_forward(model, 0.5)
+    assert report.encoder_ffn_dim == (256, 128) and report.decoder_ffn_dim == (256, 128)
+    assert 0.2 < report.sparsity < 0.5  # attention stays: a half of the FFN is a third of an encoder layer's weights
+    with torch.no_grad():
+        assert torch.allclose(model(**inputs).logits, before, atol=1e-5)
+    model.save_pretrained(tmp_path / "pruned")
+    reloaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "pruned").eval()
+    assert reloaded.config.encoder_ffn_dim == 128 and reloaded.config.decoder_ffn_dim == 128
+    with torch.no_grad():
+        assert torch.allclose(reloaded(**inputs).logits, before, atol=1e-5)
+
+
+def test_int8_translation_model_saves_small_and_reloads_the_same(tmp_path):
+    model = tiny_model()
+    model.generation_config.num_beams = 3
+    quantized = QuantizedModelForSeq2SeqLM.quantize(model)
+    quantized.save_pretrained(tmp_path / "int8")
+    model.save_pretrained(tmp_path / "fp32")
+    reloaded = QuantizedModelForSeq2SeqLM.from_pretrained(tmp_path / "int8")
+    source = torch.tensor([[5, 9, 14, 22, 2]])
+    first = quantized.generate(input_ids=source, max_length=12)
+    assert torch.equal(reloaded.generate(input_ids=source, max_length=12), first)
+    assert reloaded.generation_config.num_beams == 3
+    int8_bytes = (tmp_path / "int8" / QuantizedModelForSeq2SeqLM.WEIGHTS).stat().st_size
+    assert int8_bytes < 0.6 * (tmp_path / "fp32" / "model.safetensors").stat().st_size
+    linear = sum(module.weight.numel() for module in model.modules() if isinstance(module, torch.nn.Linear))
+    assert reloaded.quantized_weights() == linear  # every linear layer, the output layer included
+    with pytest.raises(UsageError, match="AutoModelForSeq2SeqLM"):
+        QuantizedModelForSeq2SeqLM.from_pretrained(tmp_path / "fp32")
+
+
+@pytest.fixture(scope="module")
+def translation_folder(tmp_path_factory):
+    """A tiny fresh translation model with a tokenizer trained on the pairs, saved as run_translation.py saves it."""
+    from datasets import Dataset
+
+    folder = tmp_path_factory.mktemp("mt")
+    rows = word_pairs(400, 0)
+    tokenizer = train_pair_tokenizer(
+        Dataset.from_dict({"source": [a for a, _ in rows], "target": [b for _, b in rows]})
+    )
+    model = tiny_model(vocab_size=len(tokenizer))
+    model.generation_config.max_length = 16
+    model.save_pretrained(folder / "model")
+    tokenizer.save_pretrained(folder / "model")
+    files = {
+        "train": write_tsv(folder / "train.tsv", rows),
+        "validation": write_tsv(folder / "dev.tsv", word_pairs(20, 1)),
+    }
+    return folder / "model", files
+
+
+def _compress(model, files, output, *extra):
+    return subprocess.run(
+        [
+            sys.executable,
+            COMPRESS,
+            "--model_name_or_path",
+            str(model),
+            "--train_file",
+            files["train"],
+            "--validation_file",
+            files["validation"],
+            "--output_dir",
+            str(output),
+            "--max_eval_samples",
+            "8",
+            "--latency_sentences",
+            "3",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_translation_grid_prunes_quantizes_measures_and_records_every_variant(tmp_path, translation_folder):
+    model, files = translation_folder
+    out = tmp_path / "compressed"
+    done = _compress(
+        model,
+        files,
+        out,
+        "--pruning_method",
+        "structured",
+        "--sparsities",
+        "0,0.5",
+        "--quantization",
+        "none,torch-int8",
+        "--recovery_steps",
+        "2",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [json.loads(line) for line in (out / "compression.jsonl").read_text().splitlines()]
+    assert [row["variant"] for row in rows] == [
+        "dense-fp32",
+        "dense-torch-int8",
+        "structured50-fp32",
+        "structured50-torch-int8",
+    ]
+    for row in rows:
+        assert row["task"] == "translation" and row["eval_pairs"] == 8 and row["recovery"]
+        assert 0 <= row["bleu"] <= 100 and row["latency_ms"] > 0 and row["latency_sentences"] == 3
+    dense, pruned = rows[0], rows[2]
+    assert (pruned["encoder_ffn_dim"], pruned["decoder_ffn_dim"]) == (128, 128) and pruned["sparsity"] > 0.2
+    assert rows[1]["sparsity"] == 0.0 and rows[3]["sparsity"] == pruned["sparsity"]  # int8 removes no weights
+    assert pruned["parameters"] < dense["parameters"] and rows[1]["size_bytes"] < 0.6 * dense["size_bytes"]
+    assert AutoModelForSeq2SeqLM.from_pretrained(out / "structured50-fp32").config.encoder_ffn_dim == 128
+    assert QuantizedModelForSeq2SeqLM.is_quantized(out / "structured50-torch-int8")
+    assert all((out / name).stat().st_size > 0 for name in ("bleu_vs_latency.png", "bleu_vs_size.png"))
+
+
+def test_translation_grid_refuses_classifier_methods_in_one_line_and_writes_nothing(tmp_path, translation_folder):
+    model, files = translation_folder
+    out = tmp_path / "compressed"
+    for extra, message in (
+        (["--quantization", "onnx-int8"], "translation models take none, torch-int8"),
+        (["--pruning_method", "unstructured", "--sparsities", "0,0.5"], "--pruning_method structured"),
+    ):
+        done = _compress(model, files, out, *extra)
+        assert done.returncode == 2 and message in done.stderr, done.stderr[-2000:]
+        assert done.stderr.strip().count("\n") == 0 and not out.exists()
