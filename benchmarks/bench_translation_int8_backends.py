@@ -17,14 +17,14 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import sacrebleu
 import torch
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, PreTrainedTokenizerFast
+
+from hf_tbc.tasks.translation.compress import latency_per_sentence
 
 DECODINGS = {"greedy": {"num_beams": 1}, "beam5": {"num_beams": 5}}
 
@@ -101,15 +101,12 @@ def main() -> None:
                     generated = model.generate(**batch, max_length=128, **options)
                     hypotheses += [text.strip() for text in tokenizer.batch_decode(generated, skip_special_tokens=True)]
                 bleu = sacrebleu.corpus_bleu(hypotheses, [references]).score
-                results[name, decoding] = {"bleu": round(bleu, 2), "timings": []}
+                results[name, decoding] = {"bleu": round(bleu, 2)}
                 print(f"{name}, {decoding}: BLEU {bleu:.2f}", flush=True)
-        for index, source in enumerate(sources[: args.latency_sentences + 1]):
-            encoded = tokenizer([source], return_tensors="pt")
-            for (name, decoding), result in results.items():
-                start = time.perf_counter()
-                models[name].generate(**encoded, max_length=128, **DECODINGS[decoding])
-                if index:  # the first sentence warms every backend up
-                    result["timings"].append((time.perf_counter() - start) * 1000)
+        cells = {
+            (name, decoding): (models[name], {"max_length": 128, **DECODINGS[decoding]}) for name, decoding in results
+        }
+        latency = latency_per_sentence(cells, tokenizer, sources[: args.latency_sentences + 1])
     import transformers
 
     lines = [
@@ -120,7 +117,7 @@ def main() -> None:
         "|---|---|---|---|---|---|",
     ]
     for (name, decoding), result in results.items():
-        result["ms_per_sentence"] = round(statistics.median(result.pop("timings")), 2)
+        result["ms_per_sentence"] = round(latency[name, decoding], 2)
         base = results["PyTorch fp32", decoding]
         lines.append(
             f"| {name} | {decoding} | {result['bleu']:.2f} | {result['bleu'] - base['bleu']:+.2f} | "

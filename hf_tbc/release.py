@@ -238,8 +238,9 @@ def plan_release(args: ReleaseArguments, namespace: str) -> list[ReleaseItem]:
         folders += select_variants(args.compression_dirs, args.select_by, args.limit)
     folders += [Path(directory) / "dense-fp32" for directory in args.baseline_dirs or []]
     runs = [load_translation_run(folder) for folder in args.translation_dirs or []]
-    translated = [load_translation_variant_records(folder) for folder in folders if is_translation_variant(folder)]
-    folders = [folder for folder in folders if not is_translation_variant(folder)]
+    kinds = {folder: is_translation_variant(folder) for folder in folders}  # each grid's record read once
+    translated = [load_translation_variant_records(folder) for folder in folders if kinds[folder]]
+    folders = [folder for folder in folders if not kinds[folder]]
     if not folders and not runs and not translated:
         raise UsageError(
             "nothing to release: pass --variants, or --compression_dirs (with --select_by and a --limit "
