@@ -69,7 +69,8 @@ def build_schedules(
 ) -> dict[str, Path]:
     """The dense model and four pruned ones, each finetuned ``budget`` more: {unstructured, structured} x
     {one-shot then recovery, gradual}."""
-    from hf_tbc.compress.grid import CompressionArguments, build_pruned
+    from hf_tbc.compress.arguments import CompressionArguments
+    from hf_tbc.tasks.classification.compress import build_pruned
     from hf_tbc.tasks.classification.data import tokenize
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)

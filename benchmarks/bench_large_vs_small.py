@@ -30,10 +30,10 @@ from pathlib import Path
 from transformers import AutoTokenizer
 from transformers.utils import logging
 
-from hf_tbc.compress.grid import read_records
 from hf_tbc.evaluation import round_robin_latency
 from hf_tbc.hardware import hardware_summary
 from hf_tbc.plots import plot_compression
+from hf_tbc.records import read_records
 from hf_tbc.tasks.classification.arguments import ClassificationDataArguments
 from hf_tbc.tasks.classification.data import load_classification_data
 from hf_tbc.variants import load_variant

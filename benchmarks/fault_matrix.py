@@ -85,7 +85,7 @@ def child(phase: str, marker: Path, recipe: str, arguments: list[str]) -> None:
             marker.write_text(phase)
 
     if phase == "compress_fail":  # the second variant's measurement fails, as an out-of-memory would
-        import hf_tbc.compress.grid as grid
+        import hf_tbc.tasks.classification.compress as grid
 
         real_measure, calls = grid.measure_variant, []
 

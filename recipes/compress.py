@@ -23,14 +23,9 @@ sentence); one row per variant goes to compression.jsonl, with accuracy_vs_nonze
 accuracy_vs_latency.png and accuracy_vs_size.png beside it (bleu_vs_*.png for translation).
 """
 
-import json
-from pathlib import Path
-
 from hf_tbc.cli import parse_args, peek_flag, run_recipe
-from hf_tbc.compress.grid import CompressionArguments, check_classifier, compress_grid
+from hf_tbc.compress.arguments import CompressionArguments
 from hf_tbc.model_config import load_model_config
-from hf_tbc.tasks.classification.arguments import ClassificationDataArguments
-from hf_tbc.tasks.classification.data import load_classification_data, tokenize
 
 
 def main() -> None:
@@ -41,20 +36,10 @@ def main() -> None:
 
         translation_grid(*parse_args((CompressionArguments, TranslationDataArguments)))
         return
-    args, data_args = parse_args((CompressionArguments, ClassificationDataArguments))
-    config = check_classifier(args.model_name_or_path)
-    label_names = [config.id2label[index] for index in range(config.num_labels)]
-    splits, _ = load_classification_data(data_args, args.seed, label_names=label_names)
-    validation = splits[[name for name in splits if name != "train"][0]]
-    record = Path(args.model_name_or_path) / "eval_results.json"
-    finetuned_length = json.loads(record.read_text()).get("max_seq_length") if record.is_file() else None
-    max_length = data_args.max_seq_length or finetuned_length or 128
-    train = None
-    if "train" in splits and args.needs_training_data:
-        from transformers import AutoTokenizer
+    from hf_tbc.tasks.classification.arguments import ClassificationDataArguments
+    from hf_tbc.tasks.classification.compress import classification_grid
 
-        train = tokenize(splits["train"], AutoTokenizer.from_pretrained(args.model_name_or_path), max_length)
-    compress_grid(args, validation, train, max_length=max_length)
+    classification_grid(*parse_args((CompressionArguments, ClassificationDataArguments)))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ import torch
 from datasets import Dataset
 from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
 
-from hf_tbc.compress.grid import CompressionArguments, latency_groups, variant_name
+from hf_tbc.compress.arguments import CompressionArguments, variant_name
+from hf_tbc.compress.grid import latency_groups
 from hf_tbc.evaluation import accuracy
 from hf_tbc.tasks.classification.arguments import ClassificationDataArguments
 from hf_tbc.tasks.classification.data import load_classification_data
@@ -280,7 +281,7 @@ def _grid(folder, out, **kwargs):
 
 
 def test_a_failing_rerun_leaves_the_previous_grid_whole(tmp_path, tiny_classifier, monkeypatch):
-    import hf_tbc.compress.grid as grid
+    import hf_tbc.tasks.classification.compress as grid
 
     folder, validation = tiny_classifier
     out = tmp_path / "compressed"
@@ -320,7 +321,7 @@ def test_the_final_latency_measurement_holds_at_most_its_memory_limit_of_variant
 ):
     import weakref
 
-    import hf_tbc.compress.grid as grid
+    import hf_tbc.tasks.classification.compress as grid
 
     folder, validation = tiny_classifier
     live, peak = set(), []
@@ -355,7 +356,7 @@ def test_latency_groups_fill_in_order_and_give_an_oversized_variant_its_own():
 
 
 def test_taylor_layer_removal_on_a_post_ln_classifier_is_refused_before_anything_is_built(tmp_path, tiny_classifier):
-    from hf_tbc.compress.grid import compress_grid
+    from hf_tbc.tasks.classification.compress import compress_grid
 
     folder, validation = tiny_classifier  # a post-LayerNorm RoBERTa
     with pytest.raises(ValueError, match="only for pre-LayerNorm models"):

@@ -9,7 +9,8 @@ import sys
 import pytest
 from huggingface_hub import ModelCard
 
-from hf_tbc.compress.grid import CompressionArguments, compress_grid, read_records
+from hf_tbc.compress.arguments import CompressionArguments
+from hf_tbc.records import read_records
 from hf_tbc.release import ReleaseArguments, check_repo_id
 from hf_tbc.selection import best_under
 from hf_tbc.tasks.classification.arguments import (
@@ -18,6 +19,7 @@ from hf_tbc.tasks.classification.arguments import (
     FinetuningArguments,
 )
 from hf_tbc.tasks.classification.card import card_data, corpus_description, render_card, stored_sparse
+from hf_tbc.tasks.classification.compress import compress_grid
 from hf_tbc.tasks.classification.release import Variant, load_variant_records
 from hf_tbc.tasks.classification.train import finetune
 from hf_tbc.tasks.mlm.arguments import DataTrainingArguments, ModelArguments, PretrainingArguments

@@ -10,11 +10,11 @@ from typing import Optional
 import yaml
 
 from ...budget import format_duration
-from ...compress.grid import PLOTS
 from ...curves import plot_curves
 from ...hardware import describe_hardware
 from ...plots import plot_compression, plot_robustness
 from ...records import read_records
+from ..classification.compress import PLOTS
 from .questions import (
     ROBUSTNESS_FIGURE,
     answer,

@@ -20,7 +20,6 @@ import gc
 import json
 import shutil
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 from transformers.utils import logging
 
 from ...compress.arguments import CompressionArguments, variant_name
-from ...compress.grid import _swap_in, check_output_dir
+from ...compress.grid import check_output_dir, staged_output
 from ...compress.seq2seq import (
     SEQ2SEQ_QUANTIZATIONS,
     QuantizedModelForSeq2SeqLM,
@@ -219,10 +218,8 @@ def translation_grid(args: CompressionArguments, data_args: TranslationDataArgum
     tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path)
     sources, references, train_encoded = _grid_data(args, data_args, tokenizer)
     output_dir = Path(args.output_dir)
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}-", dir=output_dir.parent))
     rows, parent_weights = [], None
-    try:
+    with staged_output(output_dir) as staging:
         for sparsity in args.sparsity_grid:
             torch.manual_seed(args.seed)
             model = AutoModelForSeq2SeqLM.from_pretrained(args.model_name_or_path)
@@ -274,9 +271,6 @@ def translation_grid(args: CompressionArguments, data_args: TranslationDataArgum
         label = Path(args.model_name_or_path).name
         for file, x in TRANSLATION_PLOTS.items():
             plot_compression({label: rows}, staging / file, x=x, majority=copy, y="bleu")
-        _swap_in(staging, output_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     for row in rows:
         row["path"] = str(output_dir / row["variant"])
     return rows

@@ -1,0 +1,330 @@
+"""The compression grid of a finetuned classifier: every (pruning, sparsity, quantization) variant built, saved,
+reloaded and measured, as ``recipes/compress.py`` runs it. This module only orchestrates: each method family lives in
+its own module of ``hf_tbc.compress`` (``unstructured``, ``structured``, ``schedule``, ``quantization``), measurement in
+``hf_tbc.evaluation``, and what every task's grid shares (staging, the output check, latency groups) in
+``hf_tbc.compress.grid``."""
+
+from __future__ import annotations
+
+import gc
+import json
+import shutil
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
+from transformers.utils import logging
+
+from ...arguments import BudgetTrainingArguments
+from ...compress.arguments import CompressionArguments, variant_name
+from ...compress.grid import check_output_dir, latency_groups, memory_limit, staged_output
+from ...compress.quantization import onnx_int8, quanto_weights
+from ...compress.schedule import GradualPruningCallback
+from ...compress.structured import StructuredPruner, check_taylor_layers, plan_removal, structured_prune, taylor_scores
+from ...compress.unstructured import FixedMaskCallback, UnstructuredPruner, prune_model
+from ...errors import UsageError
+from ...evaluation import measure_variant, round_robin_latency
+from ...model_config import load_model_config
+from ...plots import plot_compression
+from ...records import RECORD_FILE
+from ...trainer import BudgetTrainer
+from ...variants import load_variant, prunable_weights
+from .arguments import ClassificationDataArguments
+from .data import load_classification_data, tokenize
+from .train import compute_accuracy
+
+logger = logging.get_logger(__name__)
+
+PLOTS = {
+    "accuracy_vs_nonzero_parameters.png": "nonzero_parameters",
+    "accuracy_vs_latency.png": "latency_ms",
+    "accuracy_vs_size.png": "size_bytes",
+}
+
+
+def check_classifier(model_name_or_path: str):
+    """The checkpoint's config; ``UsageError`` unless it is a finished sequence classifier."""
+    config = load_model_config(model_name_or_path)
+    if not any(name.endswith("ForSequenceClassification") for name in (config.architectures or [])):
+        raise UsageError(
+            f"{model_name_or_path} has no classification head (architectures: {config.architectures}): "
+            "finetune it first with recipes/run_classification.py"
+        )
+    return config
+
+
+def _batches(train_dataset, tokenizer, count: int, seed: int):
+    """``count`` shuffled, padded batches of 32 from the tokenized training data (for Taylor importance)."""
+    generator = torch.Generator().manual_seed(seed)
+    columns = [
+        name for name in train_dataset.column_names if name in ("input_ids", "attention_mask", "labels", "label")
+    ]
+    loader = DataLoader(
+        train_dataset.select_columns(columns),
+        batch_size=32,
+        shuffle=True,
+        generator=generator,
+        collate_fn=DataCollatorWithPadding(tokenizer),
+    )
+    for index, batch in enumerate(loader):
+        if index >= count:
+            break
+        if "label" in batch:
+            batch["labels"] = batch.pop("label")
+        yield dict(batch)
+
+
+def _finetune(model, train_dataset, tokenizer, args: CompressionArguments, scratch: Path, callbacks=()) -> None:
+    """Recovery finetuning for ``recovery_steps`` or ``recovery_time_budget``, with ``callbacks`` holding masks."""
+    training_args = BudgetTrainingArguments(
+        output_dir=str(scratch),
+        max_steps=args.recovery_steps or -1,
+        time_budget=args.recovery_time_budget,
+        learning_rate=args.recovery_lr,
+        per_device_train_batch_size=32,
+        save_strategy="no",
+        eval_strategy="no",
+        disable_tqdm=True,
+        seed=args.seed,
+        schedule_by="steps" if args.recovery_steps else None,
+        report_to=[],
+        logging_strategy="no",  # one recovery per variant: their loss lines would drown the grid's log
+    )
+    trainer = BudgetTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=compute_accuracy,
+    )
+    for callback in callbacks:
+        if isinstance(callback, GradualPruningCallback):
+            callback.attach(trainer)
+        else:
+            trainer.add_callback(callback)
+    trainer.train()
+
+
+def build_pruned(
+    model, pruning: str, sparsity: float, args: CompressionArguments, train_dataset, tokenizer, scratch: Path
+) -> dict:
+    """Prunes (and, if asked, recovers) ``model`` in place; returns what was done, for the record."""
+    done: dict = {
+        "pruning_method": pruning if sparsity > 0 else None,
+        "target_sparsity": sparsity,
+        "schedule": args.pruning_schedule if sparsity > 0 else None,
+        "recovery": args.recovers,
+        "parent_layers": model.config.num_hidden_layers,
+        "parent_intermediate_size": model.config.intermediate_size,
+    }
+    report = None
+    if sparsity == 0:
+        if args.recovers:  # the dense baseline gets the same extra finetuning as every pruned variant
+            _finetune(model, train_dataset, tokenizer, args, scratch)
+    elif args.pruning_schedule == "gradual":
+        if pruning == "unstructured":
+            pruner = UnstructuredPruner(model, args.pruning_scope, args.prune_embeddings_and_head)
+        else:
+            pruner = StructuredPruner(model, sparsity, args.importance, args.layer_share)
+        callback = GradualPruningCallback(pruner, sparsity, end=args.gradual_end)
+        _finetune(model, train_dataset, tokenizer, args, scratch, [callback])
+        report = callback.report
+        done["pruning_steps"] = callback.history
+    elif pruning == "unstructured":
+        masks, report = prune_model(model, sparsity, args.pruning_scope, args.prune_embeddings_and_head)
+        if args.recovers:
+            weights = prunable_weights(model, args.prune_embeddings_and_head)
+            _finetune(model, train_dataset, tokenizer, args, scratch, [FixedMaskCallback(weights, masks)])
+    else:
+        scores = None
+        if args.importance == "taylor":
+            scores = taylor_scores(model, _batches(train_dataset, tokenizer, args.importance_batches, args.seed))
+        report = structured_prune(model, sparsity, args.importance, layer_share=args.layer_share, scores=scores)
+        if args.recovers:
+            _finetune(model, train_dataset, tokenizer, args, scratch)
+    if report is not None and pruning == "unstructured":
+        done["pruning_scope"] = report.scope
+    elif report is not None:
+        done.update(importance=report.importance, removed_layers=report.removed_layers, layer_share=args.layer_share)
+    done.update(num_hidden_layers=model.config.num_hidden_layers, intermediate_size=model.config.intermediate_size)
+    return done
+
+
+def check_grid(args: CompressionArguments, train_dataset=None) -> None:
+    """Everything about the grid that can fail on bad input, checked before anything is built or written."""
+    config = check_classifier(args.model_name_or_path)
+    if "structured" in args.pruning_methods:  # before anything is built: refused plans fail first
+        for sparsity in (value for value in args.sparsity_grid if value > 0):
+            plan = plan_removal(
+                config.num_hidden_layers, config.hidden_size, config.intermediate_size, sparsity, args.layer_share
+            )
+            check_taylor_layers(config, plan.layers, args.importance)
+    if args.needs_training_data and train_dataset is None:
+        raise UsageError(
+            "recovery finetuning and Taylor importance need training data: pass --train_file or --task_name"
+        )
+    check_output_dir(args)
+
+
+def _quantize_and_measure(
+    pytorch_dir: Path,
+    staging: Path,
+    sparsity: float,
+    method: str,
+    pruning: str,
+    done: dict,
+    args: CompressionArguments,
+    validation,
+    tokenizer,
+    max_length: int,
+    parent_weights: int,
+) -> dict:
+    """Quantizes the pruned model in ``pytorch_dir`` by ``method`` into its variant folder and measures that variant:
+    its row of ``compression.jsonl``."""
+    name = variant_name(sparsity, method, pruning)
+    folder = staging / name
+    if method == "onnx-int8":
+        quantized = onnx_int8(pytorch_dir, folder)
+    elif method.startswith("quanto-int"):
+        quantized = quanto_weights(pytorch_dir, folder, int(method.removeprefix("quanto-int")))
+    else:
+        quantized = {"method": "none", "bits": 32, "backend": "pytorch"}
+    measured = measure_variant(
+        folder,
+        validation,
+        tokenizer,
+        max_length,
+        args.latency_batch_size,
+        args.latency_sequence_length,
+        args.latency_runs,
+        args.num_threads,
+        args.prune_embeddings_and_head,
+        parent_weights,
+    )
+    row = {
+        "variant": name,
+        "method": quantized["method"],
+        "bits": quantized["bits"],
+        **measured,
+        **done,
+        "base_model": str(Path(args.model_name_or_path).resolve()),
+        **{key: value for key, value in quantized.items() if key not in ("method", "bits")},
+    }
+    logger.warning(
+        f"{name}: accuracy {row['accuracy']:.4f}, {row['size_bytes'] / 1e6:.2f} MB, "
+        f"{row['latency_ms']:.1f} ms, sparsity {row['sparsity']:.2f}"
+    )
+    return row
+
+
+def compress_grid(args: CompressionArguments, validation, train_dataset=None, max_length: int = 128) -> list[dict]:
+    """Builds, saves, reloads and measures every variant; returns the rows written to ``compression.jsonl``.
+
+    ``validation`` has columns ``text`` (``text_pair``) and ``label``, truncated to ``max_length`` tokens
+    for accuracy (use the length the model was finetuned with); ``train_dataset`` (tokenized) is needed
+    for recovery finetuning and for Taylor importance.
+    """
+    check_grid(args, train_dataset)
+    output_dir = Path(args.output_dir)
+    if args.num_threads:
+        torch.set_num_threads(args.num_threads)
+    tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path)
+    parent_weights = None  # the dense parent's prunable weights: what sparsity is measured against
+    builds = [("unstructured", 0.0)] if 0.0 in args.sparsity_grid else []
+    builds += [
+        (pruning, sparsity) for pruning in args.pruning_methods for sparsity in args.sparsity_grid if sparsity > 0
+    ]
+    rows = []
+    with staged_output(output_dir) as staging:
+        for pruning, sparsity in builds:
+            torch.manual_seed(args.seed)
+            model = AutoModelForSequenceClassification.from_pretrained(args.model_name_or_path)
+            if parent_weights is None:
+                parent_weights = sum(
+                    weight.numel() for weight in prunable_weights(model, args.prune_embeddings_and_head).values()
+                )
+            done = build_pruned(model, pruning, sparsity, args, train_dataset, tokenizer, staging / "recovery")
+            pytorch_dir = staging / variant_name(sparsity, "none", pruning)
+            model.save_pretrained(pytorch_dir)
+            tokenizer.save_pretrained(pytorch_dir)
+            del model
+            for method in args.methods:
+                rows.append(
+                    _quantize_and_measure(
+                        pytorch_dir,
+                        staging,
+                        sparsity,
+                        method,
+                        pruning,
+                        done,
+                        args,
+                        validation,
+                        tokenizer,
+                        max_length,
+                        parent_weights,
+                    )
+                )
+            if "none" not in args.methods:
+                shutil.rmtree(pytorch_dir)
+        shutil.rmtree(staging / "recovery", ignore_errors=True)
+        _remeasure_together(rows, staging, tokenizer, validation, args)
+        with (staging / RECORD_FILE).open("w") as handle:
+            handle.writelines(json.dumps(row) + "\n" for row in rows)
+        majority = _majority(validation)
+        label = Path(args.model_name_or_path).name
+        for file, x in PLOTS.items():
+            plot_compression({label: rows}, staging / file, x=x, majority=majority)
+    for row in rows:
+        row["path"] = str(output_dir / row["variant"])
+    return rows
+
+
+def _remeasure_together(rows: list[dict], staging: Path, tokenizer, validation, args: CompressionArguments) -> None:
+    """Measures every variant's latency again, loaded together and visited round-robin, so that the figures that
+    select a variant were taken under the same conditions (each variant's first measurement came right after its
+    own build, at whatever state the machine was in); the first measurement stays as ``latency_ms_alone``. At most
+    ``--latency_memory_mb`` of variants are loaded at once: a grid too large for that is measured in consecutive
+    groups, each round-robin (``latency_group`` records which)."""
+    texts = validation["text"][: args.latency_batch_size]
+    limit = memory_limit(args)
+    groups = latency_groups(rows, limit)
+    for index, group in enumerate(groups):
+        models = {row["variant"]: load_variant(staging / row["variant"], num_threads=args.num_threads) for row in group}
+        together = round_robin_latency(
+            models, tokenizer, texts, args.latency_batch_size, args.latency_sequence_length, args.latency_runs
+        )
+        del models
+        gc.collect()
+        for row in group:
+            row["latency_ms_alone"] = row["latency_ms"]
+            row["latency_ms"] = round(together[row["variant"]], 3)
+            row["latency_rounds"] = args.latency_runs
+            row["latency_group"] = index
+    if len(groups) > 1:
+        logger.warning(
+            f"latency measured in {len(groups)} groups of variants, to stay under "
+            f"{limit / 1e6:,.0f} MB of loaded models (--latency_memory_mb)"
+        )
+
+
+def _majority(validation) -> float:
+    labels = list(validation["label"])
+    return max(labels.count(label) for label in set(labels)) / max(len(labels), 1)
+
+
+def classification_grid(args: CompressionArguments, data_args: ClassificationDataArguments) -> list[dict]:
+    """:func:`compress_grid` on the data ``data_args`` names: validation pairs for accuracy (truncated to the length
+    the classifier was finetuned with, from its ``eval_results.json``, unless ``--max_seq_length`` says otherwise), and
+    the training split tokenized where recovery or Taylor importance needs it."""
+    config = check_classifier(args.model_name_or_path)
+    label_names = [config.id2label[index] for index in range(config.num_labels)]
+    splits, _ = load_classification_data(data_args, args.seed, label_names=label_names)
+    validation = splits[[name for name in splits if name != "train"][0]]
+    record = Path(args.model_name_or_path) / "eval_results.json"
+    finetuned_length = json.loads(record.read_text()).get("max_seq_length") if record.is_file() else None
+    max_length = data_args.max_seq_length or finetuned_length or 128
+    train = None
+    if "train" in splits and args.needs_training_data:
+        train = tokenize(splits["train"], AutoTokenizer.from_pretrained(args.model_name_or_path), max_length)
+    return compress_grid(args, validation, train, max_length=max_length)
