@@ -91,7 +91,8 @@ def stop_with_parent() -> None:
 
 
 def _quiet_elastic_agent() -> None:
-    """Silences the elastic agent's own failure report: each worker prints its error (one line, or its traceback)."""
+    """Silences the elastic agent's own failure report: the worker that fails first prints its error (one line, or
+    its traceback); the agent then stops the others, so the same line shows once or once per worker."""
     import torch.distributed.run  # noqa: F401 (creates the agent's loggers, each with its own level)
 
     for name in list(logging.root.manager.loggerDict):

@@ -75,7 +75,10 @@ def test_bad_input_under_a_launcher_is_one_line_and_no_traceback(tmp_path, launc
     )
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     processes = 2 if "2 processes" in launcher else 1
-    assert errors == [errors[0]] * processes and "missing.txt does not exist" in errors[0], done.stderr[-3000:]
+    # The rank that fails first prints its line; torch's elastic agent then stops the others, and each prints the
+    # same line only if it reached the check before that (a matter of timing on a busy machine).
+    assert 1 <= len(errors) <= processes and set(errors) == {errors[0]}, done.stderr[-3000:]
+    assert "missing.txt does not exist" in errors[0], done.stderr[-3000:]
     assert "Traceback" not in done.stderr and "CalledProcessError" not in done.stderr
     assert done.returncode == (1 if "accelerate" in launcher else 2)  # accelerate turns every failure into 1
     assert not out.exists()
