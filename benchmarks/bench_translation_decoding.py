@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """How a translation model decodes: greedy against beam search (with or without an n-gram block), in fp32 and int8,
-side by side in one run.
+in PyTorch and in ONNX Runtime, side by side in one run.
 
 Every cell of the grid (quantization x decoding) translates the whole validation split in batches, which gives its
 BLEU and chrF (sacreBLEU), the number of outputs that loop ("tetetete"), and the time of the split; BLEU differences
@@ -8,7 +8,9 @@ against fp32 greedy come with a 95 % paired-bootstrap interval. Then the latency
 ``--latency_sentences`` sources one at a time (batch 1, what a service translating a request does), the cells
 visited in turn for every sentence so that machine noise hits all of them alike, and the first
 ``--latency_batch_size`` sources translated together ``--latency_rounds`` times (ms per sentence in a batch job);
-medians, with ratios against fp32 at the same decoding.
+medians, with ratios against the first quantization (PyTorch fp32) at the same decoding. ``onnx`` and ``onnx-int8``
+are the grid's ONNX Runtime variants (``OnnxModelForSeq2SeqLM``: exported graphs, hf-tbc's own greedy and beam search),
+saved to a temporary folder and loaded back as a user would.
 
     python benchmarks/bench_translation_decoding.py --model_name_or_path runs/E3-D3-H256 \
         --validation_file ../shared/data/multi30k-en-fr/validation.tsv --source_lang en --target_lang fr
@@ -19,13 +21,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-from hf_tbc.compress.seq2seq import QUANTIZATION_BACKENDS, quantize_seq2seq
+from hf_tbc.compress.seq2seq import ONNX_METHODS, QUANTIZATION_BACKENDS, quantize_seq2seq, save_onnx_seq2seq
 from hf_tbc.hardware import hardware_summary
+from hf_tbc.onnx_seq2seq import OnnxModelForSeq2SeqLM
 from hf_tbc.tasks.translation.bleu import corpus_scores, looping, paired_bleu_interval
 from hf_tbc.tasks.translation.compress import latency_per_sentence, translate
 from hf_tbc.tasks.translation.data import load_pairs
@@ -59,7 +63,9 @@ def main() -> None:
     parser.add_argument("--target_lang", default="fr")
     parser.add_argument("--decodings", default="greedy,beam4,beam5,beam5-nr3", help="Comma-separated, see above")
     parser.add_argument(
-        "--quantizations", default="none,torch-int8", help=f"Comma-separated: {', '.join(QUANTIZATION_BACKENDS)}"
+        "--quantizations",
+        default="none,torch-int8,onnx,onnx-int8",
+        help=f"Comma-separated: {', '.join((*QUANTIZATION_BACKENDS, *ONNX_METHODS))}",
     )
     parser.add_argument("--max_eval_samples", type=int, default=None, help="Score the first N pairs only")
     parser.add_argument("--latency_sentences", type=int, default=60, help="Sentences timed one at a time")
@@ -75,9 +81,10 @@ def main() -> None:
     decodings = [name.strip() for name in args.decodings.split(",") if name.strip()]
     options = {name: decoding_options(name) for name in decodings}
     quantizations = [name.strip() for name in args.quantizations.split(",") if name.strip()]
-    unknown = [name for name in quantizations if name not in QUANTIZATION_BACKENDS]
+    known = (*QUANTIZATION_BACKENDS, *ONNX_METHODS)
+    unknown = [name for name in quantizations if name not in known]
     if unknown:
-        sys.exit(f"error: --quantizations {unknown[0]!r}: choose from {', '.join(QUANTIZATION_BACKENDS)}")
+        sys.exit(f"error: --quantizations {unknown[0]!r}: choose from {', '.join(known)}")
 
     # the loader needs training pairs: the validation file stands in, only its validation split is read
     pairs = load_pairs(
@@ -91,9 +98,15 @@ def main() -> None:
     sources, references = list(pairs["source"]), list(pairs["target"])
     tokenizer = AutoTokenizer.from_pretrained(folder)
     models = {}
+    scratch = tempfile.TemporaryDirectory()
     for quantization in quantizations:
         model = AutoModelForSeq2SeqLM.from_pretrained(folder).eval()
-        models[quantization] = quantize_seq2seq(model, quantization)
+        if quantization in ONNX_METHODS:
+            saved = Path(scratch.name) / quantization
+            save_onnx_seq2seq(model, saved, int8=quantization == "onnx-int8")
+            models[quantization] = OnnxModelForSeq2SeqLM.from_pretrained(saved)
+        else:
+            models[quantization] = quantize_seq2seq(model, quantization)
 
     rows, outputs = [], {}
     for quantization, model in models.items():

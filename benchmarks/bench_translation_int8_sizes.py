@@ -1,11 +1,13 @@
 #!/usr/bin/env python
-"""At which size does int8 make translation faster on this CPU? PyTorch fp32 against PyTorch dynamic int8 for several
-encoder-decoder sizes, side by side in one run.
+"""At which size does int8 make translation faster on this CPU? PyTorch fp32 against PyTorch dynamic int8 and ONNX
+Runtime fp32 and int8 (the grid's ``onnx`` and ``onnx-int8`` variants) for several encoder-decoder sizes, side by side
+in one run.
 
 Speed does not depend on what a model learned, so each size is a fresh model (random weights, hf-tbc's config for the
 size and a 4,000-token vocabulary) made to write exactly ``--target_tokens`` tokens for every sentence (greedy and beam
-5), on real source sentences. Per sentence: one at a time (the two variants of a size visited in turn for each
-sentence) and in a batch of ``--batch_size`` (``--rounds`` rounds, in turn); medians and the int8 speed-up.
+5), on real source sentences. Per sentence: one at a time (the variants of a size visited in turn for each sentence)
+and in a batch of ``--batch_size`` (``--rounds`` rounds, in turn); medians and each variant's speed-up over PyTorch
+fp32.
 
     python benchmarks/bench_translation_int8_sizes.py --validation_file ../shared/data/multi30k-en-fr/validation.tsv
 """
@@ -16,13 +18,16 @@ import argparse
 import csv
 import json
 import sys
+import tempfile
 from pathlib import Path
 
+import onnxruntime
 import torch
 from transformers import AutoModelForSeq2SeqLM
 
-from hf_tbc.compress.seq2seq import quantize_seq2seq
+from hf_tbc.compress.seq2seq import quantize_seq2seq, save_onnx_seq2seq
 from hf_tbc.hardware import hardware_summary
+from hf_tbc.onnx_seq2seq import OnnxModelForSeq2SeqLM
 from hf_tbc.tasks.translation.compress import latency_per_sentence
 from hf_tbc.tasks.translation.data import train_pair_tokenizer
 from hf_tbc.tasks.translation.model import seq2seq_config
@@ -47,7 +52,8 @@ def main() -> None:
     from datasets import Dataset
 
     tokenizer = train_pair_tokenizer(Dataset.from_dict({"source": sources, "target": sources}), vocab_size=4000)
-    rows = []
+    rows, scratch, hardware = [], tempfile.TemporaryDirectory(), hardware_summary()
+    variants = ("fp32", "int8", "onnx", "onnx-int8")
     for size in [name.strip() for name in args.sizes.split(",") if name.strip()]:
         torch.manual_seed(0)
         config = seq2seq_config(
@@ -59,11 +65,17 @@ def main() -> None:
             decoder_start_token_id=tokenizer.eos_token_id,
         )
         fp32 = AutoModelForSeq2SeqLM.from_config(config).eval()
-        int8 = quantize_seq2seq(AutoModelForSeq2SeqLM.from_config(config).eval(), "torch-int8")
+        models = {
+            "fp32": fp32,
+            "int8": quantize_seq2seq(AutoModelForSeq2SeqLM.from_config(config).eval(), "torch-int8"),
+        }
+        for name in ("onnx", "onnx-int8"):
+            save_onnx_seq2seq(fp32, Path(scratch.name) / size / name, int8=name == "onnx-int8")
+            models[name] = OnnxModelForSeq2SeqLM.from_pretrained(Path(scratch.name) / size / name)
         length = args.target_tokens + 1  # the start token, then exactly target_tokens tokens
         for decoding, beams in (("greedy", 1), ("beam5", 5)):
             options = {"num_beams": beams, "min_length": length, "max_length": length}
-            cells = {"fp32": (fp32, options), "int8": (int8, options)}
+            cells = {name: (model, options) for name, model in models.items()}
             alone = latency_per_sentence(cells, tokenizer, sources[: args.sentences + 1])
             batched = latency_per_sentence(cells, tokenizer, sources, args.batch_size, args.rounds)
             rows.append(
@@ -72,28 +84,33 @@ def main() -> None:
                     "parameters": fp32.num_parameters(),
                     "decoding": decoding,
                     **{f"{name}_ms_alone": round(value, 2) for name, value in alone.items()},
-                    "speedup_alone": round(alone["fp32"] / alone["int8"], 3),
+                    **{f"{name}_speedup_alone": round(alone["fp32"] / alone[name], 3) for name in variants[1:]},
                     **{f"{name}_ms_batched": round(value, 2) for name, value in batched.items()},
-                    "speedup_batched": round(batched["fp32"] / batched["int8"], 3),
+                    **{f"{name}_speedup_batched": round(batched["fp32"] / batched[name], 3) for name in variants[1:]},
                 }
             )
             print(rows[-1], flush=True)
-    hardware = hardware_summary()
     lines = [
         f"Fresh models writing {args.target_tokens} tokens per sentence; {args.sentences} sentences one at a time and "
-        f"{args.rounds} rounds of a batch of {args.batch_size}, fp32 and int8 in turn; {hardware['cpu']} "
+        f"{args.rounds} rounds of a batch of {args.batch_size}, the variants of a size in turn; int8 is PyTorch "
+        f"dynamic int8, onnx and onnx-int8 ONNX Runtime {onnxruntime.__version__}; {hardware['cpu']} "
         f"({hardware['cpu_count']} cores), torch {hardware['torch']}, transformers {hardware['transformers']}",
         "",
-        "| size | parameters | decoding | fp32 ms / sentence, alone | int8 | speed-up | fp32 ms / sentence, batch "
-        f"{args.batch_size} | int8 | speed-up |",
-        "|---|---|---|---|---|---|---|---|---|",
     ]
-    lines += [
-        f"| {r['size']} | {r['parameters']:,} | {r['decoding']} | {r['fp32_ms_alone']:.1f} | {r['int8_ms_alone']:.1f} "
-        f"| {r['speedup_alone']:.2f}x | {r['fp32_ms_batched']:.2f} | {r['int8_ms_batched']:.2f} "
-        f"| {r['speedup_batched']:.2f}x |"
-        for r in rows
-    ]
+    for setting in ("alone", "batched"):
+        unit = "one sentence at a time" if setting == "alone" else f"in batches of {args.batch_size}"
+        lines += [
+            f"ms per sentence, {unit} (speed-up over PyTorch fp32):",
+            "",
+            "| size | parameters | decoding | PyTorch fp32 | PyTorch int8 | ONNX Runtime fp32 | ONNX Runtime int8 |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in rows:
+            cells = [f"{r[f'fp32_ms_{setting}']:.1f}"] + [
+                f"{r[f'{name}_ms_{setting}']:.1f} ({r[f'{name}_speedup_{setting}']:.2f}x)" for name in variants[1:]
+            ]
+            lines.append(f"| {r['size']} | {r['parameters']:,} | {r['decoding']} | {' | '.join(cells)} |")
+        lines.append("")
     print("\n".join(lines))
     root = Path(args.output_dir)
     root.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ from .arguments import BudgetTrainingArguments
 from .budget import TimeBasedLRScheduler, WallClockBudgetCallback, format_duration, lr_multiplier, parse_duration
 from .curves import CurveCallback, plot_curves, plot_run, read_curve
 from .onnx_model import OnnxModelForSequenceClassification
+from .onnx_seq2seq import OnnxModelForSeq2SeqLM
 from .tasks.mlm.masking import MaskedLMCollator, mask_once
 from .tasks.mlm.model import (
     MODEL_SIZES,
@@ -41,6 +42,7 @@ __all__ = [
     "CurveCallback",
     "MaskedLMCollator",
     "ModelSize",
+    "OnnxModelForSeq2SeqLM",
     "OnnxModelForSequenceClassification",
     "QuantizedModelForSeq2SeqLM",
     "SparsePrediction",

@@ -17,6 +17,7 @@ QUANTIZATION_STYLES = {
     "fp32": "-",
     "onnx-int8": "--",
     "torch-int8": "--",
+    "onnx": "-.",
     "quanto-int8": ":",
     "quanto-int4": "-.",
     "quanto-int2": ":",

@@ -11,10 +11,11 @@ methods, measuring every variant.
     python recipes/compress.py ... --pruning_schedule gradual --recovery_time_budget 3m
 
     # a translation model (run_translation.py output): feed-forward neurons of every encoder and decoder layer
-    # removed, recovery on the translation loss, then PyTorch dynamic int8; BLEU, chrF and latency per sentence
+    # removed, recovery on the translation loss, then PyTorch dynamic int8 and ONNX Runtime (fp32, int8); BLEU, chrF
+    # and latency per sentence
     python recipes/compress.py --model_name_or_path runs/E3-D3-H256 --train_file train.tsv \
         --validation_file validation.tsv --source_lang en --target_lang fr --pruning_method structured \
-        --sparsities 0,0.5,0.75 --recovery_time_budget 1m --quantization none,torch-int8 \
+        --sparsities 0,0.5,0.75 --recovery_time_budget 1m --quantization none,torch-int8,onnx,onnx-int8 \
         --output_dir runs/E3-D3-H256-compressed
 
 Each variant is saved in its own folder, reloaded with its documented class and measured (accuracy, nonzero

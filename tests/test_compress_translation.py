@@ -9,6 +9,7 @@ import pytest
 import torch
 from transformers import AutoModelForSeq2SeqLM
 
+from hf_tbc import OnnxModelForSeq2SeqLM
 from hf_tbc.compress.seq2seq import QuantizedModelForSeq2SeqLM, kept_neurons, prune_feed_forward, stack_layers
 from hf_tbc.errors import UsageError
 from hf_tbc.tasks.translation.data import train_pair_tokenizer
@@ -140,7 +141,7 @@ def test_translation_grid_prunes_quantizes_measures_and_records_every_variant(tm
         "--sparsities",
         "0,0.5",
         "--quantization",
-        "none,torch-int8",
+        "none,torch-int8,onnx-int8",
         "--recovery_steps",
         "2",
     )
@@ -149,9 +150,17 @@ def test_translation_grid_prunes_quantizes_measures_and_records_every_variant(tm
     assert [row["variant"] for row in rows] == [
         "dense-fp32",
         "dense-torch-int8",
+        "dense-onnx-int8",
         "structured50-fp32",
         "structured50-torch-int8",
+        "structured50-onnx-int8",
     ]
+    onnx = rows.pop(5)
+    assert onnx["backend"] == "onnxruntime" and onnx["bits"] == 8 and onnx["instruction_set"]
+    assert onnx["parameters"] == rows[3]["parameters"] and onnx["sparsity"] == rows[3]["sparsity"]
+    assert onnx["size_bytes"] < 0.6 * rows[3]["size_bytes"] and 0 <= onnx["bleu"] <= 100 and onnx["latency_ms"] > 0
+    assert OnnxModelForSeq2SeqLM.is_onnx(out / "structured50-onnx-int8")
+    rows.pop(2)
     for row in rows:
         assert row["task"] == "translation" and row["eval_pairs"] == 8 and row["recovery"]
         assert 0 <= row["bleu"] <= 100 and row["latency_ms"] > 0 and row["latency_sentences"] == 3
@@ -168,7 +177,7 @@ def test_translation_grid_refuses_classifier_methods_in_one_line_and_writes_noth
     model, files = translation_folder
     out = tmp_path / "compressed"
     for extra, message in (
-        (["--quantization", "onnx-int8"], "translation models take none, torch-int8"),
+        (["--quantization", "quanto-int8"], "translation models take none, torch-int8, onnx, onnx-int8"),
         (["--pruning_method", "unstructured", "--sparsities", "0,0.5"], "--pruning_method structured"),
     ):
         done = _compress(model, files, out, *extra)

@@ -49,7 +49,19 @@ LAYERS = [
     ),
     ("train", ["tasks.*.train"]),
     ("advise", ["advise", "advise.*"]),
-    ("compress", ["compress", "compress.*", "evaluation", "variants", "onnx_model", "tasks.*.compress"]),
+    (
+        "compress",
+        [
+            "compress",
+            "compress.*",
+            "evaluation",
+            "variants",
+            "onnx_model",
+            "onnx_seq2seq",
+            "onnx_decoding",
+            "tasks.*.compress",
+        ],
+    ),
     ("release", ["selection", "public", "hub", "release", "tasks.*.card", "tasks.*.release"]),
     (
         "study",

@@ -536,10 +536,9 @@ release:
         json.loads(line) for line in (root / "compress" / "E1-D1-H128" / "compression.jsonl").read_text().splitlines()
     ]
     assert {row["variant"] for row in large} == {
-        "dense-fp32",
-        "dense-torch-int8",
-        "structured50-fp32",
-        "structured50-torch-int8",
+        f"{sparsity}-{method}"
+        for sparsity in ("dense", "structured50")
+        for method in ("fp32", "torch-int8", "onnx", "onnx-int8")
     }
     best = max(large, key=lambda row: (row["bleu"], -row["latency_ms"]))
     release = json.loads((root / "release" / "release.json").read_text())
@@ -554,12 +553,25 @@ release:
     assert str(tmp_path) not in card
     record = json.loads((released / "hf_tbc_record.json").read_text())
     assert record["compression"]["variant"] == best["variant"] and "base_model" not in record["compression"]
-    if best["method"] == "torch-int8":
+    if best["method"].startswith("onnx"):
+        from hf_tbc import OnnxModelForSeq2SeqLM
+
+        assert "OnnxModelForSeq2SeqLM.from_pretrained" in card
+        assert OnnxModelForSeq2SeqLM.from_pretrained(released).generation_config.num_beams == 2
+    elif best["method"] == "torch-int8":
         from hf_tbc import QuantizedModelForSeq2SeqLM
 
         assert "QuantizedModelForSeq2SeqLM.from_pretrained" in card
         assert QuantizedModelForSeq2SeqLM.from_pretrained(released).generation_config.num_beams == 2
     else:
         assert AutoModelForSeq2SeqLM.from_pretrained(released).config.d_model == 128
+    from hf_tbc.tasks.translation.card import render_translation_card
+    from hf_tbc.tasks.translation.release import load_translation_variant_records
+
+    onnx = load_translation_variant_records(root / "compress" / "E1-D1-H128" / "structured50-onnx-int8")
+    onnx.repo_id = "study-test/onnx"
+    onnx_card = str(render_translation_card(onnx.run, "word-pairs", "en-fr", "validation", variant=onnx))
+    assert "OnnxModelForSeq2SeqLM.from_pretrained" in onnx_card and "library_name: onnx" in onnx_card
+    assert "quantized to int8 by ONNX Runtime" in onnx_card and "QuantizedModelForSeq2SeqLM" not in onnx_card
     report = (root / "report.md").read_text()
     assert "## (c) At equal latency" in report and (root / "bleu_vs_latency.png").stat().st_size > 10_000

@@ -1,7 +1,7 @@
 """Compression of trained models, one module per method family: ``unstructured`` (magnitude zeros),
 ``structured`` (removing layers and feed-forward neurons), ``schedule`` (gradual pruning during finetuning) and
-``quantization`` (ONNX Runtime int8, quanto), ``seq2seq`` (encoder-decoders); ``grid`` holds what each task's grid
-(``tasks/*/compress.py``) shares."""
+``quantization`` (ONNX Runtime int8, quanto), ``seq2seq`` (encoder-decoders: feed-forward pruning, PyTorch int8,
+ONNX Runtime graphs); ``grid`` holds what each task's grid (``tasks/*/compress.py``) shares."""
 
 from ..hardware import cpu_instruction_set
 from ..variants import QuantizedModelForSequenceClassification

@@ -12,7 +12,8 @@ from .unstructured import PRUNING_SCOPES, check_sparsity
 
 QUANTIZATION_METHODS = ("none", "onnx-int8", "quanto-int8", "quanto-int4", "quanto-int2")
 CLASSIFIER_QUANTIZATION = "none,onnx-int8,quanto-int8,quanto-int4"
-TRANSLATION_QUANTIZATION = "none,torch-int8"
+TRANSLATION_QUANTIZATION = "none,torch-int8,onnx,onnx-int8"
+TRANSLATION_ONLY = ("torch-int8", "onnx")  # saved only for encoder-decoders
 PRUNING_METHODS = ("unstructured", "structured")
 SCHEDULES = ("oneshot", "gradual")
 
@@ -48,8 +49,9 @@ class CompressionArguments:
         default=None,
         metadata={
             "help": f"Comma-separated methods, each applied to every sparsity: {', '.join(QUANTIZATION_METHODS)} "
-            f"(default {CLASSIFIER_QUANTIZATION}); translation models: none, torch-int8 (PyTorch dynamic int8; the "
-            "default is both)."
+            f"(default {CLASSIFIER_QUANTIZATION}); translation models (default all four): none, torch-int8 (PyTorch "
+            "dynamic int8), onnx (fp32 ONNX graphs run by ONNX Runtime), onnx-int8 (the same, ONNX Runtime's dynamic "
+            "int8)."
         },
     )
     pruning_scope: str = field(
@@ -132,7 +134,7 @@ class CompressionArguments:
         self.sparsity_grid = [check_sparsity(_number(value, "--sparsities")) for value in _split(self.sparsities)]
         self.methods = _split(self.quantization or CLASSIFIER_QUANTIZATION)
         self.recovery_lr = self.recovery_learning_rate or 5e-5
-        unknown = [method for method in self.methods if method not in (*QUANTIZATION_METHODS, "torch-int8")]
+        unknown = [method for method in self.methods if method not in (*QUANTIZATION_METHODS, *TRANSLATION_ONLY)]
         if unknown:
             raise UsageError(
                 f"unknown quantization method {unknown[0]!r}: choose from {', '.join(QUANTIZATION_METHODS)}"
@@ -160,7 +162,7 @@ class CompressionArguments:
 
     def for_translation(self) -> None:
         """The defaults of a translation model's grid, for the flags left unset: structured (feed-forward) pruning,
-        fp32 and PyTorch dynamic int8."""
+        fp32, PyTorch dynamic int8, and ONNX Runtime fp32 and int8."""
         if self.quantization is None:
             self.methods = _split(TRANSLATION_QUANTIZATION)
         if self.pruning_method is None:

@@ -13,15 +13,24 @@ int8 (:func:`quantize_seq2seq`):
   int8 weights per tensor, activations quantized on the fly, oneDNN/fbgemm int8 kernels on x86 (VNNI, AMX).
 - ``torchao-int8``: torchao's ``Int8DynamicActivationInt8WeightConfig`` (the maintained successor), where torchao is
   installed.
+
+ONNX Runtime (:func:`save_onnx_seq2seq`): the model exported as an encoder graph and a one-step decoder graph
+(:mod:`hf_tbc.onnx_seq2seq`), run by :class:`~hf_tbc.onnx_seq2seq.OnnxModelForSeq2SeqLM` with its own greedy and beam
+search:
+
+- ``onnx``: the graphs in fp32 (what ONNX Runtime alone changes);
+- ``onnx-int8``: ONNX Runtime's dynamic int8 quantization of both graphs, configured for the CPU's instruction set as
+  for classifiers (:data:`~hf_tbc.compress.quantization.WEIGHT_TYPES`).
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 import torch
 from transformers import AutoConfig, AutoModelForSeq2SeqLM, GenerationConfig, PreTrainedModel
@@ -31,7 +40,8 @@ from .structured import NEURON_MULTIPLE
 from .unstructured import check_sparsity
 
 QUANTIZATION_BACKENDS = ("none", "torch-int8", "torchao-int8")  # what quantize_seq2seq applies in memory
-SEQ2SEQ_QUANTIZATIONS = ("none", "torch-int8")  # what a compression grid saves (QuantizedModelForSeq2SeqLM)
+ONNX_METHODS = ("onnx", "onnx-int8")  # saved as ONNX graphs (OnnxModelForSeq2SeqLM)
+SEQ2SEQ_QUANTIZATIONS = ("none", "torch-int8", *ONNX_METHODS)  # what a compression grid saves
 STACKS = {"encoder": "encoder_ffn_dim", "decoder": "decoder_ffn_dim"}
 
 
@@ -149,6 +159,43 @@ def quantize_seq2seq(model: torch.nn.Module, method: str) -> torch.nn.Module:
     raise UsageError(
         f"quantization {method!r} is unknown for translation models: choose {', '.join(QUANTIZATION_BACKENDS)}"
     )
+
+
+def save_onnx_seq2seq(
+    model: PreTrainedModel, folder: Union[str, Path], int8: bool = True, instruction_set: Optional[str] = None
+) -> dict:
+    """Writes ``model`` to ``folder`` as ONNX graphs with its config and generation config (int8 unless ``int8`` is
+    false, set for ``instruction_set``, default this CPU's); the folder loads with ``OnnxModelForSeq2SeqLM``.
+    Returns what was done, for the variant's record. The caller saves the tokenizer beside it."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from ..hardware import INSTRUCTION_SETS, cpu_instruction_set
+    from ..onnx_seq2seq import export_onnx_seq2seq
+    from .quantization import QUANTIZED_OPERATORS, WEIGHT_TYPES
+
+    folder = Path(folder)
+    instruction_set = instruction_set or cpu_instruction_set()
+    if instruction_set not in INSTRUCTION_SETS:
+        raise UsageError(f"instruction set {instruction_set!r} is unknown: choose one of {', '.join(INSTRUCTION_SETS)}")
+    folder.mkdir(parents=True, exist_ok=True)
+    if not int8:
+        export_onnx_seq2seq(model, folder)
+    else:
+        with tempfile.TemporaryDirectory() as scratch:
+            for path in export_onnx_seq2seq(model, scratch):
+                quantize_dynamic(
+                    str(path),
+                    str(folder / path.name),
+                    weight_type=getattr(QuantType, WEIGHT_TYPES[instruction_set]),
+                    per_channel=False,
+                    reduce_range=False,
+                    op_types_to_quantize=QUANTIZED_OPERATORS,
+                    extra_options={"WeightSymmetric": True, "ActivationSymmetric": False},
+                )
+    model.config.save_pretrained(folder)
+    model.generation_config.save_pretrained(folder)
+    record = {"method": "onnx-int8" if int8 else "onnx", "bits": 8 if int8 else 32, "backend": "onnxruntime"}
+    return {**record, **({"instruction_set": instruction_set} if int8 else {}), "exporter": "torch.onnx (dynamo)"}
 
 
 class QuantizedModelForSeq2SeqLM:

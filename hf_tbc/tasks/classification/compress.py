@@ -17,7 +17,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, Data
 from transformers.utils import logging
 
 from ...arguments import BudgetTrainingArguments
-from ...compress.arguments import CompressionArguments, variant_name
+from ...compress.arguments import QUANTIZATION_METHODS, TRANSLATION_ONLY, CompressionArguments, variant_name
 from ...compress.grid import check_output_dir, latency_groups, memory_limit, staged_output
 from ...compress.quantization import onnx_int8, quanto_weights
 from ...compress.schedule import GradualPruningCallback
@@ -154,6 +154,11 @@ def build_pruned(
 def check_grid(args: CompressionArguments, train_dataset=None) -> None:
     """Everything about the grid that can fail on bad input, checked before anything is built or written."""
     config = check_classifier(args.model_name_or_path)
+    refused = [method for method in args.methods if method in TRANSLATION_ONLY]
+    if refused:
+        raise UsageError(
+            f"--quantization {refused[0]} is for translation models: classifiers take {', '.join(QUANTIZATION_METHODS)}"
+        )
     if "structured" in args.pruning_methods:  # before anything is built: refused plans fail first
         for sparsity in (value for value in args.sparsity_grid if value > 0):
             plan = plan_removal(

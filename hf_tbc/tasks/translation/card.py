@@ -54,8 +54,15 @@ def _compression(variant: TranslationVariant) -> dict:
             f"trained further{f' for {budget}' if budget else ''} on the translation loss to recover, as was the "
             "grid's dense model"
         )
-    if row["method"] != "none":
-        done.append(f"linear layers quantized to int8 ({row['method']}: PyTorch dynamic quantization)")
+    if row["method"] == "torch-int8":
+        done.append("linear layers quantized to int8 (torch-int8: PyTorch dynamic quantization)")
+    elif row["method"] == "onnx-int8":
+        done.append(
+            "exported to ONNX (an encoder graph and a one-step decoder graph) and quantized to int8 by ONNX Runtime "
+            f"(dynamic int8 for {row.get('instruction_set', 'this CPU')}), decoded by hf-tbc's greedy and beam search"
+        )
+    elif row["method"] == "onnx":
+        done.append("exported to ONNX in fp32 (an encoder graph and a one-step decoder graph), run by ONNX Runtime")
     what = "; ".join(done) or "none (the dense model of the grid)"
     return {
         "what": what[0].upper() + what[1:],
@@ -66,6 +73,7 @@ def _compression(variant: TranslationVariant) -> dict:
         "eval_pairs": row["eval_pairs"],
         "latency_sentences": row.get("latency_sentences"),
         "quantized": row["method"] != "none",
+        "loader": "onnx" if row["method"].startswith("onnx") else "torch-int8" if row["method"] != "none" else None,
     }
 
 
@@ -99,11 +107,12 @@ def translation_card_data(
     ]
     tags = ["train-large-then-compress", "hf-tbc", run.summary["config"]["model_type"], "translation"]
     if variant is not None:
-        tags += ["pruned"] * bool(variant.row.get("target_sparsity")) + ["int8"] * variant.quantized
+        tags += ["pruned"] * bool(variant.row.get("target_sparsity"))
+        tags += ["int8"] * (variant.row.get("bits") == 8) + ["onnx"] * variant.row["method"].startswith("onnx")
     return ModelCardData(
         model_name=(variant or run).repo_id.split("/")[-1],
         license=license,
-        library_name="transformers",
+        library_name="onnx" if variant is not None and variant.row["method"].startswith("onnx") else "transformers",
         pipeline_tag="translation",
         language=languages,
         tags=tags,

@@ -10,8 +10,9 @@ One row per variant goes to ``compression.jsonl`` (``bleu`` where a classifier's
 ``latency_ms`` per sentence), with ``bleu_vs_latency.png``, ``bleu_vs_size.png`` and ``bleu_vs_nonzero_parameters.png``.
 Pruning is :func:`~hf_tbc.compress.seq2seq.prune_feed_forward` (``--pruning_method structured``), followed by
 recovery training on the translation loss (``--recovery_time_budget`` or ``--recovery_steps``), which the dense model
-gets too; int8 is :data:`~hf_tbc.compress.seq2seq.SEQ2SEQ_QUANTIZATIONS`. Nothing is written unless the whole grid
-finishes.
+gets too; quantization is one of :data:`~hf_tbc.compress.seq2seq.SEQ2SEQ_QUANTIZATIONS` (PyTorch dynamic int8, or
+ONNX Runtime graphs in fp32 or int8, decoded by :class:`~hf_tbc.onnx_seq2seq.OnnxModelForSeq2SeqLM`). Nothing is
+written unless the whole grid finishes.
 """
 
 from __future__ import annotations
@@ -30,14 +31,17 @@ from transformers.utils import logging
 from ...compress.arguments import CompressionArguments, variant_name
 from ...compress.grid import check_output_dir, staged_output
 from ...compress.seq2seq import (
+    ONNX_METHODS,
     SEQ2SEQ_QUANTIZATIONS,
     QuantizedModelForSeq2SeqLM,
     layer_linear_weights,
     prune_feed_forward,
+    save_onnx_seq2seq,
 )
 from ...errors import UsageError
 from ...hardware import hardware_summary
 from ...model_config import load_model_config
+from ...onnx_seq2seq import OnnxModelForSeq2SeqLM
 from ...plots import plot_compression
 from ...records import RECORD_FILE
 from ...trainer import BudgetSeq2SeqTrainer
@@ -116,8 +120,10 @@ def latency_per_sentence(cells: dict, tokenizer, sources: list[str], batch_size:
 
 
 def load_translation_variant(folder: Path):
-    """A saved variant with its documented class: ``QuantizedModelForSeq2SeqLM`` for int8, else
-    ``AutoModelForSeq2SeqLM``."""
+    """A saved variant with its documented class: ``OnnxModelForSeq2SeqLM`` for ONNX graphs,
+    ``QuantizedModelForSeq2SeqLM`` for PyTorch int8, else ``AutoModelForSeq2SeqLM``."""
+    if OnnxModelForSeq2SeqLM.is_onnx(folder):
+        return OnnxModelForSeq2SeqLM.from_pretrained(folder)
     if QuantizedModelForSeq2SeqLM.is_quantized(folder):
         return QuantizedModelForSeq2SeqLM.from_pretrained(folder)
     return AutoModelForSeq2SeqLM.from_pretrained(folder).eval()
@@ -151,10 +157,16 @@ def _recover(model, train_encoded, tokenizer, args: CompressionArguments, scratc
     model.eval()
 
 
-def _measure(folder: Path, tokenizer, sources: list[str], references: list[str], parent_weights: int) -> dict:
+def _measure(
+    folder: Path, tokenizer, sources: list[str], references: list[str], source_model, parent_weights: int
+) -> dict:
+    """The saved variant's scores and size; parameters are counted on ``source_model``, the PyTorch model it was
+    saved from (an ONNX variant holds the same weights in graphs)."""
     model = load_translation_variant(folder)
     hypotheses = translate(model, tokenizer, sources)
     base = model.base if isinstance(model, QuantizedModelForSeq2SeqLM) else model
+    if isinstance(model, OnnxModelForSeq2SeqLM):
+        base = source_model
     parameters = sum(parameter.numel() for parameter in base.parameters()) + (
         model.quantized_weights() if isinstance(model, QuantizedModelForSeq2SeqLM) else 0
     )
@@ -175,6 +187,10 @@ def _save(model, tokenizer, folder: Path, method: str) -> dict:
         model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
         return {"method": "none", "bits": 32, "backend": "pytorch"}
+    if method in ONNX_METHODS:
+        done = save_onnx_seq2seq(model, folder, int8=method == "onnx-int8")
+        tokenizer.save_pretrained(folder)
+        return done
     QuantizedModelForSeq2SeqLM.quantize(model, method).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return {"method": method, "bits": 8, "backend": "pytorch"}
@@ -249,7 +265,7 @@ def translation_grid(args: CompressionArguments, data_args: TranslationDataArgum
                 row = {
                     "variant": name,
                     **saved,
-                    **_measure(staging / name, tokenizer, sources, references, parent_weights),
+                    **_measure(staging / name, tokenizer, sources, references, model, parent_weights),
                     **done,
                     "task": "translation",
                     "decoding": describe_decoding(

@@ -136,7 +136,7 @@ def load_translation_variant_records(folder: Union[str, Path]) -> TranslationVar
 VARIANT_RECORD = tuple(
     "variant method bits backend target_sparsity sparsity pruning_method pruned recovery parent_ffn_dim "
     "encoder_ffn_dim decoder_ffn_dim parameters nonzero_parameters size_bytes bleu chrf looping distinct eval_pairs "
-    "decoding latency_ms latency_sentences latency_batch latency_threads hardware".split()
+    "decoding latency_ms latency_sentences latency_batch latency_threads instruction_set hardware".split()
 )
 
 
