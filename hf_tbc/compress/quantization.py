@@ -11,6 +11,8 @@ documented class:
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import shutil
 import tempfile
 from pathlib import Path
@@ -41,6 +43,23 @@ WEIGHT_TYPES = {"avx512_vnni": "QInt8", "avx512": "QInt8", "arm64": "QInt8", "av
 QUANTIZED_OPERATORS = ["Conv", "MatMul", "Attention", "LSTM", "Gather", "Transpose", "EmbedLayerNormalization"]
 
 
+@contextlib.contextmanager
+def quiet_root_logger():
+    """ONNX Runtime's quantizer calls ``logging.warning`` (advice to pre-process image models), which would also
+    configure the root logger and print every later log line of the run a second time: while it runs, the root
+    logger gets a handler that drops what reaches it."""
+    root = logging.getLogger()
+    handler = logging.NullHandler()
+    added = not root.handlers
+    if added:
+        root.addHandler(handler)
+    try:
+        yield
+    finally:
+        if added:
+            root.removeHandler(handler)
+
+
 def onnx_int8(
     model_dir: Union[str, Path],
     output_dir: Union[str, Path],
@@ -66,15 +85,16 @@ def onnx_int8(
         exported = export_onnx(model, Path(scratch) / "float.onnx")
         staging = Path(scratch) / "quantized"
         staging.mkdir()
-        quantize_dynamic(
-            str(exported),
-            str(staging / ONNX_FILE),
-            weight_type=getattr(QuantType, WEIGHT_TYPES[instruction_set]),
-            per_channel=per_channel,
-            reduce_range=False,
-            op_types_to_quantize=QUANTIZED_OPERATORS,
-            extra_options={"WeightSymmetric": True, "ActivationSymmetric": False},
-        )
+        with quiet_root_logger():
+            quantize_dynamic(
+                str(exported),
+                str(staging / ONNX_FILE),
+                weight_type=getattr(QuantType, WEIGHT_TYPES[instruction_set]),
+                per_channel=per_channel,
+                reduce_range=False,
+                op_types_to_quantize=QUANTIZED_OPERATORS,
+                extra_options={"WeightSymmetric": True, "ActivationSymmetric": False},
+            )
         model.config.save_pretrained(staging)
         _copy_tokenizer(model_dir, staging)
         output_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -171,7 +171,7 @@ def save_onnx_seq2seq(
 
     from ..hardware import INSTRUCTION_SETS, cpu_instruction_set
     from ..onnx_seq2seq import export_onnx_seq2seq
-    from .quantization import QUANTIZED_OPERATORS, WEIGHT_TYPES
+    from .quantization import QUANTIZED_OPERATORS, WEIGHT_TYPES, quiet_root_logger
 
     folder = Path(folder)
     instruction_set = instruction_set or cpu_instruction_set()
@@ -181,7 +181,7 @@ def save_onnx_seq2seq(
     if not int8:
         export_onnx_seq2seq(model, folder)
     else:
-        with tempfile.TemporaryDirectory() as scratch:
+        with tempfile.TemporaryDirectory() as scratch, quiet_root_logger():
             for path in export_onnx_seq2seq(model, scratch):
                 quantize_dynamic(
                     str(path),
