@@ -60,6 +60,33 @@ def quiet_root_logger():
             root.removeHandler(handler)
 
 
+def resolve_instruction_set(instruction_set: Optional[str] = None) -> str:
+    """``instruction_set``, or this CPU's; ``UsageError`` for one ONNX Runtime's settings here do not cover."""
+    instruction_set = instruction_set or cpu_instruction_set()
+    if instruction_set not in INSTRUCTION_SETS:
+        raise UsageError(f"instruction set {instruction_set!r} is unknown: choose one of {', '.join(INSTRUCTION_SETS)}")
+    return instruction_set
+
+
+def quantize_onnx_file(
+    source: Union[str, Path], destination: Union[str, Path], instruction_set: str, per_channel: bool = False
+) -> None:
+    """ONNX Runtime's dynamic int8 of the graph ``source`` into ``destination``, with the settings of
+    ``instruction_set`` (:data:`WEIGHT_TYPES`): 8-bit symmetric weights, activations quantized on the fly."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with quiet_root_logger():
+        quantize_dynamic(
+            str(source),
+            str(destination),
+            weight_type=getattr(QuantType, WEIGHT_TYPES[instruction_set]),
+            per_channel=per_channel,
+            reduce_range=False,
+            op_types_to_quantize=QUANTIZED_OPERATORS,
+            extra_options={"WeightSymmetric": True, "ActivationSymmetric": False},
+        )
+
+
 def onnx_int8(
     model_dir: Union[str, Path],
     output_dir: Union[str, Path],
@@ -74,27 +101,14 @@ def onnx_int8(
     and loads with ``hf_tbc.OnnxModelForSequenceClassification`` (or optimum-onnx's
     ``ORTModelForSequenceClassification``). Returns what was done, for the variant's record.
     """
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
     output_dir = Path(output_dir)
-    instruction_set = instruction_set or cpu_instruction_set()
-    if instruction_set not in INSTRUCTION_SETS:
-        raise UsageError(f"instruction set {instruction_set!r} is unknown: choose one of {', '.join(INSTRUCTION_SETS)}")
+    instruction_set = resolve_instruction_set(instruction_set)
     model = AutoModelForSequenceClassification.from_pretrained(model_dir)
     with tempfile.TemporaryDirectory() as scratch:
         exported = export_onnx(model, Path(scratch) / "float.onnx")
         staging = Path(scratch) / "quantized"
         staging.mkdir()
-        with quiet_root_logger():
-            quantize_dynamic(
-                str(exported),
-                str(staging / ONNX_FILE),
-                weight_type=getattr(QuantType, WEIGHT_TYPES[instruction_set]),
-                per_channel=per_channel,
-                reduce_range=False,
-                op_types_to_quantize=QUANTIZED_OPERATORS,
-                extra_options={"WeightSymmetric": True, "ActivationSymmetric": False},
-            )
+        quantize_onnx_file(exported, staging / ONNX_FILE, instruction_set, per_channel)
         model.config.save_pretrained(staging)
         _copy_tokenizer(model_dir, staging)
         output_dir.parent.mkdir(parents=True, exist_ok=True)

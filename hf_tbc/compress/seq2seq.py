@@ -167,31 +167,18 @@ def save_onnx_seq2seq(
     """Writes ``model`` to ``folder`` as ONNX graphs with its config and generation config (int8 unless ``int8`` is
     false, set for ``instruction_set``, default this CPU's); the folder loads with ``OnnxModelForSeq2SeqLM``.
     Returns what was done, for the variant's record. The caller saves the tokenizer beside it."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    from ..hardware import INSTRUCTION_SETS, cpu_instruction_set
     from ..onnx_seq2seq import export_onnx_seq2seq
-    from .quantization import QUANTIZED_OPERATORS, WEIGHT_TYPES, quiet_root_logger
+    from .quantization import quantize_onnx_file, resolve_instruction_set
 
     folder = Path(folder)
-    instruction_set = instruction_set or cpu_instruction_set()
-    if instruction_set not in INSTRUCTION_SETS:
-        raise UsageError(f"instruction set {instruction_set!r} is unknown: choose one of {', '.join(INSTRUCTION_SETS)}")
+    instruction_set = resolve_instruction_set(instruction_set)
     folder.mkdir(parents=True, exist_ok=True)
     if not int8:
         export_onnx_seq2seq(model, folder)
     else:
-        with tempfile.TemporaryDirectory() as scratch, quiet_root_logger():
+        with tempfile.TemporaryDirectory() as scratch:
             for path in export_onnx_seq2seq(model, scratch):
-                quantize_dynamic(
-                    str(path),
-                    str(folder / path.name),
-                    weight_type=getattr(QuantType, WEIGHT_TYPES[instruction_set]),
-                    per_channel=False,
-                    reduce_range=False,
-                    op_types_to_quantize=QUANTIZED_OPERATORS,
-                    extra_options={"WeightSymmetric": True, "ActivationSymmetric": False},
-                )
+                quantize_onnx_file(path, folder / path.name, instruction_set)
     model.config.save_pretrained(folder)
     model.generation_config.save_pretrained(folder)
     record = {"method": "onnx-int8" if int8 else "onnx", "bits": 8 if int8 else 32, "backend": "onnxruntime"}
