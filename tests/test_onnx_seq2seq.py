@@ -56,9 +56,14 @@ def test_saved_generation_config_is_how_it_decodes_and_sampling_is_refused(tmp_p
             onnx.generate(input_ids=ids, **options)
 
 
-def test_onnx_int8_is_smaller_and_tracks_the_fp32_logits(tmp_path):
+@pytest.mark.parametrize("instruction_set", ["avx2", "avx512_vnni", "arm64"])
+def test_onnx_int8_is_smaller_and_tracks_the_fp32_logits(tmp_path, instruction_set):
+    """Each instruction set's settings (uint8 weights for AVX2, int8 elsewhere) run here and track fp32 alike."""
     model = tiny_model(vocab_size=300)
-    fp32, int8 = (save_onnx_seq2seq(model, tmp_path / name, int8=name == "int8") for name in ("fp32", "int8"))
+    fp32, int8 = (
+        save_onnx_seq2seq(model, tmp_path / name, int8=name == "int8", instruction_set=instruction_set)
+        for name in ("fp32", "int8")
+    )
     assert int8["method"] == "onnx-int8" and int8["bits"] == 8 and fp32["method"] == "onnx" and fp32["bits"] == 32
 
     def graph_bytes(name):
