@@ -77,6 +77,18 @@ def _name_nodes_by_module(graph) -> None:
         del node.metadata_props[:]
 
 
+def local_folder(
+    name_or_path: Union[str, Path], revision: Optional[str] = None, token: Optional[Union[str, bool]] = None
+) -> Path:
+    """``name_or_path`` if it is a folder here, else the Hub repo of that name downloaded (once, then cached)."""
+    folder = Path(name_or_path)
+    if folder.is_dir():
+        return folder
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(str(name_or_path), revision=revision, token=token))
+
+
 class OnnxModelForSequenceClassification:
     """A sequence classifier in ONNX, run by ONNX Runtime on the CPU, called like a 🤗 model.
 
@@ -108,11 +120,7 @@ class OnnxModelForSequenceClassification:
         """Loads ``file_name`` and ``config.json`` from a folder, or from a Hub repo (downloaded once, then cached)."""
         import onnxruntime
 
-        folder = Path(name_or_path)
-        if not folder.is_dir():
-            from huggingface_hub import snapshot_download
-
-            folder = Path(snapshot_download(str(name_or_path), revision=revision, token=token))
+        folder = local_folder(name_or_path, revision, token)
         session = onnxruntime.InferenceSession(
             str(folder / file_name), sess_options=session_options, providers=["CPUExecutionProvider"]
         )

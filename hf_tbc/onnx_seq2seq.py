@@ -30,7 +30,7 @@ from transformers import AutoConfig, GenerationConfig, PretrainedConfig
 
 from .errors import UsageError
 from .onnx_decoding import beam_search, greedy_search
-from .onnx_model import _name_nodes_by_module
+from .onnx_model import _name_nodes_by_module, local_folder
 
 ENCODER_FILE = "encoder.onnx"
 DECODER_FILE = "decoder.onnx"
@@ -200,7 +200,9 @@ class OnnxModelForSeq2SeqLM:
         self.config = config
         self.generation_config = generation_config
         self.layers = config.decoder_layers
-        self.decoder_inputs = {item.name for item in decoder.get_inputs()}
+        inputs = {item.name for item in decoder.get_inputs()}  # the exporter drops inputs a graph does not read
+        names = ["input_ids", "encoder_hidden_states", "encoder_attention_mask", *_past_names(self.layers)]
+        self._feed = [(index, name) for index, name in enumerate(names) if name in inputs]
         past = next(item for item in decoder.get_inputs() if item.name == "past.0.key")
         self.heads, self.head_dim = past.shape[1], past.shape[3]
 
@@ -220,11 +222,7 @@ class OnnxModelForSeq2SeqLM:
         Without ``session_options``, ONNX Runtime uses as many threads as torch does."""
         import onnxruntime
 
-        folder = Path(name_or_path)
-        if not folder.is_dir():
-            from huggingface_hub import snapshot_download
-
-            folder = Path(snapshot_download(str(name_or_path), revision=revision, token=token))
+        folder = local_folder(name_or_path, revision, token)
         if not cls.is_onnx(folder):
             raise UsageError(f"{folder} holds no {ENCODER_FILE} and {DECODER_FILE}: export it with export_onnx_seq2seq")
         if session_options is None:
@@ -270,12 +268,10 @@ class OnnxModelForSeq2SeqLM:
         return outputs[0], outputs[1:]
 
     def _step(self, tokens, states, mask, past, cross) -> tuple[np.ndarray, list[np.ndarray]]:
-        feed = {"input_ids": tokens, "encoder_hidden_states": states, "encoder_attention_mask": mask}
-        for layer in range(self.layers):
-            feed[f"past.{layer}.key"], feed[f"past.{layer}.value"] = past[2 * layer], past[2 * layer + 1]
-            feed[f"past.{layer}.cross_key"], feed[f"past.{layer}.cross_value"] = cross[2 * layer], cross[2 * layer + 1]
-        feed = {name: value for name, value in feed.items() if name in self.decoder_inputs}
-        logits, *present = self.decoder.run(None, feed)
+        values = [tokens, states, mask]
+        for layer in range(self.layers):  # in PAST_NAMES order
+            values += [past[2 * layer], past[2 * layer + 1], cross[2 * layer], cross[2 * layer + 1]]
+        logits, *present = self.decoder.run(None, {name: values[index] for index, name in self._feed})
         return logits, present
 
     def generate(
