@@ -72,7 +72,7 @@ def _compression(variant: TranslationVariant) -> dict:
         ],
         "eval_pairs": row["eval_pairs"],
         "latency_sentences": row.get("latency_sentences"),
-        "quantized": row["method"] != "none",
+        # the class the "How to use" section loads it with
         "loader": "onnx" if row["method"].startswith("onnx") else "torch-int8" if row["method"] != "none" else None,
     }
 

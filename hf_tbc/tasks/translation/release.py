@@ -104,10 +104,6 @@ class TranslationVariant:
     def size_name(self) -> str:
         return self.run.size_name
 
-    @property
-    def quantized(self) -> bool:
-        return self.row["method"] != "none"
-
     def default_repo_name(self, prefix: str = "") -> str:
         return f"{self.run.default_repo_name(prefix)}-{self.row['variant']}"
 
