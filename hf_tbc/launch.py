@@ -5,11 +5,13 @@
 
 Plain ``accelerate launch`` runs every recipe, but a scheduler meets three gaps in it:
 
-- **Signals.** With one process it neither forwards SIGTERM to the training process nor waits for it: signalled
-  alone (a Kubernetes pod's PID 1, ``kill`` of the job's main process), it dies at once and the run goes on
-  orphaned. ``hf-tbc-launch`` forwards SIGTERM to the training processes and waits while they checkpoint. With
-  several processes torch's elastic agent forwards it itself and waits ``TORCH_ELASTIC_SHUTDOWN_TIMEOUT`` seconds
-  (torch's default 30) before SIGKILL; ``hf-tbc-launch`` sets that to :data:`SHUTDOWN_TIMEOUT` unless it is set.
+- **Signals.** Signalled alone (a Kubernetes pod's PID 1, ``kill`` of the job's main process), its one-process
+  launcher dies at once without telling the training process (accelerate up to 1.15) or forwards SIGTERM and
+  kills the process tree 5 seconds later (1.16 on), which cuts short any checkpoint that takes longer to write.
+  ``hf-tbc-launch`` runs that process itself, forwards SIGTERM and waits while it checkpoints, for as long as the
+  scheduler's grace period allows. With several processes torch's elastic agent forwards the signal and waits
+  ``TORCH_ELASTIC_SHUTDOWN_TIMEOUT`` seconds (torch's default 30) before SIGKILL; ``hf-tbc-launch`` sets that to
+  :data:`SHUTDOWN_TIMEOUT` unless it is set.
 - **Exit codes.** ``accelerate launch`` turns every failure into 1; here the recipe's own code comes through:
   0 done, 2 bad input, 143 preempted (checkpoint written: resume), 1 anything else.
 - **Noise.** A recipe's one-line ``error:`` is not followed by the launcher's traceback.
@@ -100,8 +102,22 @@ def _quiet_elastic_agent() -> None:
             logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
+def _simple_launcher(args) -> None:
+    """accelerate's one-process launcher (same command and environment) without a SIGTERM handler of its own, so
+    the :class:`SignalForwarder` installed by :func:`launch` stays in charge and nothing kills the process while it
+    checkpoints. Raises ``CalledProcessError`` on a non-zero exit, as accelerate's does."""
+    from accelerate.utils import prepare_simple_launcher_cmd_env
+
+    command, environment = prepare_simple_launcher_cmd_env(args)
+    process = subprocess.Popen(command, env=environment)
+    process.wait()  # a forwarded SIGTERM interrupts the wait only for the handler; the wait then goes on
+    if process.returncode != 0:
+        raise subprocess.CalledProcessError(returncode=process.returncode, cmd=command)
+
+
 def launch(argv: Optional[Sequence[str]] = None) -> int:
     """Runs ``accelerate launch`` with ``argv`` and returns the exit code of the training processes."""
+    import accelerate.commands.launch as accelerate_launch
     from accelerate.commands.launch import launch_command, launch_command_parser
 
     parser = launch_command_parser()
@@ -112,6 +128,7 @@ def launch(argv: Optional[Sequence[str]] = None) -> int:
     os.environ.setdefault("TORCH_ELASTIC_SHUTDOWN_TIMEOUT", str(SHUTDOWN_TIMEOUT))
     _quiet_elastic_agent()
     forwarder = SignalForwarder().install()
+    simple_launcher, accelerate_launch.simple_launcher = accelerate_launch.simple_launcher, _simple_launcher
     try:
         launch_command(args)
     except subprocess.CalledProcessError as error:  # one process (accelerate's simple launcher)
@@ -126,6 +143,7 @@ def launch(argv: Optional[Sequence[str]] = None) -> int:
             return exit_code(error.get_first_failure()[1].exitcode)
         raise
     finally:
+        accelerate_launch.simple_launcher = simple_launcher
         forwarder.restore()
     return 0
 

@@ -50,6 +50,33 @@ def test_the_forwarder_passes_sigterm_to_the_children_and_lets_the_launcher_wait
     assert signal.getsignal(signal.SIGTERM) is not forwarder._forward
 
 
+SLOW_SAVE = """
+import signal, sys, time
+def save(*_):
+    time.sleep(8)  # a checkpoint that takes longer than accelerate's 5 s between SIGTERM and SIGKILL (1.16 on)
+    open(sys.argv[1], "w").write("saved")
+    sys.exit(143)
+signal.signal(signal.SIGTERM, save)
+open(sys.argv[1] + ".ready", "w").write("")
+time.sleep(60)
+"""
+
+
+def test_hf_tbc_launch_with_one_process_waits_for_a_slow_checkpoint(tmp_path):
+    """SIGTERM to the launcher alone reaches the training process, and the launcher waits for its save however long
+    it takes (the scheduler's grace period is the limit), then exits with the process's 143."""
+    marker, script = tmp_path / "child", tmp_path / "slow_save.py"
+    script.write_text(SLOW_SAVE)
+    process = subprocess.Popen([*LAUNCH, *ONE, str(script), str(marker)], start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not Path(str(marker) + ".ready").exists():
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == PREEMPTED_EXIT_CODE
+    assert marker.read_text() == "saved"
+
+
 @pytest.mark.parametrize("launcher", ["hf-tbc-launch", "hf-tbc-launch 2 processes", "accelerate launch -q"])
 def test_bad_input_under_a_launcher_is_one_line_and_no_traceback(tmp_path, launcher):
     command = {
@@ -147,13 +174,14 @@ def test_sigterm_to_hf_tbc_launch_alone_saves_exits_143_and_resumes(tmp_path, pr
 
 @pytest.mark.slow
 def test_a_recipe_whose_plain_accelerate_launcher_is_killed_saves_and_stops_instead_of_training_on(tmp_path):
-    """accelerate launch with one process dies at once on SIGTERM without telling its child; the child learns it
-    from the kernel (PR_SET_PDEATHSIG), checkpoints and exits 143 instead of training on, orphaned, to its budget."""
+    """accelerate launch with one process, signalled alone, either dies at once without telling its child
+    (accelerate up to 1.15: the child learns it from the kernel, PR_SET_PDEATHSIG) or forwards SIGTERM and exits
+    143 (1.16 on). Either way the child checkpoints and stops instead of training on, orphaned, to its budget."""
     out = tmp_path / "run"
     code = _signal_the_launcher_alone(
         [*ACCELERATE, *ONE, RECIPE, *TINY, "--time_budget", "5m", "--save_every", "2s", "--output_dir", str(out)], out
     )
-    assert code == -signal.SIGTERM  # the launcher itself: killed by the signal, as a shell reports 143
+    assert code in (-signal.SIGTERM, PREEMPTED_EXIT_CODE)  # killed by the signal, or its own 128 + 15
     assert _no_orphan(out)
     _preempted(out)
 
