@@ -415,6 +415,27 @@ def test_width_versus_depth_is_answered_from_the_records_with_a_bootstrap_interv
     assert "not told apart" in width_versus_depth(config, records)
 
 
+def test_equal_latency_also_sets_the_bar_at_the_small_models_fastest_variant():
+    """int8 speeds the small model up too: the report also compares each size's best under the small model's
+    fastest latency with the small model's own best there, not with its dense latency."""
+    from hf_tbc.tasks.translation.questions import _against_the_small_fastest
+
+    def row(variant, bleu, ms):
+        return {"variant": variant, "bleu": bleu, "latency_ms": ms, "task": "translation"}
+
+    grids = {
+        "small": [row("dense-fp32", 40.0, 40.0), row("dense-onnx-int8", 39.5, 20.0)],
+        "wide": [row("dense-fp32", 45.0, 60.0), row("structured75-onnx-int8", 41.0, 19.0)],
+        "deep": [row("dense-fp32", 44.0, 90.0), row("dense-onnx-int8", 43.0, 30.0)],
+    }
+    text = " ".join(_against_the_small_fastest(grids, "small"))
+    assert "its fastest variant, dense-onnx-int8, takes 20.0 ms" in text and "(39.50 BLEU)" in text
+    assert "wide's best, structured75-onnx-int8 (41.00 BLEU, 19.0 ms), beats it by +1.50" in text
+    assert "deep has no variant that fast (its fastest 30.0 ms)" in text
+    grids["wide"][1]["bleu"] = 39.0
+    assert "does not beat it by -0.50" in " ".join(_against_the_small_fastest(grids, "small"))
+
+
 @pytest.mark.slow
 def test_translation_study_reports_and_releases_with_translation_cards(tmp_path, pair_files):
     config_file = tmp_path / "mt.yaml"
