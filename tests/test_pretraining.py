@@ -123,3 +123,19 @@ def test_the_recipes_train_in_bf16_by_default_exactly_where_the_hardware_compute
         assert arguments(output_dir=str(tmp_path)).bf16 is native
         assert arguments(output_dir=str(tmp_path), bf16=False).bf16 is False  # an explicit choice stays
     assert FinetuningArguments(output_dir=str(tmp_path)).bf16 is False  # finetuning keeps transformers' fp32 default
+
+
+@pytest.mark.parametrize("architecture", ["roberta", "roberta-prelayernorm"])
+def test_the_default_attention_builds_on_every_supported_transformers(architecture):
+    """sdpa, the default off bf16 CPUs, where the class has it; eager where it has not (transformers 4.57's
+    pre-LayerNorm RoBERTa), so the default never fails to build."""
+    from transformers import AutoModelForMaskedLM, RobertaConfig, RobertaPreLayerNormConfig
+
+    from hf_tbc.tasks.mlm.model import supported_attention, training_attention
+
+    kind = RobertaConfig if architecture == "roberta" else RobertaPreLayerNormConfig
+    config = kind(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    attention = supported_attention(config, training_attention(None, "cpu", bf16=False))
+    model = AutoModelForMaskedLM.from_config(config, attn_implementation=attention)
+    assert model.config._attn_implementation == attention in ("sdpa", "eager")
+    assert supported_attention(RobertaConfig(), "sdpa") == "sdpa" and supported_attention(config, "eager") == "eager"

@@ -153,6 +153,17 @@ def training_attention(requested: Optional[str], device_type: str, bf16: bool) -
     return "eager" if device_type == "cpu" and bf16 else "sdpa"
 
 
+def supported_attention(config, implementation: Optional[str]) -> Optional[str]:
+    """``implementation``, or ``"eager"`` where the masked-LM class of ``config`` has no SDPA path: transformers
+    4.57's ``RobertaPreLayerNormForMaskedLM`` refuses ``"sdpa"`` (5.x supports it)."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING
+
+    model_class = MODEL_FOR_MASKED_LM_MAPPING.get(type(config), None)
+    if implementation == "sdpa" and model_class is not None and not getattr(model_class, "_supports_sdpa", True):
+        return "eager"
+    return implementation
+
+
 def build_model(
     model_args: "ModelArguments", tokenizer, block_size: int, attn_implementation: Optional[str] = None
 ) -> RobertaForMaskedLM:
@@ -165,7 +176,9 @@ def build_model(
             config.update_from_string(model_args.config_overrides)
         check_config(config)
         model = AutoModelForMaskedLM.from_pretrained(
-            model_args.model_name_or_path, config=config, attn_implementation=attn_implementation
+            model_args.model_name_or_path,
+            config=config,
+            attn_implementation=supported_attention(config, attn_implementation),
         )
     else:
         config = roberta_config(
@@ -178,7 +191,9 @@ def build_model(
             bos_token_id=tokenizer.bos_token_id,
             eos_token_id=tokenizer.eos_token_id,
         )
-        model = AutoModelForMaskedLM.from_config(config, attn_implementation=attn_implementation)
+        model = AutoModelForMaskedLM.from_config(
+            config, attn_implementation=supported_attention(config, attn_implementation)
+        )
         if model_args.position_init == "sinusoidal":
             sinusoidal_positions_(model.base_model.embeddings.position_embeddings, config.initializer_range)
     offset = (config.pad_token_id or 0) + 1 if config.model_type in ("roberta", "xlm-roberta") else 0
