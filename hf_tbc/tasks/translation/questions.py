@@ -131,7 +131,7 @@ def equal_latency(config) -> list[str]:
             continue
         chosen = best_under(grids[size], "latency", limit)
         if chosen is None:
-            cheapest = min(grids[size], key=lambda row: row["latency_ms"])
+            cheapest = _fastest(grids[size])
             rows.append(
                 f"| {size} | none at most {limit:.1f} ms (its fastest, {cheapest['variant']}: "
                 f"{cheapest['latency_ms']:.1f} ms) | | | | | |"
@@ -143,7 +143,7 @@ def equal_latency(config) -> list[str]:
             f"| {size} | {chosen['variant']} | {chosen['bleu']:.2f} | {chosen['chrf']:.2f} "
             f"| {chosen['latency_ms']:.1f} | {chosen['size_bytes'] / 1e6:.2f} | {gain:+.2f} |"
         )
-        verdicts.append(f"{size} ({chosen['variant']}) {'beats' if gain > 0 else 'does not beat'} it by {gain:+.2f}")
+        verdicts.append(f"{size} ({chosen['variant']}) {_beats(gain)}")
     pairs = baseline["eval_pairs"]
     lines += [
         f"The small dense model {small} translates the first {pairs:,} validation pairs at "
@@ -173,7 +173,7 @@ def _against_the_small_fastest(grids: dict, small: str) -> list[str]:
     the small model's best there. The release keeps the dense bar; this paragraph only reports."""
     from ...selection import best_under
 
-    fastest = min(grids[small], key=lambda row: row["latency_ms"])
+    fastest = _fastest(grids[small])
     bar = fastest["latency_ms"]
     own = best_under(grids[small], "latency", bar)
     verdicts = []
@@ -182,13 +182,14 @@ def _against_the_small_fastest(grids: dict, small: str) -> list[str]:
             continue
         chosen = best_under(grids[size], "latency", bar)
         if chosen is None:
-            cheapest = min(row["latency_ms"] for row in grids[size])
-            verdicts.append(f"{size} has no variant that fast (its fastest {cheapest:.1f} ms)")
+            verdicts.append(
+                f"{size} has no variant that fast (its fastest {_fastest(grids[size])['latency_ms']:.1f} ms)"
+            )
             continue
         gain = chosen["bleu"] - own["bleu"]
         verdicts.append(
             f"{size}'s best, {chosen['variant']} ({chosen['bleu']:.2f} BLEU, {chosen['latency_ms']:.1f} ms), "
-            f"{'beats' if gain > 0 else 'does not beat'} it by {gain:+.2f}"
+            f"{_beats(gain)}"
         )
     return [
         f"With the small model compressed too: its fastest variant, {fastest['variant']}, takes {bar:.1f} ms per "
@@ -197,3 +198,11 @@ def _against_the_small_fastest(grids: dict, small: str) -> list[str]:
         + ".",
         "",
     ]
+
+
+def _fastest(rows: list[dict]) -> dict:
+    return min(rows, key=lambda row: row["latency_ms"])
+
+
+def _beats(gain: float) -> str:
+    return f"{'beats' if gain > 0 else 'does not beat'} it by {gain:+.2f}"
