@@ -19,7 +19,7 @@ from transformers.utils import logging
 
 from .budget import PREEMPTED_EXIT_CODE
 from .errors import UsageError
-from .launch import stop_with_parent
+from .launch import stop_with_parent, use_every_core
 
 
 def parse_args(dataclass_types: Sequence[type], argv: Sequence[str] | None = None) -> tuple:
@@ -79,6 +79,12 @@ def run_recipe(main: Callable[[], object]) -> None:
     logging.set_verbosity_warning()
     logging.enable_default_handler()
     logging.enable_explicit_format()
+    threads = use_every_core()
+    if threads is not None:
+        logging.get_logger(__name__).warning(
+            f"one process on the CPU: torch uses all {threads} cores (accelerate launch had set OMP_NUM_THREADS=1; "
+            "`taskset -c` narrows the cores a run may use)"
+        )
     try:
         outcome = main()
     except UsageError as error:

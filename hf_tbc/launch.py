@@ -92,6 +92,36 @@ def stop_with_parent() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask: ``taskset`` and container limits narrow it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def use_every_core() -> Optional[int]:
+    """Gives torch every core of the machine in a one-process CPU run that ``accelerate launch`` started with one
+    thread, and returns the new thread count (``None`` when nothing changed).
+
+    Without ``--cpu`` accelerate's launcher exports ``OMP_NUM_THREADS=1`` on a machine without a GPU, so the plain
+    ``accelerate launch recipes/run_mlm.py`` a user types would train on one core of many. Only that case changes:
+    several processes share the cores as the launcher decided, a GPU run needs no CPU threads, and any other
+    thread count was asked for. To hold a run to fewer cores, narrow its affinity (``taskset -c 0 accelerate
+    launch ...``)."""
+    import torch
+
+    if not any(name in os.environ for name in LAUNCHER_VARIABLES) or os.environ.get("OMP_NUM_THREADS") != "1":
+        return None
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 or torch.cuda.is_available() or torch.get_num_threads() != 1:
+        return None
+    cores = available_cores()
+    if cores <= 1:
+        return None
+    torch.set_num_threads(cores)
+    return cores
+
+
 def _quiet_elastic_agent() -> None:
     """Silences the elastic agent's own failure report: the worker that fails first prints its error (one line, or
     its traceback); the agent then stops the others, so the same line shows once or once per worker."""

@@ -224,3 +224,59 @@ def test_only_a_run_under_a_launcher_stops_with_its_parent(tmp_path, launched):
         time.sleep(0.1)
     time.sleep(0.2)  # a last write in flight
     assert done.exists() is not launched
+
+
+@pytest.mark.parametrize(
+    "environment, threads, expected",
+    [
+        ({"ACCELERATE_MIXED_PRECISION": "no", "OMP_NUM_THREADS": "1"}, 1, 4),  # plain accelerate launch, no GPU
+        ({"ACCELERATE_MIXED_PRECISION": "no", "OMP_NUM_THREADS": "2"}, 2, None),  # a thread count was asked for
+        ({"ACCELERATE_MIXED_PRECISION": "no", "OMP_NUM_THREADS": "1", "WORLD_SIZE": "2"}, 1, None),  # shared cores
+        ({"OMP_NUM_THREADS": "1"}, 1, None),  # no launcher: the user's own environment
+    ],
+)
+def test_a_one_process_cpu_run_of_accelerate_launch_uses_every_core(monkeypatch, environment, threads, expected):
+    import torch
+
+    from hf_tbc import launch
+
+    for name in ("ACCELERATE_MIXED_PRECISION", "TORCHELASTIC_RUN_ID", "OMP_NUM_THREADS", "WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    asked = []
+    monkeypatch.setattr(launch, "available_cores", lambda: 4)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
+    monkeypatch.setattr(torch, "set_num_threads", asked.append)
+    assert launch.use_every_core() == expected
+    assert asked == ([expected] if expected else [])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["accelerate launch", "hf-tbc-launch"])
+def test_the_users_command_and_the_scheduler_launcher_each_run_a_recipe_on_every_core(tmp_path, launcher):
+    from hf_tbc.launch import available_cores
+
+    out = tmp_path / "run"
+    command = {
+        "accelerate launch": [*ACCELERATE, *ONE[2:]],  # as a user types it: no --cpu, so OMP_NUM_THREADS=1
+        "hf-tbc-launch": [*LAUNCH, *ONE],
+    }[launcher]
+    corpus = tmp_path / "train.txt"
+    corpus.write_text("\n".join(f"line {i} of a small corpus with some words in it" for i in range(400)) + "\n")
+    environment = {key: value for key, value in os.environ.items() if key != "OMP_NUM_THREADS"}
+    done = subprocess.run(
+        [*command, RECIPE, *TINY, "--train_file", str(corpus), "--time_budget", "3s", "--output_dir", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=environment,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads((out / "run_summary.json").read_text())
+    assert record["stop_reason"] == "time_budget" and record["steps"] > 0
+    if launcher == "accelerate launch":  # the recipe took every core the launcher left it without
+        assert record["hardware"]["torch_threads"] == available_cores()
+    else:  # accelerate's --cpu gives each process the physical cores
+        assert record["hardware"]["torch_threads"] >= min(2, available_cores())
