@@ -1,6 +1,6 @@
 import pytest
 import torch
-from datasets import Dataset
+from datasets import Dataset, IterableDataset
 from transformers import RobertaForMaskedLM, TrainerCallback
 
 from hf_tbc.arguments import BudgetTrainingArguments
@@ -130,6 +130,62 @@ def test_resumed_run_trains_only_for_the_rest_of_the_budget(tmp_path):
     assert resumed.budget.resumed_at["step"] == 3
     logged = [row for row in resumed.state.log_history if "train_steps_per_second" in row][-1]
     assert logged["train_steps_per_second"] == pytest.approx(1.0)  # 5 steps in 5 (fake) seconds
+
+
+def _streamed_trainer(args, clock, crash_at=None, slow_replay_of=0):
+    """:func:`_trainer` on a stream (an endless ``IterableDataset``, which the Trainer fast-forwards on resume by
+    reading it); reading one of the first ``slow_replay_of`` rows moves the clock by 100 s, as replaying a large
+    stream's tokenized batches costs real time."""
+    torch.manual_seed(0)
+    model = RobertaForMaskedLM(roberta_config("L2-H32", vocab_size=64, max_position_embeddings=40, pad_token_id=1))
+    rows = torch.randint(5, 64, (64, 16)).tolist()
+
+    def stream():
+        index = 0
+        while True:
+            if index < slow_replay_of:
+                clock.advance(100.0)
+            yield {"input_ids": rows[index % len(rows)]}
+            index += 1
+
+    def collate(examples):
+        input_ids = torch.tensor([example["input_ids"] for example in examples])
+        return {"input_ids": input_ids, "labels": input_ids.clone()}
+
+    trainer = BudgetTrainer(
+        model=model, args=args, train_dataset=IterableDataset.from_generator(stream), data_collator=collate
+    )
+    trainer.budget.clock = clock
+    trainer.add_callback(OneSecondPerStep(clock, crash_at))
+    return trainer
+
+
+def test_a_resumed_stream_fast_forwards_off_the_budget_clock_and_the_lr_schedule(tmp_path):
+    def arguments(folder):
+        return _arguments(folder, save_strategy="steps", save_steps=3, warmup_ratio=0.25, eval_strategy="no")
+
+    uninterrupted = _streamed_trainer(arguments(tmp_path / "whole"), FakeClock())
+    uninterrupted.train()
+    clock = FakeClock()
+    args = arguments(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        _streamed_trainer(args, clock, crash_at=5).train()
+    checkpoint = last_complete_checkpoint(args.output_dir)
+    assert checkpoint.endswith("checkpoint-3")
+
+    resumed = _streamed_trainer(arguments(tmp_path), clock, slow_replay_of=3 * 4)  # 3 steps of 4 rows replayed
+    before = clock.now
+    resumed.train(resume_from_checkpoint=checkpoint)
+    assert clock.now - before >= 1200.0  # the replay took 20 (fake) minutes ...
+    assert resumed.state.global_step == 8  # ... and the budget still gave the 5 steps left
+    assert resumed.budget.train_seconds() == pytest.approx(8.0)
+    assert resumed.budget.total_seconds() == pytest.approx(8.0)
+
+    def learning_rates(trainer):
+        return {row["step"]: row["learning_rate"] for row in trainer.state.log_history if "learning_rate" in row}
+
+    assert sorted(learning_rates(resumed)) == list(range(1, 9))  # steps 1 to 3 from the checkpoint's history
+    assert learning_rates(resumed) == learning_rates(uninterrupted)
 
 
 def test_packed_blocks_are_counted_from_their_shape_without_a_gather(tmp_path, monkeypatch):

@@ -91,6 +91,7 @@ class WallClockBudgetCallback(TrainerCallback, ExportableState):
         self._state: Optional[TrainerState] = None  # the Trainer's state: its global_step keys the clock's sync
         self._finishing_step = 0  # the step whose optimizer update ran last (set before global_step counts it)
         self._synced_step: Optional[int] = None  # the step whose clock the last sync read
+        self._resuming = False  # between a resumed run's start and its first step: nothing trains yet
 
     # -- the clock ---------------------------------------------------------------------------------
     @property
@@ -190,6 +191,7 @@ class WallClockBudgetCallback(TrainerCallback, ExportableState):
         self._control_group = control_group()
         self._state, self._finishing_step, self._synced_step = state, state.global_step, None
         self.timer.start(*before)
+        self._resuming = state.global_step > 0
         self._preempted = False
         self.stop_reason = None
         self.elapsed = self.budget_seconds()
@@ -201,6 +203,21 @@ class WallClockBudgetCallback(TrainerCallback, ExportableState):
         if state.is_world_process_zero:
             spent = f", {format_duration(self.elapsed)} already spent" if self.elapsed > 0 else ""
             logger.info(f"Wall-clock budget {format_duration(self.time_budget)}{spent}")
+
+    def on_step_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
+        if self._resuming:
+            # The Trainer fast-forwards the data past the steps already trained before the first step begins: for a
+            # stream that means reading, tokenizing and packing them again. That is not training, so neither the
+            # budget nor the time-based LR schedule moves while it runs.
+            self._resuming = False
+            skipped = self.clock() - self.timer.started_at
+            self.timer.restart()
+            self.elapsed = self.budget_seconds()
+            if state.is_world_process_zero and skipped >= 1.0:
+                logger.info(
+                    f"Resumed at step {state.global_step} after {format_duration(round(skipped))} of "
+                    "fast-forwarding the data, not counted against the budget"
+                )
 
     def on_optimizer_step(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
         self._finishing_step = state.global_step + 1  # the LR schedule steps next, before global_step counts it

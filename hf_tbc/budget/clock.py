@@ -27,6 +27,13 @@ class BudgetClock:
         self._overhead = 0.0
         self.running = True
 
+    def restart(self) -> None:
+        """Starts this run's count again from now, keeping what earlier runs spent: time before the first step of a
+        resumed run (loading the checkpoint, fast-forwarding the data past what was trained on) is not spent on
+        training."""
+        self._start = self._mark = self.clock()
+        self._overhead = 0.0
+
     def stop(self) -> None:
         self.train_seconds_before, self.total_seconds_before = self.train_seconds(), self.total_seconds()
         self.running = False
