@@ -180,6 +180,35 @@ def test_a_stream_holds_its_first_texts_out_for_validation_and_packs_the_rest_on
         stream_text_datasets()
 
 
+def test_a_stream_shorter_than_its_validation_holds_out_a_share_and_trains_on_the_rest(tmp_path, english_lines, caplog):
+    from hf_tbc.tasks.mlm.streaming import stream_text_datasets
+
+    path = tmp_path / "train.txt"
+    path.write_text("\n".join(english_lines) + "\n")  # ~30,000 characters, under the 2,000,000 asked for
+    train, validation = stream_text_datasets(train_file=str(path), validation_split_percentage=10, shuffle_buffer=50)
+    share = round(len(english_lines) * 0.10)
+    assert validation["text"] == english_lines[:share]
+    assert sorted(row["text"] for row in train) == sorted(english_lines[share:])
+    with pytest.raises(ValueError, match="holds one text: too small to train on"):
+        one = tmp_path / "one.txt"
+        one.write_text("a single line of text\n")
+        stream_text_datasets(train_file=str(one))
+
+
+def test_each_pass_over_a_stream_is_shuffled_anew(tmp_path, english_lines):
+    from hf_tbc.tasks.mlm.streaming import endless, stream_text_datasets
+
+    path = tmp_path / "train.txt"
+    path.write_text("\n".join(english_lines) + "\n")
+    train, _ = stream_text_datasets(train_file=str(path), validation_characters=100, shuffle_buffer=50)
+    one_pass = len([row for row in train])
+    rows = [row["text"] for row in endless(train).take(3 * one_pass)]
+    passes = [rows[index * one_pass : (index + 1) * one_pass] for index in range(3)]
+    assert all(sorted(each) == sorted(passes[0]) for each in passes)  # every text once a pass
+    assert passes[0] != passes[1] and passes[1] != passes[2]  # in a new order each time
+    assert passes[0] == [row["text"] for row in train]  # the first pass is the stream's own order
+
+
 def test_the_tokenizer_trains_on_a_seeded_sample_of_a_large_split(english_lines):
     from hf_tbc.tasks.mlm.data import tokenizer_sample
 

@@ -107,6 +107,27 @@ def test_a_streamed_corpus_trains_past_its_end_and_evaluates_on_its_first_texts(
     assert AutoModelForMaskedLM.from_pretrained(out).config.hidden_size == 32
 
 
+@pytest.mark.slow
+def test_a_stream_of_a_small_file_trains_with_a_share_held_out(tmp_path, english_lines):
+    corpus = tmp_path / "corpus.txt"  # 20,000 sentences, ~1 MB: less than the 2 MB a stream's validation asks
+    corpus.write_text("\n".join((english_lines * 50)[:20_000]) + "\n")
+    out = tmp_path / "small-stream"
+    done = subprocess.run(
+        accelerate_launch(
+            *"--model_size L2-H32 --vocab_size 600 --disable_tqdm true --dataloader_num_workers 0".split(),
+            *["--train_file", str(corpus), "--streaming", "true", "--time_budget", "5s", "--output_dir", str(out)],
+        ),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "held out for validation (--validation_split_percentage)" in done.stderr
+    record = summary(out)
+    assert record["streaming"] is True and record["stop_reason"] == "time_budget" and record["steps"] > 0
+    assert record["final_eval_loss"] is not None
+
+
 @pytest.mark.parametrize(
     "arguments, message",
     [

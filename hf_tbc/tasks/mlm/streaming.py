@@ -1,9 +1,11 @@
 """Pretraining text read as training consumes it (datasets' streaming): the training stream, shuffled through a
-buffer, and the validation text held in memory."""
+buffer and read again, reshuffled, each time it ends; and the validation text held in memory."""
 
 from __future__ import annotations
 
-from typing import Optional
+import copy
+import itertools
+from typing import Iterator, Optional
 
 from datasets import Dataset, Features, IterableDataset, load_dataset
 from transformers.utils import logging
@@ -22,13 +24,15 @@ def stream_text_datasets(
     validation_file: Optional[str] = None,
     text_column: Optional[str] = None,
     validation_characters: int = 2_000_000,
+    validation_split_percentage: float = 5.0,
     seed: int = 42,
     shuffle_buffer: int = 10_000,
     cache: Optional[str] = None,
 ) -> tuple[IterableDataset, Dataset]:
     """The training text as a stream (one column, ``text``), read as training consumes it, shuffled through a buffer of
     ``shuffle_buffer`` texts; and the validation text, in memory: the source's validation split, else the stream's
-    first texts up to ``validation_characters`` characters, which the training stream then skips.
+    first texts up to ``validation_characters`` characters, which the training stream then skips. A stream that ends
+    before that much is read is held out in part: its first ``validation_split_percentage`` percent of texts.
 
     Nothing is tokenized or written ahead: a corpus of any size starts at once. Sources as
     :func:`load_text_datasets` (a Hub dataset or local files; the built-in corpus is small enough not to stream).
@@ -52,21 +56,56 @@ def stream_text_datasets(
     train = _stream_text_only(train, text_column, f"the train split of {where}")
     held_out = validation is None
     source = train if held_out else _stream_text_only(validation, text_column, f"the validation split of {where}")
-    texts, characters = [], 0
+    texts, characters, ended = [], 0, True
     for row in source:
         texts.append(row["text"])
         characters += len(row["text"])
         if characters >= validation_characters:
+            ended = False
             break
     if not texts:
         raise UsageError(f"{where} has no rows of text: check the source and --text_column")
     if held_out:
+        if ended:  # the whole stream is shorter than the validation it was to give: hold out a share of it
+            if len(texts) < 2:
+                raise UsageError(
+                    f"{where} holds one text: too small to train on and validate; give more text or a "
+                    "--validation_file, or leave --streaming out"
+                )
+            share = min(max(round(len(texts) * validation_split_percentage / 100), 1), len(texts) - 1)
+            logger.warning(
+                f"{where} ends after {len(texts):,} texts ({characters:,} characters), before the "
+                f"{validation_characters:,} characters of validation were read: its first "
+                f"{validation_split_percentage:g}% ({share:,} texts) are held out for validation "
+                "(--validation_split_percentage), the rest trains"
+            )
+            texts = texts[:share]
+            characters = sum(len(text) for text in texts)
         train = train.skip(len(texts))
     logger.info(
         f"Streaming {where}: validation {'held out of train' if held_out else 'split'}, {len(texts):,} texts "
         f"({characters:,} characters)"
     )
     return train.shuffle(seed=seed, buffer_size=shuffle_buffer), Dataset.from_dict({"text": texts})
+
+
+def _passes(stream: IterableDataset) -> Iterator[dict]:
+    for epoch in itertools.count():
+        this_pass = copy.deepcopy(stream)
+        this_pass.set_epoch(epoch)  # a shuffled stream's order depends on its seed and the epoch
+        epoch_seen = False
+        for row in this_pass:
+            epoch_seen = True
+            yield row
+        if not epoch_seen:
+            return
+
+
+def endless(stream: IterableDataset) -> IterableDataset:
+    """``stream`` read again each time it ends, each pass in a new order (a shuffled stream's buffer and shard order
+    are drawn from its seed and the pass number), as the Trainer reshuffles a dataset of known length every epoch;
+    ``IterableDataset.repeat`` would replay one order. A stream with no rows ends at once."""
+    return IterableDataset.from_generator(_passes, gen_kwargs={"stream": stream}, features=stream.features)
 
 
 def _stream_files(paths: str, split: str, cache: Optional[str]) -> IterableDataset:

@@ -17,6 +17,7 @@ from transformers.utils import logging
 
 from ...curves import plot_run
 from ...datafiles import data_files
+from ...errors import UsageError
 from ...hardware import gpu_bf16_peak
 from ...ranks import prepare_on_main_process
 from ...runs import describe_stop, prepare_output_dir, run_summary, train_under_budget, write_json
@@ -26,7 +27,7 @@ from .corpus import DEFAULT_CORPUS_NAME
 from .data import load_text_datasets, pack_texts, tokenizer_sample, train_tokenizer, unigram_loss
 from .masking import MaskedLMCollator, mask_once, masked_positions_per_block
 from .model import SparsePrediction, build_model, count_parameters, training_attention, training_flops_per_token
-from .streaming import stream_text_datasets
+from .streaming import endless, stream_text_datasets
 
 logger = logging.get_logger(__name__)
 
@@ -46,12 +47,21 @@ def _corpus_and_tokenizer(model_args: ModelArguments, data_args: DataTrainingArg
     if data_args.streaming:
         # enough validation text for max_eval_samples blocks at 8 characters a token (English BPE averages about 4)
         characters = (data_args.max_eval_samples or 2000) * data_args.block_size * 8
-        train_texts, validation_texts = stream_text_datasets(**source, validation_characters=characters)
+        train_texts, validation_texts = stream_text_datasets(
+            **source,
+            validation_characters=characters,
+            validation_split_percentage=data_args.validation_split_percentage,
+        )
     else:
         texts = load_text_datasets(**source, validation_split_percentage=data_args.validation_split_percentage)
         train_texts, validation_texts = texts["train"], texts["validation"]
     # a stream's first texts are read once: they train the tokenizer and count the unigram line
     sample = tokenizer_sample(train_texts, data_args.tokenizer_train_texts, seed) if data_args.streaming else None
+    if sample is not None and len(sample) == 0:
+        raise UsageError(
+            "the stream holds no text past its validation: too small to train on; give more text, or leave "
+            "--streaming out"
+        )
     if model_args.tokenizer_name or model_args.model_name_or_path:
         tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_args.model_name_or_path)
     else:
@@ -65,7 +75,7 @@ def _corpus_and_tokenizer(model_args: ModelArguments, data_args: DataTrainingArg
     blocks = {
         # a stream starts over when it ends (reshuffled), as the Trainer does with a dataset of known length
         "train": pack_texts(
-            train_texts.repeat(None) if data_args.streaming else train_texts, tokenizer, data_args.block_size, workers
+            endless(train_texts) if data_args.streaming else train_texts, tokenizer, data_args.block_size, workers
         ),
         "validation": pack_texts(validation_texts, tokenizer, data_args.block_size, workers),
     }
