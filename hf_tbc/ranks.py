@@ -84,7 +84,8 @@ def _write(path: Path, text: str) -> None:
 @contextmanager
 def prepare_on_main_process(training_args, desc: str, key: Optional[str] = None) -> Iterator[None]:
     """:func:`main_process_first_without_timeout` for a run's ``TrainingArguments``: each node's main process
-    (``local_process_index == 0``) prepares first; its other ranks wait, without a deadline."""
+    (``local_process_index == 0``) prepares first; its other ranks wait, without a deadline. Each preparation of a
+    run (``desc``) has a marker of its own, so a run may prepare in several steps."""
     import torch.distributed as dist
 
     world_size = training_args.world_size
@@ -93,7 +94,7 @@ def prepare_on_main_process(training_args, desc: str, key: Optional[str] = None)
         training_args.local_process_index == 0,
         world_size if dist.is_available() and dist.is_initialized() else 1,
         barrier,
-        key or os.path.abspath(training_args.output_dir),
+        key or f"{os.path.abspath(training_args.output_dir)}|{desc}",
         desc,
     ):
         yield

@@ -58,3 +58,97 @@ def test_one_process_runs_the_body_without_any_collective(tmp_path):
     with main_process_first_without_timeout(True, 1, lambda: pytest.fail("no barrier"), str(tmp_path), "x"):
         ran.append(True)
     assert ran == [True] and not marker_path(str(tmp_path)).exists()
+
+
+class _Prepared(Exception):
+    """Raised where a task's training would begin: its data is prepared by then."""
+
+
+@pytest.mark.parametrize("task", ["mlm", "classification", "translation"])
+def test_every_task_prepares_its_data_on_the_main_process_without_a_timeout(tmp_path, monkeypatch, task, english_lines):
+    """Each task's preparation goes through ``prepare_on_main_process`` (the wait above), never through
+    ``TrainingArguments.main_process_first``, whose barrier fails after ``ddp_timeout`` on a large corpus."""
+    import importlib
+    from contextlib import contextmanager
+
+    from transformers import TrainingArguments
+
+    from hf_tbc import ranks
+
+    module = importlib.import_module(f"hf_tbc.tasks.{task}.train")
+    prepared = []
+
+    @contextmanager
+    def recording(training_args, desc, key=None):
+        with ranks.prepare_on_main_process(training_args, desc, key):
+            yield
+        prepared.append(desc)
+
+    def refused(*args, **kwargs):
+        raise AssertionError("TrainingArguments.main_process_first waits at a barrier that times out")
+
+    def stop(*args, **kwargs):
+        raise _Prepared
+
+    monkeypatch.setattr(module, "prepare_on_main_process", recording)
+    monkeypatch.setattr(TrainingArguments, "main_process_first", refused)
+    for name in ("BudgetTrainer", "BudgetSeq2SeqTrainer"):
+        if hasattr(module, name):
+            monkeypatch.setattr(module, name, stop)
+    common = dict(output_dir=str(tmp_path / "out"), time_budget="5s", disable_tqdm=True, report_to="none")
+    with pytest.raises(_Prepared):
+        _start_training(task, tmp_path, english_lines, common)
+    assert prepared, f"the {task} task prepared nothing through prepare_on_main_process"
+
+
+def _start_training(task: str, folder, english_lines, common: dict) -> None:
+    if task == "mlm":
+        from hf_tbc.tasks.mlm.arguments import DataTrainingArguments, ModelArguments, PretrainingArguments
+        from hf_tbc.tasks.mlm.train import pretrain
+
+        (folder / "text.txt").write_text("\n".join(english_lines) + "\n")
+        data = DataTrainingArguments(train_file=str(folder / "text.txt"), block_size=32)
+        pretrain(ModelArguments(model_size="L2-H32", vocab_size=400), data, PretrainingArguments(**common))
+    elif task == "classification":
+        from transformers import RobertaConfig, RobertaForMaskedLM
+
+        from hf_tbc.tasks.classification.arguments import (
+            ClassificationDataArguments,
+            ClassificationModelArguments,
+            FinetuningArguments,
+        )
+        from hf_tbc.tasks.classification.train import finetune
+        from tests.test_classification import write_table
+
+        checkpoint = folder / "checkpoint"
+        shape = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+        RobertaForMaskedLM(RobertaConfig(vocab_size=99, **shape)).save_pretrained(checkpoint)
+        from datasets import Dataset
+
+        from hf_tbc.tasks.mlm.data import train_tokenizer
+
+        train_tokenizer(Dataset.from_dict({"text": english_lines}), vocab_size=99).save_pretrained(checkpoint)
+        rows = [(line, str(index % 2)) for index, line in enumerate(english_lines[:60])]
+        train = write_table(folder / "train.csv", ["sentence", "label"], rows[:40])
+        dev = write_table(folder / "dev.csv", ["sentence", "label"], rows[40:])
+        finetune(
+            ClassificationModelArguments(model_name_or_path=str(checkpoint)),
+            ClassificationDataArguments(train_file=train, validation_file=dev, max_seq_length=32),
+            FinetuningArguments(**common),
+        )
+    else:
+        from hf_tbc.tasks.translation.arguments import (
+            TranslationDataArguments,
+            TranslationModelArguments,
+            TranslationTrainingArguments,
+        )
+        from hf_tbc.tasks.translation.train import train_translation
+        from tests.test_translation import word_pairs, write_tsv
+
+        train = write_tsv(folder / "train.tsv", word_pairs(200, 0))
+        dev = write_tsv(folder / "dev.tsv", word_pairs(20, 1))
+        train_translation(
+            TranslationModelArguments(model_size="E1-D1-H64", vocab_size=300),
+            TranslationDataArguments(train_file=train, validation_file=dev),
+            TranslationTrainingArguments(**common),
+        )

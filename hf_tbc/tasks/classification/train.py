@@ -17,6 +17,7 @@ from ...errors import UsageError
 from ...hardware import hardware_summary
 from ...metrics import load_accuracy
 from ...model_config import load_model_config, set_dropout
+from ...ranks import prepare_on_main_process
 from ...runs import budget_fields, prepare_output_dir, train_under_budget, write_json
 from ...trainer import BudgetTrainer
 from .arguments import ClassificationDataArguments, ClassificationModelArguments, FinetuningArguments
@@ -89,13 +90,13 @@ def finetune(
     resume_from = prepare_output_dir(training_args)
     config = load_model_config(model_args.model_name_or_path)  # a bad checkpoint stops before the data is read
     set_seed(training_args.seed)
-    with training_args.main_process_first(desc="loading the classification data"):
+    with prepare_on_main_process(training_args, desc="loading the classification data"):
         splits, label_names = load_classification_data(data_args, training_args.seed)
     if "train" not in splits:
         raise UsageError("finetuning needs training data: pass --train_file or --task_name")
     model, tokenizer = _classifier(model_args, config, label_names)
     validation_names = [name for name in splits if name != "train"]
-    with training_args.main_process_first(desc="tokenizing"):
+    with prepare_on_main_process(training_args, desc="tokenizing"):
         data_args.max_seq_length = data_args.max_seq_length or 128
         encoded = {name: tokenize(split, tokenizer, data_args.max_seq_length) for name, split in splits.items()}
 

@@ -20,6 +20,7 @@ from transformers import AutoTokenizer, set_seed
 from transformers.utils import logging
 
 from ...curves import plot_curves, plot_run
+from ...ranks import prepare_on_main_process
 from ...runs import describe_stop, prepare_output_dir, run_summary, train_under_budget, write_json
 from ...trainer import BudgetSeq2SeqTrainer
 from .arguments import (
@@ -221,7 +222,7 @@ def train_translation(
         artifacts=("bleu_vs_time.png", *(TRANSLATIONS_FILE.format(split=split) for split in ("validation", "test"))),
     )
     set_seed(training_args.seed)
-    with training_args.main_process_first(desc="loading and tokenizing the pairs"):
+    with prepare_on_main_process(training_args, desc="loading and tokenizing the pairs"):
         pairs, tokenizer, encoded = _pairs_and_tokenizer(model_args, data_args, training_args.seed)
     curve_pairs = pairs["validation"]
     if data_args.max_eval_samples is not None and len(curve_pairs) > data_args.max_eval_samples:
