@@ -183,3 +183,82 @@ def test_translation_grid_refuses_classifier_methods_in_one_line_and_writes_noth
         done = _compress(model, files, out, *extra)
         assert done.returncode == 2 and message in done.stderr, done.stderr[-2000:]
         assert done.stderr.strip().count("\n") == 0 and not out.exists()
+
+
+def test_the_grid_cuts_sources_as_training_did_uses_the_runs_split_and_keeps_to_its_memory(tmp_path):
+    """One 600-token source in the validation file: training cut sources to --max_source_length, so the grid does
+    too (an mBART's learned position table ends at max length + 2, so the whole source would fail); without a
+    validation file the grid holds out what the run held out (same --seed and share); --max_train_samples bounds
+    recovery; and a --latency_memory_mb too small for two variants measures them in groups."""
+    from datasets import Dataset
+
+    from hf_tbc.compress.arguments import CompressionArguments
+    from hf_tbc.tasks.translation.arguments import TranslationDataArguments
+    from hf_tbc.tasks.translation.compress import _grid_data, translation_grid
+    from hf_tbc.tasks.translation.data import load_pairs
+
+    rows = word_pairs(300, 0)
+    tokenizer = train_pair_tokenizer(
+        Dataset.from_dict({"source": [a for a, _ in rows], "target": [b for _, b in rows]})
+    )
+    torch.manual_seed(0)
+    config = seq2seq_config(
+        "E1-D1-H64",
+        vocab_size=len(tokenizer),
+        architecture="mbart",
+        max_position_embeddings=34,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        decoder_start_token_id=2,
+    )
+    model = AutoModelForSeq2SeqLM.from_config(config).eval()
+    model.generation_config.max_length = 16
+    model.save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    long_source = " ".join(["red blue green cat dog"] * 120)  # ~600 tokens
+    validation = write_tsv(tmp_path / "dev.tsv", [(long_source, "rouge")] + word_pairs(6, 1))
+    train = write_tsv(tmp_path / "train.tsv", rows)
+    data = TranslationDataArguments(
+        train_file=train, validation_file=validation, max_source_length=32, max_target_length=16
+    )
+    assert len(tokenizer(long_source)["input_ids"]) > 500
+    args = CompressionArguments(
+        model_name_or_path=str(tmp_path / "model"),
+        output_dir=str(tmp_path / "compressed"),
+        sparsities="0",
+        quantization="none,torch-int8",
+        latency_sentences=2,
+        latency_runs=1,
+        latency_batch_size=4,
+        latency_memory_mb=0.001,
+    )
+    grid = translation_grid(args, data)
+    assert [row["eval_pairs"] for row in grid] == [7, 7] and all(0 <= row["bleu"] <= 100 for row in grid)
+    assert [row["latency_group"] for row in grid] == [0, 1]
+
+    unsplit = TranslationDataArguments(train_file=train, max_train_samples=50, validation_split_percentage=10)
+    recovering = CompressionArguments(model_name_or_path=str(tmp_path / "model"), output_dir="x", recovery_steps=1)
+    recovering.seed = 7
+    sources, _, train_encoded = _grid_data(recovering, unsplit, tokenizer)
+    run_split = load_pairs(train_file=train, validation_split_percentage=10, seed=7)
+    assert sources == list(run_split["validation"]["source"]) and len(train_encoded) == 50
+
+
+def test_the_study_compresses_each_size_on_the_pairs_its_run_trained_and_was_scored_on(tmp_path):
+    import yaml
+
+    from hf_tbc.study import StudyConfig
+    from hf_tbc.tasks.registry import TASKS
+
+    config = yaml.safe_load((REPO / "recipes" / "configs" / "mt_cpu_demo.yaml").read_text())
+    config["translation"].update(seed=7, validation_split_percentage=3, max_train_samples=900)
+    config["translation"].pop("validation_file", None)
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(config))
+    study = StudyConfig.from_yaml(str(path), data_dir="/data", output_dir=str(tmp_path / "out"))
+    (_, _, translate), (_, _, compress) = TASKS["translation"].stages(study, study.sizes[0], ["launch"], ["python"])
+    assert compress[1].endswith("compress.py")
+    flags = dict(zip(compress[2::2], compress[3::2]))
+    assert (flags["--seed"], flags["--validation_split_percentage"], flags["--max_train_samples"]) == ("7", "3", "900")
+    assert "--validation_file" not in flags and flags["--train_file"] == "/data/multi30k-en-fr/train.tsv"

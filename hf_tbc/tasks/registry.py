@@ -191,8 +191,12 @@ def _plan_translation(config) -> list[dict]:
     )
 
 
-# what compress.py needs of the translation section: where the pairs are
+# what compress.py needs of the translation section: where the pairs are, how they were split (seed and share held
+# out where there is no validation file) and cut, so that the grid scores the variants on what the run scored
 TRANSLATION_DATA_FLAGS = (
+    "seed",
+    "validation_split_percentage",
+    "max_train_samples",
     "dataset_name",
     "dataset_config_name",
     "train_file",

@@ -23,13 +23,14 @@ import shutil
 import statistics
 import time
 from pathlib import Path
+from typing import Optional
 
 import torch
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 from transformers.utils import logging
 
 from ...compress.arguments import CompressionArguments, variant_name
-from ...compress.grid import check_output_dir, staged_output
+from ...compress.grid import check_output_dir, latency_groups, memory_limit, staged_output
 from ...compress.seq2seq import (
     ONNX_METHODS,
     SEQ2SEQ_QUANTIZATIONS,
@@ -87,28 +88,46 @@ def check_translation_grid(args: CompressionArguments) -> None:
     check_output_dir(args)
 
 
+def encode_sources(tokenizer, sources: list[str], max_source_length: Optional[int] = None, padding: bool = False):
+    """``sources`` tokenized as training saw them: cut to ``max_source_length`` tokens (``--max_source_length``; a
+    trained tokenizer has no length limit of its own, and a source longer than the model's position table would
+    fail)."""
+    cut = dict(truncation=True, max_length=max_source_length) if max_source_length else {}
+    return tokenizer(sources, return_tensors="pt", padding=padding, **cut)
+
+
 @torch.no_grad()
-def translate(model, tokenizer, sources: list[str], batch_size: int = 64, **generate_options) -> list[str]:
-    """Translations of ``sources``, decoded as the model's generation config says unless ``generate_options``
-    override it."""
+def translate(
+    model, tokenizer, sources: list[str], batch_size: int = 64, max_source_length: Optional[int] = None, **options
+) -> list[str]:
+    """Translations of ``sources`` (each cut to ``max_source_length`` tokens), decoded as the model's generation
+    config says unless ``options`` override it."""
     outputs = []
     for start in range(0, len(sources), batch_size):
-        batch = tokenizer(sources[start : start + batch_size], return_tensors="pt", padding=True, truncation=True)
-        outputs.extend(decode(tokenizer, model.generate(**batch, **generate_options)))
+        batch = encode_sources(tokenizer, sources[start : start + batch_size], max_source_length, padding=True)
+        outputs.extend(decode(tokenizer, model.generate(**batch, **options)))
     return outputs
 
 
 @torch.no_grad()
-def latency_per_sentence(cells: dict, tokenizer, sources: list[str], batch_size: int = 1, rounds: int = 10) -> dict:
+def latency_per_sentence(
+    cells: dict,
+    tokenizer,
+    sources: list[str],
+    batch_size: int = 1,
+    rounds: int = 10,
+    max_source_length: Optional[int] = None,
+) -> dict:
     """Median ms per sentence of each ``name: (model, generate options)`` cell, the cells visited in turn so that
     machine noise hits all alike. ``batch_size`` 1: each of ``sources`` translated alone (the first warms each cell
     up); larger: the first ``batch_size`` sources translated together ``rounds`` times (after one warm-up), the
-    batch's time divided by its sentences (what a batch job or a batching server pays per sentence)."""
+    batch's time divided by its sentences (what a batch job or a batching server pays per sentence). Sources are
+    cut to ``max_source_length`` tokens, as in training."""
     timings: dict[str, list[float]] = {name: [] for name in cells}
     if batch_size == 1:
-        batches = [tokenizer([source], return_tensors="pt") for source in sources]
+        batches = [encode_sources(tokenizer, [source], max_source_length) for source in sources]
     else:
-        batches = [tokenizer(sources[:batch_size], return_tensors="pt", padding=True)] * (rounds + 1)
+        batches = [encode_sources(tokenizer, sources[:batch_size], max_source_length, padding=True)] * (rounds + 1)
     for index, encoded in enumerate(batches):
         sentences = encoded["input_ids"].shape[0]
         for name, (model, options) in cells.items():
@@ -158,12 +177,18 @@ def _recover(model, train_encoded, tokenizer, args: CompressionArguments, scratc
 
 
 def _measure(
-    folder: Path, tokenizer, sources: list[str], references: list[str], source_model, parent_weights: int
+    folder: Path,
+    tokenizer,
+    sources: list[str],
+    references: list[str],
+    source_model,
+    parent_weights: int,
+    max_source_length: int,
 ) -> dict:
     """The saved variant's scores and size; parameters are counted on ``source_model``, the PyTorch model it was
     saved from (an ONNX variant holds the same weights in graphs)."""
     model = load_translation_variant(folder)
-    hypotheses = translate(model, tokenizer, sources)
+    hypotheses = translate(model, tokenizer, sources, max_source_length=max_source_length)
     base = model.base if isinstance(model, QuantizedModelForSeq2SeqLM) else model
     if isinstance(model, OnnxModelForSeq2SeqLM):
         base = source_model
@@ -198,7 +223,9 @@ def _save(model, tokenizer, folder: Path, method: str) -> dict:
 
 def _grid_data(args: CompressionArguments, data_args: TranslationDataArguments, tokenizer):
     """The grid's validation sources and references (the first ``max_eval_samples``), and the training pairs
-    tokenized for recovery (None without recovery)."""
+    tokenized for recovery (None without recovery): the pairs the run trained and was scored on, split with the same
+    ``--seed`` and ``--validation_split_percentage`` where there is no validation file, the training pairs cut to
+    ``--max_train_samples``."""
     pairs = load_pairs(
         data_args.dataset_name,
         data_args.dataset_config_name,
@@ -218,6 +245,8 @@ def _grid_data(args: CompressionArguments, data_args: TranslationDataArguments, 
     sources, references = list(validation["source"]), list(validation["target"])
     train_encoded = None
     if args.recovers:
+        if data_args.max_train_samples:
+            pairs["train"] = pairs["train"].select(range(min(data_args.max_train_samples, len(pairs["train"]))))
         train_encoded = tokenize_pairs(
             pairs["train"], tokenizer, data_args.max_source_length, data_args.max_target_length
         )
@@ -265,7 +294,15 @@ def translation_grid(args: CompressionArguments, data_args: TranslationDataArgum
                 row = {
                     "variant": name,
                     **saved,
-                    **_measure(staging / name, tokenizer, sources, references, model, parent_weights),
+                    **_measure(
+                        staging / name,
+                        tokenizer,
+                        sources,
+                        references,
+                        model,
+                        parent_weights,
+                        data_args.max_source_length,
+                    ),
                     **done,
                     "task": "translation",
                     "decoding": describe_decoding(
@@ -280,7 +317,7 @@ def translation_grid(args: CompressionArguments, data_args: TranslationDataArgum
                 rows.append(row)
             del model
         shutil.rmtree(staging / "recovery", ignore_errors=True)
-        _latency_together(rows, staging, tokenizer, sources, args)
+        _latency_together(rows, staging, tokenizer, sources, args, data_args.max_source_length)
         with (staging / RECORD_FILE).open("w") as handle:
             handle.writelines(json.dumps(row) + "\n" for row in rows)
         copy = copy_source_scores(sources, references)["bleu"]
@@ -292,19 +329,36 @@ def translation_grid(args: CompressionArguments, data_args: TranslationDataArgum
     return rows
 
 
-def _latency_together(rows: list[dict], staging: Path, tokenizer, sources: list[str], args) -> None:
-    """Latency per sentence of every variant, all loaded and visited in turn: one sentence at a time (``latency_ms``,
-    what selects a variant by latency) and in batches of ``latency_batch_size`` (``latency_ms_batched``)."""
-    models = {row["variant"]: (load_translation_variant(staging / row["variant"]), {}) for row in rows}
-    alone = latency_per_sentence(models, tokenizer, sources[: args.latency_sentences + 1])
-    batched = latency_per_sentence(models, tokenizer, sources, args.latency_batch_size, args.latency_runs)
-    del models
-    gc.collect()
-    for row in rows:
-        row["latency_ms"] = round(alone[row["variant"]], 3)
-        row["latency_ms_per_sentence"] = row["latency_ms"]
-        row["latency_sentences"] = min(args.latency_sentences, len(sources) - 1)
-        row["latency_ms_batched"] = round(batched[row["variant"]], 3)
-        row["latency_batch"] = [1, min(args.latency_batch_size, len(sources))]
-        row["latency_rounds"] = args.latency_runs
-        row["latency_threads"] = torch.get_num_threads()
+def _latency_together(
+    rows: list[dict], staging: Path, tokenizer, sources: list[str], args, max_source_length: int
+) -> None:
+    """Latency per sentence of every variant, loaded together and visited in turn: one sentence at a time
+    (``latency_ms``, what selects a variant by latency) and in batches of ``latency_batch_size``
+    (``latency_ms_batched``). At most ``--latency_memory_mb`` of variants are loaded at once: a grid too large for
+    that is measured in consecutive groups, each in turn (``latency_group`` records which)."""
+    limit = memory_limit(args)
+    groups = latency_groups(rows, limit)
+    for index, group in enumerate(groups):
+        models = {row["variant"]: (load_translation_variant(staging / row["variant"]), {}) for row in group}
+        alone = latency_per_sentence(
+            models, tokenizer, sources[: args.latency_sentences + 1], max_source_length=max_source_length
+        )
+        batched = latency_per_sentence(
+            models, tokenizer, sources, args.latency_batch_size, args.latency_runs, max_source_length
+        )
+        del models
+        gc.collect()
+        for row in group:
+            row["latency_ms"] = round(alone[row["variant"]], 3)
+            row["latency_ms_per_sentence"] = row["latency_ms"]
+            row["latency_sentences"] = min(args.latency_sentences, len(sources) - 1)
+            row["latency_ms_batched"] = round(batched[row["variant"]], 3)
+            row["latency_batch"] = [1, min(args.latency_batch_size, len(sources))]
+            row["latency_rounds"] = args.latency_runs
+            row["latency_threads"] = torch.get_num_threads()
+            row["latency_group"] = index
+    if len(groups) > 1:
+        logger.warning(
+            f"latency measured in {len(groups)} groups of variants, to stay under "
+            f"{limit / 1e6:,.0f} MB of loaded models (--latency_memory_mb)"
+        )

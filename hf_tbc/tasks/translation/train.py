@@ -90,9 +90,11 @@ def _pairs_and_tokenizer(model_args: TranslationModelArguments, data_args: Trans
     if data_args.max_train_samples:
         pairs["train"] = pairs["train"].select(range(min(data_args.max_train_samples, len(pairs["train"]))))
     source = model_args.tokenizer_name or model_args.model_name_or_path
-    tokenizer = (
-        AutoTokenizer.from_pretrained(source) if source else train_pair_tokenizer(pairs["train"], model_args.vocab_size)
-    )
+    if source:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    else:  # a trained vocabulary has no length limit: give it the run's, so `truncation=True` cuts as training did
+        tokenizer = train_pair_tokenizer(pairs["train"], model_args.vocab_size)
+        tokenizer.model_max_length = data_args.max_source_length
     encoded = {
         split: tokenize_pairs(
             pairs[split],
