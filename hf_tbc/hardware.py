@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -137,22 +138,30 @@ GPU_BF16_PEAKS = {
     "H100": 989.4e12,
     "A100": 312e12,
     "L40S": 362.05e12,
+    "L40": 181.05e12,
     "L4": 121e12,
     "A10G": 70e12,
     "A10": 125e12,
 }
 
 
+def _words(name: str) -> list[str]:
+    return re.split(r"[\s_-]+", name.strip().upper())
+
+
 def gpu_bf16_peak(name: Optional[str] = None) -> Optional[float]:
     """The datasheet's dense bf16 peak of the GPU called ``name`` (default: this rank's GPU), or ``None`` when it is
-    not in :data:`GPU_BF16_PEAKS` or there is no GPU. MFU is achieved FLOP/s over this."""
+    not in :data:`GPU_BF16_PEAKS` or there is no GPU. MFU is achieved FLOP/s over this. A key matches whole words of
+    the name (``L4`` is not ``NVIDIA L40``), the longest key first (``H100 PCIe`` before ``H100``)."""
     if name is None:
         if not torch.cuda.is_available():
             return None
         name = torch.cuda.get_device_name()
-    for key, peak in GPU_BF16_PEAKS.items():  # the more specific names first
-        if key in name:
-            return peak
+    words = _words(name)
+    for key in sorted(GPU_BF16_PEAKS, key=lambda key: -len(_words(key))):
+        wanted = _words(key)
+        if any(words[start : start + len(wanted)] == wanted for start in range(len(words))):
+            return GPU_BF16_PEAKS[key]
     return None
 
 
