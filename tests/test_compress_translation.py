@@ -262,3 +262,11 @@ def test_the_study_compresses_each_size_on_the_pairs_its_run_trained_and_was_sco
     flags = dict(zip(compress[2::2], compress[3::2]))
     assert (flags["--seed"], flags["--validation_split_percentage"], flags["--max_train_samples"]) == ("7", "3", "900")
     assert "--validation_file" not in flags and flags["--train_file"] == "/data/multi30k-en-fr/train.tsv"
+
+
+def test_an_int8_model_counts_as_many_parameters_as_its_fp32_parent():
+    """The tied output layer's int8 copy is the embedding matrix, which the fp32 parameters already count."""
+    model = tiny_model()
+    assert model.config.tie_word_embeddings
+    parent = model.num_parameters()
+    assert QuantizedModelForSeq2SeqLM.quantize(model).num_parameters() == parent

@@ -246,12 +246,28 @@ class QuantizedModelForSeq2SeqLM:
         return self.base.generation_config
 
     def quantized_weights(self) -> int:
-        """Weights held in int8 (dynamic quantized linear layers keep them outside ``parameters()``)."""
+        """Weights held in int8 (dynamic quantized linear layers keep them outside ``parameters()``), each counted
+        once: the output layer of a model with tied embeddings gets an int8 copy of the embedding matrix, which
+        ``parameters()`` already counts."""
+        tied = self.base.get_output_embeddings() if getattr(self.base.config, "tie_word_embeddings", False) else None
         return sum(
             _linear_weights(module)
             for module in self.base.modules()
-            if isinstance(module, torch.ao.nn.quantized.dynamic.Linear)
+            if isinstance(module, torch.ao.nn.quantized.dynamic.Linear) and module is not tied
         )
+
+    def packed_biases(self) -> int:
+        """The fp32 biases that dynamic quantized linear layers pack with their int8 weights (outside
+        ``parameters()`` too)."""
+        biases = (
+            module.bias() for module in self.base.modules() if isinstance(module, torch.ao.nn.quantized.dynamic.Linear)
+        )
+        return sum(bias.numel() for bias in biases if bias is not None)
+
+    def num_parameters(self) -> int:
+        """The model's weights, fp32 and int8, each counted once: as many as the fp32 model it was quantized from."""
+        fp32 = sum(parameter.numel() for parameter in self.base.parameters())
+        return fp32 + self.quantized_weights() + self.packed_biases()
 
     @torch.no_grad()
     def generate(self, *args, **kwargs):

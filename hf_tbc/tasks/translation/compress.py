@@ -192,8 +192,10 @@ def _measure(
     base = model.base if isinstance(model, QuantizedModelForSeq2SeqLM) else model
     if isinstance(model, OnnxModelForSeq2SeqLM):
         base = source_model
-    parameters = sum(parameter.numel() for parameter in base.parameters()) + (
-        model.quantized_weights() if isinstance(model, QuantizedModelForSeq2SeqLM) else 0
+    parameters = (
+        model.num_parameters()
+        if isinstance(model, QuantizedModelForSeq2SeqLM)
+        else sum(parameter.numel() for parameter in base.parameters())
     )
     return {
         **corpus_scores(hypotheses, references),
