@@ -519,6 +519,7 @@ def test_cards_tag_sparse_only_what_is_stored_sparse_and_name_all_training_data(
         "target_sparsity": 0.5,
         "sparsity": 0.02,
         "accuracy": 0.8,
+        "bits": 4,
     }
     assert not stored_sparse(row)  # quanto int4's zero points turned the pruned zeros into small values
     assert stored_sparse({**row, "method": "onnx-int8", "sparsity": 0.5}) and not stored_sparse(
@@ -549,6 +550,12 @@ def test_cards_tag_sparse_only_what_is_stored_sparse_and_name_all_training_data(
     assert data["library_name"] == "hf-tbc"  # quanto variants load through hf_tbc's class
     assert data["datasets"] == ["wikitext", "stanfordnlp/sst2"]
     assert "magnitude-pruning" in data["tags"] and "sparse" not in data["tags"]
+    assert "base_model_relation" not in data  # no base_model named: nothing to relate to
+    variant.parent_repo_id = "org/tbc-L2-H32-sst2-dense-fp32"
+    for bits, relation in ((4, "quantized"), (32, None)):
+        variant.row["bits"] = bits
+        data = card_data(variant, "stanfordnlp/sst2", None, "validation", "apache-2.0").to_dict()
+        assert data["base_model"] == variant.parent_repo_id and data.get("base_model_relation") == relation
 
 
 # -- what a release publishes, and preflight -------------------------------------------------------------

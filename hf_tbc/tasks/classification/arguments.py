@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ...arguments import BudgetTrainingArguments
+from ...arguments import BudgetTrainingArguments, native_bf16_field
 
 # GLUE classification tasks: (first text column, second text column or None)
 GLUE_TASKS = {
@@ -107,6 +107,7 @@ class FinetuningArguments(BudgetTrainingArguments):
         default="accuracy", metadata={"help": "Validation metric that picks the best checkpoint (accuracy, loss)."}
     )
     ddp_find_unused_parameters: Optional[bool] = field(default=False, metadata={"help": "See TrainingArguments."})
+    bf16: Optional[bool] = native_bf16_field()
 
     def __post_init__(self):
         if self.eval_strategy == "auto":

@@ -69,6 +69,8 @@ def card_data(
         ],
         datasets=list(dict.fromkeys([*corpus_ids, dataset_id])),  # what it was trained on, then evaluated on
         base_model=variant.parent_repo_id,
+        # the Hub's name for a quantized copy of base_model (it guesses the relation otherwise)
+        base_model_relation="quantized" if variant.parent_repo_id and variant.row.get("bits", 32) < 32 else None,
         metrics=["accuracy"],
         eval_results=[result],
     )
