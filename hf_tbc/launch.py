@@ -73,6 +73,58 @@ class SignalForwarder:
 LAUNCHER_VARIABLES = ("ACCELERATE_MIXED_PRECISION", "TORCHELASTIC_RUN_ID")  # set by accelerate's and torch's launchers
 
 
+# how a launcher's command line starts, as an interpreter runs it (``python -m ...`` or ``python /venv/bin/...``),
+# and how a user types it
+_LAUNCHER_NAMES = {
+    "accelerate": ["accelerate"],
+    "accelerate.commands.launch": ["accelerate", "launch"],
+    "accelerate.commands.accelerate_cli": ["accelerate"],
+    "hf-tbc-launch": ["hf-tbc-launch"],
+    "hf_tbc.launch": ["hf-tbc-launch"],
+    "torchrun": ["torchrun"],
+    "torch.distributed.run": ["torchrun"],
+}
+
+
+def launcher_prefix(cmdline: Sequence[str], script: str) -> Optional[list[str]]:
+    """The launcher part of a launcher's command line ``cmdline``, as a user types it: what comes before the
+    recipe ``script``, its program named as on a shell (``accelerate launch --cpu --num_processes 1``,
+    ``hf-tbc-launch --multi_gpu ...``, ``torchrun ...``). ``None`` when ``cmdline`` is no known launcher's or does
+    not run ``script``."""
+    words = list(cmdline)
+    names = [os.path.basename(word) for word in words]
+    recipe = os.path.basename(script)
+    if recipe not in names:
+        return None
+    words = words[: names.index(recipe)]
+    if words and os.path.basename(words[0]).startswith("python"):  # the interpreter running a script or module
+        words = words[1:]
+        if words[:1] == ["-m"]:
+            words = words[1:]
+    if not words:
+        return None
+    program = _LAUNCHER_NAMES.get(os.path.basename(words[0]))
+    if program is None:
+        return None
+    rest = words[1:]
+    if program == ["accelerate"] and rest[:1] == ["launch"]:
+        program, rest = ["accelerate", "launch"], rest[1:]
+    return program + rest if program != ["accelerate"] else None
+
+
+def launcher_command() -> Optional[list[str]]:
+    """The launcher that started this process, as :func:`launcher_prefix` reads its command line (the parent's:
+    accelerate's and torch's launchers start the training processes themselves), or ``None``."""
+    if not any(name in os.environ for name in LAUNCHER_VARIABLES):
+        return None
+    try:
+        import psutil
+
+        return launcher_prefix(psutil.Process(os.getppid()).cmdline(), sys.argv[0])
+    except Exception:  # noqa: BLE001 - no process table to read: the caller falls back to a plain launcher
+        return None
+
+
 def stop_with_parent() -> None:
     """Asks Linux to send this process SIGTERM when the launcher that started it exits (``PR_SET_PDEATHSIG``), so a
     run whose launcher was killed checkpoints and stops as on preemption instead of training on orphaned.

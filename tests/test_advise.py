@@ -4,6 +4,7 @@ files, the flags, and (slow) the recipe end to end on tiny sizes."""
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -209,3 +210,116 @@ def test_the_outcome_table_scores_each_forecast_against_the_run():
     assert "| small | 100 | 6.000 [5.800, 6.600] | x | 5.600 | -0.400 | **no** |" in lines
     assert "| large | 100 | 6.300 [6.100, 6.700] | x | not run |  |  |" in lines
     assert lines[-1] == "Median |measured − forecast| 0.400 nat; the interval held the measured loss for 0 of 1 sizes."
+
+
+@pytest.mark.parametrize(
+    "cmdline, expected",
+    [
+        (
+            [
+                "/venv/bin/python",
+                "/venv/bin/accelerate",
+                "launch",
+                "--cpu",
+                "--num_processes",
+                "1",
+                "recipes/advise.py",
+            ],
+            ["accelerate", "launch", "--cpu", "--num_processes", "1"],
+        ),
+        (
+            ["/usr/bin/python3.11", "-m", "accelerate.commands.launch", "--multi_gpu", "/repo/recipes/advise.py", "-x"],
+            ["accelerate", "launch", "--multi_gpu"],
+        ),
+        (["python", "/venv/bin/hf-tbc-launch", "--cpu", "recipes/advise.py"], ["hf-tbc-launch", "--cpu"]),
+        (["python3", "-m", "hf_tbc.launch", "--cpu", "recipes/advise.py"], ["hf-tbc-launch", "--cpu"]),
+        (
+            ["/venv/bin/python", "/venv/bin/torchrun", "--nproc_per_node", "2", "advise.py"],
+            ["torchrun", "--nproc_per_node", "2"],
+        ),
+        (["bash", "run.sh"], None),  # no launcher
+        (["/venv/bin/python", "/venv/bin/accelerate", "launch", "other.py"], None),  # another script
+    ],
+)
+def test_the_launcher_is_read_from_its_command_line_as_the_user_typed_it(cmdline, expected):
+    from hf_tbc.launch import launcher_prefix
+
+    assert launcher_prefix(cmdline, "/repo/recipes/advise.py") == expected
+
+
+def test_the_continue_command_keeps_the_launcher_flags_the_advisor_ran_under():
+    argv = ["--task", "translation", "--model_sizes", "E1-D1-H64,E2-D2-H64", "--time_budget", "1m"]
+    launcher = ["accelerate", "launch", "--cpu", "--num_processes", "1"]
+    command = continue_command(argv, "out", "E2-D2-H64", None, "run_translation.py", launcher)
+    assert command.startswith("accelerate launch --cpu --num_processes 1 recipes/run_translation.py --time_budget 1m")
+
+
+def test_the_task_is_read_from_a_flags_file_too(tmp_path):
+    from hf_tbc.advise.tasks import advised_task
+
+    flags = tmp_path / "advice.yaml"
+    flags.write_text("task: translation\nmodel_sizes: E1-D1-H64,E2-D2-H64\ntime_budget: 1m\n")
+    assert advised_task([str(flags)]).name == "translation"
+
+
+def test_a_preempted_continuation_of_the_winner_exits_as_a_preempted_run(tmp_path, monkeypatch):
+    """A scheduler requeues only a run that exits 143: the advisor whose winner's continuation was preempted must."""
+    from hf_tbc.advise import run
+    from hf_tbc.advise.tasks import ADVISED_TASKS, AdvisedTask
+    from hf_tbc.budget import PREEMPTED_EXIT_CODE
+    from hf_tbc.cli import run_recipe
+    from hf_tbc.tasks.mlm.arguments import DataTrainingArguments, ModelArguments, PretrainingArguments
+
+    def train(model_args, data_args, training_args):
+        return {"stop_reason": "preempted", "checkpoint": "ckpt", "resume": "rerun to resume"}
+
+    monkeypatch.setitem(ADVISED_TASKS, "mlm", AdvisedTask("mlm", train, ADVISED_TASKS["mlm"].arguments, "x", "y"))
+    monkeypatch.setattr(run, "run_probes", lambda *args, **kwargs: [])
+    monkeypatch.setattr(run, "Forecaster", lambda probes: None)
+    monkeypatch.setattr(
+        run, "advice_record", lambda *args: {"recommended_size": "L2-H64", "clear": True, "forecasts": {}}
+    )
+    monkeypatch.setattr(run, "write_advice", lambda *args: None)
+    arguments = (
+        ModelArguments(),
+        DataTrainingArguments(),
+        PretrainingArguments(output_dir=str(tmp_path), time_budget="1m"),
+        AdviceArguments(model_sizes="L2-H32,L2-H64", continue_winner=True),
+    )
+    with pytest.raises(SystemExit) as stopped:
+        run_recipe(lambda: run.advise(*arguments))
+    assert stopped.value.code == PREEMPTED_EXIT_CODE
+
+
+def test_probes_are_reused_only_when_every_setting_that_shapes_them_is_the_same(tmp_path):
+    import dataclasses
+
+    from hf_tbc.advise.probes import run_probes
+    from hf_tbc.errors import UsageError
+    from hf_tbc.tasks.mlm.arguments import DataTrainingArguments, ModelArguments, PretrainingArguments
+
+    trained = []
+
+    def train(model_args, data_args, training_args):  # a probe's records, as the recipe writes them
+        trained.append(model_args.model_size)
+        folder = Path(training_args.output_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        rows = [{"step": step, "train_s": step / 10, "loss": 7.0 - step / 100, "lr": 1e-3} for step in range(1, 31)]
+        (folder / "curve.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+        record = {"stop_reason": "stop_after", "steps": 30, "train_s": 3.0, "time_budget_s": 30.0, "stop_after_s": 3.0}
+        (folder / "run_summary.json").write_text(json.dumps(record))
+        return record
+
+    model, data = ModelArguments(), DataTrainingArguments(train_file="corpus.txt")
+    training = PretrainingArguments(output_dir=str(tmp_path), time_budget="30s", per_device_train_batch_size=16)
+    sizes = ["L2-H32", "L2-H64"]
+    assert len(run_probes(sizes, 3.0, model, data, training, train)) == 2 and trained == sizes
+    assert len(run_probes(sizes, 3.0, model, data, training, train)) == 2 and trained == sizes  # reused
+    larger_batch = dataclasses.replace(training, per_device_train_batch_size=32)
+    with pytest.raises(UsageError, match=r"ran with other settings \(--per_device_train_batch_size 16 -> 32\)"):
+        run_probes(sizes, 3.0, model, data, larger_batch, train)
+    other_data = DataTrainingArguments(train_file="other.txt")
+    with pytest.raises(UsageError, match="--train_file 'corpus.txt' -> 'other.txt'.*--overwrite_output_dir"):
+        run_probes(sizes, 3.0, model, other_data, training, train)
+    again = dataclasses.replace(larger_batch, overwrite_output_dir=True)
+    assert len(run_probes(sizes, 3.0, model, data, again, train)) == 2 and trained == sizes * 2  # probed again

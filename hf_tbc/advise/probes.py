@@ -21,6 +21,28 @@ logger = logging.get_logger(__name__)
 
 PROBES_DIR = "probes"
 PROBE_RECORD = "probe_summary.json"  # the probe's record, kept when its continuation replaces the run's records
+PROBE_SETTINGS = "probe_settings.json"  # every flag the probe ran with that shapes its curve
+# flags that name where a probe writes or how it shows progress, or that the advisor sets per probe: none shapes
+# the curve, so a probe made with other values of them is still the same probe
+_NOT_SETTINGS = {
+    "output_dir",
+    "logging_dir",
+    "overwrite_output_dir",
+    "resume_from_checkpoint",
+    "stop_after",
+    "model_size",
+    "model_name_or_path",
+    "disable_tqdm",
+    "report_to",
+    "run_name",
+    "push_to_hub",
+    "hub_model_id",
+    "hub_token",
+    "hub_strategy",
+    "hub_private_repo",
+    "dataloader_num_workers",
+    "preprocessing_num_workers",
+}
 STOP_RECORDS = ("run_summary.json", "eval_results.json")  # where a task's probe writes its stop record
 
 
@@ -61,6 +83,27 @@ def read_probe(folder: Path, size: str) -> Optional[Probe]:
     )
 
 
+def probe_settings(model_args, data_args, training_args) -> dict:
+    """Every flag value a probe's curve depends on (data, recipe, batch, learning rate, budget...), as JSON values."""
+    values = {**dataclasses.asdict(model_args), **dataclasses.asdict(data_args), **training_args.to_dict()}
+    settings = {name: value for name, value in sorted(values.items()) if name not in _NOT_SETTINGS}
+    return json.loads(json.dumps(settings, default=str))
+
+
+def changed_settings(folder: Path, settings: dict) -> Optional[list[str]]:
+    """The flags whose values differ from those the probe in ``folder`` ran with (a probe that kept no record of them
+    cannot be told apart from another's); an empty list when none does."""
+    try:
+        before = json.loads((folder / PROBE_SETTINGS).read_text())
+    except (OSError, ValueError):
+        return ["its settings were not recorded"]
+    return [
+        f"--{name} {before.get(name)!r} -> {settings.get(name)!r}"
+        for name in sorted(set(before) | set(settings))
+        if before.get(name) != settings.get(name)
+    ]
+
+
 def run_probes(
     sizes: list[str],
     probe_s: float,
@@ -75,13 +118,28 @@ def run_probes(
     probe ends the round (its record is returned instead of the probes); the next round resumes it from its
     checkpoint when the budget is the same."""
     probes = []
+    settings = probe_settings(model_args, data_args, training_args)
     for index, size in enumerate(sizes, 1):
         folder = probe_dir(training_args.output_dir, size, probes_dir)
         probe = read_probe(folder, size)
         if probe is not None and (probe.budget_s, probe.probe_s) == (training_args.time_budget_seconds, probe_s):
-            logger.warning(f"[{index}/{len(sizes)}] {size}: reusing the probe in {folder} ({probe.steps} steps)")
-            probes.append(probe)
-            continue
+            changed = changed_settings(folder, settings)
+            if not changed:
+                logger.warning(f"[{index}/{len(sizes)}] {size}: reusing the probe in {folder} ({probe.steps} steps)")
+                probes.append(probe)
+                continue
+            if not training_args.overwrite_output_dir:
+                raise UsageError(
+                    f"the {size} probe in {folder} ran with other settings ({'; '.join(changed[:3])}"
+                    f"{'; ...' if len(changed) > 3 else ''}): pass --overwrite_output_dir to probe again, or another "
+                    "--output_dir"
+                )
+            logger.warning(
+                f"[{index}/{len(sizes)}] {size}: the probe in {folder} ran with other settings: probing again"
+            )
+            if training_args.process_index == 0:  # the old probe's records go with it
+                for name in (PROBE_RECORD, PROBE_SETTINGS):
+                    (folder / name).unlink(missing_ok=True)
         preempted = preempted_record(folder)
         resume = (
             "true"
@@ -107,6 +165,7 @@ def run_probes(
                 "rerun the advisor to probe it again"
             )
         if training_args.process_index == 0:
+            write_json(folder / PROBE_SETTINGS, settings)
             write_json(folder / PROBE_RECORD, record)
             probes.append(read_probe(folder, size))
     return probes

@@ -10,6 +10,7 @@ from transformers.utils import logging
 
 from ..budget import format_duration
 from ..hardware import describe_hardware, hardware_summary
+from ..launch import launcher_command
 from .arguments import AdviceArguments
 from .forecast import Forecaster
 from .probes import probe_dir, run_probes
@@ -39,9 +40,12 @@ def continue_command(
     size: str,
     probes_dir: Optional[str] = None,
     recipe: str = "run_mlm.py",
+    launcher: Optional[Sequence[str]] = None,
 ) -> Optional[str]:
     """The ``recipe`` command that continues ``size``'s probe to the deadline: the advisor's own flags without
-    the advisor's, in the probe's folder, resuming its checkpoint. None when the flags came from a file."""
+    the advisor's, in the probe's folder, resuming its checkpoint, under the ``launcher`` the advisor ran under (its
+    flags too: the forecast assumed the probes' processes and threads), else ``accelerate launch``. None when the
+    flags came from a file."""
     if argv is None or (len(argv) == 1 and argv[0].endswith((".yaml", ".yml", ".json"))):
         return None
     kept, skip = [], False
@@ -56,7 +60,8 @@ def continue_command(
             continue
         kept.append(item)
     flags = [*kept, "--model_size", size, "--output_dir", str(probe_dir(output_dir, size, probes_dir))]
-    return shlex.join(["accelerate", "launch", f"recipes/{recipe}", *flags, "--resume_from_checkpoint", "true"])
+    prefix = list(launcher) if launcher else ["accelerate", "launch"]
+    return shlex.join([*prefix, f"recipes/{recipe}", *flags, "--resume_from_checkpoint", "true"])
 
 
 def advise(
@@ -64,7 +69,9 @@ def advise(
 ) -> dict:
     """Probes ``advice_args.sizes()`` for ``--probe_budget`` each on the ``--time_budget`` schedule, forecasts each
     one's loss at the budget, and writes ``advice.json``, ``advice.md`` and ``advice.png`` in ``--output_dir``.
-    Returns the advice record (or, if a probe was preempted, that probe's record)."""
+    Returns the advice record (or, if a probe was preempted, that probe's record; if the winner's continuation was,
+    the advice record with its ``stop_reason``, ``checkpoint`` and ``resume``, so that the advisor exits as a
+    preempted run does)."""
     task = ADVISED_TASKS[advice_args.task]
     sizes = advice_args.sizes()
     budget_s = training_args.time_budget_seconds
@@ -79,7 +86,12 @@ def advise(
         record = advice_record(forecaster, budget_s, probe_s, describe_hardware(hardware_summary()), None)
         record.update(task=task.name, loss=task.loss)
         record["continue"] = continue_command(
-            argv, training_args.output_dir, record["recommended_size"], advice_args.probes_dir, task.recipe
+            argv,
+            training_args.output_dir,
+            record["recommended_size"],
+            advice_args.probes_dir,
+            task.recipe,
+            launcher_command(),
         )
         write_advice(forecaster, record, training_args.output_dir)
         forecasts = record["forecasts"]
@@ -101,7 +113,10 @@ def advise(
             stop_after=None,
             resume_from_checkpoint="true",
         )
-        record["continued"] = task.train(size_args, data_args, full_args)
+        continued = task.train(size_args, data_args, full_args)
+        record["continued"] = continued
+        if continued.get("stop_reason") == "preempted":  # the recipe then exits 143: a scheduler requeues it
+            return {**record, **{key: continued.get(key) for key in ("stop_reason", "checkpoint", "resume")}}
     return record
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from ..cli import peek_flag
 from ..errors import UsageError
 from ..tasks.mlm.arguments import DataTrainingArguments, ModelArguments, PretrainingArguments
 from ..tasks.mlm.train import pretrain
@@ -45,14 +46,9 @@ ADVISED_TASKS = {
 
 
 def advised_task(argv: list[str]) -> AdvisedTask:
-    """The task a command line asks for (``--task NAME``, default ``mlm``), read before the flags are parsed: the task
-    decides which recipe's flags the advisor accepts."""
-    name = "mlm"
-    for index, item in enumerate(argv):
-        if item == "--task" and index + 1 < len(argv):
-            name = argv[index + 1]
-        elif item.startswith("--task="):
-            name = item.split("=", 1)[1]
+    """The task a command line asks for (``--task NAME``, or ``task:`` in the one YAML/JSON file of flags; default
+    ``mlm``), read before the flags are parsed: the task decides which recipe's flags the advisor accepts."""
+    name = peek_flag("task", argv) or "mlm"
     if name not in ADVISED_TASKS:
         raise UsageError(f"--task {name}: the advisor compares sizes for {' or '.join(ADVISED_TASKS)}")
     return ADVISED_TASKS[name]
