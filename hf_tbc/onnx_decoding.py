@@ -77,17 +77,21 @@ def beam_search(
 ) -> list[list[int]]:
     """Beam search with transformers' rules: the 2 x beams best continuations each step, an end token among the
     best ``beams`` closes a hypothesis scored sum log-probability / generated length ** length_penalty, and a
-    sentence is done once it holds ``beams`` closed ones that no running beam can beat. ``step`` and ``past`` hold
-    ``batch x num_beams`` rows, each sentence's beams together."""
+    sentence is done once it holds ``beams`` closed ones (``early_stopping=True``) that no running beam can beat
+    at its current length (``False``, the default) or, with a positive length penalty, at ``max_length``
+    (``"never"``). ``step`` and ``past`` hold ``batch x num_beams`` rows, each sentence's beams together."""
     beams = generation.num_beams
     penalty = generation.length_penalty if generation.length_penalty is not None else 1.0
+    early = generation.early_stopping if generation.early_stopping is not None else False
     tokens = np.full((batch * beams, 1), start, dtype=np.int64)
     running = np.full((batch, beams), -1e9, dtype=np.float32)
     running[:, 0] = 0.0
     finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(batch)]
     done = np.zeros(batch, dtype=bool)
     candidates = max(2, 1 + len(eos)) * beams  # as transformers: enough that `beams` of them do not end
+    done_before = done.copy()  # the sentences done before the last step
     while tokens.shape[1] < generation.max_length and not done.all():
+        done_before = done.copy()
         logits, past = step(tokens[:, -1:], past)
         scores = log_softmax(logits.astype(np.float32, copy=False))
         process_scores(scores, tokens, generation, eos)
@@ -100,6 +104,9 @@ def beam_search(
         score = np.take_along_axis(total, top, axis=1)
         ends = np.isin(token, eos) & ~done[:, None]
         generated = tokens.shape[1]  # tokens after the start one, the new one included
+        # the length at which a running beam could score best: now, or with "never" and a penalty that rewards
+        # length, the longest it may grow
+        best_length = generation.max_length - 1 if early == "never" and penalty > 0 else generated
         closing = ends[:, :beams] & np.isfinite(score[:, :beams])  # an end among the best beams closes one
         for item, rank in zip(*np.nonzero(closing)):
             row = tokens[item * beams + beam[item, rank]].tolist() + [int(token[item, rank])]
@@ -114,14 +121,17 @@ def beam_search(
             finished[item] = sorted(finished[item], key=lambda hypothesis: -hypothesis[0])[:beams]
         for item in np.nonzero(~done)[0]:
             if len(finished[item]) == beams:
-                done[item] = running[item].max() / generated**penalty <= finished[item][-1][0]
+                done[item] = early is True or running[item].max() / best_length**penalty <= finished[item][-1][0]
         tokens = np.concatenate([tokens[next_rows], next_tokens[:, None].astype(np.int64)], axis=1)
         past = [part[next_rows] for part in past]
     output = []
     generated = tokens.shape[1] - 1
+    out_of_length = tokens.shape[1] >= generation.max_length
     for item in range(batch):
         hypotheses = list(finished[item])
-        if not done[item]:  # out of length: the running beams compete with the closed hypotheses
+        # out of length, the running beams compete with the closed hypotheses, also those closed in the last step
+        # (the sentence was still open when it began)
+        if out_of_length and not done_before[item]:
             for index in range(beams):
                 if running[item, index] > -1e8:
                     row = tokens[item * beams + index].tolist()

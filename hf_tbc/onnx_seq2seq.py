@@ -56,6 +56,29 @@ SUPPORTED_OPTIONS = {
 }
 
 
+# generation settings that transformers applies and this decoder does not, with the value that changes nothing: set
+# to anything else (by an option or in the saved generation config), they are refused rather than ignored
+UNSUPPORTED_SETTINGS = {
+    "repetition_penalty": 1.0,
+    "encoder_repetition_penalty": 1.0,
+    "encoder_no_repeat_ngram_size": 0,
+    "bad_words_ids": None,
+    "force_words_ids": None,
+    "forced_bos_token_id": None,
+    "suppress_tokens": None,
+    "begin_suppress_tokens": None,
+    "sequence_bias": None,
+    "exponential_decay_length_penalty": None,
+    "num_beam_groups": 1,
+    "diversity_penalty": 0.0,
+    "renormalize_logits": False,
+    "min_new_tokens": None,
+    "max_time": None,
+    "stop_strings": None,
+    "penalty_alpha": None,
+}
+
+
 class _Encoder(torch.nn.Module):
     """The encoder, and each decoder layer's cross-attention keys and values of its output."""
 
@@ -253,6 +276,21 @@ class OnnxModelForSeq2SeqLM:
                 "search (num_beams, max_length, min_length, no_repeat_ngram_size, length_penalty)"
             )
         generation.update(**options)
+        applied = [
+            name
+            for name, neutral in UNSUPPORTED_SETTINGS.items()
+            if getattr(generation, name, None) not in (None, neutral, [])
+        ]
+        if applied:
+            raise UsageError(
+                f"OnnxModelForSeq2SeqLM.generate does not apply {', '.join(applied)} (set in the generation config): "
+                "it decodes greedily or by beam search; remove them from generation_config.json, or decode with the "
+                "PyTorch variant"
+            )
+        if generation.early_stopping is None:  # transformers' default
+            generation.early_stopping = False
+        if generation.early_stopping not in (True, False, "never"):
+            raise UsageError(f"early_stopping={generation.early_stopping!r}: pass True, False or 'never'")
         if generation.do_sample or (generation.num_return_sequences or 1) > 1:
             raise UsageError(
                 "OnnxModelForSeq2SeqLM.generate decodes greedily or by beam search: no sampling, one sequence"

@@ -1,6 +1,9 @@
 """hf_tbc.onnx_seq2seq: translation models exported as an encoder graph and a one-step decoder graph, decoded by
 OnnxModelForSeq2SeqLM's own greedy and beam search exactly as transformers' generate decodes the PyTorch model."""
 
+import copy
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -18,6 +21,9 @@ DECODINGS = [
     {"num_beams": 5, "min_length": 3, "max_length": 16, "no_repeat_ngram_size": 2},
     {"num_beams": 1, "min_length": 10, "max_length": 20, "no_repeat_ngram_size": 3},
     {"num_beams": 3, "max_length": 10, "forced_eos_token_id": 2, "length_penalty": 0.6},
+    {"num_beams": 4, "min_length": 4, "max_length": 14, "early_stopping": True, "length_penalty": 1.5},
+    {"num_beams": 3, "min_length": 3, "max_length": 24, "early_stopping": "never", "length_penalty": 2.0},
+    {"num_beams": 3, "min_length": 3, "max_length": 24, "early_stopping": "never", "length_penalty": -0.5},
 ]
 
 
@@ -32,6 +38,8 @@ def _batch():
 @pytest.mark.parametrize("architecture", ["m2m100", "mbart", "marian"])
 def test_onnx_fp32_generates_the_same_tokens_as_transformers(tmp_path, architecture):
     model = tiny_model(architecture, vocab_size=50)
+    with torch.no_grad():  # a fresh model that ends sentences often, so that when beam search stops matters
+        model.get_output_embeddings().weight[model.config.eos_token_id] *= 3
     save_onnx_seq2seq(model, tmp_path / "onnx", int8=False)
     onnx = OnnxModelForSeq2SeqLM.from_pretrained(tmp_path / "onnx")
     ids, mask = _batch()
@@ -54,24 +62,41 @@ def test_saved_generation_config_is_how_it_decodes_and_sampling_is_refused(tmp_p
     for options in ({"do_sample": True}, {"repetition_penalty": 1.2}):
         with pytest.raises(UsageError, match="greedily or by beam search"):
             onnx.generate(input_ids=ids, **options)
+    saved = copy.deepcopy(onnx.generation_config)
+    for setting in ({"repetition_penalty": 1.3}, {"suppress_tokens": [7]}, {"forced_bos_token_id": 4}):
+        onnx.generation_config.update(**setting)  # as a saved generation_config.json may hold
+        with pytest.raises(UsageError, match=f"does not apply {next(iter(setting))} \\(set in the generation config"):
+            onnx.generate(input_ids=ids)
+        onnx.generation_config = copy.deepcopy(saved)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A tiny model and its fp32 graphs, exported once for every instruction set's int8 below."""
+    folder = tmp_path_factory.mktemp("onnx") / "fp32"
+    model = tiny_model(vocab_size=300)
+    record = save_onnx_seq2seq(model, folder, int8=False)
+    assert record["method"] == "onnx" and record["bits"] == 32
+    return model, folder
 
 
 @pytest.mark.parametrize("instruction_set", ["avx2", "avx512_vnni", "arm64"])
-def test_onnx_int8_is_smaller_and_tracks_the_fp32_logits(tmp_path, instruction_set):
+def test_onnx_int8_is_smaller_and_tracks_the_fp32_logits(tmp_path, exported, instruction_set):
     """Each instruction set's settings (uint8 weights for AVX2, int8 elsewhere) run here and track fp32 alike."""
-    model = tiny_model(vocab_size=300)
-    fp32, int8 = (
-        save_onnx_seq2seq(model, tmp_path / name, int8=name == "int8", instruction_set=instruction_set)
-        for name in ("fp32", "int8")
-    )
-    assert int8["method"] == "onnx-int8" and int8["bits"] == 8 and fp32["method"] == "onnx" and fp32["bits"] == 32
+    from hf_tbc.compress.quantization import quantize_onnx_file
 
-    def graph_bytes(name):
-        return sum(path.stat().st_size for path in (tmp_path / name).glob("*.onnx"))
+    model, fp32 = exported
+    int8 = tmp_path / "int8"
+    shutil.copytree(fp32, int8, ignore=shutil.ignore_patterns("*.onnx*"))
+    for graph in fp32.glob("*.onnx"):  # as save_onnx_seq2seq(int8=True) quantizes its fresh export
+        quantize_onnx_file(graph, int8 / graph.name, instruction_set)
 
-    assert graph_bytes("int8") < 0.5 * graph_bytes("fp32")
+    def graph_bytes(folder):
+        return sum(path.stat().st_size for path in folder.glob("*.onnx*"))
+
+    assert graph_bytes(int8) < 0.5 * graph_bytes(fp32)
     ids, mask = _batch()
-    dense, quantized = (OnnxModelForSeq2SeqLM.from_pretrained(tmp_path / name) for name in ("fp32", "int8"))
+    dense, quantized = (OnnxModelForSeq2SeqLM.from_pretrained(folder) for folder in (fp32, int8))
     step = {}
     for name, onnx in (("fp32", dense), ("int8", quantized)):
         states, cross = onnx._encode(ids.numpy(), mask.numpy())
