@@ -260,7 +260,7 @@ def test_the_users_command_and_the_scheduler_launcher_each_run_a_recipe_on_every
 
     out = tmp_path / "run"
     command = {
-        "accelerate launch": [*ACCELERATE, *ONE[2:]],  # as a user types it: no --cpu, so OMP_NUM_THREADS=1
+        "accelerate launch": [*ACCELERATE, *ONE[1:]],  # as a user types it: no --cpu, so OMP_NUM_THREADS=1
         "hf-tbc-launch": [*LAUNCH, *ONE],
     }[launcher]
     corpus = tmp_path / "train.txt"

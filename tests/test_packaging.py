@@ -118,11 +118,13 @@ def test_the_wheel_runs_the_advisor_and_plans_the_tiny_study_from_another_direct
     data.mkdir()
     (data / "text.txt").write_text("\n".join(english_lines * 4) + "\n")
     env = {"HF_HOME": str(tmp_path / "hf"), "HF_TBC_CACHE": str(tmp_path / "cache")}
+    # no warmup and a loss every step: even a slow machine logs enough losses in 6 s to fit the curves
     flags = "--vocab_size 500 --block_size 32 --per_device_train_batch_size 16 --disable_tqdm true".split()
+    flags += "--warmup_steps 0 --warmup_ratio 0 --logging_steps 1".split()
     advised = run_installed(
         fresh_environment,
         tmp_path,
-        *"-m hf_tbc.recipes.advise --model_sizes L2-H32,L2-H64 --time_budget 30s --probe_budget 3s".split(),
+        *"-m hf_tbc.recipes.advise --model_sizes L2-H32,L2-H64 --time_budget 60s --probe_budget 6s".split(),
         *flags,
         "--train_file",
         str(data / "text.txt"),

@@ -110,7 +110,8 @@ def test_a_streamed_corpus_trains_past_its_end_and_evaluates_on_its_first_texts(
 @pytest.mark.slow
 def test_a_stream_of_a_small_file_trains_with_a_share_held_out(tmp_path, english_lines):
     corpus = tmp_path / "corpus.txt"  # 20,000 sentences, ~1 MB: less than the 2 MB a stream's validation asks
-    corpus.write_text("\n".join((english_lines * 50)[:20_000]) + "\n")
+    corpus.write_text("\n".join(line[:60] for line in (english_lines * 50)[:20_000]) + "\n")
+    assert corpus.stat().st_size < 1_300_000
     out = tmp_path / "small-stream"
     done = subprocess.run(
         accelerate_launch(
