@@ -263,6 +263,8 @@ def ddp_stop(work: Path, fixtures: dict, runs: int) -> list[Row]:
             "--multi_gpu",
             "--num_processes",
             "2",
+            "--main_process_port",
+            "0",
             str(RECIPES / "run_mlm.py"),
             *TINY,
             "--train_file",
@@ -853,6 +855,8 @@ def ddp_losses(work: Path, fixtures: dict, runs: int) -> list[Row]:
             "--multi_gpu",
             "--num_processes",
             "2",
+            "--main_process_port",
+            "0",
             str(RECIPES / "run_mlm.py"),
             *TINY,
             "--train_file",
@@ -894,6 +898,8 @@ def ddp_losses(work: Path, fixtures: dict, runs: int) -> list[Row]:
             "--multi_gpu",
             "--num_processes",
             "2",
+            "--main_process_port",
+            "0",
             str(REPO / "tests" / "ddp_probe.py"),
             str(out),
         ],
@@ -1199,6 +1205,7 @@ def compress_rerun(work: Path, fixtures: dict) -> list[Row]:
 def launcher_sigterm(work: Path, fixtures: dict, runs: int) -> list[Row]:
     one = ["--cpu", "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
     two = "--multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no --dynamo_backend no".split()
+    two += ["--main_process_port", "0"]  # a free port: runs beside other DDP runs (a parallel test run) do not collide
     launchers = [
         ("hf-tbc-launch, 1 process", [sys.executable, "-m", "hf_tbc.launch", *one], (143,)),
         ("hf-tbc-launch, 2 processes", [sys.executable, "-m", "hf_tbc.launch", *two], (143,)),

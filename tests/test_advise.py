@@ -142,6 +142,7 @@ def test_the_advisor_probes_forecasts_and_continues_the_winner(tmp_path, english
     flags = [flag for flag in TINY_MLM if flag not in ("--model_size", "L2-H32")]
     command = [sys.executable, str(REPO / "recipes" / "advise.py"), "--model_sizes", "L2-H32,L2-H64"]
     command += [*flags, "--train_file", str(corpus), "--time_budget", "40s", "--output_dir", str(out)]
+    command += ["--warmup_steps", "0", "--warmup_ratio", "0"]  # every logged loss fits the curve, on any machine
     done = subprocess.run([*command, "--continue_winner", "true"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     advice = json.loads((out / "advice.json").read_text())

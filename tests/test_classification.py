@@ -233,15 +233,3 @@ def test_majority_accuracy_predicts_the_most_frequent_training_label():
 
     assert majority_accuracy([0, 1, 1, 2, 1], [1, 0, 0, 1]) == 0.5
     assert majority_accuracy([2, 2, 0], [0, 0, 0]) == 0.0 and majority_accuracy([], [1]) == 0.0
-
-
-@pytest.mark.parametrize("native", [True, False])
-def test_finetuning_trains_in_bf16_by_default_only_where_the_hardware_computes_it(tmp_path, monkeypatch, native):
-    """As pretraining and translation do: a 3-minute finetuning run made 474 steps in bf16 against 272 in fp32 on
-    a CPU with native bf16."""
-    from hf_tbc import arguments
-    from hf_tbc.tasks.classification.arguments import FinetuningArguments
-
-    monkeypatch.setattr(arguments, "native_bf16", lambda: native)
-    assert FinetuningArguments(output_dir=str(tmp_path)).bf16 is native
-    assert FinetuningArguments(output_dir=str(tmp_path), bf16=False).bf16 is False

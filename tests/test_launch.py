@@ -20,7 +20,9 @@ RECIPE = str(REPO / "recipes" / "run_mlm.py")
 LAUNCH = [sys.executable, "-m", "hf_tbc.launch"]
 ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch"]
 ONE = ["--cpu", "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+# --main_process_port 0: a free port, so that two DDP runs of a parallel test session do not collide on 29500
 TWO = "--multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no --dynamo_backend no".split()
+TWO += ["--main_process_port", "0"]
 
 
 def test_a_death_by_signal_reads_as_a_shell_reports_it():

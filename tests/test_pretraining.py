@@ -119,10 +119,9 @@ def test_the_recipes_train_in_bf16_by_default_exactly_where_the_hardware_compute
     from hf_tbc.tasks.translation.arguments import TranslationTrainingArguments
 
     monkeypatch.setattr(hf_tbc.arguments, "native_bf16", lambda: native)
-    for arguments in (PretrainingArguments, TranslationTrainingArguments):
+    for arguments in (PretrainingArguments, TranslationTrainingArguments, FinetuningArguments):
         assert arguments(output_dir=str(tmp_path)).bf16 is native
         assert arguments(output_dir=str(tmp_path), bf16=False).bf16 is False  # an explicit choice stays
-    assert FinetuningArguments(output_dir=str(tmp_path)).bf16 is False  # finetuning keeps transformers' fp32 default
 
 
 @pytest.mark.parametrize("architecture", ["roberta", "roberta-prelayernorm"])

@@ -33,7 +33,7 @@ RELEASE = str(REPO / "recipes" / "release.py")
 CARD = ["--card_dataset", "hf-tbc/docs-pairs", "--card_dataset_config", "default", "--card_dataset_split", "validation"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # one chain for every module that uses it (test_packaging too)
 def chain(tmp_path_factory):
     """pretrain -> finetune -> compress on tiny models, through the library, so every record is a real measurement."""
     from hf_tbc.tasks.mlm.corpus import default_corpus

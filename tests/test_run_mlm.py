@@ -23,7 +23,7 @@ RECIPE = str(REPO / "recipes" / "run_mlm.py")
 def accelerate_launch(*args: str, processes: int = 1) -> list[str]:
     launcher = [sys.executable, "-m", "accelerate.commands.launch"]
     if processes > 1:  # on a machine without GPUs this starts `processes` gloo processes (--cpu would start one)
-        launcher += ["--multi_gpu", "--num_processes", str(processes)]
+        launcher += ["--multi_gpu", "--num_processes", str(processes), "--main_process_port", "0"]
     else:
         launcher += ["--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
     return launcher + [RECIPE, *args]
@@ -88,8 +88,8 @@ def test_budgeted_run_stops_after_the_budget_and_loads_back(tmp_path, corpus):
 
 
 def test_a_streamed_corpus_trains_past_its_end_and_evaluates_on_its_first_texts(tmp_path, corpus):
-    small = tmp_path / "small.txt"  # one pass is a few dozen steps: the stream must start over
-    small.write_text("\n".join(Path(corpus).read_text().splitlines()[:300]) + "\n")
+    small = tmp_path / "small.txt"  # one pass is a couple of dozen steps: the stream must start over
+    small.write_text("\n".join(Path(corpus).read_text().splitlines()[:60]) + "\n")
     out = tmp_path / "streamed"
     arguments = [*TINY, "--train_file", str(small), "--streaming", "true", "--max_eval_samples", "20"]
     done = subprocess.run(

@@ -276,7 +276,9 @@ def _ddp_probe(tmp_path, processes: int) -> dict:
     out = tmp_path / f"probe-{processes}"
     launcher = [sys.executable, "-m", "accelerate.commands.launch"]
     launcher += (
-        ["--multi_gpu", "--num_processes", str(processes)] if processes > 1 else ["--cpu", "--num_processes", "1"]
+        ["--multi_gpu", "--num_processes", str(processes), "--main_process_port", "0"]
+        if processes > 1
+        else ["--cpu", "--num_processes", "1"]
     )
     done = subprocess.run(
         [*launcher, str(REPO / "tests" / "ddp_probe.py"), str(out)], capture_output=True, text=True, timeout=300
