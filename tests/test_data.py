@@ -202,7 +202,7 @@ def test_each_pass_over_a_stream_is_shuffled_anew(tmp_path, english_lines):
     path.write_text("\n".join(english_lines) + "\n")
     train, _ = stream_text_datasets(train_file=str(path), validation_characters=100, shuffle_buffer=50)
     one_pass = len([row for row in train])
-    rows = [row["text"] for row in endless(train).take(3 * one_pass)]
+    rows = [row["text"] for row in endless(train, seed=3, shuffle_buffer=50).take(3 * one_pass)]
     passes = [rows[index * one_pass : (index + 1) * one_pass] for index in range(3)]
     assert all(sorted(each) == sorted(passes[0]) for each in passes)  # every text once a pass
     assert passes[0] != passes[1] and passes[1] != passes[2]  # in a new order each time

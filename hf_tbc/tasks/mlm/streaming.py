@@ -3,7 +3,6 @@ buffer and read again, reshuffled, each time it ends; and the validation text he
 
 from __future__ import annotations
 
-import copy
 import itertools
 from typing import Iterator, Optional
 
@@ -16,6 +15,8 @@ from .data import pick_text_columns
 
 logger = logging.get_logger(__name__)
 
+SHUFFLE_BUFFER = 10_000  # texts a stream is shuffled through
+
 
 def stream_text_datasets(
     dataset_name: Optional[str] = None,
@@ -26,7 +27,7 @@ def stream_text_datasets(
     validation_characters: int = 2_000_000,
     validation_split_percentage: float = 5.0,
     seed: int = 42,
-    shuffle_buffer: int = 10_000,
+    shuffle_buffer: int = SHUFFLE_BUFFER,
     cache: Optional[str] = None,
 ) -> tuple[IterableDataset, Dataset]:
     """The training text as a stream (one column, ``text``), read as training consumes it, shuffled through a buffer of
@@ -89,23 +90,27 @@ def stream_text_datasets(
     return train.shuffle(seed=seed, buffer_size=shuffle_buffer), Dataset.from_dict({"text": texts})
 
 
-def _passes(stream: IterableDataset) -> Iterator[dict]:
+def _passes(stream: IterableDataset, seed: int, shuffle_buffer: int) -> Iterator[dict]:
     for epoch in itertools.count():
-        this_pass = copy.deepcopy(stream)
-        this_pass.set_epoch(epoch)  # a shuffled stream's order depends on its seed and the epoch
-        epoch_seen = False
+        # pass 0 is the stream's own order; each later one shuffled anew through a buffer of its own seed (not
+        # set_epoch: on datasets 5.0 that reshuffles the sources, which a stream with held-out texts skipped refuses)
+        this_pass = stream if epoch == 0 else stream.shuffle(seed=seed + epoch, buffer_size=shuffle_buffer)
+        seen = False
         for row in this_pass:
-            epoch_seen = True
+            seen = True
             yield row
-        if not epoch_seen:
+        if not seen:
             return
 
 
-def endless(stream: IterableDataset) -> IterableDataset:
-    """``stream`` read again each time it ends, each pass in a new order (a shuffled stream's buffer and shard order
-    are drawn from its seed and the pass number), as the Trainer reshuffles a dataset of known length every epoch;
-    ``IterableDataset.repeat`` would replay one order. A stream with no rows ends at once."""
-    return IterableDataset.from_generator(_passes, gen_kwargs={"stream": stream}, features=stream.features)
+def endless(stream: IterableDataset, seed: int = 42, shuffle_buffer: int = SHUFFLE_BUFFER) -> IterableDataset:
+    """``stream`` read again each time it ends, each pass in a new order (the first as ``stream`` reads, each later
+    one through a shuffle buffer of ``shuffle_buffer`` texts seeded by ``seed`` and the pass number), as the Trainer
+    reshuffles a dataset of known length every epoch; ``IterableDataset.repeat`` would replay one order. A stream
+    with no rows ends at once."""
+    return IterableDataset.from_generator(
+        _passes, gen_kwargs={"stream": stream, "seed": seed, "shuffle_buffer": shuffle_buffer}, features=stream.features
+    )
 
 
 def _stream_files(paths: str, split: str, cache: Optional[str]) -> IterableDataset:

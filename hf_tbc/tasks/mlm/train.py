@@ -75,7 +75,7 @@ def _corpus_and_tokenizer(model_args: ModelArguments, data_args: DataTrainingArg
     blocks = {
         # a stream starts over when it ends (reshuffled), as the Trainer does with a dataset of known length
         "train": pack_texts(
-            endless(train_texts) if data_args.streaming else train_texts, tokenizer, data_args.block_size, workers
+            endless(train_texts, seed) if data_args.streaming else train_texts, tokenizer, data_args.block_size, workers
         ),
         "validation": pack_texts(validation_texts, tokenizer, data_args.block_size, workers),
     }
