@@ -89,7 +89,7 @@ def test_budgeted_run_stops_after_the_budget_and_loads_back(tmp_path, corpus):
 
 def test_a_streamed_corpus_trains_past_its_end_and_evaluates_on_its_first_texts(tmp_path, corpus):
     small = tmp_path / "small.txt"  # one pass is a couple of dozen steps: the stream must start over
-    small.write_text("\n".join(Path(corpus).read_text().splitlines()[:60]) + "\n")
+    small.write_text("\n".join(Path(corpus).read_text().splitlines()[:40]) + "\n")
     out = tmp_path / "streamed"
     arguments = [*TINY, "--train_file", str(small), "--streaming", "true", "--max_eval_samples", "20"]
     done = subprocess.run(
