@@ -90,7 +90,7 @@ def probe_settings(model_args, data_args, training_args) -> dict:
     return json.loads(json.dumps(settings, default=str))
 
 
-def changed_settings(folder: Path, settings: dict) -> Optional[list[str]]:
+def changed_settings(folder: Path, settings: dict) -> list[str]:
     """The flags whose values differ from those the probe in ``folder`` ran with (a probe that kept no record of them
     cannot be told apart from another's); an empty list when none does."""
     try:

@@ -23,8 +23,7 @@ class BudgetClock:
 
     def start(self, train_seconds_before: float = 0.0, total_seconds_before: float = 0.0) -> None:
         self.train_seconds_before, self.total_seconds_before = train_seconds_before, total_seconds_before
-        self._start = self._mark = self.clock()
-        self._overhead = 0.0
+        self.restart()
         self.running = True
 
     def restart(self) -> None:
