@@ -728,12 +728,12 @@ def check_bad_input(command: list[str], message: str, output: Path, outputs: Pat
 
 
 def bad_input_rows(work: Path, fixtures: dict) -> tuple[list[Row], list[tuple[str, bool, str]]]:
+    from hf_tbc.launch import available_cores
+
     env = {key: value for key, value in os.environ.items() if key != "HF_TOKEN"}
     env.update(HF_HOME=str(work / "hf-home-without-token"), HF_HUB_OFFLINE="1")
     cases = bad_inputs(work, fixtures)
-    with ThreadPoolExecutor(
-        max_workers=os.cpu_count() or 1
-    ) as pool:  # each case is a process that starts, checks, exits
+    with ThreadPoolExecutor(max_workers=available_cores()) as pool:  # each case is a process that starts, checks, exits
         outcomes = list(pool.map(lambda case: check_bad_input(case[1], case[2], case[3], work / "bad-out", env), cases))
     results = [(name, ok, line) for (name, *_), (ok, line) in zip(cases, outcomes)]
     held = sum(ok for _, ok, _ in results)

@@ -3,7 +3,6 @@ losses under DDP, resume), and the budget progress bar."""
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Mapping
 from typing import Optional
@@ -17,6 +16,7 @@ from transformers.utils import logging
 from .arguments import BudgetTrainingArguments
 from .budget import TimeBasedLRScheduler, WallClockBudgetCallback, format_duration
 from .curves import CurveCallback
+from .launch import available_cores
 
 logger = logging.get_logger(__name__)
 
@@ -90,9 +90,10 @@ class BudgetMixin:
             # have the Trainer count the labels of every batch across ranks, so that compute_loss can weight each
             # rank's share of the global batch exactly (see compute_loss)
             self.model_accepts_loss_kwargs = True
-        if args.use_cpu and torch.get_num_threads() < (os.cpu_count() or 1) // max(args.world_size, 1):
+        cores = available_cores()
+        if args.use_cpu and torch.get_num_threads() < cores // max(args.world_size, 1):
             logger.warning(
-                f"torch uses {torch.get_num_threads()} of {os.cpu_count()} CPU threads per process "
+                f"torch uses {torch.get_num_threads()} of {cores} CPU threads per process "
                 "(accelerate launch sets OMP_NUM_THREADS=1 unless told): launch with `--cpu --num_processes 1` "
                 "or `--num_cpu_threads_per_process N` to use them all"
             )

@@ -19,6 +19,19 @@ ACCELERATE_ONE_PROCESS = [
     *"--mixed_precision no --dynamo_backend no".split(),
 ]
 
+
+def pytest_configure(config):
+    """Under pytest-xdist each worker owns its share of the cores (its recipes and their launchers inherit it, and
+    torch sizes its thread pool to it): tests that train for a wall-clock budget then get the same machine however
+    busy the other worker is, instead of two thread pools oversubscribing every core."""
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER"), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if not worker or count < 2 or not hasattr(os, "sched_setaffinity"):
+        return
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) >= count:
+        os.sched_setaffinity(0, cores[int(worker.removeprefix("gw")) % count :: count])
+
+
 # Tests never touch the network, and keep their caches out of the user's home.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
