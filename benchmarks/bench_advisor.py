@@ -31,7 +31,7 @@ from statistics import median
 from bench_time_to_loss import corpus
 
 from hf_tbc.advise.forecast import Forecaster
-from hf_tbc.advise.probes import probe_dir, read_probe
+from hf_tbc.advise.probing import probe_dir, read_probe
 from hf_tbc.advise.report import advice_record, write_advice
 from hf_tbc.budget import format_duration, parse_duration
 from hf_tbc.hardware import describe_hardware, hardware_summary

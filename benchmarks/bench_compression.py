@@ -29,18 +29,18 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging
 
 from hf_tbc.compress import onnx_int8, prune_model, quanto_weights
+from hf_tbc.compress.evaluation import accuracy, round_robin_latency
 from hf_tbc.compress.structured import structured_prune
-from hf_tbc.evaluation import accuracy, round_robin_latency
+from hf_tbc.compress.variants import load_variant, size_on_disk
 from hf_tbc.hardware import hardware_summary
 from hf_tbc.tasks.classification.arguments import ClassificationDataArguments
 from hf_tbc.tasks.classification.data import load_classification_data
-from hf_tbc.variants import load_variant, size_on_disk
 
 
 def build_variants(model_dir: Path, scratch: Path) -> dict[str, Path]:
     from transformers import AutoConfig, AutoTokenizer
 
-    from hf_tbc.onnx_model import ONNX_FILE, export_onnx
+    from hf_tbc.compress.onnx_model import ONNX_FILE, export_onnx
 
     variants = {"fp32 PyTorch": model_dir}
     (scratch / "onnx-fp32").mkdir(parents=True)

@@ -30,13 +30,13 @@ from pathlib import Path
 from transformers import AutoTokenizer
 from transformers.utils import logging
 
-from hf_tbc.evaluation import round_robin_latency
+from hf_tbc.compress.evaluation import round_robin_latency
+from hf_tbc.compress.plots import plot_compression
+from hf_tbc.compress.records import read_records
+from hf_tbc.compress.variants import load_variant
 from hf_tbc.hardware import hardware_summary
-from hf_tbc.plots import plot_compression
-from hf_tbc.records import read_records
 from hf_tbc.tasks.classification.arguments import ClassificationDataArguments
 from hf_tbc.tasks.classification.data import load_classification_data
-from hf_tbc.variants import load_variant
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tasks import task_flags  # noqa: E402

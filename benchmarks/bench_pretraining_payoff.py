@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-from hf_tbc.evaluation import predict
+from hf_tbc.compress.evaluation import predict
 from hf_tbc.hardware import hardware_summary
 from hf_tbc.tasks.classification.arguments import ClassificationDataArguments
 from hf_tbc.tasks.classification.data import load_classification_data, majority_accuracy

@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 
 from hf_tbc.budget import parse_duration
-from hf_tbc.curves import plot_curves, read_curve
+from hf_tbc.budget.curves import plot_curves, read_curve
 from hf_tbc.hardware import hardware_summary
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "run_mlm.py"

@@ -34,12 +34,12 @@ from transformers import AutoModelForMaskedLM, DataCollatorForLanguageModeling, 
 from transformers.trainer_callback import PrinterCallback
 from transformers.utils import logging
 
+from hf_tbc.budget.trainer import BudgetTrainer
 from hf_tbc.hardware import hardware_summary, training_device
 from hf_tbc.tasks.mlm.arguments import MLM_PROBABILITY, PretrainingArguments
 from hf_tbc.tasks.mlm.data import load_text_datasets, pack_texts, train_tokenizer
 from hf_tbc.tasks.mlm.masking import MaskedLMCollator, masked_positions_per_block
 from hf_tbc.tasks.mlm.model import SparsePrediction, roberta_config, training_attention, training_flops_per_token
-from hf_tbc.trainer import BudgetTrainer
 
 KINDS = ("plain", "before", "hf-tbc", "hf-tbc+compile")
 

@@ -27,9 +27,9 @@ from pathlib import Path
 
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
+from hf_tbc.compress.onnx_seq2seq import OnnxModelForSeq2SeqLM
 from hf_tbc.compress.seq2seq import ONNX_METHODS, QUANTIZATION_BACKENDS, quantize_seq2seq, save_onnx_seq2seq
 from hf_tbc.hardware import hardware_summary
-from hf_tbc.onnx_seq2seq import OnnxModelForSeq2SeqLM
 from hf_tbc.tasks.translation.bleu import corpus_scores, looping, paired_bleu_interval
 from hf_tbc.tasks.translation.compress import latency_per_sentence, translate
 from hf_tbc.tasks.translation.data import load_pairs

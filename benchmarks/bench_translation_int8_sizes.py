@@ -25,9 +25,9 @@ import onnxruntime
 import torch
 from transformers import AutoModelForSeq2SeqLM
 
+from hf_tbc.compress.onnx_seq2seq import OnnxModelForSeq2SeqLM
 from hf_tbc.compress.seq2seq import quantize_seq2seq, save_onnx_seq2seq
 from hf_tbc.hardware import hardware_summary
-from hf_tbc.onnx_seq2seq import OnnxModelForSeq2SeqLM
 from hf_tbc.tasks.translation.compress import latency_per_sentence
 from hf_tbc.tasks.translation.data import train_pair_tokenizer
 from hf_tbc.tasks.translation.model import seq2seq_config

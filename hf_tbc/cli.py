@@ -7,6 +7,7 @@ retries (one line) or a bug (with its traceback).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sys
@@ -22,34 +23,46 @@ from .errors import UsageError
 from .launch import stop_with_parent, use_every_core
 
 
+def recipes_folder() -> Path:
+    """The folder of the recipe scripts, found without importing them: ``recipes/`` of a checkout (an editable
+    install maps it to ``hf_tbc.recipes``), ``hf_tbc/recipes`` of an installed wheel."""
+    spec = importlib.util.find_spec("hf_tbc.recipes")
+    return Path(next(iter(spec.submodule_search_locations))).resolve()
+
+
+FLAG_FILES = (".yaml", ".yml", ".json")
+
+
 def parse_args(dataclass_types: Sequence[type], argv: Sequence[str] | None = None) -> tuple:
-    """Parses flags, or a single ``.yaml``/``.json`` file of them, into the given dataclasses."""
+    """Parses flags into the given dataclasses. A first argument naming a ``.yaml``/``.json`` file of flags
+    (``time_budget: 15m``, one per line) sets them; the flags after it override it (``run.yaml --time_budget 1h``)."""
     parser = HfArgumentParser(dataclass_types)
     argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml", ".json")):
-        return _parse_file(parser, argv[0])
+    if argv and argv[0].endswith(FLAG_FILES) and not argv[0].startswith("-"):
+        _use_as_defaults(parser, argv[0], _read_flags_file(argv[0]))
+        argv = argv[1:]
     return parser.parse_args_into_dataclasses(args=argv)
 
 
 def peek_flag(name: str, argv: Sequence[str] | None = None) -> str | None:
-    """The value of ``--name`` among the flags (``--name value``, ``--name=value``, or a key of the one YAML/JSON
-    file of flags), before they are parsed: for recipes whose other flags depend on it."""
+    """The value of ``--name`` among the flags (``--name value``, ``--name=value``, else a key of the YAML/JSON file
+    of flags they start with), before they are parsed: for recipes whose other flags depend on it."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml", ".json")) and Path(argv[0]).is_file():
-        try:
-            values = yaml.safe_load(Path(argv[0]).read_text())  # JSON is YAML too
-        except yaml.YAMLError:
-            return None  # parse_args names the syntax error
-        return str(values[name]) if isinstance(values, dict) and name in values else None
     for index, flag in enumerate(argv):
         if flag == f"--{name}" and index + 1 < len(argv):
             return argv[index + 1]
         if flag.startswith(f"--{name}="):
             return flag.split("=", 1)[1]
+    if argv and argv[0].endswith(FLAG_FILES) and Path(argv[0]).is_file():
+        try:
+            values = yaml.safe_load(Path(argv[0]).read_text())  # JSON is YAML too
+        except yaml.YAMLError:
+            return None  # parse_args names the syntax error
+        return str(values[name]) if isinstance(values, dict) and name in values else None
     return None
 
 
-def _parse_file(parser: HfArgumentParser, path: str) -> tuple:
+def _read_flags_file(path: str) -> dict:
     if not Path(path).is_file():
         raise UsageError(f"{path} does not exist: pass a YAML or JSON file of flags, or the flags themselves")
     try:
@@ -65,12 +78,21 @@ def _parse_file(parser: HfArgumentParser, path: str) -> tuple:
         ) from None
     if not isinstance(values, dict):
         raise UsageError(f"{path} must hold a mapping of flag names to values, e.g. `time_budget: 15m`")
-    try:
-        return parser.parse_dict(values)
-    except ValueError as error:  # HfArgumentParser's "Some keys are not used by the HfArgumentParser: [...]"
-        if "not used" not in str(error):
-            raise
-        raise UsageError(f"{path}: {error}; see --help for the flag names") from None
+    return values
+
+
+def _use_as_defaults(parser: HfArgumentParser, path: str, values: dict) -> None:
+    """The file's values become the parser's defaults (a flag it sets is no longer required); a string value is
+    parsed as its flag's would be, so ``learning_rate: 1e-3`` is a float."""
+    flags = {action.dest: action for action in parser._actions}
+    unknown = sorted(set(values) - set(flags))
+    if unknown:
+        raise UsageError(
+            f"{path}: Some keys are not used by the HfArgumentParser: {unknown}; see --help for the flag names"
+        )
+    for name in values:
+        flags[name].required = False
+    parser.set_defaults(**values)
 
 
 def run_recipe(main: Callable[[], object]) -> None:

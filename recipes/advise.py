@@ -17,14 +17,14 @@ import sys
 
 from hf_tbc.advise import AdviceArguments
 from hf_tbc.advise.run import advise
-from hf_tbc.advise.tasks import advised_task
 from hf_tbc.cli import parse_args, run_recipe
+from hf_tbc.tasks.registry import advised_task
 
 
 def main() -> dict:
     task = advised_task(sys.argv[1:])
     model_args, data_args, training_args, advice_args = parse_args((*task.arguments, AdviceArguments))
-    return advise(model_args, data_args, training_args, advice_args, argv=sys.argv[1:])
+    return advise(task, model_args, data_args, training_args, advice_args, argv=sys.argv[1:])
 
 
 if __name__ == "__main__":

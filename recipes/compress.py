@@ -26,21 +26,14 @@ accuracy_vs_latency.png and accuracy_vs_size.png beside it (bleu_vs_*.png for tr
 
 from hf_tbc.cli import parse_args, peek_flag, run_recipe
 from hf_tbc.compress.arguments import CompressionArguments
-from hf_tbc.model_config import load_model_config
+from hf_tbc.tasks.model_config import load_model_config
+from hf_tbc.tasks.registry import TASKS, task_of_model
 
 
 def main() -> None:
     model = peek_flag("model_name_or_path")  # without one, the classifier's parser prints --help or the error
-    if model is not None and getattr(load_model_config(model), "is_encoder_decoder", False):
-        from hf_tbc.tasks.translation.arguments import TranslationDataArguments
-        from hf_tbc.tasks.translation.compress import translation_grid
-
-        translation_grid(*parse_args((CompressionArguments, TranslationDataArguments)))
-        return
-    from hf_tbc.tasks.classification.arguments import ClassificationDataArguments
-    from hf_tbc.tasks.classification.compress import classification_grid
-
-    classification_grid(*parse_args((CompressionArguments, ClassificationDataArguments)))
+    task = task_of_model(load_model_config(model)) if model is not None else TASKS["classification"]
+    task.compress(*parse_args((CompressionArguments, task.compression_arguments)))
 
 
 if __name__ == "__main__":

@@ -25,11 +25,12 @@ from pathlib import Path
 
 from huggingface_hub import HfApi
 
+from hf_tbc.budget.runs import check_writable, write_json
 from hf_tbc.cli import parse_args, run_recipe
 from hf_tbc.errors import UsageError
-from hf_tbc.hub import check_write_access, preflight, publish, require_token
-from hf_tbc.release import ReleaseArguments, describe_files, move_staged, plan_release, stage_release
-from hf_tbc.runs import check_writable, write_json
+from hf_tbc.release.hub import check_write_access, preflight, publish, require_token
+from hf_tbc.release.plan import ReleaseArguments, describe_files, move_staged, stage_release
+from hf_tbc.tasks.registry import plan_release
 
 
 def main() -> None:

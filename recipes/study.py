@@ -18,7 +18,7 @@ from hf_tbc.budget import PREEMPTED_EXIT_CODE
 from hf_tbc.cli import parse_args, run_recipe
 from hf_tbc.errors import UsageError
 from hf_tbc.hardware import training_device
-from hf_tbc.study import StageFailed, StagePreempted, StudyConfig, run_stages
+from hf_tbc.study.stages import StageFailed, StagePreempted, StudyConfig, run_stages
 
 
 @dataclass

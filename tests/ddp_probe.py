@@ -17,9 +17,9 @@ import torch
 from datasets import Dataset
 from transformers import RobertaPreLayerNormForMaskedLM, TrainerCallback, default_data_collator
 
-from hf_tbc.arguments import BudgetTrainingArguments
+from hf_tbc.budget.arguments import BudgetTrainingArguments
+from hf_tbc.budget.trainer import BudgetTrainer
 from hf_tbc.tasks.mlm.model import roberta_config
-from hf_tbc.trainer import BudgetTrainer
 
 MASKED = (1, 2, 4, 9)
 LENGTH = 16

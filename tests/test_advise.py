@@ -169,8 +169,8 @@ def test_step_time_is_the_later_half_of_the_probe_not_its_slow_start():
 
 
 def test_the_task_is_read_before_the_flags_and_names_the_recipe_that_continues():
-    from hf_tbc.advise.tasks import advised_task
     from hf_tbc.errors import UsageError
+    from hf_tbc.tasks.registry import advised_task
 
     assert advised_task(["--time_budget", "1m"]).name == "mlm"
     translation = advised_task(["--task", "translation", "--time_budget", "1m"])
@@ -256,7 +256,7 @@ def test_the_continue_command_keeps_the_launcher_flags_the_advisor_ran_under():
 
 
 def test_the_task_is_read_from_a_flags_file_too(tmp_path):
-    from hf_tbc.advise.tasks import advised_task
+    from hf_tbc.tasks.registry import advised_task
 
     flags = tmp_path / "advice.yaml"
     flags.write_text("task: translation\nmodel_sizes: E1-D1-H64,E2-D2-H64\ntime_budget: 1m\n")
@@ -265,16 +265,18 @@ def test_the_task_is_read_from_a_flags_file_too(tmp_path):
 
 def test_a_preempted_continuation_of_the_winner_exits_as_a_preempted_run(tmp_path, monkeypatch):
     """A scheduler requeues only a run that exits 143: the advisor whose winner's continuation was preempted must."""
+    import dataclasses
+
     from hf_tbc.advise import run
-    from hf_tbc.advise.tasks import ADVISED_TASKS, AdvisedTask
     from hf_tbc.budget import PREEMPTED_EXIT_CODE
     from hf_tbc.cli import run_recipe
     from hf_tbc.tasks.mlm.arguments import DataTrainingArguments, ModelArguments, PretrainingArguments
+    from hf_tbc.tasks.registry import TASKS
 
     def train(model_args, data_args, training_args):
         return {"stop_reason": "preempted", "checkpoint": "ckpt", "resume": "rerun to resume"}
 
-    monkeypatch.setitem(ADVISED_TASKS, "mlm", AdvisedTask("mlm", train, ADVISED_TASKS["mlm"].arguments, "x", "y"))
+    task = dataclasses.replace(TASKS["mlm"], train=train, recipe="x", loss="y")
     monkeypatch.setattr(run, "run_probes", lambda *args, **kwargs: [])
     monkeypatch.setattr(run, "Forecaster", lambda probes: None)
     monkeypatch.setattr(
@@ -288,14 +290,14 @@ def test_a_preempted_continuation_of_the_winner_exits_as_a_preempted_run(tmp_pat
         AdviceArguments(model_sizes="L2-H32,L2-H64", continue_winner=True),
     )
     with pytest.raises(SystemExit) as stopped:
-        run_recipe(lambda: run.advise(*arguments))
+        run_recipe(lambda: run.advise(task, *arguments))
     assert stopped.value.code == PREEMPTED_EXIT_CODE
 
 
 def test_probes_are_reused_only_when_every_setting_that_shapes_them_is_the_same(tmp_path):
     import dataclasses
 
-    from hf_tbc.advise.probes import run_probes
+    from hf_tbc.advise.probing import run_probes
     from hf_tbc.errors import UsageError
     from hf_tbc.tasks.mlm.arguments import DataTrainingArguments, ModelArguments, PretrainingArguments
 

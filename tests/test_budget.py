@@ -368,7 +368,7 @@ def test_a_warmup_floor_in_steps_holds_the_lr_down_for_a_size_that_makes_few_ste
 
 
 def test_warmup_steps_must_be_whole_and_join_the_ratio_on_step_schedules(tmp_path):
-    from hf_tbc.arguments import BudgetTrainingArguments
+    from hf_tbc.budget.arguments import BudgetTrainingArguments
 
     def arguments(**kwargs):
         return BudgetTrainingArguments(output_dir=str(tmp_path), report_to="none", **kwargs)

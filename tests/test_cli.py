@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from hf_tbc.budget.runs import check_writable
 from hf_tbc.cli import parse_args, peek_flag
-from hf_tbc.datafiles import check_utf8
+from hf_tbc.data.files import check_utf8
 from hf_tbc.errors import UsageError
-from hf_tbc.runs import check_writable
 
 
 @dataclass
@@ -23,6 +23,21 @@ def test_flags_come_from_yaml_and_json_files(tmp_path):
     (tmp_path / "run.json").write_text('{"time_budget": "2h"}')
     assert parse_args((Flags,), [str(tmp_path / "run.yaml")]) == (Flags("15m", 3),)
     assert parse_args((Flags,), [str(tmp_path / "run.json")]) == (Flags("2h", 1),)
+
+
+@dataclass
+class Required:
+    output_dir: str = field(metadata={"help": "required"})
+    learning_rate: float = field(default=5e-5)
+
+
+def test_flags_after_a_flags_file_override_it_and_its_values_parse_as_flags(tmp_path):
+    (tmp_path / "run.yaml").write_text("time_budget: 15m\nsteps: 3\n")
+    assert parse_args((Flags,), [str(tmp_path / "run.yaml"), "--steps", "5"]) == (Flags("15m", 5),)
+    assert peek_flag("steps", [str(tmp_path / "run.yaml"), "--steps=7"]) == "7"
+    (tmp_path / "required.yaml").write_text("output_dir: out\nlearning_rate: 1e-3\n")  # YAML reads 1e-3 as text
+    assert parse_args((Required,), [str(tmp_path / "required.yaml")]) == (Required("out", 1e-3),)
+    assert parse_args((Required,), [str(tmp_path / "required.yaml"), "--output_dir", "b"]) == (Required("b", 1e-3),)
 
 
 def test_a_flag_is_read_before_parsing_from_flags_or_a_file(tmp_path):

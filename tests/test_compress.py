@@ -11,13 +11,13 @@ from datasets import Dataset
 from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from hf_tbc.compress.arguments import CompressionArguments, variant_name
+from hf_tbc.compress.evaluation import accuracy
 from hf_tbc.compress.grid import latency_groups
-from hf_tbc.evaluation import accuracy
+from hf_tbc.compress.variants import load_variant, variant_kind
 from hf_tbc.tasks.classification.arguments import ClassificationDataArguments
 from hf_tbc.tasks.classification.data import load_classification_data
 from hf_tbc.tasks.mlm.data import train_tokenizer
 from hf_tbc.tasks.mlm.model import roberta_config
-from hf_tbc.variants import load_variant, variant_kind
 from tests.conftest import ACCELERATE_ONE_PROCESS, REPO
 from tests.test_classification import write_table
 

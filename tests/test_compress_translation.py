@@ -249,7 +249,7 @@ def test_the_grid_cuts_sources_as_training_did_uses_the_runs_split_and_keeps_to_
 def test_the_study_compresses_each_size_on_the_pairs_its_run_trained_and_was_scored_on(tmp_path):
     import yaml
 
-    from hf_tbc.study import StudyConfig
+    from hf_tbc.study.stages import StudyConfig
     from hf_tbc.tasks.registry import TASKS
 
     config = yaml.safe_load((REPO / "recipes" / "configs" / "mt_cpu_demo.yaml").read_text())

@@ -2,7 +2,7 @@ import json
 
 from transformers import TrainerControl, TrainerState, TrainingArguments
 
-from hf_tbc.curves import CURVE_KEYS, CurveCallback, plot_curves, plot_run, read_curve
+from hf_tbc.budget.curves import CURVE_KEYS, CurveCallback, plot_curves, plot_run, read_curve
 
 
 def test_rows_have_every_key_and_resume_drops_rows_after_the_checkpoint(tmp_path):

@@ -27,3 +27,21 @@ def test_help_prints_and_exits_0(script, monkeypatch, capsys):
         runpy.run_path(str(REPO / script), run_name="__main__")
     assert exited.value.code in (0, None)
     assert "usage:" in capsys.readouterr().out
+
+
+# what a measurement looks like (a figure in nats, a speed ratio, a timing, where it was measured): it belongs on the
+# flag's docs page, not in --help
+LAB_NOTE = r"\d nat\b|\d(\.\d+)? ?[x×] (slower|faster)|\d+(\.\d+)? ms\b|measured (on|at|for)|\bon an? \d-core"
+
+
+@pytest.mark.parametrize("script", [script for script in SCRIPTS if script.startswith("recipes/")])
+def test_help_says_what_each_flag_does_without_measurements(script, monkeypatch, capsys):
+    import re
+
+    monkeypatch.setattr(sys, "argv", [str(REPO / script), "--help"])
+    monkeypatch.setattr(sys, "path", [str((REPO / script).parent), *sys.path])
+    monkeypatch.setattr("shutil.get_terminal_size", lambda *args: __import__("os").terminal_size((1000, 50)))
+    with pytest.raises(SystemExit):
+        runpy.run_path(str(REPO / script), run_name="__main__")
+    notes = [line.strip() for line in capsys.readouterr().out.splitlines() if re.search(LAB_NOTE, line)]
+    assert not notes, notes

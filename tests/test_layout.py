@@ -3,71 +3,36 @@
 import ast
 import fnmatch
 from pathlib import Path
+from typing import Optional
 
 import hf_tbc
 
 PACKAGE = Path(hf_tbc.__file__).resolve().parent
 
-# Each layer may import from itself and the layers before it, never from one after it.
+# The packages by concern, in the order data flows: each may import from itself and the packages before it, never
+# from one after it. The root keeps the public API, errors and the CLI and process helpers.
 LAYERS = [
-    (
-        "shared",
-        [
-            "errors",
-            "hardware",
-            "budget",
-            "budget.*",
-            "datafiles",
-            "tokenizer",
-            "runs",
-            "arguments",
-            "trainer",
-            "model_config",
-            "curves",
-            "plots",
-            "records",
-            "cli",
-            "launch",
-            "ranks",
-            "metrics",
-            "metrics.*",
-        ],
-    ),
-    (
-        "data",
-        [
-            "tasks",
-            "tasks.*",
-            "tasks.*.arguments",
-            "tasks.*.data",
-            "tasks.*.model",
-            "tasks.mlm.corpus",
-            "tasks.mlm.masking",
-            "tasks.mlm.streaming",
-            "tasks.translation.bleu",
-        ],
-    ),
-    ("train", ["tasks.*.train"]),
+    ("root", ["errors", "hardware", "launch", "distributed", "plots", "metrics", "metrics.*"]),
+    ("budget", ["budget", "budget.*"]),
+    ("cli", ["cli"]),  # runs recipes: it exits a preempted run with the budget's code
+    ("data", ["data", "data.*"]),
+    ("compress", ["compress", "compress.*"]),
+    ("release", ["release", "release.*"]),
     ("advise", ["advise", "advise.*"]),
-    (
-        "compress",
-        [
-            "compress",
-            "compress.*",
-            "evaluation",
-            "variants",
-            "onnx_model",
-            "onnx_seq2seq",
-            "onnx_decoding",
-            "tasks.*.compress",
-        ],
-    ),
-    ("release", ["selection", "public", "hub", "release", "tasks.*.card", "tasks.*.release"]),
-    (
-        "study",
-        ["tasks.*.plan", "tasks.*.questions", "tasks.*.report", "tasks.registry", "study", "recipes", "recipes.*"],
-    ),
+    ("tasks", ["tasks", "tasks.*"]),
+    ("study", ["study", "study.*"]),
+    ("recipes", ["recipes", "recipes.*"]),
 ]
+# Inside a task's folder the rooms follow the same flow: what it reads, how it trains, how it compresses, what it
+# releases, what a study reports of it.
+ROOMS = [
+    ["arguments", "data", "model", "corpus", "masking", "streaming", "bleu"],
+    ["train"],
+    ["compress"],
+    ["release", "card"],
+    ["task", "plan", "findings", "report"],
+]
+ROOT_MODULES = 8  # at most: the public API, errors and the CLI and process helpers
 
 
 def layer_of(module: str) -> int:
@@ -77,8 +42,18 @@ def layer_of(module: str) -> int:
         for pattern in patterns
         if fnmatch.fnmatchcase(module, pattern)
     ]
-    assert matches, f"hf_tbc.{module} belongs to no layer: add it to LAYERS"
-    return max(matches)  # the most specific pattern is the latest layer that names it
+    assert matches, f"hf_tbc.{module} belongs to no package of LAYERS: add it there"
+    return max(matches)
+
+
+def room_of(module: str) -> Optional[int]:
+    """The room of a module in a task's folder (``tasks.mlm.train`` is in the train room); None elsewhere."""
+    parts = module.split(".")
+    if len(parts) != 3 or parts[0] != "tasks":
+        return None
+    rooms = [index for index, names in enumerate(ROOMS) if parts[2] in names]
+    assert rooms, f"hf_tbc.{module} is in no room of ROOMS: add it there"
+    return rooms[0]
 
 
 def modules():
@@ -108,27 +83,62 @@ def imported(module: str, is_package: bool, path: Path) -> set[str]:
     return found
 
 
-def test_no_module_imports_one_above_it_in_the_data_flow():
-    known = {module for module, _, _ in modules()}
-    upward = []
+def edges() -> list[tuple[str, str]]:
+    """(importing module, imported module) for every import between two of the package's modules."""
+    known = {module for module, _, _ in modules()} | {"recipes"}  # recipes/ ships as hf_tbc.recipes
+    found = []
     for module, is_package, path in modules():
         for target in imported(module, is_package, path):
             while target not in known and "." in target:  # ``from .. import recipes`` names a module of a package
                 target = target.rsplit(".", 1)[0]
-            if target in known and layer_of(target) > layer_of(module):
-                upward.append(
-                    f"hf_tbc.{module} ({LAYERS[layer_of(module)][0]}) imports hf_tbc.{target} "
-                    f"({LAYERS[layer_of(target)][0]})"
-                )
+            if target in known and target != module:
+                found.append((module, target))
+    return found
+
+
+def test_every_module_is_in_a_package_of_the_data_flow():
+    for module, _, _ in modules():
+        layer_of(module)
+        room_of(module)
+
+
+def test_no_package_imports_one_after_it_in_the_data_flow():
+    upward = [
+        f"hf_tbc.{module} ({LAYERS[layer_of(module)][0]}) imports hf_tbc.{target} ({LAYERS[layer_of(target)][0]})"
+        for module, target in edges()
+        if layer_of(target) > layer_of(module)
+    ]
     assert not upward, "\n".join(upward)
+
+
+def test_no_two_packages_import_each_other():
+    pairs = {(module.split(".")[0], target.split(".")[0]) for module, target in edges()}
+    both = sorted({tuple(sorted(pair)) for pair in pairs if pair[0] != pair[1] and pair[::-1] in pairs})
+    assert not both, both
+
+
+def test_a_tasks_rooms_import_only_the_rooms_before_them():
+    backward = [
+        f"hf_tbc.{module} imports hf_tbc.{target}"
+        for module, target in edges()
+        if room_of(module) is not None and room_of(target) is not None and room_of(target) > room_of(module)
+    ]
+    assert not backward, "\n".join(backward)
+
+
+def test_the_root_keeps_the_public_api_errors_and_the_cli_helpers_only():
+    root = sorted(path.name for path in PACKAGE.glob("*.py"))
+    assert len(root) <= ROOT_MODULES, root
 
 
 def test_the_layers_check_catches_an_upward_import(tmp_path):
     probe = tmp_path / "probe.py"
     probe.write_text("from ..release import plan_release\n")
     assert imported("tasks.mlm.data", False, probe) == {"tasks.release"}
-    probe.write_text("from ...release import plan_release\n")
+    probe.write_text("from ...study import run_stages\n")
     assert layer_of(next(iter(imported("tasks.mlm.data", False, probe)))) > layer_of("tasks.mlm.data")
+    probe.write_text("from .report import write_report\n")
+    assert room_of(next(iter(imported("tasks.mlm.data", False, probe)))) > room_of("tasks.mlm.data")
 
 
 def test_modules_and_functions_stay_readable():
@@ -141,3 +151,13 @@ def test_modules_and_functions_stay_readable():
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 80:
                 too_long.append(f"hf_tbc.{module}.{node.name}: {node.end_lineno - node.lineno + 1} lines (at most 80)")
     assert not too_long, "\n".join(too_long)
+
+
+def test_every_former_module_path_still_imports_the_module_that_moved():
+    import importlib
+
+    for former, home in hf_tbc.MOVED_MODULES.items():
+        assert importlib.import_module(former) is importlib.import_module(home), former
+    from hf_tbc.trainer import BudgetTrainer  # as code written against the former layout imports it
+
+    assert BudgetTrainer is importlib.import_module("hf_tbc.budget.trainer").BudgetTrainer

@@ -1,5 +1,6 @@
-"""hf_tbc.onnx_seq2seq: translation models exported as an encoder graph and a one-step decoder graph, decoded by
-OnnxModelForSeq2SeqLM's own greedy and beam search exactly as transformers' generate decodes the PyTorch model."""
+"""hf_tbc.compress.onnx_seq2seq: translation models exported as an encoder graph and a one-step decoder graph,
+decoded by OnnxModelForSeq2SeqLM's own greedy and beam search exactly as transformers' generate decodes the PyTorch
+model."""
 
 import copy
 import shutil
@@ -9,9 +10,9 @@ import pytest
 import torch
 
 from hf_tbc import OnnxModelForSeq2SeqLM
+from hf_tbc.compress.onnx_decoding import ban_repeated_ngrams
 from hf_tbc.compress.seq2seq import save_onnx_seq2seq
 from hf_tbc.errors import UsageError
-from hf_tbc.onnx_decoding import ban_repeated_ngrams
 from tests.test_compress_translation import tiny_model
 
 # min_length keeps a fresh model (which ends at once) writing; each line exercises one rule of generate

@@ -1,7 +1,8 @@
 """The compression figures: one line per base model and method through its sparsities, readable log ticks."""
 
-import hf_tbc.plots as plots
-from hf_tbc.plots import compression_line_name, plot_compression, readable_log_axis
+import hf_tbc.compress.plots as plots
+from hf_tbc.compress.plots import compression_line_name, plot_compression
+from hf_tbc.plots import readable_log_axis
 
 
 def row(variant, method, sparsity, accuracy, pruning=None, latency=10.0):

@@ -113,12 +113,12 @@ def test_bf16_is_on_only_for_gpus_with_bf16_units_read_on_this_ranks_device(monk
 
 @pytest.mark.parametrize("native", [True, False])
 def test_the_recipes_train_in_bf16_by_default_exactly_where_the_hardware_computes_it(monkeypatch, tmp_path, native):
-    import hf_tbc.arguments
+    import hf_tbc.budget.arguments
     from hf_tbc.tasks.classification.arguments import FinetuningArguments
     from hf_tbc.tasks.mlm.arguments import PretrainingArguments
     from hf_tbc.tasks.translation.arguments import TranslationTrainingArguments
 
-    monkeypatch.setattr(hf_tbc.arguments, "native_bf16", lambda: native)
+    monkeypatch.setattr(hf_tbc.budget.arguments, "native_bf16", lambda: native)
     for arguments in (PretrainingArguments, TranslationTrainingArguments, FinetuningArguments):
         assert arguments(output_dir=str(tmp_path)).bf16 is native
         assert arguments(output_dir=str(tmp_path), bf16=False).bf16 is False  # an explicit choice stays

@@ -3,8 +3,8 @@ import torch
 from transformers import AutoModelForSequenceClassification, RobertaForSequenceClassification
 
 from hf_tbc.compress.unstructured import FixedMaskCallback, check_sparsity, prune_model
+from hf_tbc.compress.variants import prunable_weights
 from hf_tbc.tasks.mlm.model import roberta_config
-from hf_tbc.variants import prunable_weights
 
 
 def tiny_classifier(seed: int = 0) -> RobertaForSequenceClassification:

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from hf_tbc.public import LocalStrings, copy_model_files, public_names, public_sources, scan
+from hf_tbc.release.leaks import LocalStrings, copy_model_files, public_names, public_sources, scan
 
 
 def test_only_the_files_a_model_user_needs_are_copied(tmp_path):

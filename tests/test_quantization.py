@@ -3,14 +3,10 @@ import torch
 from datasets import Dataset
 from transformers import AutoModelForSequenceClassification, RobertaForSequenceClassification
 
+from hf_tbc.compress.evaluation import accuracy, latency
 from hf_tbc.compress.quantization import onnx_int8, quanto_weights
 from hf_tbc.compress.unstructured import prune_model
-from hf_tbc.evaluation import accuracy, latency
-from hf_tbc.hardware import INSTRUCTION_SETS, cpu_instruction_set
-from hf_tbc.metrics import load_accuracy
-from hf_tbc.tasks.mlm.data import train_tokenizer
-from hf_tbc.tasks.mlm.model import roberta_config
-from hf_tbc.variants import (
+from hf_tbc.compress.variants import (
     QuantizedModelForSequenceClassification,
     count_variant_parameters,
     load_variant,
@@ -19,6 +15,10 @@ from hf_tbc.variants import (
     size_on_disk,
     variant_kind,
 )
+from hf_tbc.hardware import INSTRUCTION_SETS, cpu_instruction_set
+from hf_tbc.metrics import load_accuracy
+from hf_tbc.tasks.mlm.data import train_tokenizer
+from hf_tbc.tasks.mlm.model import roberta_config
 
 
 @pytest.fixture(scope="module")

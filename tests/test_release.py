@@ -10,9 +10,10 @@ import pytest
 from huggingface_hub import ModelCard
 
 from hf_tbc.compress.arguments import CompressionArguments
-from hf_tbc.records import read_records
-from hf_tbc.release import ReleaseArguments, check_repo_id
-from hf_tbc.selection import best_under
+from hf_tbc.compress.records import read_records
+from hf_tbc.compress.variants import variant_kind
+from hf_tbc.release.plan import ReleaseArguments, check_repo_id
+from hf_tbc.release.selection import best_under
 from hf_tbc.tasks.classification.arguments import (
     ClassificationDataArguments,
     ClassificationModelArguments,
@@ -24,7 +25,6 @@ from hf_tbc.tasks.classification.release import Variant, load_variant_records
 from hf_tbc.tasks.classification.train import finetune
 from hf_tbc.tasks.mlm.arguments import DataTrainingArguments, ModelArguments, PretrainingArguments
 from hf_tbc.tasks.mlm.train import pretrain
-from hf_tbc.variants import variant_kind
 from tests.conftest import REPO
 from tests.hub_server import TOKEN, FakeHub
 from tests.test_classification import write_table
@@ -153,8 +153,8 @@ def test_dry_run_writes_parsing_cards_from_the_records_and_loadable_folders(tmp_
 
     from transformers import AutoTokenizer
 
-    from hf_tbc.evaluation import accuracy
-    from hf_tbc.variants import load_variant
+    from hf_tbc.compress.evaluation import accuracy
+    from hf_tbc.compress.variants import load_variant
 
     for name in names:
         folder = out / f"tbc-L2-H32-docs-pairs-{name}"
@@ -169,7 +169,7 @@ import json, sys, torch
 from transformers import AutoTokenizer
 from hf_tbc.tasks.classification.arguments import ClassificationDataArguments
 from hf_tbc.tasks.classification.data import load_classification_data
-from hf_tbc.evaluation import accuracy
+from hf_tbc.compress.evaluation import accuracy
 repo_id, kind, dev = sys.argv[1:4]
 if kind == "onnx":
     from hf_tbc import OnnxModelForSequenceClassification as Loader
@@ -435,13 +435,13 @@ def release_folder(tmp_path):
 
 
 def _fast_retries(monkeypatch):
-    import hf_tbc.hub
+    import hf_tbc.release.hub
 
-    monkeypatch.setattr(hf_tbc.hub.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(hf_tbc.release.hub.time, "sleep", lambda seconds: None)
 
 
 def test_a_rate_limited_commit_is_retried(hub, api, release_folder, monkeypatch):
-    from hf_tbc.hub import push_folder
+    from hf_tbc.release.hub import push_folder
 
     _fast_retries(monkeypatch)
     hub.fail_commits, hub.fail_status = 2, 429
@@ -450,7 +450,7 @@ def test_a_rate_limited_commit_is_retried(hub, api, release_folder, monkeypatch)
 
 
 def test_a_commit_that_landed_before_its_answer_was_lost_counts_once(hub, api, release_folder, monkeypatch):
-    from hf_tbc.hub import push_folder
+    from hf_tbc.release.hub import push_folder
 
     _fast_retries(monkeypatch)
     hub.drop_commits = 1  # the commit is applied, then the connection drops; the retry meets a moved head
@@ -460,7 +460,7 @@ def test_a_commit_that_landed_before_its_answer_was_lost_counts_once(hub, api, r
 
 
 def test_a_connection_drop_before_the_commit_is_retried(hub, api, release_folder, monkeypatch):
-    from hf_tbc.hub import push_folder
+    from hf_tbc.release.hub import push_folder
 
     _fast_retries(monkeypatch)
     hub.drop_before_commit = 1
@@ -469,12 +469,12 @@ def test_a_connection_drop_before_the_commit_is_retried(hub, api, release_folder
 
 
 def test_a_concurrent_push_is_detected_not_clobbered(hub, api, release_folder, monkeypatch):
-    import hf_tbc.hub
-    from hf_tbc.hub import push_folder
+    import hf_tbc.release.hub
+    from hf_tbc.release.hub import push_folder
 
     push_folder(api, release_folder, "org/model", "Release")
     (release_folder / "config.json").write_text('{"model_type": "roberta", "v": 2}')
-    real_remote_files = hf_tbc.hub._remote_files
+    real_remote_files = hf_tbc.release.hub._remote_files
 
     def someone_pushes_meanwhile(api_, repo_id, revision):
         listed = real_remote_files(api_, repo_id, revision)
@@ -482,7 +482,7 @@ def test_a_concurrent_push_is_detected_not_clobbered(hub, api, release_folder, m
             hub.commit(repo_id, {"theirs.txt": b"their work"}, [], "their commit")
         return listed
 
-    monkeypatch.setattr(hf_tbc.hub, "_remote_files", someone_pushes_meanwhile)
+    monkeypatch.setattr(hf_tbc.release.hub, "_remote_files", someone_pushes_meanwhile)
     with pytest.raises(ConnectionError, match="another commit landed first.*nothing of this release was committed"):
         push_folder(api, release_folder, "org/model", "Release v2", overwrite=True)
     assert hub.repos["org/model"]["files"]["theirs.txt"] == b"their work"  # their commit survives
@@ -490,7 +490,7 @@ def test_a_concurrent_push_is_detected_not_clobbered(hub, api, release_folder, m
 
 
 def test_private_is_honoured_for_an_existing_repo(hub, api, release_folder):
-    from hf_tbc.hub import push_folder
+    from hf_tbc.release.hub import push_folder
 
     push_folder(api, release_folder, "org/model", "Release")
     assert hub.repos["org/model"]["private"] is False

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-from hf_tbc.curves import read_curve
-from hf_tbc.runs import last_complete_checkpoint
+from hf_tbc.budget.curves import read_curve
+from hf_tbc.budget.runs import last_complete_checkpoint
 from tests.conftest import REPO, sigterm_after_first_log
 from tests.conftest import TINY_MLM as TINY
 

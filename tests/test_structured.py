@@ -5,7 +5,8 @@ import torch
 from datasets import Dataset
 from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding
 
-from hf_tbc.arguments import BudgetTrainingArguments
+from hf_tbc.budget.arguments import BudgetTrainingArguments
+from hf_tbc.budget.trainer import BudgetTrainer
 from hf_tbc.compress.schedule import GradualPruningCallback, cubic_sparsity
 from hf_tbc.compress.structured import (
     StructuredPruner,
@@ -18,9 +19,8 @@ from hf_tbc.compress.structured import (
     taylor_scores,
 )
 from hf_tbc.compress.unstructured import UnstructuredPruner
+from hf_tbc.compress.variants import prunable_weights
 from hf_tbc.tasks.mlm.model import roberta_config
-from hf_tbc.trainer import BudgetTrainer
-from hf_tbc.variants import prunable_weights
 
 ARCHITECTURES = ["roberta", "roberta-prelayernorm"]
 

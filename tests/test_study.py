@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from hf_tbc.study import StudyConfig, as_flags
+from hf_tbc.study.stages import StudyConfig, as_flags
 from tests.conftest import REPO
 from tests.test_classification import write_table
 
@@ -152,22 +152,23 @@ def test_config_errors_and_flags(tmp_path):
 def test_a_preempted_stage_is_not_complete_and_is_resumed(tmp_path):
     import json
 
-    from hf_tbc.study import stage_complete, stage_preempted
+    from hf_tbc.budget.runs import preempted_record
+    from hf_tbc.study.stages import stage_complete
 
     folder = tmp_path / "pretrain" / "L2-H32"
     (folder / "checkpoint-7").mkdir(parents=True)
     (folder / "checkpoint-7" / "trainer_state.json").write_text("{}")
     (folder / "run_summary.json").write_text(json.dumps({"stop_reason": "preempted", "model_saved": False, "steps": 7}))
-    assert stage_preempted("pretrain", folder) and not stage_complete("pretrain", folder)
+    assert preempted_record(folder) is not None and not stage_complete("pretrain", folder)
     (folder / "run_summary.json").write_text(json.dumps({"stop_reason": "time_budget", "model_saved": True}))
-    assert stage_complete("pretrain", folder) and not stage_preempted("pretrain", folder)
+    assert stage_complete("pretrain", folder) and preempted_record(folder) is None
 
 
 def test_a_preempted_run_cannot_be_finetuned(tmp_path):
     import json
 
     from hf_tbc.errors import UsageError
-    from hf_tbc.model_config import load_model_config
+    from hf_tbc.tasks.model_config import load_model_config
 
     (tmp_path / "run_summary.json").write_text(json.dumps({"stop_reason": "preempted", "steps": 7}))
     with pytest.raises(UsageError, match="preempted at step 7 with no final model: resume it"):
@@ -177,7 +178,7 @@ def test_a_preempted_run_cannot_be_finetuned(tmp_path):
 
 
 def test_the_report_selects_as_the_release_does():
-    from hf_tbc.tasks.mlm.questions import selection
+    from hf_tbc.tasks.mlm.findings import selection
 
     assert selection({"max_size_mb": 16}) == ("size", 16.0)
     assert selection({"select_by": "latency", "limit": 45}) == ("latency", 45.0)
@@ -185,7 +186,7 @@ def test_the_report_selects_as_the_release_does():
 
 
 def test_the_advisor_section_and_a_probe_is_not_a_finished_pretraining(tmp_path):
-    from hf_tbc.study import stage_complete
+    from hf_tbc.study.stages import stage_complete
 
     config = StudyConfig.from_yaml(TINY, data_dir="/data", output_dir=str(tmp_path))
     assert config.advisor == {"probe_budget": "3s"}
@@ -213,7 +214,7 @@ def test_the_advisor_section_and_a_probe_is_not_a_finished_pretraining(tmp_path)
 
 
 def test_robustness_is_each_size_against_its_own_dense_model():
-    from hf_tbc.tasks.mlm.questions import robustness, robustness_section
+    from hf_tbc.tasks.mlm.findings import robustness, robustness_section
 
     def row(variant, accuracy, sparsity=0.0, method="none"):
         pruning = "structured" if sparsity else None

@@ -3,11 +3,11 @@ import torch
 from datasets import Dataset, IterableDataset
 from transformers import RobertaForMaskedLM, TrainerCallback
 
-from hf_tbc.arguments import BudgetTrainingArguments
-from hf_tbc.curves import read_curve
-from hf_tbc.runs import last_complete_checkpoint, prepare_output_dir
+from hf_tbc.budget.arguments import BudgetTrainingArguments
+from hf_tbc.budget.curves import read_curve
+from hf_tbc.budget.runs import last_complete_checkpoint, prepare_output_dir
+from hf_tbc.budget.trainer import BudgetTrainer
 from hf_tbc.tasks.mlm.model import roberta_config
-from hf_tbc.trainer import BudgetTrainer
 from tests.test_budget import FakeClock
 
 

@@ -20,11 +20,11 @@ from transformers import (
 )
 
 from hf_tbc.advise.outcome import final_eval_loss
-from hf_tbc.curves import read_curve
+from hf_tbc.budget.curves import read_curve
 from hf_tbc.errors import UsageError
 from hf_tbc.tasks.translation.bleu import TranslationMetrics, copy_source_scores, corpus_scores
 from hf_tbc.tasks.translation.data import load_pairs, tokenize_pairs, train_pair_tokenizer
-from hf_tbc.tasks.translation.model import get_translation_size, seq2seq_config
+from hf_tbc.tasks.translation.model import get_model_size, seq2seq_config
 from tests.conftest import ACCELERATE_ONE_PROCESS, REPO, sigterm_after_first_log
 
 RECIPE = str(REPO / "recipes" / "run_translation.py")
@@ -72,7 +72,7 @@ def launch(*args: str) -> list[str]:
 
 # -- sizes ---------------------------------------------------------------------------------------------------
 def test_sizes_name_encoder_depth_decoder_depth_and_width():
-    size = get_translation_size("e6-d6-h512")
+    size = get_model_size("e6-d6-h512")
     assert (size.encoder_layers, size.decoder_layers, size.hidden_size, size.attention_heads, size.ffn_dim) == (
         6,
         6,
@@ -81,10 +81,10 @@ def test_sizes_name_encoder_depth_decoder_depth_and_width():
         2048,
     )
     assert size.name == "E6-D6-H512"
-    assert get_translation_size("E2-D1-H64").attention_heads == 2
+    assert get_model_size("E2-D1-H64").attention_heads == 2
     for bad in ("L4-H256", "E0-D2-H256", "E2-D2-H33", "E2-D2-H16", "E2-D2"):
         with pytest.raises(UsageError, match="E"):
-            get_translation_size(bad)
+            get_model_size(bad)
 
 
 @pytest.mark.parametrize(
@@ -387,8 +387,8 @@ def _fake_run(folder: Path, hypotheses: list[str], references: list[str], steps:
 
 
 def test_width_versus_depth_is_answered_from_the_records_with_a_bootstrap_interval(tmp_path):
-    from hf_tbc.study import StudyConfig
-    from hf_tbc.tasks.translation.questions import width_versus_depth
+    from hf_tbc.study.stages import StudyConfig
+    from hf_tbc.tasks.translation.findings import width_versus_depth
 
     config_file = tmp_path / "study.yaml"
     config_file.write_text(
@@ -418,7 +418,7 @@ def test_width_versus_depth_is_answered_from_the_records_with_a_bootstrap_interv
 def test_equal_latency_also_sets_the_bar_at_the_small_models_fastest_variant():
     """int8 speeds the small model up too: the report also compares each size's best under the small model's
     fastest latency with the small model's own best there, not with its dense latency."""
-    from hf_tbc.tasks.translation.questions import _against_the_small_fastest
+    from hf_tbc.tasks.translation.findings import _against_the_small_fastest
 
     def row(variant, bleu, ms):
         return {"variant": variant, "bleu": bleu, "latency_ms": ms, "task": "translation"}
@@ -586,12 +586,12 @@ release:
         assert QuantizedModelForSeq2SeqLM.from_pretrained(released).generation_config.num_beams == 2
     else:
         assert AutoModelForSeq2SeqLM.from_pretrained(released).config.d_model == 128
-    from hf_tbc.tasks.translation.card import render_translation_card
-    from hf_tbc.tasks.translation.release import load_translation_variant_records
+    from hf_tbc.tasks.translation.card import render_card
+    from hf_tbc.tasks.translation.release import load_variant_records
 
-    onnx = load_translation_variant_records(root / "compress" / "E1-D1-H128" / "structured50-onnx-int8")
+    onnx = load_variant_records(root / "compress" / "E1-D1-H128" / "structured50-onnx-int8")
     onnx.repo_id = "study-test/onnx"
-    onnx_card = str(render_translation_card(onnx.run, "word-pairs", "en-fr", "validation", variant=onnx))
+    onnx_card = str(render_card(onnx.run, "word-pairs", "en-fr", "validation", variant=onnx))
     assert "OnnxModelForSeq2SeqLM.from_pretrained" in onnx_card and "library_name: onnx" in onnx_card
     assert "quantized to int8 by ONNX Runtime" in onnx_card and "QuantizedModelForSeq2SeqLM" not in onnx_card
     report = (root / "report.md").read_text()

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Mapping, Optional
 
 from ..budget import format_duration
-from ..curves import read_curve
+from ..budget.curves import read_curve
 from ..errors import UsageError
 from .forecast import Forecaster
-from .probes import read_probe
+from .probing import read_probe
 from .report import describe_crossover, plot_advice
 
 ADVICE_RECORD = "advice.json"

@@ -9,13 +9,13 @@ from typing import Optional, Sequence
 from transformers.utils import logging
 
 from ..budget import format_duration
+from ..cli import FLAG_FILES
 from ..hardware import describe_hardware, hardware_summary
 from ..launch import launcher_command
 from .arguments import AdviceArguments
 from .forecast import Forecaster
-from .probes import probe_dir, run_probes
+from .probing import probe_dir, run_probes
 from .report import advice_record, write_advice
-from .tasks import ADVISED_TASKS
 
 logger = logging.get_logger(__name__)
 
@@ -45,8 +45,8 @@ def continue_command(
     """The ``recipe`` command that continues ``size``'s probe to the deadline: the advisor's own flags without
     the advisor's, in the probe's folder, resuming its checkpoint, under the ``launcher`` the advisor ran under (its
     flags too: the forecast assumed the probes' processes and threads), else ``accelerate launch``. None when the
-    flags came from a file."""
-    if argv is None or (len(argv) == 1 and argv[0].endswith((".yaml", ".yml", ".json"))):
+    flags came from a file (it holds the advisor's own flags, which the recipe refuses)."""
+    if argv is None or (argv and argv[0].endswith(FLAG_FILES)):
         return None
     kept, skip = [], False
     for index, item in enumerate(argv):
@@ -65,14 +65,15 @@ def continue_command(
 
 
 def advise(
-    model_args, data_args, training_args, advice_args: AdviceArguments, argv: Optional[Sequence[str]] = None
+    task, model_args, data_args, training_args, advice_args: AdviceArguments, argv: Optional[Sequence[str]] = None
 ) -> dict:
-    """Probes ``advice_args.sizes()`` for ``--probe_budget`` each on the ``--time_budget`` schedule, forecasts each
-    one's loss at the budget, and writes ``advice.json``, ``advice.md`` and ``advice.png`` in ``--output_dir``.
+    """For ``task`` (a :class:`~hf_tbc.tasks.task.Task`: how one size trains, which recipe continues a
+    probe, what its loss is called), probes ``advice_args.sizes()`` for ``--probe_budget`` each on the
+    ``--time_budget`` schedule, forecasts each one's loss at the budget, and writes ``advice.json``, ``advice.md`` and
+    ``advice.png`` in ``--output_dir``.
     Returns the advice record (or, if a probe was preempted, that probe's record; if the winner's continuation was,
     the advice record with its ``stop_reason``, ``checkpoint`` and ``resume``, so that the advisor exits as a
     preempted run does)."""
-    task = ADVISED_TASKS[advice_args.task]
     sizes = advice_args.sizes()
     budget_s = training_args.time_budget_seconds
     probe_s = advice_args.probe_seconds(budget_s)

@@ -4,10 +4,10 @@
 ONNX Runtime graphs); ``grid`` holds what each task's grid (``tasks/*/compress.py``) shares."""
 
 from ..hardware import cpu_instruction_set
-from ..variants import QuantizedModelForSequenceClassification
+from .importance import taylor_scores
 from .quantization import onnx_int8, quanto_weights
 from .schedule import GradualPruningCallback, cubic_sparsity
-from .structured import StructuredPruner, StructuredReport, structured_prune, taylor_scores
+from .structured import StructuredPruner, StructuredReport, structured_prune
 from .unstructured import (
     FixedMaskCallback,
     PruningReport,
@@ -16,6 +16,7 @@ from .unstructured import (
     count_nonzero,
     prune_model,
 )
+from .variants import QuantizedModelForSequenceClassification
 
 __all__ = [
     "FixedMaskCallback",

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from ..errors import UsageError
-from .structured import IMPORTANCE
+from .importance import IMPORTANCE
 from .unstructured import PRUNING_SCOPES, check_sparsity
 
 QUANTIZATION_METHODS = ("none", "onnx-int8", "quanto-int8", "quanto-int4", "quanto-int2")

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..budget.runs import check_writable
 from ..errors import UsageError
-from ..runs import check_writable
 from .arguments import CompressionArguments
 
 

@@ -23,8 +23,8 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from ..errors import UsageError
 from ..hardware import INSTRUCTION_SETS, cpu_instruction_set
-from ..onnx_model import ONNX_FILE, export_onnx
-from ..variants import QuantizedModelForSequenceClassification
+from .onnx_model import ONNX_FILE, export_onnx
+from .variants import QuantizedModelForSequenceClassification
 
 QUANTO_TYPES = {8: qint8, 4: qint4, 2: qint2}
 

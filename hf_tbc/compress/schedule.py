@@ -107,7 +107,7 @@ class GradualPruningCallback(TrainerCallback):
 
 
 def training_progress(trainer) -> Callable[[TrainerState], float]:
-    """Fraction of training done, for a :class:`~hf_tbc.trainer.BudgetTrainer` (time budget) or any ``Trainer``
+    """Fraction of training done, for a :class:`~hf_tbc.budget.trainer.BudgetTrainer` (time budget) or any ``Trainer``
     with ``max_steps``."""
     budget: Optional[object] = getattr(trainer, "budget", None)
     if budget is not None:

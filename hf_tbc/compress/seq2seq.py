@@ -15,8 +15,8 @@ int8 (:func:`quantize_seq2seq`):
   installed.
 
 ONNX Runtime (:func:`save_onnx_seq2seq`): the model exported as an encoder graph and a one-step decoder graph
-(:mod:`hf_tbc.onnx_seq2seq`), run by :class:`~hf_tbc.onnx_seq2seq.OnnxModelForSeq2SeqLM` with its own greedy and beam
-search:
+(:mod:`hf_tbc.compress.onnx_seq2seq`), run by :class:`~hf_tbc.compress.onnx_seq2seq.OnnxModelForSeq2SeqLM` with
+its own greedy and beam search:
 
 - ``onnx``: the graphs in fp32 (what ONNX Runtime alone changes);
 - ``onnx-int8``: ONNX Runtime's dynamic int8 quantization of both graphs, configured for the CPU's instruction set as
@@ -167,7 +167,7 @@ def save_onnx_seq2seq(
     """Writes ``model`` to ``folder`` as ONNX graphs with its config and generation config (int8 unless ``int8`` is
     false, set for ``instruction_set``, default this CPU's); the folder loads with ``OnnxModelForSeq2SeqLM``.
     Returns what was done, for the variant's record. The caller saves the tokenizer beside it."""
-    from ..onnx_seq2seq import export_onnx_seq2seq
+    from .onnx_seq2seq import export_onnx_seq2seq
     from .quantization import quantize_onnx_file, resolve_instruction_set
 
     folder = Path(folder)

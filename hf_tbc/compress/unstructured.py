@@ -14,7 +14,7 @@ import torch
 from transformers import PreTrainedModel, TrainerCallback
 
 from ..errors import UsageError
-from ..variants import prunable_weights
+from .variants import prunable_weights
 
 PRUNING_SCOPES = ("layer", "global")
 

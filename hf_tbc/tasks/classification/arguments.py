@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ...arguments import BudgetTrainingArguments, native_bf16_field
+from ...budget.arguments import BudgetTrainingArguments, native_bf16_field
 
 # GLUE classification tasks: (first text column, second text column or None)
 GLUE_TASKS = {
@@ -19,6 +19,9 @@ GLUE_TASKS = {
     "wnli": ("sentence1", "sentence2"),
 }
 GLUE_VALIDATION_SPLITS = {"mnli": ("validation_matched", "validation_mismatched")}
+
+
+FINETUNING_MAX_SEQ_LENGTH = 128  # tokens per input when --max_seq_length is unset
 
 
 @dataclass

@@ -12,10 +12,10 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ... import model_cards
 from ...budget import format_duration
+from ...compress.records import pruning_of
 from ...errors import UsageError
 from ...hardware import describe_hardware
-from ...public import dataset_line, is_local_path
-from ...records import pruning_of
+from ...release.leaks import dataset_line, is_local_path
 from .release import Variant
 
 DEFAULT_TEMPLATE = Path(model_cards.__file__).resolve().parent / "model_card.md"

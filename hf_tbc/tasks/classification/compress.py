@@ -1,7 +1,7 @@
 """The compression grid of a finetuned classifier: every (pruning, sparsity, quantization) variant built, saved,
 reloaded and measured, as ``recipes/compress.py`` runs it. This module only orchestrates: each method family lives in
 its own module of ``hf_tbc.compress`` (``unstructured``, ``structured``, ``schedule``, ``quantization``), measurement in
-``hf_tbc.evaluation``, and what every task's grid shares (staging, the output check, latency groups) in
+``hf_tbc.compress.evaluation``, and what every task's grid shares (staging, the output check, latency groups) in
 ``hf_tbc.compress.grid``."""
 
 from __future__ import annotations
@@ -16,21 +16,22 @@ from torch.utils.data import DataLoader
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
 from transformers.utils import logging
 
-from ...arguments import BudgetTrainingArguments
+from ...budget.arguments import BudgetTrainingArguments
+from ...budget.trainer import BudgetTrainer
 from ...compress.arguments import QUANTIZATION_METHODS, TRANSLATION_ONLY, CompressionArguments, variant_name
+from ...compress.evaluation import measure_variant, round_robin_latency
 from ...compress.grid import check_output_dir, latency_groups, memory_limit, staged_output
+from ...compress.importance import check_taylor_layers, taylor_scores
+from ...compress.plots import plot_compression
 from ...compress.quantization import onnx_int8, quanto_weights
+from ...compress.records import RECORD_FILE
 from ...compress.schedule import GradualPruningCallback
-from ...compress.structured import StructuredPruner, check_taylor_layers, plan_removal, structured_prune, taylor_scores
+from ...compress.structured import StructuredPruner, plan_removal, structured_prune
 from ...compress.unstructured import FixedMaskCallback, UnstructuredPruner, prune_model
+from ...compress.variants import load_variant, prunable_weights
 from ...errors import UsageError
-from ...evaluation import measure_variant, round_robin_latency
-from ...model_config import load_model_config
-from ...plots import plot_compression
-from ...records import RECORD_FILE
-from ...trainer import BudgetTrainer
-from ...variants import load_variant, prunable_weights
-from .arguments import ClassificationDataArguments
+from ..model_config import load_model_config
+from .arguments import FINETUNING_MAX_SEQ_LENGTH, ClassificationDataArguments
 from .data import load_classification_data, tokenize
 from .train import compute_accuracy
 
@@ -213,6 +214,7 @@ def _quantize_and_measure(
         "bits": quantized["bits"],
         **measured,
         **done,
+        "task": "classification",
         "base_model": str(Path(args.model_name_or_path).resolve()),
         **{key: value for key, value in quantized.items() if key not in ("method", "bits")},
     }
@@ -328,7 +330,7 @@ def classification_grid(args: CompressionArguments, data_args: ClassificationDat
     validation = splits[[name for name in splits if name != "train"][0]]
     record = Path(args.model_name_or_path) / "eval_results.json"
     finetuned_length = json.loads(record.read_text()).get("max_seq_length") if record.is_file() else None
-    max_length = data_args.max_seq_length or finetuned_length or 128
+    max_length = data_args.max_seq_length or finetuned_length or FINETUNING_MAX_SEQ_LENGTH
     train = None
     if "train" in splits and args.needs_training_data:
         train = tokenize(splits["train"], AutoTokenizer.from_pretrained(args.model_name_or_path), max_length)

@@ -7,7 +7,7 @@ from typing import Optional
 
 from datasets import ClassLabel, Dataset, DatasetDict, load_dataset
 
-from ...datafiles import check_utf8, data_files
+from ...data.files import check_utf8, data_files
 from ...errors import UsageError
 from .arguments import GLUE_TASKS, GLUE_VALIDATION_SPLITS, ClassificationDataArguments
 

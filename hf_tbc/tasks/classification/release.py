@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
+from ...budget.runs import read_json
+from ...compress.records import read_records
+from ...compress.variants import variant_kind
 from ...errors import UsageError
-from ...public import is_local_path, public_sources
-from ...records import read_records
-from ...variants import variant_kind
+from ...release.leaks import is_local_path, public_sources
+from ...release.plan import ReleaseArguments
 
 SIZE_NAME = re.compile(r"L\d+-H\d+")
 
@@ -45,12 +47,6 @@ class Variant:
         return f"{prefix}{self.size_name}-{task}-{self.row['variant']}"
 
 
-def _read_json(path: Path, what: str) -> dict:
-    if not path.is_file():
-        raise UsageError(f"missing record {path} ({what}): run the step that writes it first")
-    return json.loads(path.read_text())
-
-
 def load_variant_records(folder: Union[str, Path]) -> Variant:
     """The variant in ``folder`` (a subfolder of a compress.py output) and its records up the chain."""
     folder = Path(folder).resolve()
@@ -64,7 +60,7 @@ def load_variant_records(folder: Union[str, Path]) -> Variant:
         raise UsageError(f"missing record: {records} has no row for variant {folder.name}")
     row = rows[0]
     finetuned = Path(row.get("base_model", ""))
-    finetuning = _read_json(finetuned / "eval_results.json", "finetuning results")
+    finetuning = read_json(finetuned / "eval_results.json", "finetuning results")
     pretrained = Path(str(finetuning.get("model_name_or_path", "")))
     pretraining = (
         json.loads((pretrained / "run_summary.json").read_text())
@@ -94,7 +90,7 @@ COMPRESSION_RECORD = tuple(
 )
 
 
-def pick(record: Optional[dict], keys: tuple[str, ...]) -> Optional[dict]:
+def public_part(record: Optional[dict], keys: tuple[str, ...]) -> Optional[dict]:
     """The ``keys`` of a local record that a public record may hold (no paths among them)."""
     return None if record is None else {key: record[key] for key in keys if key in record}
 
@@ -109,7 +105,7 @@ def public_record(
 ) -> dict:
     """The record published next to the card: the figures of the variant's local records, with every data source a
     Hub id or a file name and nothing else that names this machine."""
-    pretraining = pick(variant.pretraining, PRETRAINING_RECORD)
+    pretraining = public_part(variant.pretraining, PRETRAINING_RECORD)
     if pretraining is not None:
         pretraining["model_size"] = variant.size_name
         pretraining["corpus"] = list(corpus_ids or []) or public_sources(
@@ -117,7 +113,7 @@ def public_record(
             or variant.pretraining.get("corpus_files")
             or variant.pretraining.get("corpus")
         )
-    finetuning = pick(variant.finetuning, FINETUNING_RECORD)
+    finetuning = public_part(variant.finetuning, FINETUNING_RECORD)
     parent = str(variant.finetuning.get("model_name_or_path") or "")
     finetuning.update(
         task=task,
@@ -134,7 +130,43 @@ def public_record(
             "split": dataset_split,
             "accuracy": variant.row["accuracy"],
         },
-        "compression": pick(variant.row, COMPRESSION_RECORD),
+        "compression": public_part(variant.row, COMPRESSION_RECORD),
         "finetuning": finetuning,
         "pretraining": pretraining,
     }
+
+
+def dense_parent(variant: Variant) -> Optional[Path]:
+    """The uncompressed ``dense-fp32`` folder beside a compressed variant (None for the dense one itself)."""
+    if variant.row["variant"] == "dense-fp32":
+        return None
+    return variant.folder.parent / "dense-fp32"
+
+
+def public_task(args: ReleaseArguments, variant: Variant) -> str:
+    """The task's public name: ``--task_name``, the GLUE task, or the card's Hub dataset (config, else its name)."""
+    name = args.task_name or variant.finetuning.get("task_name")
+    if not name and args.card_dataset:
+        config = args.card_dataset_config
+        name = config if config and config != "default" else args.card_dataset.rstrip("/").split("/")[-1]
+    if not name:
+        raise UsageError(
+            f"{variant.row['variant']} was finetuned on local files, whose folder name stays private: "
+            "name their Hub dataset for the card with --card_dataset (and --card_dataset_config), or "
+            "the task with --task_name"
+        )
+    return name
+
+
+def card_dataset(args: ReleaseArguments, variant: Variant) -> tuple[str, Optional[str], str]:
+    """(dataset id, config, split) for the card: the GLUE task the model was finetuned on, else the flags."""
+    task = variant.finetuning.get("task_name")
+    if args.card_dataset is None and task:
+        split = "validation_matched" if task == "mnli" else "validation"
+        return "nyu-mll/glue", task, split
+    if args.card_dataset is None:
+        raise UsageError(
+            f"{variant.row['variant']} was finetuned on local files: name their Hub dataset for the "
+            "card with --card_dataset (and --card_dataset_config, --card_dataset_split)"
+        )
+    return args.card_dataset, args.card_dataset_config, args.card_dataset_split or "validation"

@@ -11,16 +11,21 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, Data
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import logging
 
-from ...curves import CurveCallback
-from ...datafiles import data_files
+from ...budget.curves import CurveCallback
+from ...budget.runs import budget_fields, prepare_output_dir, train_under_budget, write_json
+from ...budget.trainer import BudgetTrainer
+from ...data.files import data_files
+from ...distributed import prepare_on_main_process
 from ...errors import UsageError
 from ...hardware import hardware_summary
 from ...metrics import load_accuracy
-from ...model_config import load_model_config, set_dropout
-from ...ranks import prepare_on_main_process
-from ...runs import budget_fields, prepare_output_dir, train_under_budget, write_json
-from ...trainer import BudgetTrainer
-from .arguments import ClassificationDataArguments, ClassificationModelArguments, FinetuningArguments
+from ..model_config import load_model_config, set_dropout
+from .arguments import (
+    FINETUNING_MAX_SEQ_LENGTH,
+    ClassificationDataArguments,
+    ClassificationModelArguments,
+    FinetuningArguments,
+)
 from .data import load_classification_data, majority_accuracy, tokenize
 
 logger = logging.get_logger(__name__)
@@ -96,9 +101,9 @@ def finetune(
         raise UsageError("finetuning needs training data: pass --train_file or --task_name")
     model, tokenizer = _classifier(model_args, config, label_names)
     validation_names = [name for name in splits if name != "train"]
+    max_seq_length = data_args.max_seq_length or FINETUNING_MAX_SEQ_LENGTH
     with prepare_on_main_process(training_args, desc="tokenizing"):
-        data_args.max_seq_length = data_args.max_seq_length or 128
-        encoded = {name: tokenize(split, tokenizer, data_args.max_seq_length) for name, split in splits.items()}
+        encoded = {name: tokenize(split, tokenizer, max_seq_length) for name, split in splits.items()}
 
     trainer = BudgetTrainer(
         model=model,
@@ -138,7 +143,7 @@ def finetune(
         "train_examples": len(encoded["train"]),
         **budget_fields(trainer, outcome, unbudgeted_stop="epochs"),
         "checkpoint_selection": selection,
-        "max_seq_length": data_args.max_seq_length,
+        "max_seq_length": max_seq_length,
         "text_pair": "text_pair" in splits["train"].column_names,
         "hardware": hardware_summary(),
     }

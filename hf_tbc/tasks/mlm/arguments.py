@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ...arguments import BudgetTrainingArguments, native_bf16_field
+from ...budget.arguments import BudgetTrainingArguments, native_bf16_field
 from ...errors import UsageError
-from ...model_config import check_dropout, load_model_config
+from ..model_config import check_dropout
 from .data import TOKENIZER_SAMPLE_TEXTS
-from .model import ARCHITECTURES, get_model_size, roberta_config
+from .model import ARCHITECTURES, get_model_size
 
 
 @dataclass
@@ -61,21 +61,27 @@ class ModelArguments:
         default=None,
         metadata={
             "help": "Attention kernel while training, as transformers names them ('eager', 'sdpa', "
-            "'flash_attention_2'). Default: 'eager' on a CPU under bf16 (torch's fused CPU attention is 4x slower "
-            "backwards in bf16 at L4-H256's shape; the whole step 1.6x), 'sdpa' elsewhere. Not saved with the model."
+            "'flash_attention_2'). Default: 'eager' on a CPU under bf16, 'sdpa' elsewhere (why: docs/pretraining.md). "
+            "Not saved with the model."
         },
     )
     position_init: str = field(
         default="sinusoidal",
         metadata={
             "help": "Initial values of a fresh model's learned position embeddings: 'sinusoidal' (the "
-            "Transformer's sine and cosine waves, scaled to the word embeddings' size: nearby positions start "
-            "alike, so attending by offset need not be learned position by position; measured to reach a lower "
-            "loss sooner at L2-H128 and L4-H256) or 'random' (noise, as transformers initializes them). The "
-            "embeddings stay trainable and the saved class is unchanged.",
+            "Transformer's sine and cosine waves, scaled to the word embeddings' size) or 'random' (noise, as "
+            "transformers initializes them). The embeddings stay trainable and the saved class is unchanged.",
             "choices": ["random", "sinusoidal"],
         },
     )
+
+    def __post_init__(self):
+        if self.model_name_or_path is None:
+            get_model_size(self.model_size)
+        if self.dropout is not None:
+            check_dropout(self.dropout)
+        if self.vocab_size < 300:
+            raise UsageError(f"--vocab_size {self.vocab_size} is below the 256 bytes + special tokens: use >= 300")
 
 
 # The peak LR the recipe was tuned at (L4-H256, 10 CPU minutes), and the width it was tuned at: wider models get it
@@ -120,9 +126,8 @@ class DataTrainingArguments:
     mlm_probability: float = field(
         default=MLM_PROBABILITY,
         metadata={
-            "help": "Fraction of tokens masked in training blocks (default 0.15, as BERT). Measured on 2 CPU cores "
-            "for 10 minutes, 0.4 reaches a lower validation loss at L4-H256 (-0.12 nat) but a far higher one at "
-            "L2-H128 (+0.69), whose steps it slows 2x: try it for larger models, not as a default."
+            "help": "Fraction of tokens masked in training blocks (default 0.15, as BERT). Validation blocks keep "
+            "--eval_mlm_probability; docs/pretraining.md measures 0.4 against 0.15 by size."
         },
     )
     eval_mlm_probability: float = field(
@@ -160,6 +165,17 @@ class DataTrainingArguments:
         },
     )
 
+    def __post_init__(self):
+        if self.streaming and self.dataset_name is None and self.train_file is None:
+            raise UsageError("--streaming reads a --dataset_name or a --train_file: give one, or leave --streaming out")
+        if self.tokenizer_train_texts is not None and self.tokenizer_train_texts < 0:
+            raise UsageError(f"--tokenizer_train_texts {self.tokenizer_train_texts} must be 0 (every text) or more")
+        if self.block_size < 8:
+            raise UsageError(f"--block_size {self.block_size} is too small: use at least 8 tokens")
+        for flag in ("mlm_probability", "eval_mlm_probability"):
+            if not 0 < getattr(self, flag) < 1:
+                raise UsageError(f"--{flag} {getattr(self, flag)} must be in (0, 1)")
+
 
 @dataclass
 class PretrainingArguments(BudgetTrainingArguments):
@@ -171,8 +187,7 @@ class PretrainingArguments(BudgetTrainingArguments):
         default=None,
         metadata={
             "help": "Peak learning rate (AdamW). Default: 1e-3 up to hidden size 256, scaled by 256 / hidden beyond "
-            "it (L6-H384: 6.7e-4, L12-H768: 3.3e-4): measured on L6-H384 for 5 CPU minutes, 1e-3 left it at the "
-            "unigram line (7.07) where 7e-4 reached 6.74."
+            "it (L6-H384: 6.7e-4, L12-H768: 3.3e-4)."
         },
     )
     warmup_ratio: float = field(
@@ -194,39 +209,3 @@ class PretrainingArguments(BudgetTrainingArguments):
     ddp_find_unused_parameters: Optional[bool] = field(
         default=False, metadata={"help": "RoBERTa's MLM uses every parameter, so DDP need not search for unused ones."}
     )
-
-
-def validate(model_args: ModelArguments, data_args: DataTrainingArguments) -> None:
-    """Checks the arguments that need no data, so bad input fails before anything loads or is written."""
-    if model_args.model_name_or_path is not None:
-        load_model_config(model_args.model_name_or_path)
-    else:
-        get_model_size(model_args.model_size)
-        positions = 514
-        if model_args.config_overrides:
-            probe = roberta_config(
-                model_args.model_size,
-                model_args.vocab_size,
-                config_overrides=model_args.config_overrides,
-                architecture=model_args.architecture,
-            )
-            positions = probe.max_position_embeddings
-        if data_args.block_size > positions - 2:
-            raise UsageError(
-                f"--block_size {data_args.block_size} exceeds the model's {positions - 2} positions: lower it, "
-                "or raise max_position_embeddings with --config_overrides "
-                f"'max_position_embeddings={data_args.block_size + 2}'"
-            )
-    if data_args.streaming and data_args.dataset_name is None and data_args.train_file is None:
-        raise UsageError("--streaming reads a --dataset_name or a --train_file: give one, or leave --streaming out")
-    if data_args.tokenizer_train_texts is not None and data_args.tokenizer_train_texts < 0:
-        raise UsageError(f"--tokenizer_train_texts {data_args.tokenizer_train_texts} must be 0 (every text) or more")
-    if data_args.block_size < 8:
-        raise UsageError(f"--block_size {data_args.block_size} is too small: use at least 8 tokens")
-    for flag in ("mlm_probability", "eval_mlm_probability"):
-        if not 0 < getattr(data_args, flag) < 1:
-            raise UsageError(f"--{flag} {getattr(data_args, flag)} must be in (0, 1)")
-    if model_args.dropout is not None:
-        check_dropout(model_args.dropout)
-    if model_args.vocab_size < 300:
-        raise UsageError(f"--vocab_size {model_args.vocab_size} is below the 256 bytes + special tokens: use >= 300")

@@ -12,7 +12,7 @@ from typing import Iterator, Optional
 
 from transformers.utils import logging
 
-from ...datafiles import cache_dir, write_atomically
+from ...data.files import cache_dir, write_atomically
 
 logger = logging.get_logger(__name__)
 

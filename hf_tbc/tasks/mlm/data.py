@@ -13,9 +13,9 @@ from datasets import Dataset, DatasetDict, Features, IterableDataset, concatenat
 from transformers import PreTrainedTokenizerBase, RobertaTokenizerFast
 from transformers.utils import logging
 
-from ...datafiles import data_files, load_data_file
+from ...data.files import data_files, load_data_file
+from ...data.tokenizer import train_bpe_tokenizer
 from ...errors import UsageError
-from ...tokenizer import train_bpe_tokenizer
 from .corpus import default_corpus
 
 logger = logging.get_logger(__name__)

@@ -10,16 +10,13 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 import torch
 from transformers import AutoModelForMaskedLM, RobertaConfig, RobertaForMaskedLM, RobertaPreLayerNormConfig
 
 from ...errors import UsageError
-from ...model_config import apply_config_overrides, load_model_config, set_dropout
-
-if TYPE_CHECKING:  # the arguments module reads this one's presets
-    from .arguments import ModelArguments
+from ..model_config import apply_config_overrides, load_model_config, set_dropout
 
 PAPER_DEPTHS = (3, 6, 12, 18, 24)
 
@@ -164,44 +161,62 @@ def supported_attention(config, implementation: Optional[str]) -> Optional[str]:
     return implementation
 
 
-def build_model(
-    model_args: "ModelArguments", tokenizer, block_size: int, attn_implementation: Optional[str] = None
-) -> RobertaForMaskedLM:
-    """A fresh RoBERTa of ``model_size`` and ``architecture`` (or the checkpoint ``model_name_or_path``) sized for
-    ``tokenizer``; ``dropout`` applies to fresh models (a continued checkpoint keeps its own unless overridden).
-    ``attn_implementation`` is transformers' (``"eager"``, ``"sdpa"``, ...; ``None``: its default)."""
+def model_config(model_args, tokenizer=None):
+    """The one config a run's model is built from, from the recipe's model arguments (``model_size``,
+    ``architecture``, ``dropout``, ``config_overrides``, or the checkpoint ``model_name_or_path``: read here, not
+    imported, as the arguments read this module's presets). Without a ``tokenizer`` it is the config the flags ask
+    for (``--vocab_size``), built before any data is read so that bad input fails first; with one, a fresh model's
+    vocabulary and special tokens are the tokenizer's."""
     if model_args.model_name_or_path is not None:
         config = load_model_config(model_args.model_name_or_path)
         if model_args.config_overrides:
             config.update_from_string(model_args.config_overrides)
         check_config(config)
-        model = AutoModelForMaskedLM.from_pretrained(
-            model_args.model_name_or_path,
-            config=config,
-            attn_implementation=supported_attention(config, attn_implementation),
-        )
-    else:
-        config = roberta_config(
-            model_args.model_size,
-            vocab_size=len(tokenizer),
-            config_overrides=model_args.config_overrides,
-            architecture=model_args.architecture,
-            dropout=model_args.dropout,
+        return config
+    tokens = {}
+    if tokenizer is not None:
+        tokens = dict(
             pad_token_id=tokenizer.pad_token_id,
             bos_token_id=tokenizer.bos_token_id,
             eos_token_id=tokenizer.eos_token_id,
         )
-        model = AutoModelForMaskedLM.from_config(
-            config, attn_implementation=supported_attention(config, attn_implementation)
-        )
-        if model_args.position_init == "sinusoidal":
-            sinusoidal_positions_(model.base_model.embeddings.position_embeddings, config.initializer_range)
-    offset = (config.pad_token_id or 0) + 1 if config.model_type in ("roberta", "xlm-roberta") else 0
+    return roberta_config(
+        model_args.model_size,
+        vocab_size=len(tokenizer) if tokenizer is not None else model_args.vocab_size,
+        config_overrides=model_args.config_overrides,
+        architecture=model_args.architecture,
+        dropout=model_args.dropout,
+        **tokens,
+    )
+
+
+def check_block_size(config, block_size: int) -> None:
+    """``UsageError`` when a block of ``block_size`` tokens does not fit the model's position table (RoBERTa's
+    positions start after the padding index)."""
+    offset = (config.pad_token_id or 0) + 1 if config.model_type.startswith(("roberta", "xlm-roberta")) else 0
     if block_size + offset > config.max_position_embeddings:
+        fix = f"--config_overrides 'max_position_embeddings={block_size + offset}'"
         raise UsageError(
-            f"--block_size {block_size} exceeds the model's {config.max_position_embeddings - offset} positions: "
-            "lower it"
+            f"--block_size {block_size} exceeds the model's {config.max_position_embeddings - offset} positions: lower "
+            f"it, or raise max_position_embeddings with {fix}"
         )
+
+
+def build_model(
+    config,
+    checkpoint: Optional[str] = None,
+    attn_implementation: Optional[str] = None,
+    position_init: str = "sinusoidal",
+) -> RobertaForMaskedLM:
+    """The masked LM of ``config`` (see :func:`model_config`): the weights of ``checkpoint`` where one is continued,
+    else fresh, with ``position_init`` ``"sinusoidal"`` starting the position table as sine waves.
+    ``attn_implementation`` is transformers' (``"eager"``, ``"sdpa"``, ...; ``None``: its default)."""
+    attention = supported_attention(config, attn_implementation)
+    if checkpoint is not None:
+        return AutoModelForMaskedLM.from_pretrained(checkpoint, config=config, attn_implementation=attention)
+    model = AutoModelForMaskedLM.from_config(config, attn_implementation=attention)
+    if position_init == "sinusoidal":
+        sinusoidal_positions_(model.base_model.embeddings.position_embeddings, config.initializer_range)
     return model
 
 

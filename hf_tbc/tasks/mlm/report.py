@@ -1,33 +1,29 @@
-"""The study report, from the runs' own records: the paper's three questions (``questions``), the figures, the
+"""The study report, from the runs' own records: the paper's three questions (``findings``), the figures, the
 budget plan, and the tables of every run and variant."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
 import yaml
 
 from ...budget import format_duration
-from ...curves import plot_curves
+from ...budget.curves import plot_curves
+from ...budget.runs import read_json
+from ...compress.plots import plot_compression, plot_robustness
+from ...compress.records import read_records
 from ...hardware import describe_hardware
-from ...plots import plot_compression, plot_robustness
-from ...records import read_records
 from ..classification.compress import PLOTS
-from .questions import (
+from .findings import (
     ROBUSTNESS_FIGURE,
-    answer,
     draw_forecast,
     latency_section,
     read_study_advice,
     robustness_section,
+    three_answers,
     wall_clock_section,
 )
-
-
-def _load(path: Path) -> Optional[dict]:
-    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def _draw_figures(config, pretraining: dict, finetuning: dict, compression: dict) -> None:
@@ -125,19 +121,19 @@ def write_report(config, plan_rows: Optional[list[dict]] = None) -> Path:
     """``report.md`` and the figures in the study folder, from ``advice.json``, ``run_summary.json``,
     ``curve.jsonl``, ``eval_results.json``, ``compression.jsonl`` and ``release.json``."""
     root = config.root
-    pretraining = {size: _load(config.stage_dir("pretrain", size) / "run_summary.json") for size in config.sizes}
-    finetuning = {size: _load(config.stage_dir("finetune", size) / "eval_results.json") for size in config.sizes}
+    pretraining = {size: read_json(config.stage_dir("pretrain", size) / "run_summary.json") for size in config.sizes}
+    finetuning = {size: read_json(config.stage_dir("finetune", size) / "eval_results.json") for size in config.sizes}
     compression = {
         size: read_records(config.stage_dir("compress", size))
         for size in config.sizes
         if (config.stage_dir("compress", size) / "compression.jsonl").is_file()
     }
-    release = _load(root / "release" / "release.json") or []
+    release = read_json(root / "release" / "release.json") or []
     advice = read_study_advice(config)
     _draw_figures(config, pretraining, finetuning, compression)
     forecast_figure = draw_forecast(config, advice, pretraining)
     hardware = next((record["hardware"] for record in pretraining.values() if record), {})
-    lines = [f"# Study `{config.name}`", "", answer(config, pretraining, compression, advice), ""]
+    lines = [f"# Study `{config.name}`", "", three_answers(config, pretraining, compression, advice), ""]
     lines += wall_clock_section(config, pretraining, advice)
     lines += ["![validation loss against wall-clock](loss_vs_time.png)", ""]
     lines += ["![validation loss against steps](loss_vs_steps.png)", ""]
@@ -155,7 +151,7 @@ def write_report(config, plan_rows: Optional[list[dict]] = None) -> Path:
         "## Configuration",
         "",
         "```yaml",
-        yaml.safe_dump(_config_dict(config), sort_keys=False).strip(),
+        yaml.safe_dump(config.as_dict(), sort_keys=False).strip(),
         "```",
         "",
     ]
@@ -173,7 +169,3 @@ def _unigram_references(pretraining: dict) -> dict[str, float]:
         (f"unigram loss ({loss:.2f})" if len(losses) == 1 else f"unigram loss {index + 1} ({loss:.2f})"): loss
         for index, loss in enumerate(losses)
     }
-
-
-def _config_dict(config) -> dict:
-    return {key: getattr(config, key) for key in config.__dataclass_fields__}

@@ -9,7 +9,7 @@ from typing import Iterator, Optional
 from datasets import Dataset, Features, IterableDataset, load_dataset
 from transformers.utils import logging
 
-from ...datafiles import data_file_builder, data_files
+from ...data.files import data_file_builder, data_files
 from ...errors import UsageError
 from .data import pick_text_columns
 

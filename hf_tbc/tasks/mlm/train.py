@@ -15,18 +15,26 @@ from pathlib import Path
 from transformers import AutoTokenizer, set_seed
 from transformers.utils import logging
 
-from ...curves import plot_run
-from ...datafiles import data_files
+from ...budget.curves import plot_run
+from ...budget.runs import describe_stop, prepare_output_dir, run_summary, train_under_budget, write_json
+from ...budget.trainer import BudgetTrainer
+from ...data.files import data_files
+from ...distributed import prepare_on_main_process
 from ...errors import UsageError
 from ...hardware import gpu_bf16_peak
-from ...ranks import prepare_on_main_process
-from ...runs import describe_stop, prepare_output_dir, run_summary, train_under_budget, write_json
-from ...trainer import BudgetTrainer
-from .arguments import DataTrainingArguments, ModelArguments, PretrainingArguments, validate, width_scaled_learning_rate
+from .arguments import DataTrainingArguments, ModelArguments, PretrainingArguments, width_scaled_learning_rate
 from .corpus import DEFAULT_CORPUS_NAME
 from .data import load_text_datasets, pack_texts, tokenizer_sample, train_tokenizer, unigram_loss
 from .masking import MaskedLMCollator, mask_once, masked_positions_per_block
-from .model import SparsePrediction, build_model, count_parameters, training_attention, training_flops_per_token
+from .model import (
+    SparsePrediction,
+    build_model,
+    check_block_size,
+    count_parameters,
+    model_config,
+    training_attention,
+    training_flops_per_token,
+)
 from .streaming import endless, stream_text_datasets
 
 logger = logging.get_logger(__name__)
@@ -126,13 +134,11 @@ def _model_fields(
     }
 
 
-def _model_and_head(model_args, data_args, training_args, tokenizer):
-    """The model to train (its attention kernel chosen for the device and precision, its peak LR set when unset), its
-    sparse head (or ``None``) and its training FLOPs per token."""
+def _model_and_head(model_args, data_args, training_args, config):
+    """The model of ``config`` to train (its attention kernel chosen for the device and precision), its sparse head
+    (or ``None``) and its training FLOPs per token."""
     attention = training_attention(model_args.attn_implementation, training_args.device.type, training_args.bf16)
-    model = build_model(model_args, tokenizer, data_args.block_size, attn_implementation=attention)
-    if training_args.learning_rate is None:
-        training_args.learning_rate = width_scaled_learning_rate(model.config.hidden_size)
+    model = build_model(config, model_args.model_name_or_path, attention, model_args.position_init)
     most_masked = max(data_args.mlm_probability, data_args.eval_mlm_probability)
     sparse = (
         SparsePrediction(model, positions_per_row=masked_positions_per_block(data_args.block_size, most_masked))
@@ -156,7 +162,7 @@ def pretrain(model_args: ModelArguments, data_args: DataTrainingArguments, train
 
     Returns the run summary also written to ``output_dir/run_summary.json``.
     """
-    validate(model_args, data_args)
+    check_block_size(model_config(model_args), data_args.block_size)  # bad input fails before any data is read
     resume_from = prepare_output_dir(training_args)
     set_seed(training_args.seed)
     with prepare_on_main_process(training_args, desc="loading and tokenizing the corpus"):
@@ -165,7 +171,11 @@ def pretrain(model_args: ModelArguments, data_args: DataTrainingArguments, train
     blocks["validation"] = mask_once(
         blocks["validation"], tokenizer, data_args.eval_mlm_probability, training_args.seed
     )
-    model, sparse, flops_per_token = _model_and_head(model_args, data_args, training_args, tokenizer)
+    config = model_config(model_args, tokenizer)
+    check_block_size(config, data_args.block_size)  # the tokenizer's padding index may move the positions
+    if training_args.learning_rate is None:  # the flag's default: the peak LR scaled to this model's width
+        training_args.learning_rate = width_scaled_learning_rate(config.hidden_size)
+    model, sparse, flops_per_token = _model_and_head(model_args, data_args, training_args, config)
     size_name = model_args.model_size if model_args.model_name_or_path is None else model_args.model_name_or_path
     training_blocks = "training blocks streamed" if data_args.streaming else f"{len(blocks['train']):,} training blocks"
     logger.warning(

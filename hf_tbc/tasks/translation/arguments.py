@@ -8,10 +8,10 @@ from typing import Optional
 
 from transformers import Seq2SeqTrainingArguments
 
-from ...arguments import BudgetTrainingArguments, native_bf16_field
+from ...budget.arguments import BudgetTrainingArguments, native_bf16_field
 from ...errors import UsageError
-from ...model_config import check_dropout, load_model_config
-from .model import SEQ2SEQ_ARCHITECTURES, get_translation_size
+from ..model_config import check_dropout, load_model_config
+from .model import SEQ2SEQ_ARCHITECTURES, get_model_size
 
 DEFAULT_TRANSLATION_SIZE = "E3-D3-H256"
 CURVE_METRICS = ("eval_bleu", "eval_chrf")
@@ -56,6 +56,17 @@ class TranslationModelArguments:
     config_overrides: Optional[str] = field(
         default=None, metadata={"help": "Override config values of a fresh model, e.g. 'attention_dropout=0.1'."}
     )
+
+    def __post_init__(self):
+        if self.model_name_or_path is None:
+            get_model_size(self.model_size)
+            if self.architecture not in SEQ2SEQ_ARCHITECTURES:
+                raise UsageError(
+                    f"--architecture {self.architecture}: choose one of {', '.join(SEQ2SEQ_ARCHITECTURES)}"
+                )
+        check_dropout(self.dropout)
+        if self.vocab_size < 300:
+            raise UsageError(f"--vocab_size {self.vocab_size} is below the 256 bytes + special tokens: use >= 300")
 
 
 @dataclass
@@ -110,6 +121,16 @@ class TranslationDataArguments:
         },
     )
 
+    def __post_init__(self):
+        if self.num_beams < 1 or self.no_repeat_ngram_size < 0:
+            raise UsageError(
+                f"--num_beams {self.num_beams} / --no_repeat_ngram_size {self.no_repeat_ngram_size}: beams are at "
+                "least 1 (greedy), the n-gram size at least 0 (off)"
+            )
+        for name in ("max_source_length", "max_target_length"):
+            if getattr(self, name) < 4:
+                raise UsageError(f"--{name} {getattr(self, name)} is too small: use at least 4 tokens")
+
 
 @dataclass
 class TranslationTrainingArguments(BudgetTrainingArguments, Seq2SeqTrainingArguments):
@@ -145,7 +166,8 @@ class TranslationTrainingArguments(BudgetTrainingArguments, Seq2SeqTrainingArgum
 
 
 def validate(model_args: TranslationModelArguments, data_args: TranslationDataArguments) -> None:
-    """Checks what needs no data, so bad input fails before anything loads or is written."""
+    """Checks what one dataclass cannot see alone (each checks its own flags in ``__post_init__``): that a checkpoint
+    to continue is an encoder-decoder. Needs no data, so bad input fails before anything loads or is written."""
     if model_args.model_name_or_path is not None:
         config = load_model_config(model_args.model_name_or_path)
         if not getattr(config, "is_encoder_decoder", False):
@@ -153,20 +175,3 @@ def validate(model_args: TranslationModelArguments, data_args: TranslationDataAr
                 f"--model_name_or_path {model_args.model_name_or_path} is a {config.model_type} model, not an "
                 "encoder-decoder: continue a run_translation.py output, or train a fresh --model_size"
             )
-    else:
-        get_translation_size(model_args.model_size)
-        if model_args.architecture not in SEQ2SEQ_ARCHITECTURES:
-            raise UsageError(
-                f"--architecture {model_args.architecture}: choose one of {', '.join(SEQ2SEQ_ARCHITECTURES)}"
-            )
-    check_dropout(model_args.dropout)
-    if model_args.vocab_size < 300:
-        raise UsageError(f"--vocab_size {model_args.vocab_size} is below the 256 bytes + special tokens: use >= 300")
-    if data_args.num_beams < 1 or data_args.no_repeat_ngram_size < 0:
-        raise UsageError(
-            f"--num_beams {data_args.num_beams} / --no_repeat_ngram_size {data_args.no_repeat_ngram_size}: beams are "
-            "at least 1 (greedy), the n-gram size at least 0 (off)"
-        )
-    for name in ("max_source_length", "max_target_length"):
-        if getattr(data_args, name) < 4:
-            raise UsageError(f"--{name} {getattr(data_args, name)} is too small: use at least 4 tokens")

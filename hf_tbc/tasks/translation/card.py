@@ -17,7 +17,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ... import model_cards
 from ...budget import format_duration
-from ...public import dataset_line
+from ...release.leaks import dataset_line
 from .release import TranslationRun, TranslationVariant
 
 TRANSLATION_TEMPLATE = Path(model_cards.__file__).resolve().parent / "translation_card.md"
@@ -37,7 +37,7 @@ def _scores(run: TranslationRun, variant: Optional[TranslationVariant] = None) -
 
 def _compression(variant: TranslationVariant) -> dict:
     """The card's compression section: what was done, and the variant against the grid's dense model."""
-    from ...records import own_dense, read_records
+    from ...compress.records import own_dense, read_records
 
     row = variant.row
     dense = own_dense(read_records(variant.folder.parent)) or row
@@ -77,7 +77,7 @@ def _compression(variant: TranslationVariant) -> dict:
     }
 
 
-def translation_card_data(
+def card_data(
     run: TranslationRun,
     dataset_id: str,
     dataset_config: Optional[str],
@@ -122,7 +122,7 @@ def translation_card_data(
     )
 
 
-def render_translation_card(
+def render_card(
     run: TranslationRun,
     dataset_id: str,
     dataset_config: Optional[str],
@@ -198,5 +198,5 @@ def render_translation_card(
             )
         ),
     }
-    data = translation_card_data(run, dataset_id, dataset_config, dataset_split, license, variant)
+    data = card_data(run, dataset_id, dataset_config, dataset_split, license, variant)
     return ModelCard.from_template(data, template_path=str(template), **values)

@@ -11,8 +11,8 @@ One row per variant goes to ``compression.jsonl`` (``bleu`` where a classifier's
 Pruning is :func:`~hf_tbc.compress.seq2seq.prune_feed_forward` (``--pruning_method structured``), followed by
 recovery training on the translation loss (``--recovery_time_budget`` or ``--recovery_steps``), which the dense model
 gets too; quantization is one of :data:`~hf_tbc.compress.seq2seq.SEQ2SEQ_QUANTIZATIONS` (PyTorch dynamic int8, or
-ONNX Runtime graphs in fp32 or int8, decoded by :class:`~hf_tbc.onnx_seq2seq.OnnxModelForSeq2SeqLM`). Nothing is
-written unless the whole grid finishes.
+ONNX Runtime graphs in fp32 or int8, decoded by :class:`~hf_tbc.compress.onnx_seq2seq.OnnxModelForSeq2SeqLM`).
+Nothing is written unless the whole grid finishes.
 """
 
 from __future__ import annotations
@@ -29,8 +29,12 @@ import torch
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 from transformers.utils import logging
 
+from ...budget.trainer import BudgetSeq2SeqTrainer
 from ...compress.arguments import CompressionArguments, variant_name
 from ...compress.grid import check_output_dir, latency_groups, memory_limit, staged_output
+from ...compress.onnx_seq2seq import OnnxModelForSeq2SeqLM
+from ...compress.plots import plot_compression
+from ...compress.records import RECORD_FILE
 from ...compress.seq2seq import (
     ONNX_METHODS,
     SEQ2SEQ_QUANTIZATIONS,
@@ -39,14 +43,10 @@ from ...compress.seq2seq import (
     prune_feed_forward,
     save_onnx_seq2seq,
 )
+from ...compress.variants import size_on_disk
 from ...errors import UsageError
 from ...hardware import hardware_summary
-from ...model_config import load_model_config
-from ...onnx_seq2seq import OnnxModelForSeq2SeqLM
-from ...plots import plot_compression
-from ...records import RECORD_FILE
-from ...trainer import BudgetSeq2SeqTrainer
-from ...variants import size_on_disk
+from ..model_config import load_model_config
 from .arguments import TranslationDataArguments, TranslationTrainingArguments
 from .bleu import copy_source_scores, corpus_scores, decode, looping
 from .data import TranslationCollator, load_pairs, tokenize_pairs

@@ -9,9 +9,9 @@ from transformers import DataCollatorForSeq2Seq, PreTrainedTokenizerBase, PreTra
 from transformers.models.m2m_100.modeling_m2m_100 import shift_tokens_right
 from transformers.utils import logging
 
-from ...datafiles import data_files, load_data_file
+from ...data.files import data_files, load_data_file
+from ...data.tokenizer import train_bpe_tokenizer
 from ...errors import UsageError
-from ...tokenizer import train_bpe_tokenizer
 
 logger = logging.get_logger(__name__)
 

@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 from transformers import AutoModelForSeq2SeqLM, M2M100Config, MarianConfig, MBartConfig, PretrainedConfig
 
 from ...errors import UsageError
-from ...model_config import apply_config_overrides, check_dropout
-
-if TYPE_CHECKING:  # the arguments module reads this one's presets
-    from .arguments import TranslationModelArguments
+from ..model_config import apply_config_overrides, check_dropout
 
 SEQ2SEQ_ARCHITECTURES = {"m2m100": M2M100Config, "mbart": MBartConfig, "marian": MarianConfig}
 _NAME = re.compile(r"^E(\d+)-D(\d+)-H(\d+)$")
@@ -46,7 +43,7 @@ class TranslationSize:
         return 4 * self.hidden_size
 
 
-def get_translation_size(name: str) -> TranslationSize:
+def get_model_size(name: str) -> TranslationSize:
     """The size written ``E{e}-D{d}-H{h}`` (e.g. ``"E3-D3-H256"``); a clear error for anything else."""
     match = _NAME.match(name.strip().upper())
     if match is None:
@@ -78,7 +75,7 @@ def seq2seq_config(
     """The config of a fresh encoder-decoder of ``model_size``: source and target share one vocabulary and one
     embedding matrix, tied to the output layer. ``tokens`` passes ``pad_token_id``, ``bos_token_id``,
     ``eos_token_id`` and ``decoder_start_token_id`` from the tokenizer."""
-    size = get_translation_size(model_size)
+    size = get_model_size(model_size)
     if architecture not in SEQ2SEQ_ARCHITECTURES:
         raise UsageError(f"unknown architecture {architecture!r}: choose one of {', '.join(SEQ2SEQ_ARCHITECTURES)}")
     check_dropout(dropout)
@@ -104,8 +101,9 @@ def seq2seq_config(
     return config
 
 
-def build_model(model_args: "TranslationModelArguments", tokenizer, max_length: int):
-    """A fresh encoder-decoder of ``model_size`` sized for ``tokenizer``, or the checkpoint ``model_name_or_path``."""
+def build_model(model_args, tokenizer, max_length: int):
+    """A fresh encoder-decoder of ``model_size`` sized for ``tokenizer``, or the checkpoint ``model_name_or_path``
+    (``model_args`` are the recipe's model arguments, read here, not imported: they read this module's presets)."""
     if model_args.model_name_or_path is not None:
         return AutoModelForSeq2SeqLM.from_pretrained(model_args.model_name_or_path)
     config = seq2seq_config(

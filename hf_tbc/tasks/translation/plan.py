@@ -10,7 +10,7 @@ from ...hardware import median_step_seconds
 from .model import seq2seq_config
 
 
-def probe_translation_step(
+def probe_step_time(
     size: str,
     batch_size: int,
     length: int = 24,
@@ -37,7 +37,7 @@ def probe_translation_step(
     return median_step_seconds(model, {"input_ids": sources, "labels": targets}, bf16=bf16, steps=steps)
 
 
-def plan_translation(sizes: list[str], time_budget: str, batch_size: int, **recipe) -> list[dict]:
+def plan(sizes: list[str], time_budget: str, batch_size: int, **recipe) -> list[dict]:
     """Steps each size gets within the budget here, from a short probe of its step time (``recipe`` passes
     ``vocab_size``, ``architecture`` and ``bf16`` to the probe)."""
     from transformers import AutoModelForSeq2SeqLM
@@ -45,7 +45,7 @@ def plan_translation(sizes: list[str], time_budget: str, batch_size: int, **reci
     budget = parse_duration(time_budget)
     rows = []
     for size in sizes:
-        seconds = probe_translation_step(size, batch_size, **recipe)
+        seconds = probe_step_time(size, batch_size, **recipe)
         config = seq2seq_config(
             size, recipe.get("vocab_size", 4000), architecture=recipe.get("architecture", "m2m100"), pad_token_id=1
         )

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Optional, Union
 
 from ...errors import UsageError
-from ...public import public_sources
+from ...release.leaks import public_sources
+from ...release.plan import ReleaseArguments
 
 SIZE_NAME = re.compile(r"E\d+-D\d+-H\d+")
 
@@ -37,7 +38,7 @@ class TranslationRun:
         return f"{prefix}{self.size_name}-{self.summary['source_lang']}-{self.summary['target_lang']}"
 
 
-def load_translation_run(folder: Union[str, Path]) -> TranslationRun:
+def load_run(folder: Union[str, Path]) -> TranslationRun:
     """The finished run in ``folder``; a one-line error naming what is missing otherwise."""
     folder = Path(folder).resolve()
     records = {}
@@ -62,9 +63,7 @@ SUMMARY_RECORD = tuple(
 )
 
 
-def public_translation_record(
-    run: TranslationRun, dataset_id: str, dataset_config: Optional[str], dataset_split: str
-) -> dict:
+def public_record(run: TranslationRun, dataset_id: str, dataset_config: Optional[str], dataset_split: str) -> dict:
     """The record published next to the card: the run's figures, its data as a Hub id or file names, and its
     scores without the sample translations (they quote the evaluation data)."""
     summary = {key: run.summary[key] for key in SUMMARY_RECORD if key in run.summary}
@@ -108,25 +107,16 @@ class TranslationVariant:
         return f"{self.run.default_repo_name(prefix)}-{self.row['variant']}"
 
 
-def is_translation_variant(folder: Union[str, Path]) -> bool:
-    """Whether ``folder`` is a variant inside a translation compression grid."""
-    records = Path(folder).resolve().parent / "compression.jsonl"
-    if not records.is_file():
-        return False
-    first = records.read_text().split("\n", 1)[0]
-    return bool(first.strip()) and json.loads(first).get("task") == "translation"
-
-
-def load_translation_variant_records(folder: Union[str, Path]) -> TranslationVariant:
+def load_variant_records(folder: Union[str, Path]) -> TranslationVariant:
     """The variant in ``folder`` and the translation run its grid compressed; a one-line error naming what is
     missing otherwise."""
-    from ...records import read_records
+    from ...compress.records import read_records
 
     folder = Path(folder).resolve()
     rows = [row for row in read_records(folder.parent) if row["variant"] == folder.name]
     if not folder.is_dir() or not rows:
         raise UsageError(f"{folder} is no variant of {folder.parent / 'compression.jsonl'}: pass a variant folder")
-    return TranslationVariant(folder, rows[0], load_translation_run(rows[0]["base_model"]))
+    return TranslationVariant(folder, rows[0], load_run(rows[0]["base_model"]))
 
 
 VARIANT_RECORD = tuple(
@@ -136,12 +126,12 @@ VARIANT_RECORD = tuple(
 )
 
 
-def public_translation_variant_record(
+def public_variant_record(
     variant: TranslationVariant, dataset_id: str, dataset_config: Optional[str], dataset_split: str
 ) -> dict:
     """The public record of a compressed translation variant: its row (measured on its own files), the evaluation
     data as a Hub id, and the training run it was made from."""
-    record = public_translation_record(variant.run, dataset_id, dataset_config, dataset_split)
+    record = public_record(variant.run, dataset_id, dataset_config, dataset_split)
     record.update(
         repo_id=variant.repo_id, compression={key: variant.row[key] for key in VARIANT_RECORD if key in variant.row}
     )
@@ -151,3 +141,16 @@ def public_translation_variant_record(
         variant_scores={key: variant.row[key] for key in ("bleu", "chrf", "eval_pairs") if key in variant.row},
     )
     return record
+
+
+def card_dataset_for_run(args: ReleaseArguments, run: TranslationRun) -> tuple[str, Optional[str], str]:
+    """(dataset id, config, split) of a translation run's card: its Hub dataset, else the flags."""
+    split = "test" if "test" in run.results["splits"] else "validation"
+    if args.card_dataset is None and run.summary.get("dataset_name"):
+        return run.summary["dataset_name"], run.summary.get("dataset_config_name"), args.card_dataset_split or split
+    if args.card_dataset is None:
+        raise UsageError(
+            f"{run.folder} was trained on local files: name their dataset for the card with "
+            "--card_dataset (and --card_dataset_config, --card_dataset_split)"
+        )
+    return args.card_dataset, args.card_dataset_config, args.card_dataset_split or split

@@ -1,23 +1,19 @@
 """The translation study's report, from the runs' own records (``run_summary.json``, ``eval_results.json``,
-``curve.jsonl``, the saved translations and the advice): the questions (``questions``), the figures, the plan, the
+``curve.jsonl``, the saved translations and the advice): the questions (``findings``), the figures, the plan, the
 table of every run and example translations."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
 import yaml
 
 from ...budget import format_duration
-from ...curves import plot_curves
+from ...budget.curves import plot_curves
+from ...budget.runs import read_json
 from ...hardware import describe_hardware
-from .questions import equal_latency, forecast_section, width_versus_depth
-
-
-def _load(path: Path) -> Optional[dict]:
-    return json.loads(path.read_text()) if path.is_file() else None
+from .findings import equal_latency, forecast_section, width_versus_depth
 
 
 def _draw_figures(config, curves: dict, references: Optional[dict]) -> None:
@@ -91,11 +87,11 @@ def _examples(results: dict) -> list[str]:
     ]
 
 
-def write_translation_report(config, plan_rows: Optional[list[dict]] = None) -> Path:
+def write_report(config, plan_rows: Optional[list[dict]] = None) -> Path:
     """``report.md``, ``bleu_vs_time.png``, ``bleu_vs_steps.png`` and ``loss_vs_time.png`` in the study folder."""
     folders = {size: config.stage_dir("translate", size) for size in config.sizes}
-    summaries = {size: _load(folder / "run_summary.json") for size, folder in folders.items()}
-    loaded = {size: _load(folder / "eval_results.json") for size, folder in folders.items()}
+    summaries = {size: read_json(folder / "run_summary.json") for size, folder in folders.items()}
+    loaded = {size: read_json(folder / "eval_results.json") for size, folder in folders.items()}
     results = {size: record if record and "splits" in record else None for size, record in loaded.items()}  # finished
     copy = next((record["copy_source"]["validation"]["bleu"] for record in results.values() if record), None)
     references = {f"copy the source ({copy:.1f}, full validation)": copy} if copy is not None else None

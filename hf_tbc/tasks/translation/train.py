@@ -19,10 +19,10 @@ from datasets import Dataset
 from transformers import AutoTokenizer, set_seed
 from transformers.utils import logging
 
-from ...curves import plot_curves, plot_run
-from ...ranks import prepare_on_main_process
-from ...runs import describe_stop, prepare_output_dir, run_summary, train_under_budget, write_json
-from ...trainer import BudgetSeq2SeqTrainer
+from ...budget.curves import plot_curves, plot_run
+from ...budget.runs import describe_stop, prepare_output_dir, run_summary, train_under_budget, write_json
+from ...budget.trainer import BudgetSeq2SeqTrainer
+from ...distributed import prepare_on_main_process
 from .arguments import (
     CURVE_METRICS,
     TranslationDataArguments,

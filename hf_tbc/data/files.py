@@ -13,7 +13,7 @@ from typing import Optional
 
 from datasets import Dataset, load_dataset
 
-from .errors import UsageError
+from ..errors import UsageError
 
 
 def cache_dir() -> Path:

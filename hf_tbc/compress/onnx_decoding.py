@@ -4,7 +4,7 @@
 of arrays whose first axis is the row, e.g. each layer's keys and values); the searches keep the tokens, apply the
 logits processors a generation config asks for (``min_length``, ``no_repeat_ngram_size``, the forced end token at
 ``max_length``) and, for beam search, reorder ``past`` with the beams.
-:class:`~hf_tbc.onnx_seq2seq.OnnxModelForSeq2SeqLM` decodes its ONNX graphs with them.
+:class:`~hf_tbc.compress.onnx_seq2seq.OnnxModelForSeq2SeqLM` decodes its ONNX graphs with them.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import pytest
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from hf_tbc.ranks import main_process_first_without_timeout, marker_path
+from hf_tbc.distributed import main_process_first_without_timeout, marker_path
 
 
 def _rank(rank: int, port: int, key: str, fail: bool, results) -> None:
@@ -73,7 +73,7 @@ def test_every_task_prepares_its_data_on_the_main_process_without_a_timeout(tmp_
 
     from transformers import TrainingArguments
 
-    from hf_tbc import ranks
+    from hf_tbc import distributed as ranks
 
     module = importlib.import_module(f"hf_tbc.tasks.{task}.train")
     prepared = []

@@ -14,7 +14,7 @@ from typing import Callable, Iterable, Optional
 from transformers import PreTrainedTokenizerFast
 from transformers.utils import logging
 
-from .datafiles import cache_dir
+from .files import cache_dir
 
 logger = logging.get_logger(__name__)
 

@@ -23,10 +23,10 @@ from typing import Optional
 import yaml
 from transformers.utils import logging
 
-from .budget import PREEMPTED_EXIT_CODE, format_duration, parse_duration
-from .errors import UsageError
-from .runs import UNFINISHED, last_complete_checkpoint, preempted_record
-from .tasks.registry import RECIPES, TASKS, as_flags
+from ..budget import PREEMPTED_EXIT_CODE, format_duration, parse_duration
+from ..budget.runs import UNFINISHED, last_complete_checkpoint, preempted_record
+from ..errors import UsageError
+from ..tasks.registry import RECIPES, TASKS, as_flags
 
 logger = logging.get_logger(__name__)
 
@@ -60,10 +60,7 @@ class StudyConfig:
     output_dir: str
     sizes: list[str]
     task: str = "mlm"  # "mlm": pretrain, finetune, compress; "translation": train each size with run_translation.py
-    pretraining: dict = field(default_factory=dict)
-    finetuning: dict = field(default_factory=dict)
-    compression: dict = field(default_factory=dict)
-    translation: dict = field(default_factory=dict)
+    sections: dict = field(default_factory=dict)  # the task's own sections (its recipes' flags), by name
     release: dict = field(default_factory=dict)
     advisor: Optional[dict] = field(default_factory=dict)  # the advisor's flags (probe_budget); false: no advisor
     launcher: list[str] = field(default_factory=lambda: ["accelerate", "launch"])
@@ -87,16 +84,19 @@ class StudyConfig:
         if not isinstance(raw, dict):
             raise UsageError(f"--config {path} must hold a mapping of settings: see {CONFIGS / 'cpu_demo.yaml'}")
         raw.update({key: value for key, value in overrides.items() if value is not None})
+        studied = [name for name, task in TASKS.items() if task.sections]
         task = TASKS.get(raw.get("task", "mlm"))
-        if task is None:
-            raise UsageError(f"study config {path}: task {raw['task']!r} is unknown: use one of {', '.join(TASKS)}")
+        if task is None or not task.sections:
+            raise UsageError(f"study config {path}: task {raw['task']!r} is unknown: use one of {', '.join(studied)}")
         missing = [key for key in ("name", "output_dir", "sizes", *task.sections) if key not in raw]
         if missing:
             raise UsageError(f"study config {path} lacks {', '.join(missing)}: see {CONFIGS / task.example}")
-        unknown = set(raw) - set(cls.__dataclass_fields__)
+        own = (*task.sections, *task.optional_sections)
+        unknown = set(raw) - set(cls.__dataclass_fields__) - set(own) | ({"sections"} & set(raw))
         if unknown:
             raise UsageError(f"study config {path} has unknown keys {sorted(unknown)}: remove them")
-        config = cls(**raw)
+        sections = {name: raw.pop(name) or {} for name in own if name in raw}
+        config = cls(**raw, sections=sections)
         config.sizes = [str(size) for size in config.sizes]
         config.advisor = _advisor_section(config.advisor, path)
         for size in config.sizes:
@@ -105,9 +105,28 @@ class StudyConfig:
         if "time_budget" not in getattr(config, budgeted):
             raise UsageError(f"study config {path}: {budgeted} needs a time_budget, the budget every size shares")
         parse_duration(getattr(config, budgeted)["time_budget"])
-        for section in ("pretraining", "finetuning", "compression", "translation", "release"):
-            setattr(config, section, _substitute(getattr(config, section), config.data_dir))
+        config.sections = {name: _substitute(section, config.data_dir) for name, section in config.sections.items()}
+        config.release = _substitute(config.release, config.data_dir)
         return config
+
+    def __getattr__(self, name: str) -> dict:
+        """A section of the task by name (``config.pretraining``); an empty one where the config leaves it out."""
+        if name.startswith("__") or name == "sections":
+            raise AttributeError(name)
+        if any(name in (*task.sections, *task.optional_sections) for task in TASKS.values()):
+            return self.sections.get(name, {})
+        raise AttributeError(f"{type(self).__name__} has no section or setting {name!r}")
+
+    def as_dict(self) -> dict:
+        """The config as its YAML file lays it out: the task's sections at the top level."""
+        task = self.study_task
+        sections = {name: getattr(self, name) for name in (*task.sections, *task.optional_sections)}
+        head = {key: getattr(self, key) for key in ("name", "output_dir", "sizes", "task")}
+        return {
+            **head,
+            **sections,
+            **{key: getattr(self, key) for key in ("release", "advisor", "launcher", "data_dir")},
+        }
 
     @property
     def study_task(self):
@@ -161,25 +180,21 @@ def _substitute(section: dict, data_dir: Optional[str]) -> dict:
 
 
 # -- stages --------------------------------------------------------------------------------------------
-STAGE_RECORDS = {
-    "advise": "advice.json",
-    "pretrain": "run_summary.json",
-    "finetune": "eval_results.json",
-    "compress": "compression.jsonl",
-    "translate": "eval_results.json",
-    "release": "release.json",
-}
+STUDY_RECORDS = {"advise": "advice.json", "release": "release.json"}  # the stages every study has
 
 
-def stage_preempted(stage: str, folder: Path) -> bool:
-    """Whether ``folder`` holds a run of ``stage`` that was preempted before its final model."""
-    return preempted_record(folder, (STAGE_RECORDS[stage],)) is not None
+def stage_record(stage: str) -> str:
+    """The record a stage writes last: the study's own stages', else the one its task names."""
+    records = dict(STUDY_RECORDS)
+    for task in TASKS.values():
+        records.update(task.stage_records or {})
+    return records[stage]
 
 
 def stage_complete(stage: str, folder: Path) -> bool:
     """Whether ``folder`` holds the finished output of ``stage``: the record each recipe writes last, and not the
     record of a run left unfinished (preempted, or a probe the study continues)."""
-    record = (STAGE_RECORDS[stage],)
+    record = (stage_record(stage),)
     return (folder / record[0]).is_file() and preempted_record(folder, record, reasons=tuple(UNFINISHED)) is None
 
 
@@ -285,7 +300,7 @@ def run_stages(config: StudyConfig) -> dict:
     logs = config.root / "logs"
     done = {"ran": [], "skipped": []}
     task = config.study_task
-    if config.advisor is not None and task.advice is not None:
+    if config.advisor is not None and task.advised_stage is not None:
         stage, folder, command = task.advice(config, launcher)
         probes = [config.stage_dir(task.advised_stage, size) for size in config.sizes]
         if stage_complete(stage, folder):

@@ -22,9 +22,9 @@ from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import logging
 
-from .budget import PREEMPTED_EXIT_CODE, WallClockBudgetCallback, format_duration
-from .errors import UsageError
-from .hardware import hardware_summary
+from ..errors import UsageError
+from ..hardware import hardware_summary
+from . import PREEMPTED_EXIT_CODE, WallClockBudgetCallback, format_duration
 
 logger = logging.get_logger(__name__)
 
@@ -119,6 +119,16 @@ def write_json(path: Path, record: dict) -> None:
     temporary = path.with_suffix(path.suffix + ".tmp")
     temporary.write_text(json.dumps(record, indent=2) + "\n")
     os.replace(temporary, path)
+
+
+def read_json(path: Path, what: Optional[str] = None) -> Optional[dict]:
+    """The JSON record at ``path``; where there is none, None, or with ``what`` (what the record is) a one-line
+    ``UsageError`` naming it."""
+    if not path.is_file():
+        if what is None:
+            return None
+        raise UsageError(f"missing record {path} ({what}): run the step that writes it first")
+    return json.loads(path.read_text())
 
 
 def record_unfinished(trainer, record_name: str, **fields) -> dict:

@@ -12,10 +12,10 @@ from typing import Callable, Optional
 from transformers.utils import logging
 
 from ..budget import format_duration
-from ..curves import read_curve
+from ..budget.curves import read_curve
+from ..budget.runs import last_complete_checkpoint, preempted_record, write_json
 from ..errors import UsageError
-from ..runs import last_complete_checkpoint, preempted_record, write_json
-from .forecast import Probe
+from .probe import Probe
 
 logger = logging.get_logger(__name__)
 

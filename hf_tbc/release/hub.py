@@ -15,7 +15,7 @@ from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 from huggingface_hub.utils.sha import git_hash
 from transformers.utils import logging
 
-from .errors import UsageError
+from ..errors import UsageError
 
 logger = logging.get_logger(__name__)
 
@@ -268,7 +268,7 @@ def publish(
     ``report`` (one entry per push) is rewritten to ``report_path`` after every repo, so it always says which repos
     landed (``created``, ``updated``, ``unchanged``), which ``failed`` and which were ``not pushed``. If a push fails
     midway the error says how many landed; a rerun finds those unchanged (no new commit) and pushes the rest."""
-    from .runs import write_json
+    from ..budget.runs import write_json
 
     for entry in report:
         entry["status"] = "not pushed"

@@ -10,10 +10,10 @@ Two graphs, exported with torch's own exporter (``torch.onnx.export(..., dynamo=
 
 :class:`OnnxModelForSeq2SeqLM` loads a folder holding both graphs, ``config.json``, ``generation_config.json`` and
 the tokenizer, and its ``generate`` decodes as the saved generation config says: greedy or beam search
-(:mod:`hf_tbc.onnx_decoding`), with ``no_repeat_ngram_size``, ``min_length``, ``max_length``/``max_new_tokens``,
-``length_penalty`` and the forced end-of-sentence token, the rules of transformers' own ``generate``. Everything
-between two graph calls is a few numpy operations. Which of this and PyTorch is faster depends on the CPU, the size
-and the batch: ``benchmarks/bench_translation_int8_sizes.py`` measures it.
+(:mod:`hf_tbc.compress.onnx_decoding`), with ``no_repeat_ngram_size``, ``min_length``,
+``max_length``/``max_new_tokens``, ``length_penalty`` and the forced end-of-sentence token, the rules of transformers'
+own ``generate``. Everything between two graph calls is a few numpy operations. Which of this and PyTorch is faster
+depends on the CPU, the size and the batch: ``benchmarks/bench_translation_int8_sizes.py`` measures it.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from transformers import AutoConfig, GenerationConfig, PretrainedConfig
 
-from .errors import UsageError
+from ..errors import UsageError
 from .onnx_decoding import beam_search, greedy_search
 from .onnx_model import _name_nodes_by_module, local_folder
 

@@ -8,7 +8,7 @@ from typing import Optional
 
 from ...advise.outcome import FORECAST_FIGURE, final_eval_loss, forecast_lines, plot_outcome, read_advice
 from .bleu import TRANSLATIONS_FILE, paired_bleu_interval, read_translations
-from .model import get_translation_size
+from .model import get_model_size
 
 
 def bleu_difference(
@@ -44,7 +44,7 @@ def width_versus_depth(config, results: dict) -> str:
         + ")."
     )
     candidates = [size for size in finished if size != config.sizes[0]] or list(finished)
-    shapes = {size: get_translation_size(size) for size in candidates}
+    shapes = {size: get_model_size(size) for size in candidates}
     wide = max(
         candidates,
         key=lambda size: (shapes[size].hidden_size, -shapes[size].encoder_layers - shapes[size].decoder_layers),
@@ -106,9 +106,9 @@ def equal_latency(config) -> list[str]:
     """(c) The paper's compression question for translation: at the small baseline's latency per sentence, does a
     larger size, compressed, translate better than the small size dense? From each size's compression grid (BLEU on
     the same validation pairs, decoded as each model's saved generation config says)."""
-    from ...plots import plot_compression
-    from ...records import own_dense, read_records
-    from ...selection import best_under
+    from ...compress.plots import plot_compression
+    from ...compress.records import own_dense, read_records
+    from ...release.selection import best_under
 
     if not config.compression:
         return []
@@ -171,7 +171,7 @@ def _against_the_small_fastest(grids: dict, small: str) -> list[str]:
     """The same question with the small model compressed too: int8 or ONNX Runtime speed the small model up as well,
     so the bar is also set at the latency of its fastest variant, and each size's best variant under it is set against
     the small model's best there. The release keeps the dense bar; this paragraph only reports."""
-    from ...selection import best_under
+    from ...release.selection import best_under
 
     fastest = _fastest(grids[small])
     bar = fastest["latency_ms"]

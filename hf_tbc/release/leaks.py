@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional, Union
 
-from .errors import UsageError
+from ..errors import UsageError
 
 RECORD_FILE = "hf_tbc_record.json"
 MODEL_FILES = (

@@ -11,8 +11,8 @@ from typing import Optional
 
 from ...advise.outcome import FORECAST_FIGURE, forecast_lines, plot_outcome, read_advice
 from ...budget import format_duration
-from ...records import own_dense
-from ...selection import best_under, cost, format_cost, resolve_selection
+from ...compress.records import own_dense
+from ...release.selection import best_under, cost, format_cost, resolve_selection
 
 ROBUSTNESS_FIGURE = "accuracy_drop_vs_sparsity.png"
 
@@ -153,7 +153,7 @@ def selection(release: dict) -> tuple[str, Optional[float]]:
     return resolve_selection(release.get("select_by", "latency"), release.get("limit"), release.get("max_size_mb"))
 
 
-def answer(config, pretraining: dict, compression: dict, advice: Optional[dict]) -> str:
+def three_answers(config, pretraining: dict, compression: dict, advice: Optional[dict]) -> str:
     """The study's answer to the paper's three questions in plain words, computed from the records."""
     runs = {size: run for size, run in pretraining.items() if run}
     if not runs:

@@ -9,8 +9,8 @@ from typing import Mapping, Optional, Sequence, Union
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from .budget import WallClockBudgetCallback
-from .plots import draw_lines
+from ..plots import draw_lines
+from . import WallClockBudgetCallback
 
 CURVE_FILE = "curve.jsonl"
 CURVE_KEYS = ("step", "elapsed_s", "train_s", "total_s", "tokens", "loss", "lr", "eval_loss")

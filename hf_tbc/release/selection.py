@@ -9,8 +9,8 @@ from typing import Optional, Union
 
 from transformers.utils import logging
 
-from .errors import UsageError
-from .records import quality, read_records
+from ..compress.records import quality, read_records
+from ..errors import UsageError
 
 logger = logging.get_logger(__name__)
 

@@ -9,9 +9,9 @@ from typing import Optional
 
 from transformers import TrainingArguments
 
-from .budget import TIME_SCHEDULES, parse_duration
-from .errors import UsageError
-from .hardware import accelerator_available, native_bf16
+from ..errors import UsageError
+from ..hardware import accelerator_available, native_bf16
+from . import TIME_SCHEDULES, parse_duration
 
 _PARENT_FIELDS = {item.name for item in fields(TrainingArguments)}
 
@@ -147,7 +147,7 @@ class BudgetTrainingArguments(TrainingArguments):
         """``load_best_model_at_end`` with evaluations on the budget clock (``eval_every``): the Trainer checks
         strategies by name and would refuse them, and would save nothing on its own, so every evaluation that sets a
         new best of ``metric_for_best_model`` saves a checkpoint instead (``save_on_best``, read by
-        :class:`~hf_tbc.trainer.BudgetMixin`), and ``save_total_limit`` (default 1) keeps the best. Step- or
+        :class:`~hf_tbc.budget.trainer.BudgetMixin`), and ``save_total_limit`` (default 1) keeps the best. Step- or
         epoch-based evaluations keep transformers' own rule: a checkpoint at every evaluation, the best kept."""
         self.save_on_best = False
         if not self.load_best_model_at_end:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from .errors import UsageError
-from .runs import check_finished_run
+from ..budget.runs import check_finished_run
+from ..errors import UsageError
 
 
 def load_model_config(model_name_or_path: str, flag: str = "--model_name_or_path"):

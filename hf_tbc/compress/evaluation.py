@@ -1,7 +1,7 @@
 """Scoring a classifier of any variant kind: predictions, accuracy and forward latency.
 
-What a variant is and what it stores (kind, loading, parameters, zeros, bytes) is ``hf_tbc.variants``; this module
-sits below ``compress/`` (which makes variants and calls :func:`measure_variant`) and imports nothing above it.
+What a variant is and what it stores (kind, loading, parameters, zeros, bytes) is ``hf_tbc.compress.variants``; the
+grids of the tasks make variants and call :func:`measure_variant`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import torch
 from datasets import Dataset
 from transformers import PreTrainedTokenizerBase
 
-from .hardware import hardware_summary
-from .metrics import load_accuracy
+from ..hardware import hardware_summary
+from ..metrics import load_accuracy
 from .variants import count_variant_parameters, load_variant, prunable_sparsity, size_on_disk, variant_kind
 
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Optional, Union
 
-from .errors import UsageError
+from ..errors import UsageError
 
 RECORD_FILE = "compression.jsonl"
 
@@ -21,14 +21,14 @@ def read_records(path: Union[str, Path]) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def task_of(rows: list[dict]) -> str:
+    """The task whose grid wrote ``rows``: each row names it (grids written before rows did were classifiers')."""
+    return rows[0].get("task", "classification") if rows else "classification"
+
+
 def quality(row: dict) -> float:
     """What a variant scores: a classifier's validation accuracy, a translation model's BLEU."""
     return row["accuracy"] if "accuracy" in row else row["bleu"]
-
-
-def is_translation(rows: list[dict]) -> bool:
-    """Whether the rows are a translation model's variants (scored in BLEU)."""
-    return bool(rows) and rows[0].get("task") == "translation"
 
 
 def pruning_of(row: dict) -> Optional[str]:

@@ -19,7 +19,7 @@ import torch
 from optimum.quanto import QuantizedTransformersModel
 from transformers import AutoModelForSequenceClassification, PreTrainedModel
 
-from .errors import UsageError
+from ..errors import UsageError
 from .onnx_model import OnnxModelForSequenceClassification
 
 ENCODER_LAYER = re.compile(r"/layer\.\d+/")

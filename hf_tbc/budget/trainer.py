@@ -13,10 +13,10 @@ from transformers import Seq2SeqTrainer, Trainer
 from transformers.trainer_callback import ProgressCallback
 from transformers.utils import logging
 
+from ..launch import available_cores
+from . import TimeBasedLRScheduler, WallClockBudgetCallback, format_duration
 from .arguments import BudgetTrainingArguments
-from .budget import TimeBasedLRScheduler, WallClockBudgetCallback, format_duration
 from .curves import CurveCallback
-from .launch import available_cores
 
 logger = logging.get_logger(__name__)
 
