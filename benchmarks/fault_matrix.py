@@ -59,6 +59,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the test Hub lives in tests/
@@ -252,28 +253,26 @@ def build_fixtures(work: Path) -> dict:
 
 
 # -- sections ------------------------------------------------------------------------------------------------
+# two CPU processes under accelerate on a free port (runs beside other DDP runs do not collide)
+TWO_PROCESSES = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
+TWO_PROCESSES += ["--main_process_port", "0"]
+
+
+def two_process_run(fixtures: dict, out: Path) -> list[str]:
+    """A 6-second tiny run_mlm.py on two processes, into ``out``."""
+    return [*TWO_PROCESSES, str(RECIPES / "run_mlm.py"), *TINY, "--train_file", str(fixtures["text"])] + [
+        "--time_budget",
+        "6s",
+        "--output_dir",
+        str(out),
+    ]
+
+
 def ddp_stop(work: Path, fixtures: dict, runs: int) -> list[Row]:
     held, stops = 0, []
     for index in range(runs):
         out = work / f"ddp-{index}"
-        command = [
-            sys.executable,
-            "-m",
-            "accelerate.commands.launch",
-            "--multi_gpu",
-            "--num_processes",
-            "2",
-            "--main_process_port",
-            "0",
-            str(RECIPES / "run_mlm.py"),
-            *TINY,
-            "--train_file",
-            str(fixtures["text"]),
-            "--time_budget",
-            "6s",
-            "--output_dir",
-            str(out),
-        ]
+        command = two_process_run(fixtures, out)
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=240, cwd=REPO)
         except subprocess.TimeoutExpired:
@@ -294,8 +293,28 @@ def ddp_stop(work: Path, fixtures: dict, runs: int) -> list[Row]:
     ]
 
 
+def _resumed_right(out: Path, expected: str, half_written: list[str], budget: float) -> tuple[bool, str]:
+    """Whether a killed run resumed from ``expected`` (never a half-written folder), went on from its clock, and
+    stopped at the budget to within one step; and what went wrong if not."""
+    record = summary(out)
+    rows = [json.loads(line) for line in (out / "curve.jsonl").read_text().splitlines() if line.strip()]
+    resumed_rows = [
+        row for row in rows if row["step"] > int(Path(expected).name.split("-")[1]) and row.get("loss") is not None
+    ]
+    longest_step = max(step_times(out))
+    ok = (
+        record["resumed_from"] == expected
+        and all(Path(expected).name != name for name in half_written)
+        and resumed_rows
+        and resumed_rows[0]["elapsed_s"] >= checkpoint_seconds(expected)
+        # the run ends at the step whose end is nearest the deadline: before it or after it, by under a step
+        and abs(record["train_s"] - budget) <= longest_step + 0.05
+    )
+    return bool(ok), f"resumed_from {record['resumed_from']} (expected {expected}), train_s {record['train_s']}"
+
+
 def sigkill_resume(work: Path, fixtures: dict, runs: int, seed: int) -> list[Row]:
-    from hf_tbc.runs import last_complete_checkpoint
+    from hf_tbc.budget.runs import last_complete_checkpoint
 
     rng = random.Random(seed)
     budget = 12.0
@@ -345,25 +364,10 @@ def sigkill_resume(work: Path, fixtures: dict, runs: int, seed: int) -> list[Row
         if resumed.returncode != 0:
             notes.append(f"run {index}: resume exited {resumed.returncode}")
             continue
-        record = summary(out)
-        rows = [json.loads(line) for line in (out / "curve.jsonl").read_text().splitlines() if line.strip()]
-        resumed_rows = [
-            row for row in rows if row["step"] > int(Path(expected).name.split("-")[1]) and row.get("loss") is not None
-        ]
-        longest_step = max(step_times(out))
-        ok = (
-            record["resumed_from"] == expected
-            and all(Path(expected).name != name for name in half_written)
-            and resumed_rows
-            and resumed_rows[0]["elapsed_s"] >= checkpoint_seconds(expected)
-            # the run ends at the step whose end is nearest the deadline: before it or after it, by under a step
-            and abs(record["train_s"] - budget) <= longest_step + 0.05
-        )
+        ok, note = _resumed_right(out, expected, half_written, budget)
         held += int(ok)
         if not ok:
-            notes.append(
-                f"run {index}: resumed_from {record['resumed_from']} (expected {expected}), train_s {record['train_s']}"
-            )
+            notes.append(f"run {index}: {note}")
     detail = (
         f"{mid_save} of {runs} kills left a half-written checkpoint folder (no trainer_state.json), never resumed from"
     )
@@ -454,8 +458,9 @@ def sigterm(work: Path, fixtures: dict, runs: int) -> list[Row]:
     return rows
 
 
-def bad_inputs(work: Path, fixtures: dict) -> list[tuple[str, list[str], str, Path]]:
-    """(name, command, what the error line must say, the output that must not appear)."""
+def _bad_input_files(work: Path) -> tuple[Path, Path, Path]:
+    """Writes the bad files every recipe is given: (their folder, the folder outputs must not appear in, a run
+    preempted before its model)."""
     data = work / "bad-data"
     data.mkdir(exist_ok=True)
     (data / "empty.txt").write_text("")
@@ -482,6 +487,12 @@ def bad_inputs(work: Path, fixtures: dict) -> list[tuple[str, list[str], str, Pa
         f"name: x\noutput_dir: {out / 'study_size'}\nsizes: [L2-H33]\n"
         "pretraining: {time_budget: 5s}\nfinetuning: {}\ncompression: {}\n"
     )
+    return data, out, preempted
+
+
+def _bad_input_commands(work: Path, fixtures: dict) -> dict:
+    """The command prefixes and the names the bad-input cases share."""
+    data, out, preempted = _bad_input_files(work)
     python = sys.executable
     mlm = [python, str(RECIPES / "run_mlm.py"), *TINY]
     text = ["--train_file", str(fixtures["text"])]
@@ -492,7 +503,28 @@ def bad_inputs(work: Path, fixtures: dict) -> list[tuple[str, list[str], str, Pa
     variant = str(fixtures["compressed"] / "dense-fp32")
     card = ["--card_dataset", "stanfordnlp/sst2"]
     study = [python, str(RECIPES / "study.py")]
-    o = lambda name: ["--output_dir", str(out / name)]  # noqa: E731
+    return dict(
+        data=data,
+        out=out,
+        preempted=preempted,
+        mlm=mlm,
+        text=text,
+        tune=tune,
+        files=files,
+        compress=compress,
+        release=release,
+        variant=variant,
+        card=card,
+        study=study,
+        fixtures=fixtures,
+        o=lambda name: ["--output_dir", str(out / name)],
+        work=work,
+    )
+
+
+def _run_mlm_bad_flags(c: dict) -> list[tuple[str, list[str], str, Path]]:
+    """run_mlm's bad flags."""
+    data, out, mlm, text, o = c["data"], c["out"], c["mlm"], c["text"], c["o"]
     return [
         (
             "run_mlm: budget not a duration",
@@ -537,6 +569,13 @@ def bad_inputs(work: Path, fixtures: dict) -> list[tuple[str, list[str], str, Pa
             "exceeds the model's",
             out / "h",
         ),
+    ]
+
+
+def _run_mlm_bad_files(c: dict) -> list[tuple[str, list[str], str, Path]]:
+    """run_mlm's bad data files, outputs and resumes."""
+    data, out, mlm, text, o = c["data"], c["out"], c["mlm"], c["text"], c["o"]
+    return [
         (
             "run_mlm: unwritable output",
             [*mlm, *text, "--time_budget", "5s", "--output_dir", "/proc/hf-tbc/run"],
@@ -580,6 +619,22 @@ def bad_inputs(work: Path, fixtures: dict) -> list[tuple[str, list[str], str, Pa
             "--mlm_probability 1.5",
             out / "l",
         ),
+    ]
+
+
+def _run_classification_bad_inputs(c: dict) -> list[tuple[str, list[str], str, Path]]:
+    """run_classification.py's bad input."""
+    work, data, out, preempted, tune, files, fixtures, o = (
+        c["work"],
+        c["data"],
+        c["out"],
+        c["preempted"],
+        c["tune"],
+        c["files"],
+        c["fixtures"],
+        c["o"],
+    )
+    return [
         (
             "run_classification: model folder missing",
             [*tune, "--model_name_or_path", str(work / "nowhere"), *files, *o("m")],
@@ -619,6 +674,13 @@ def bad_inputs(work: Path, fixtures: dict) -> list[tuple[str, list[str], str, Pa
             "not a GLUE classification task",
             out / "r",
         ),
+    ]
+
+
+def _compress_bad_inputs(c: dict) -> list[tuple[str, list[str], str, Path]]:
+    """compress.py's bad input."""
+    work, out, compress, fixtures, o = c["work"], c["out"], c["compress"], c["fixtures"], c["o"]
+    return [
         (
             "compress: sparsity 1.0",
             [*compress, "--model_name_or_path", str(fixtures["finetuned"]), "--sparsities", "0,1.0", *o("s")],
@@ -649,6 +711,13 @@ def bad_inputs(work: Path, fixtures: dict) -> list[tuple[str, list[str], str, Pa
             "no such folder",
             out / "w",
         ),
+    ]
+
+
+def _release_bad_inputs(c: dict) -> list[tuple[str, list[str], str, Path]]:
+    """release.py's bad input."""
+    out, release, variant, card, fixtures, o = c["out"], c["release"], c["variant"], c["card"], c["fixtures"], c["o"]
+    return [
         (
             "release: folder without records",
             [
@@ -682,6 +751,13 @@ def bad_inputs(work: Path, fixtures: dict) -> list[tuple[str, list[str], str, Pa
             "--card_dataset",
             out / "aa",
         ),
+    ]
+
+
+def _study_bad_inputs(c: dict) -> list[tuple[str, list[str], str, Path]]:
+    """study.py's bad configs."""
+    data, out, study = c["data"], c["out"], c["study"]
+    return [
         (
             "study: config missing",
             [*study, "--config", str(data / "missing.yaml")],
@@ -706,6 +782,25 @@ def bad_inputs(work: Path, fixtures: dict) -> list[tuple[str, list[str], str, Pa
             "unknown model size",
             out / "study_size",
         ),
+    ]
+
+
+def bad_inputs(work: Path, fixtures: dict) -> list[tuple[str, list[str], str, Path]]:
+    """(name, command, what the error line must say, the output that must not appear), recipe by recipe."""
+    shared = _bad_input_commands(work, fixtures)
+    return [
+        *(
+            case
+            for cases in (
+                _run_mlm_bad_flags,
+                _run_mlm_bad_files,
+                _run_classification_bad_inputs,
+                _compress_bad_inputs,
+                _release_bad_inputs,
+                _study_bad_inputs,
+            )
+            for case in cases(shared)
+        )
     ]
 
 
@@ -842,67 +937,16 @@ def one_process_eval_loss(out: Path, text: Path) -> float:
     return total / count
 
 
-def ddp_losses(work: Path, fixtures: dict, runs: int) -> list[Row]:
+def _ddp_probe_row(work: Path) -> Row:
+    """A 2-process step on a batch split unevenly across the ranks, against one process on the whole batch."""
     import torch
-
-    held, gaps, notes = 0, [], []
-    for index in range(runs):
-        out = work / f"ddp-loss-{index}"
-        command = [
-            sys.executable,
-            "-m",
-            "accelerate.commands.launch",
-            "--multi_gpu",
-            "--num_processes",
-            "2",
-            "--main_process_port",
-            "0",
-            str(RECIPES / "run_mlm.py"),
-            *TINY,
-            "--train_file",
-            str(fixtures["text"]),
-            "--time_budget",
-            "6s",
-            "--output_dir",
-            str(out),
-        ]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO)
-        if done.returncode != 0:
-            notes.append(f"run {index}: exit {done.returncode}")
-            continue
-        recorded = summary(out)["final_eval_loss"]
-        scored = one_process_eval_loss(out, fixtures["text"])
-        gaps.append(recorded / scored - 1)
-        held += int(abs(gaps[-1]) < 0.01)
-    detail = f"recorded / one-process loss − 1 from {min(gaps):+.2%} to {max(gaps):+.2%}" if gaps else "no run finished"
-    rows = [
-        Row(
-            "2-process run_mlm.py: recorded final validation loss against the saved model scored in one process "
-            "(within 1 %)",
-            runs,
-            held,
-            "; ".join([detail, *notes]),
-        )
-    ]
-
     from transformers import RobertaPreLayerNormForMaskedLM
 
     from tests.ddp_probe import blocks as probe_blocks
 
     out = work / "ddp-probe"
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "accelerate.commands.launch",
-            "--multi_gpu",
-            "--num_processes",
-            "2",
-            "--main_process_port",
-            "0",
-            str(REPO / "tests" / "ddp_probe.py"),
-            str(out),
-        ],
+        [*TWO_PROCESSES, str(REPO / "tests" / "ddp_probe.py"), str(out)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -930,15 +974,41 @@ def ddp_losses(work: Path, fixtures: dict, runs: int) -> list[Row]:
             f"logged {logged['loss']:.5f}, evaluated {logged['eval_loss']:.5f}, one process {loss.item():.5f}; "
             f"largest gradient difference {worst:.1e} of the tensor's largest entry"
         )
-    rows.append(
-        Row(
-            "2-process training step on a batch whose ranks hold 1+2 vs 4+9 labels (or any split): logged loss, "
-            "evaluated loss and gradient equal one process's on the whole batch",
-            1,
-            int(ok),
-            detail,
-        )
+    return Row(
+        "2-process training step on a batch whose ranks hold 1+2 vs 4+9 labels (or any split): logged loss, "
+        "evaluated loss and gradient equal one process's on the whole batch",
+        1,
+        int(ok),
+        detail,
     )
+
+
+def ddp_losses(work: Path, fixtures: dict, runs: int) -> list[Row]:
+
+    held, gaps, notes = 0, [], []
+    for index in range(runs):
+        out = work / f"ddp-loss-{index}"
+        command = two_process_run(fixtures, out)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO)
+        if done.returncode != 0:
+            notes.append(f"run {index}: exit {done.returncode}")
+            continue
+        recorded = summary(out)["final_eval_loss"]
+        scored = one_process_eval_loss(out, fixtures["text"])
+        gaps.append(recorded / scored - 1)
+        held += int(abs(gaps[-1]) < 0.01)
+    detail = f"recorded / one-process loss − 1 from {min(gaps):+.2%} to {max(gaps):+.2%}" if gaps else "no run finished"
+    rows = [
+        Row(
+            "2-process run_mlm.py: recorded final validation loss against the saved model scored in one process "
+            "(within 1 %)",
+            runs,
+            held,
+            "; ".join([detail, *notes]),
+        )
+    ]
+
+    rows.append(_ddp_probe_row(work))
     return rows
 
 
@@ -1202,6 +1272,54 @@ def compress_rerun(work: Path, fixtures: dict) -> list[Row]:
     ]
 
 
+def _sigterm_the_launcher(
+    out: Path, launcher: list[str], expected: tuple[int, ...], fixtures: dict
+) -> tuple[bool, Optional[str], Optional[int], Optional[float]]:
+    """One run: SIGTERM to the launcher alone once a checkpoint is saved, then the resume. Returns whether every
+    part held, what went wrong, the launcher's exit code and how long the last process took to go."""
+    arguments = [*launcher, str(RECIPES / "run_mlm.py"), *TINY, "--train_file", str(fixtures["text"])]
+    arguments += ["--save_every", "1s", "--output_dir", str(out)]
+    with (out.parent / f"{out.name}.log").open("w") as handle:  # a file, not a pipe: an orphan goes on writing
+        process = subprocess.Popen(
+            [*arguments, "--time_budget", "5m"],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=REPO,
+        )
+    if not wait_for(lambda: list(out.glob("checkpoint-*/trainer_state.json")), process):
+        process.kill()
+        return False, "no checkpoint", None, None
+    time.sleep(1.5)
+    sent = time.monotonic()
+    process.send_signal(signal.SIGTERM)  # the launcher alone, as a pod's PID 1 is signalled
+    code = process.wait(timeout=240)
+    while str(out) in command_lines() and time.monotonic() - sent <= 120:
+        time.sleep(0.2)
+    wait = time.monotonic() - sent
+    record = summary(out) if (out / "run_summary.json").exists() else {}
+    orphan = str(out) in command_lines()
+    checkpoint = record.get("checkpoint")
+    resumed = subprocess.run(
+        [*arguments, "--time_budget", "4s", "--resume_from_checkpoint", "true"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    ok = (
+        code in expected
+        and record.get("stop_reason") == "preempted"
+        and not orphan
+        and checkpoint
+        and (Path(checkpoint) / "trainer_state.json").is_file()
+        and resumed.returncode == 0
+        and summary(out).get("stop_reason") == "time_budget"
+    )
+    note = f"exit {code}, record {record.get('stop_reason')}, orphan {orphan}, resume exit {resumed.returncode}"
+    return bool(ok), None if ok else note, code, wait
+
+
 def launcher_sigterm(work: Path, fixtures: dict, runs: int) -> list[Row]:
     one = ["--cpu", "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
     two = "--multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no --dynamo_backend no".split()
@@ -1219,66 +1337,14 @@ def launcher_sigterm(work: Path, fixtures: dict, runs: int) -> list[Row]:
     for case, (what, launcher, expected) in enumerate(launchers):
         held, notes, waits, codes = 0, [], [], []
         for index in range(runs):
-            out = work / f"launcher-{case}-{index}"
-            arguments = [
-                *launcher,
-                str(RECIPES / "run_mlm.py"),
-                *TINY,
-                "--train_file",
-                str(fixtures["text"]),
-                "--save_every",
-                "1s",
-                "--output_dir",
-                str(out),
-            ]
-            log = work / f"{out.name}.log"
-            with log.open("w") as handle:  # a file, not a pipe: an orphaned child goes on writing to it
-                process = subprocess.Popen(
-                    [*arguments, "--time_budget", "5m"],
-                    stdout=handle,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                    cwd=REPO,
-                )
-            if not wait_for(lambda: list(out.glob("checkpoint-*/trainer_state.json")), process):
-                process.kill()
-                notes.append(f"run {index}: no checkpoint")
-                continue
-            time.sleep(1.5)
-            sent = time.monotonic()
-            process.send_signal(signal.SIGTERM)  # the launcher alone, as a pod's PID 1 is signalled
-            code = process.wait(timeout=240)
-            codes.append(code)
-            while str(out) in command_lines():
-                if time.monotonic() - sent > 120:
-                    break
-                time.sleep(0.2)
-            waits.append(time.monotonic() - sent)
-            record = summary(out) if (out / "run_summary.json").exists() else {}
-            orphan = str(out) in command_lines()
-            checkpoint = record.get("checkpoint")
-            resumed = subprocess.run(
-                [*arguments, "--time_budget", "4s", "--resume_from_checkpoint", "true"],
-                capture_output=True,
-                text=True,
-                timeout=300,
-                cwd=REPO,
-            )
-            ok = (
-                code in expected
-                and record.get("stop_reason") == "preempted"
-                and not orphan
-                and checkpoint
-                and (Path(checkpoint) / "trainer_state.json").is_file()
-                and resumed.returncode == 0
-                and summary(out).get("stop_reason") == "time_budget"
+            ok, note, code, wait = _sigterm_the_launcher(
+                work / f"launcher-{case}-{index}", launcher, expected, fixtures
             )
             held += int(ok)
-            if not ok:
-                notes.append(
-                    f"run {index}: exit {code}, record {record.get('stop_reason')}, orphan {orphan}, "
-                    f"resume exit {resumed.returncode}"
-                )
+            codes += [code] if code is not None else []
+            waits += [wait] if wait is not None else []
+            if note:
+                notes.append(f"run {index}: {note}")
         seen = ", ".join(
             f"{count}× " + ("killed by the signal (143)" if code < 0 else f"exit {code}")
             for code, count in sorted(Counter(codes).items())
