@@ -87,7 +87,7 @@ def test_the_wheel_ships_every_package_recipe_config_card_template_and_metric(fr
     imports = sorted(source_packages())
     probe = (
         f"import importlib, sys\nfor name in {imports!r}: importlib.import_module(name)\n"
-        "import hf_tbc, hf_tbc.tasks.classification.card as r, hf_tbc.study as s\n"
+        "import hf_tbc, hf_tbc.tasks.classification.card as r, hf_tbc.study.stages as s\n"
         "from hf_tbc.metrics import load_accuracy\n"
         "print(hf_tbc.__file__)\n"
         f"print(any(p.rstrip('/') == {str(REPO)!r} for p in sys.path))\n"
