@@ -22,12 +22,8 @@ from .translation.task import TASK as TRANSLATION
 
 TASKS: dict[str, Task] = {task.name: task for task in (MLM, CLASSIFICATION, TRANSLATION)}
 
-# what each caller needs of a task, and what it says of the tasks that have it
-ROLES = {
-    "study": ("sections", "a study runs {}"),
-    "advisor": ("loss", "the advisor compares sizes for {}"),
-    "compress": ("compress", "compress.py compresses {} models"),
-}
+# what a caller needs of a task, and what it says of the tasks that have it
+ROLES = {"advisor": ("loss", "the advisor compares sizes for {}")}
 
 __all__ = [
     "RECIPES",
@@ -43,8 +39,8 @@ __all__ = [
 
 
 def get_task(name: str, role: Optional[str] = None, flag: str = "--task") -> Task:
-    """The task called ``name``; with a ``role`` (``study``, ``advisor``, ``compress``), one that has it. A one-line
-    error names the tasks that do otherwise."""
+    """The task called ``name``; with a ``role`` (``advisor``), one that has it. A one-line error names the tasks
+    that do otherwise."""
     attribute, says = ROLES[role] if role else (None, "hf-tbc knows the tasks {}")
     able = [task.name for task in TASKS.values() if attribute is None or getattr(task, attribute)]
     if name not in able:
@@ -52,15 +48,10 @@ def get_task(name: str, role: Optional[str] = None, flag: str = "--task") -> Tas
     return TASKS[name]
 
 
-def task_from_argv(argv: Sequence[str], role: str, default: str) -> Task:
-    """The task a command line asks for (``--task NAME``, or ``task:`` in the one YAML/JSON file of flags), read
-    before the flags are parsed: the task decides which recipe's flags are accepted."""
-    return get_task(peek_flag("task", argv) or default, role)
-
-
 def advised_task(argv: Sequence[str]) -> Task:
-    """The task whose sizes the advisor compares (default ``mlm``)."""
-    return task_from_argv(argv, "advisor", "mlm")
+    """The task whose sizes the advisor compares (``--task NAME``, or ``task:`` in the YAML/JSON file of flags;
+    default ``mlm``), read before the flags are parsed: the task decides which recipe's flags are accepted."""
+    return get_task(peek_flag("task", argv) or "mlm", "advisor")
 
 
 def task_of_model(config) -> Task:

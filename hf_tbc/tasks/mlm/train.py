@@ -162,7 +162,8 @@ def pretrain(model_args: ModelArguments, data_args: DataTrainingArguments, train
 
     Returns the run summary also written to ``output_dir/run_summary.json``.
     """
-    check_block_size(model_config(model_args), data_args.block_size)  # bad input fails before any data is read
+    config = model_config(model_args)  # from the flags: bad input fails before any data is read
+    check_block_size(config, data_args.block_size)
     resume_from = prepare_output_dir(training_args)
     set_seed(training_args.seed)
     with prepare_on_main_process(training_args, desc="loading and tokenizing the corpus"):
@@ -171,8 +172,9 @@ def pretrain(model_args: ModelArguments, data_args: DataTrainingArguments, train
     blocks["validation"] = mask_once(
         blocks["validation"], tokenizer, data_args.eval_mlm_probability, training_args.seed
     )
-    config = model_config(model_args, tokenizer)
-    check_block_size(config, data_args.block_size)  # the tokenizer's padding index may move the positions
+    if model_args.model_name_or_path is None:  # a fresh model takes the tokenizer's vocabulary and special tokens
+        config = model_config(model_args, tokenizer)
+        check_block_size(config, data_args.block_size)  # its padding index may move the positions
     if training_args.learning_rate is None:  # the flag's default: the peak LR scaled to this model's width
         training_args.learning_rate = width_scaled_learning_rate(config.hidden_size)
     model, sparse, flops_per_token = _model_and_head(model_args, data_args, training_args, config)
