@@ -124,7 +124,6 @@ def run_once(kind: str, blocks, tokenizer, size: str, args, bf16: bool, output_d
     """One candidate's tokens per second over the steps after ``args.warmup_steps``, its last loss and, under
     compile, its first step's seconds."""
     device = training_device()
-    attention = "sdpa" if kind in ("plain", "before") else training_attention(None, device.type, bf16)
     config = roberta_config(
         size,
         vocab_size=len(tokenizer),
@@ -132,6 +131,7 @@ def run_once(kind: str, blocks, tokenizer, size: str, args, bf16: bool, output_d
         dropout=0.0,
         architecture="roberta-prelayernorm",
     )
+    attention = "sdpa" if kind in ("plain", "before") else training_attention(config, device.type, bf16)
     torch.manual_seed(0)
     model = AutoModelForMaskedLM.from_config(config, attn_implementation=attention)
     timer = StepTimer()
@@ -165,18 +165,15 @@ def run_once(kind: str, blocks, tokenizer, size: str, args, bf16: bool, output_d
             eval_every="1h",
             torch_compile=kind == "hf-tbc+compile",
             include_num_input_tokens_seen="non_padding",
+            count_tokens_by_shape=kind != "before",
         )
         if kind == "before":
             SparsePrediction(model)
             collator = BernoulliCollator(tokenizer, mlm_probability=MLM_PROBABILITY)
-            counted = {}
         else:
             SparsePrediction(model, positions_per_row=masked_positions_per_block(args.block_size, MLM_PROBABILITY))
             collator = MaskedLMCollator(tokenizer, mlm_probability=MLM_PROBABILITY)
-            counted = {"count_tokens_by_shape": True}
-        trainer = BudgetTrainer(
-            model=model, args=training_args, train_dataset=blocks, data_collator=collator, **counted
-        )
+        trainer = BudgetTrainer(model=model, args=training_args, train_dataset=blocks, data_collator=collator)
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(timer)
     start = time.perf_counter()

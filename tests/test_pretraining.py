@@ -130,11 +130,13 @@ def test_the_default_attention_builds_on_every_supported_transformers(architectu
     pre-LayerNorm RoBERTa), so the default never fails to build."""
     from transformers import AutoModelForMaskedLM, RobertaConfig, RobertaPreLayerNormConfig
 
-    from hf_tbc.tasks.mlm.model import supported_attention, training_attention
+    from hf_tbc.tasks.mlm.model import training_attention
 
     kind = RobertaConfig if architecture == "roberta" else RobertaPreLayerNormConfig
     config = kind(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
-    attention = supported_attention(config, training_attention(None, "cpu", bf16=False))
+    attention = training_attention(config, "cpu", bf16=False)
     model = AutoModelForMaskedLM.from_config(config, attn_implementation=attention)
     assert model.config._attn_implementation == attention in ("sdpa", "eager")
-    assert supported_attention(RobertaConfig(), "sdpa") == "sdpa" and supported_attention(config, "eager") == "eager"
+    roberta = RobertaConfig()
+    assert training_attention(roberta, "cpu", False, "sdpa") == "sdpa"
+    assert training_attention(config, "cpu", False, "eager") == "eager"

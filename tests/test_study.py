@@ -134,7 +134,7 @@ def test_config_errors_and_flags(tmp_path):
     with pytest.raises(ValueError, match="uses {data_dir}"):
         StudyConfig.from_yaml(TINY)
     config = StudyConfig.from_yaml(TINY, data_dir="/data", output_dir=str(tmp_path))
-    assert config.pretraining["train_file"] == "/data/text.txt" and config.sizes == ["L2-H32", "L2-H64"]
+    assert config.section("pretraining")["train_file"] == "/data/text.txt" and config.sizes == ["L2-H32", "L2-H64"]
     bad = tmp_path / "bad.yaml"
     bad.write_text(
         "name: x\noutput_dir: o\nsizes: [L9-H1]\npretraining: {time_budget: 1m}\nfinetuning: {}\ncompression: {}\n"

@@ -127,7 +127,8 @@ def test_the_study_runs_a_registered_tasks_sections_stages_and_report(toy, tmp_p
         "toy: {time_budget: 1m, train_file: '{data_dir}/toy.txt'}\n"
     )
     config = StudyConfig.from_yaml(str(config_file), data_dir="/data")
-    assert config.study_task is toy and config.toy["train_file"] == "/data/toy.txt" and config.time_budget == "1m"
+    assert config.study_task is toy and config.section("toy")["train_file"] == "/data/toy.txt"
+    assert config.time_budget == "1m"
     assert run_stages(config) == {"ran": ["toy-train T1", "toy-train T2"], "skipped": []}
     assert run_stages(config) == {"ran": [], "skipped": ["toy-train T1", "toy-train T2"]}  # complete: skipped
     record = json.loads((tmp_path / "study" / "toy-train" / "T2" / "toy.json").read_text())

@@ -190,14 +190,11 @@ def test_a_resumed_stream_fast_forwards_off_the_budget_clock_and_the_lr_schedule
 
 def test_packed_blocks_are_counted_from_their_shape_without_a_gather(tmp_path, monkeypatch):
     clock = FakeClock()
-    args = _arguments(tmp_path, save_strategy="steps", save_steps=3, gradient_accumulation_steps=2)
+    shape = dict(save_strategy="steps", save_steps=3, gradient_accumulation_steps=2, count_tokens_by_shape=True)
+    args = _arguments(tmp_path, **shape)
     with pytest.raises(KeyboardInterrupt):
-        _trainer(args, clock, crash_at=5, count_tokens_by_shape=True).train()
-    resumed = _trainer(
-        _arguments(tmp_path, save_strategy="steps", save_steps=3, gradient_accumulation_steps=2),
-        clock,
-        count_tokens_by_shape=True,
-    )
+        _trainer(args, clock, crash_at=5).train()
+    resumed = _trainer(_arguments(tmp_path, **shape), clock)
     gathers = []
     real_gather = resumed.accelerator.gather
     monkeypatch.setattr(resumed.accelerator, "gather", lambda tensor: gathers.append(tensor) or real_gather(tensor))

@@ -173,12 +173,13 @@ def test_generation_starts_from_the_token_training_starts_from(tmp_path, archite
     that same token, or greedy decoding begins from a state training never saw."""
     from hf_tbc.tasks.translation.arguments import TranslationModelArguments
     from hf_tbc.tasks.translation.data import TranslationCollator
-    from hf_tbc.tasks.translation.model import build_model, set_generation
+    from hf_tbc.tasks.translation.model import build_model, model_config, set_generation
 
     pairs = load_pairs(train_file=write_tsv(tmp_path / "train.tsv", word_pairs(200, 0)), validation_split_percentage=10)
     tokenizer = train_pair_tokenizer(pairs["train"], vocab_size=400)
     assert "token_type_ids" not in tokenizer("red cat")  # the encoder-decoders take none
-    model = build_model(TranslationModelArguments(model_size="E1-D1-H64", architecture=architecture), tokenizer, 32)
+    model_args = TranslationModelArguments(model_size="E1-D1-H64", architecture=architecture)
+    model = build_model(model_config(model_args, tokenizer, 32))
     set_generation(model, 32, 1)
     features = tokenize_pairs(pairs["validation"], tokenizer, 32, 32)
     batch = TranslationCollator(tokenizer, model=model)([features[i] for i in range(4)])

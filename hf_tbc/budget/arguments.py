@@ -98,6 +98,14 @@ class BudgetTrainingArguments(TrainingArguments):
     include_num_input_tokens_seen: Optional[str] = field(
         default="non_padding", metadata={"help": "Count input tokens for curve.jsonl ('non_padding', 'all', 'no')."}
     )
+    count_tokens_by_shape: bool = field(
+        default=False,
+        metadata={
+            "help": "Count each micro-batch's input tokens from its shape times the processes, for batches without "
+            "padding (packed blocks), instead of the Trainer's per-step gather (--include_num_input_tokens_seen, "
+            "then 'no')."
+        },
+    )
     report_to: Optional[str] = field(
         default="none", metadata={"help": "Integrations to report to ('none', 'all', ...)."}
     )
@@ -136,6 +144,8 @@ class BudgetTrainingArguments(TrainingArguments):
                     f"--lr_scheduler_type {scheduler} has no time-based form: choose one of "
                     f"{', '.join(TIME_SCHEDULES)} or pass --schedule_by steps"
                 )
+        if self.count_tokens_by_shape:  # counted by the trainer from each batch's shape: no gather per micro-step
+            self.include_num_input_tokens_seen = "no"
         self._check_warmup_steps()
         self._keep_best_on_the_clock()
         if not accelerator_available():

@@ -57,21 +57,17 @@ class BudgetProgressCallback(ProgressCallback):
 class BudgetMixin:
     """What a budget adds to a ``Trainer`` class: the :class:`WallClockBudgetCallback`, ``curve.jsonl`` logging
     (``curve_metrics`` names extra evaluation metrics to record, e.g. ``("eval_bleu",)``), the budget progress
-    bar and the time-based LR schedule. ``count_tokens_by_shape`` counts the input tokens of each micro-batch from its
-    shape times the number of processes, for batches without padding (packed blocks): the Trainer's own
-    ``include_num_input_tokens_seen`` gathers every micro-batch's count across ranks and reads it back to the host,
-    a collective and a sync per micro-step, for a number the shape already says.
+    bar and the time-based LR schedule. With ``args.count_tokens_by_shape`` it counts the input tokens of each
+    micro-batch from its shape times the number of processes, for batches without padding (packed blocks): the
+    Trainer's own ``include_num_input_tokens_seen`` gathers every micro-batch's count across ranks and reads it back
+    to the host, a collective and a sync per micro-step, for a number the shape already says.
     Mixed into the stock ``Trainer`` (:class:`BudgetTrainer`) and ``Seq2SeqTrainer`` (:class:`BudgetSeq2SeqTrainer`);
     everything else is theirs."""
 
-    def __init__(
-        self, *trainer_args, curve_metrics: tuple[str, ...] = (), count_tokens_by_shape: bool = False, **trainer_kwargs
-    ):
+    def __init__(self, *trainer_args, curve_metrics: tuple[str, ...] = (), **trainer_kwargs):
         super().__init__(*trainer_args, **trainer_kwargs)
         args: BudgetTrainingArguments = self.args
-        self.count_tokens_by_shape = count_tokens_by_shape
-        if count_tokens_by_shape:
-            args.include_num_input_tokens_seen = "no"
+        self.count_tokens_by_shape = args.count_tokens_by_shape
         self.budget: Optional[WallClockBudgetCallback] = None
         if args.time_budget_seconds is not None:
             self.budget = WallClockBudgetCallback(

@@ -102,25 +102,25 @@ class StudyConfig:
         for size in config.sizes:
             task.check_size(size)
         budgeted = task.sections[0]
-        if "time_budget" not in getattr(config, budgeted):
+        if "time_budget" not in config.section(budgeted):
             raise UsageError(f"study config {path}: {budgeted} needs a time_budget, the budget every size shares")
-        parse_duration(getattr(config, budgeted)["time_budget"])
+        parse_duration(config.section(budgeted)["time_budget"])
         config.sections = {name: _substitute(section, config.data_dir) for name, section in config.sections.items()}
         config.release = _substitute(config.release, config.data_dir)
         return config
 
-    def __getattr__(self, name: str) -> dict:
-        """A section of the task by name (``config.pretraining``); an empty one where the config leaves it out."""
-        if name.startswith("__") or name == "sections":
-            raise AttributeError(name)
-        if any(name in (*task.sections, *task.optional_sections) for task in TASKS.values()):
-            return self.sections.get(name, {})
-        raise AttributeError(f"{type(self).__name__} has no section or setting {name!r}")
+    def section(self, name: str) -> dict:
+        """The task's section ``name`` (e.g. ``"pretraining"``): its recipe's flags; empty where the config leaves an
+        optional section out."""
+        task = self.study_task
+        if name not in (*task.sections, *task.optional_sections):
+            raise KeyError(f"task {self.task!r} has no section {name!r}: its sections are {', '.join(task.sections)}")
+        return self.sections.get(name, {})
 
     def as_dict(self) -> dict:
         """The config as its YAML file lays it out: the task's sections at the top level."""
         task = self.study_task
-        sections = {name: getattr(self, name) for name in (*task.sections, *task.optional_sections)}
+        sections = {name: self.section(name) for name in (*task.sections, *task.optional_sections)}
         head = {key: getattr(self, key) for key in ("name", "output_dir", "sizes", "task")}
         return {
             **head,
@@ -136,7 +136,7 @@ class StudyConfig:
     @property
     def time_budget(self) -> str:
         """The training budget every size shares."""
-        return getattr(self, self.study_task.sections[0])["time_budget"]
+        return self.section(self.study_task.sections[0])["time_budget"]
 
     @property
     def root(self) -> Path:

@@ -81,7 +81,7 @@ class Task:
         of ``advised_stage`` (so that each probe is the start of that size's run)."""
         flags = ["--task", self.name, "--model_sizes", ",".join(config.sizes)]
         flags += ["--probes_dir", str(config.root / self.advised_stage)]
-        flags += [*as_flags(getattr(config, self.sections[0])), *as_flags(config.advisor or {})]
+        flags += [*as_flags(config.section(self.sections[0])), *as_flags(config.advisor or {})]
         return "advise", config.root / "advice", [*launcher, script("advise.py"), *flags]
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, set_seed
+from transformers import AutoTokenizer, DataCollatorWithPadding, set_seed
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import logging
 
@@ -19,7 +19,6 @@ from ...distributed import prepare_on_main_process
 from ...errors import UsageError
 from ...hardware import hardware_summary
 from ...metrics import load_accuracy
-from ..model_config import load_model_config, set_dropout
 from .arguments import (
     FINETUNING_MAX_SEQ_LENGTH,
     ClassificationDataArguments,
@@ -27,6 +26,7 @@ from .arguments import (
     FinetuningArguments,
 )
 from .data import load_classification_data, majority_accuracy, tokenize
+from .model import build_model, model_config, with_labels
 
 logger = logging.get_logger(__name__)
 
@@ -34,25 +34,6 @@ logger = logging.get_logger(__name__)
 def compute_accuracy(prediction) -> dict:
     logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
     return load_accuracy().compute(predictions=np.argmax(logits, axis=-1), references=prediction.label_ids)
-
-
-def _classifier(model_args: ClassificationModelArguments, config, label_names: list[str]):
-    """The model to finetune, with a head of ``label_names`` (its labels in ``id2label``), and its tokenizer."""
-    head = any(name.endswith("ForSequenceClassification") for name in (config.architectures or []))
-    if head and config.num_labels != len(label_names):
-        raise UsageError(
-            f"{model_args.model_name_or_path} classifies into {config.num_labels} labels but the data has "
-            f"{len(label_names)} ({', '.join(label_names)}): pick the matching model or --label_column"
-        )
-    if model_args.dropout is not None:
-        set_dropout(config, model_args.dropout)
-    config.num_labels = len(label_names)
-    config.id2label = dict(enumerate(label_names))
-    config.label2id = {name: index for index, name in enumerate(label_names)}
-    tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_args.model_name_or_path)
-    if model_args.random_init:
-        return AutoModelForSequenceClassification.from_config(config), tokenizer
-    return AutoModelForSequenceClassification.from_pretrained(model_args.model_name_or_path, config=config), tokenizer
 
 
 def checkpoint_selection(trainer) -> Optional[dict]:
@@ -93,13 +74,15 @@ def finetune(
 ) -> dict:
     """Finetunes ``model_name_or_path`` and writes a loadable classifier plus ``eval_results.json``."""
     resume_from = prepare_output_dir(training_args)
-    config = load_model_config(model_args.model_name_or_path)  # a bad checkpoint stops before the data is read
+    config = model_config(model_args)  # a bad checkpoint stops before the data is read
     set_seed(training_args.seed)
     with prepare_on_main_process(training_args, desc="loading the classification data"):
         splits, label_names = load_classification_data(data_args, training_args.seed)
     if "train" not in splits:
         raise UsageError("finetuning needs training data: pass --train_file or --task_name")
-    model, tokenizer = _classifier(model_args, config, label_names)
+    config = with_labels(config, label_names, model_args.model_name_or_path)
+    model = build_model(config, None if model_args.random_init else model_args.model_name_or_path)
+    tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_args.model_name_or_path)
     validation_names = [name for name in splits if name != "train"]
     max_seq_length = data_args.max_seq_length or FINETUNING_MAX_SEQ_LENGTH
     with prepare_on_main_process(training_args, desc="tokenizing"):

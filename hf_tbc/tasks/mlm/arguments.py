@@ -3,7 +3,7 @@ corpus, and pretraining's defaults; and the checks that need no data."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 from ...budget.arguments import BudgetTrainingArguments, native_bf16_field
@@ -209,3 +209,14 @@ class PretrainingArguments(BudgetTrainingArguments):
     ddp_find_unused_parameters: Optional[bool] = field(
         default=False, metadata={"help": "RoBERTa's MLM uses every parameter, so DDP need not search for unused ones."}
     )
+    count_tokens_by_shape: bool = field(
+        default=True,
+        metadata={"help": "Count input tokens from each batch's shape (packed blocks have no padding): no gather."},
+    )
+
+    def for_width(self, hidden_size: int) -> "PretrainingArguments":
+        """These arguments for a model ``hidden_size`` wide: the same object where ``--learning_rate`` was given,
+        else a copy whose peak LR is the flag's default, scaled to that width (the parsed arguments stay as parsed)."""
+        if self.learning_rate is not None:
+            return self
+        return replace(self, learning_rate=width_scaled_learning_rate(hidden_size))

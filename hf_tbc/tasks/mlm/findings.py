@@ -50,7 +50,7 @@ def draw_forecast(config, advice: Optional[dict], pretraining: dict) -> Optional
 
 
 def wall_clock_section(config, pretraining: dict, advice: Optional[dict]) -> list[str]:
-    budget = config.pretraining["time_budget"]
+    budget = config.section("pretraining")["time_budget"]
     lines = [f"## (a) Which size wins on wall-clock: {budget} of pretraining each", ""]
     runs = {size: run for size, run in pretraining.items() if run}
     if not runs:
@@ -158,7 +158,7 @@ def three_answers(config, pretraining: dict, compression: dict, advice: Optional
     runs = {size: run for size, run in pretraining.items() if run}
     if not runs:
         return "No pretraining run has finished yet."
-    budget = config.pretraining["time_budget"]
+    budget = config.section("pretraining")["time_budget"]
     best_loss = min(runs, key=lambda size: runs[size]["final_eval_loss"])
     ordered = sorted(runs, key=lambda size: runs[size]["parameters"])
     text = (

@@ -139,22 +139,16 @@ def training_flops_per_token(config: RobertaConfig, sequence_length: int, predic
     return int(round(3 * forward))
 
 
-def training_attention(requested: Optional[str], device_type: str, bf16: bool) -> str:
-    """The attention implementation to train with: ``requested``, else ``"eager"`` on a CPU under bf16 autocast and
-    ``"sdpa"`` elsewhere. torch's fused CPU attention is slow backwards in bf16: at L4-H256's shape (32 x 4 heads x
-    128 x 64) its forward and backward took 51.5 ms against eager's 12.4 ms on an AMX Xeon, while in fp32 the two
-    were equal (24.9 and 25.2 ms). The implementation is not saved with the model: a loaded one uses transformers'
-    default."""
-    if requested is not None:
-        return requested
-    return "eager" if device_type == "cpu" and bf16 else "sdpa"
-
-
-def supported_attention(config, implementation: Optional[str]) -> Optional[str]:
-    """``implementation``, or ``"eager"`` where the masked-LM class of ``config`` has no SDPA path: transformers
-    4.57's ``RobertaPreLayerNormForMaskedLM`` refuses ``"sdpa"`` (5.x supports it)."""
+def training_attention(config, device_type: str, bf16: bool, requested: Optional[str] = None) -> str:
+    """The attention implementation to train ``config``'s masked LM with, chosen in one place: ``requested``, else
+    ``"eager"`` on a CPU under bf16 autocast and ``"sdpa"`` elsewhere; and ``"eager"`` whatever was asked where the
+    model class has no SDPA path (transformers 4.57's ``RobertaPreLayerNormForMaskedLM`` refuses ``"sdpa"``; 5.x
+    supports it). torch's fused CPU attention is slow backwards in bf16: at L4-H256's shape (32 x 4 heads x 128 x 64)
+    its forward and backward took 51.5 ms against eager's 12.4 ms on an AMX Xeon, while in fp32 the two were equal
+    (24.9 and 25.2 ms). The implementation is not saved with the model: a loaded one uses transformers' default."""
     from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING
 
+    implementation = requested or ("eager" if device_type == "cpu" and bf16 else "sdpa")
     model_class = MODEL_FOR_MASKED_LM_MAPPING.get(type(config), None)
     if implementation == "sdpa" and model_class is not None and not getattr(model_class, "_supports_sdpa", True):
         return "eager"
@@ -210,11 +204,11 @@ def build_model(
 ) -> RobertaForMaskedLM:
     """The masked LM of ``config`` (see :func:`model_config`): the weights of ``checkpoint`` where one is continued,
     else fresh, with ``position_init`` ``"sinusoidal"`` starting the position table as sine waves.
-    ``attn_implementation`` is transformers' (``"eager"``, ``"sdpa"``, ...; ``None``: its default)."""
-    attention = supported_attention(config, attn_implementation)
+    ``attn_implementation`` is transformers' (``"eager"``, ``"sdpa"``, ...; ``None``: its default), as
+    :func:`training_attention` chose it."""
     if checkpoint is not None:
-        return AutoModelForMaskedLM.from_pretrained(checkpoint, config=config, attn_implementation=attention)
-    model = AutoModelForMaskedLM.from_config(config, attn_implementation=attention)
+        return AutoModelForMaskedLM.from_pretrained(checkpoint, config=config, attn_implementation=attn_implementation)
+    model = AutoModelForMaskedLM.from_config(config, attn_implementation=attn_implementation)
     if position_init == "sinusoidal":
         sinusoidal_positions_(model.base_model.embeddings.position_embeddings, config.initializer_range)
     return model

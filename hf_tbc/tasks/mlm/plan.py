@@ -9,7 +9,7 @@ from ...budget import parse_duration
 from ...hardware import median_step_seconds, training_device
 from .arguments import MLM_PROBABILITY
 from .masking import masked_positions_per_block
-from .model import SparsePrediction, count_parameters, roberta_config, supported_attention, training_attention
+from .model import SparsePrediction, count_parameters, roberta_config, training_attention
 
 
 def probe_step_time(
@@ -30,8 +30,8 @@ def probe_step_time(
 
     torch.manual_seed(0)
     config = roberta_config(size, vocab_size=vocab_size, pad_token_id=1, architecture=architecture)
-    attention = training_attention(None, training_device().type, bf16)
-    model = AutoModelForMaskedLM.from_config(config, attn_implementation=supported_attention(config, attention)).train()
+    attention = training_attention(config, training_device().type, bf16)
+    model = AutoModelForMaskedLM.from_config(config, attn_implementation=attention).train()
     count = masked_positions_per_block(block_size, mlm_probability)
     sparse = SparsePrediction(model, positions_per_row=count) if sparse_prediction else None
     tokens = torch.randint(5, vocab_size, (batch_size, block_size))

@@ -28,7 +28,7 @@ from .findings import (
 
 def _draw_figures(config, pretraining: dict, finetuning: dict, compression: dict) -> None:
     """The paper's figures in the study folder: loss against wall-clock and steps, accuracy against the costs."""
-    root, budget = config.root, config.pretraining["time_budget"]
+    root, budget = config.root, config.section("pretraining")["time_budget"]
     curves = {size: config.stage_dir("pretrain", size) for size in config.sizes if pretraining[size]}
     references = _unigram_references(pretraining)
     for x, file, axis in (
@@ -68,7 +68,7 @@ def _plan_table(plan_rows: Optional[list[dict]]) -> list[str]:
 
 def _training_table(config, pretraining: dict, finetuning: dict) -> list[str]:
     lines = [
-        f"## Pretraining and finetuning, {config.pretraining['time_budget']} per size",
+        f"## Pretraining and finetuning, {config.section('pretraining')['time_budget']} per size",
         "",
         "The unigram loss is what predicting masked tokens from word frequencies alone scores on the same "
         "validation blocks: a model below it has learned something beyond frequencies.",

@@ -17,7 +17,7 @@ def _train(model_args, data_args, training_args) -> dict:
 def _plan(config) -> list[dict]:
     from .plan import plan
 
-    section = config.pretraining
+    section = config.section("pretraining")
     return plan(
         config.sizes,
         section["time_budget"],
@@ -38,18 +38,28 @@ def _stages(config, size: str, launcher: list[str], python: list[str]) -> list[S
         config.stage_dir(stage, size) for stage in ("pretrain", "finetune", "compress")
     )
     return [
-        ("pretrain", pretrained, TASK.recipe_command(launcher, "--model_size", size, *as_flags(config.pretraining))),
+        (
+            "pretrain",
+            pretrained,
+            TASK.recipe_command(launcher, "--model_size", size, *as_flags(config.section("pretraining"))),
+        ),
         (
             "finetune",
             finetuned,
             CLASSIFICATION.recipe_command(
-                launcher, "--model_name_or_path", str(pretrained), *as_flags(config.finetuning)
+                launcher, "--model_name_or_path", str(pretrained), *as_flags(config.section("finetuning"))
             ),
         ),
         (
             "compress",
             compressed,
-            [*python, script("compress.py"), "--model_name_or_path", str(finetuned), *as_flags(config.compression)],
+            [
+                *python,
+                script("compress.py"),
+                "--model_name_or_path",
+                str(finetuned),
+                *as_flags(config.section("compression")),
+            ],
         ),
     ]
 

@@ -22,7 +22,7 @@ from ...data.files import data_files
 from ...distributed import prepare_on_main_process
 from ...errors import UsageError
 from ...hardware import gpu_bf16_peak
-from .arguments import DataTrainingArguments, ModelArguments, PretrainingArguments, width_scaled_learning_rate
+from .arguments import DataTrainingArguments, ModelArguments, PretrainingArguments
 from .corpus import DEFAULT_CORPUS_NAME
 from .data import load_text_datasets, pack_texts, tokenizer_sample, train_tokenizer, unigram_loss
 from .masking import MaskedLMCollator, mask_once, masked_positions_per_block
@@ -137,7 +137,8 @@ def _model_fields(
 def _model_and_head(model_args, data_args, training_args, config):
     """The model of ``config`` to train (its attention kernel chosen for the device and precision), its sparse head
     (or ``None``) and its training FLOPs per token."""
-    attention = training_attention(model_args.attn_implementation, training_args.device.type, training_args.bf16)
+    device = training_args.device.type
+    attention = training_attention(config, device, training_args.bf16, model_args.attn_implementation)
     model = build_model(config, model_args.model_name_or_path, attention, model_args.position_init)
     most_masked = max(data_args.mlm_probability, data_args.eval_mlm_probability)
     sparse = (
@@ -164,6 +165,7 @@ def pretrain(model_args: ModelArguments, data_args: DataTrainingArguments, train
     """
     config = model_config(model_args)  # from the flags: bad input fails before any data is read
     check_block_size(config, data_args.block_size)
+    training_args = training_args.for_width(config.hidden_size)  # the default peak LR is scaled to the width
     resume_from = prepare_output_dir(training_args)
     set_seed(training_args.seed)
     with prepare_on_main_process(training_args, desc="loading and tokenizing the corpus"):
@@ -175,8 +177,6 @@ def pretrain(model_args: ModelArguments, data_args: DataTrainingArguments, train
     if model_args.model_name_or_path is None:  # a fresh model takes the tokenizer's vocabulary and special tokens
         config = model_config(model_args, tokenizer)
         check_block_size(config, data_args.block_size)  # its padding index may move the positions
-    if training_args.learning_rate is None:  # the flag's default: the peak LR scaled to this model's width
-        training_args.learning_rate = width_scaled_learning_rate(config.hidden_size)
     model, sparse, flops_per_token = _model_and_head(model_args, data_args, training_args, config)
     size_name = model_args.model_size if model_args.model_name_or_path is None else model_args.model_name_or_path
     training_blocks = "training blocks streamed" if data_args.streaming else f"{len(blocks['train']):,} training blocks"
@@ -193,7 +193,6 @@ def pretrain(model_args: ModelArguments, data_args: DataTrainingArguments, train
         eval_dataset=blocks["validation"],
         data_collator=MaskedLMCollator(tokenizer, mlm_probability=data_args.mlm_probability),
         processing_class=tokenizer,
-        count_tokens_by_shape=True,
     )
     outcome = train_under_budget(
         trainer,

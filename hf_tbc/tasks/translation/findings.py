@@ -110,7 +110,7 @@ def equal_latency(config) -> list[str]:
     from ...compress.records import own_dense, read_records
     from ...release.selection import best_under
 
-    if not config.compression:
+    if not config.section("compression"):
         return []
     grids = {}
     for size in config.sizes:

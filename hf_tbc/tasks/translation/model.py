@@ -16,7 +16,7 @@ from typing import Optional
 from transformers import AutoModelForSeq2SeqLM, M2M100Config, MarianConfig, MBartConfig, PretrainedConfig
 
 from ...errors import UsageError
-from ..model_config import apply_config_overrides, check_dropout
+from ..model_config import apply_config_overrides, check_dropout, load_model_config
 
 SEQ2SEQ_ARCHITECTURES = {"m2m100": M2M100Config, "mbart": MBartConfig, "marian": MarianConfig}
 _NAME = re.compile(r"^E(\d+)-D(\d+)-H(\d+)$")
@@ -101,12 +101,14 @@ def seq2seq_config(
     return config
 
 
-def build_model(model_args, tokenizer, max_length: int):
-    """A fresh encoder-decoder of ``model_size`` sized for ``tokenizer``, or the checkpoint ``model_name_or_path``
-    (``model_args`` are the recipe's model arguments, read here, not imported: they read this module's presets)."""
+def model_config(model_args, tokenizer, max_length: int) -> PretrainedConfig:
+    """The one config a run's model is built from, from the recipe's model arguments (``model_size``,
+    ``architecture``, ``dropout``, ``config_overrides``, or the checkpoint ``model_name_or_path``: read here, not
+    imported, as the arguments read this module's presets): a fresh model sized for ``tokenizer`` with positions for
+    ``max_length`` tokens, or the checkpoint's own config."""
     if model_args.model_name_or_path is not None:
-        return AutoModelForSeq2SeqLM.from_pretrained(model_args.model_name_or_path)
-    config = seq2seq_config(
+        return load_model_config(model_args.model_name_or_path)
+    return seq2seq_config(
         model_args.model_size,
         vocab_size=len(tokenizer),
         architecture=model_args.architecture,
@@ -120,6 +122,13 @@ def build_model(model_args, tokenizer, max_length: int):
         # token (</s> here) to the front whatever the config says, so generation must start from the same token
         decoder_start_token_id=tokenizer.eos_token_id,
     )
+
+
+def build_model(config: PretrainedConfig, checkpoint: Optional[str] = None):
+    """The encoder-decoder of ``config`` (see :func:`model_config`): the weights of ``checkpoint`` where one is
+    continued, else fresh."""
+    if checkpoint is not None:
+        return AutoModelForSeq2SeqLM.from_pretrained(checkpoint, config=config)
     return AutoModelForSeq2SeqLM.from_config(config)
 
 

@@ -125,7 +125,8 @@ def write_report(config, plan_rows: Optional[list[dict]] = None) -> Path:
         lines += [f"| {r['size']} | {r['parameters']:,} | {r['step_s']:.3f} | {r['steps']:,} |" for r in plan_rows]
         lines.append("")
     lines += _training_table(config, summaries, results, copy) + _examples(results)
-    settings = {key: getattr(config, key) for key in ("name", "task", "sizes", "translation", "compression", "release")}
+    settings = {key: getattr(config, key) for key in ("name", "task", "sizes")}
+    settings.update({key: config.section(key) for key in ("translation", "compression")}, release=config.release)
     lines += ["", "## Configuration", "", "```yaml", yaml.safe_dump(settings, sort_keys=False).strip(), "```", ""]
     report = config.root / "report.md"
     report.write_text("\n".join(lines))

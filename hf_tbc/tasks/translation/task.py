@@ -101,7 +101,7 @@ def _release_items(args: ReleaseArguments, variants: list[Path], namespace: str)
 def _plan(config) -> list[dict]:
     from .plan import plan
 
-    section = config.translation
+    section = config.section("translation")
     return plan(
         config.sizes,
         section["time_budget"],
@@ -114,12 +114,11 @@ def _plan(config) -> list[dict]:
 
 def _stages(config, size: str, launcher: list[str], python: list[str]) -> list[Stage]:
     trained = config.stage_dir("translate", size)
-    stages = [
-        ("translate", trained, TASK.recipe_command(launcher, "--model_size", size, *as_flags(config.translation)))
-    ]
-    if config.compression:  # each size compressed: feed-forward pruning with recovery, int8
-        data = {key: value for key, value in config.translation.items() if key in TRANSLATION_DATA_FLAGS}
-        flags = as_flags({**data, **config.compression})
+    flags = as_flags(config.section("translation"))
+    stages = [("translate", trained, TASK.recipe_command(launcher, "--model_size", size, *flags))]
+    if config.section("compression"):  # each size compressed: feed-forward pruning with recovery, int8
+        data = {key: value for key, value in config.section("translation").items() if key in TRANSLATION_DATA_FLAGS}
+        flags = as_flags({**data, **config.section("compression")})
         stages.append(
             (
                 "compress",
@@ -143,7 +142,7 @@ def _release_options(config) -> dict:
     """Without a compression section: every size's trained model, dense. With one: the small baseline dense, and the
     best variant (by BLEU) of every larger size whose latency per sentence is at most the small dense model's (the
     release section's ``limit`` overrides it)."""
-    if not config.compression:
+    if not config.section("compression"):
         return {"translation_dirs": [str(config.stage_dir("translate", size)) for size in config.sizes]}
     return {
         "translation_dirs": [str(config.stage_dir("translate", config.sizes[0]))],

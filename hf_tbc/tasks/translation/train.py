@@ -40,7 +40,7 @@ from .bleu import (
     write_translations,
 )
 from .data import TranslationCollator, load_pairs, tokenize_pairs, train_pair_tokenizer
-from .model import build_model, set_generation
+from .model import build_model, model_config, set_generation
 
 logger = logging.get_logger(__name__)
 
@@ -230,7 +230,8 @@ def train_translation(
     if data_args.max_eval_samples is not None and len(curve_pairs) > data_args.max_eval_samples:
         curve_pairs = curve_pairs.select(range(data_args.max_eval_samples))
 
-    model = build_model(model_args, tokenizer, max(data_args.max_source_length, data_args.max_target_length))
+    config = model_config(model_args, tokenizer, max(data_args.max_source_length, data_args.max_target_length))
+    model = build_model(config, model_args.model_name_or_path)
     set_generation(model, data_args.max_target_length, training_args.generation_num_beams or 1)
     copy_baseline = copy_source_scores(curve_pairs["source"], curve_pairs["target"])
     size_name = model_args.model_size if model_args.model_name_or_path is None else model_args.model_name_or_path
