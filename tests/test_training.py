@@ -1,3 +1,6 @@
+import shutil
+from pathlib import Path
+
 import pytest
 import torch
 from datasets import Dataset, IterableDataset
@@ -365,3 +368,33 @@ def test_best_checkpoint_needs_evaluations_and_its_own_saves(tmp_path):
         _arguments(tmp_path, time_budget=None, max_steps=5, load_best_model_at_end=True)
     native = _arguments(tmp_path, eval_every="5", load_best_model_at_end=True)  # every 5 steps: transformers' rule
     assert (native.save_strategy.value, native.save_steps, native.save_on_best) == ("steps", 5, False)
+
+
+def test_a_cooldown_branch_from_a_probe_decays_the_lr_to_zero_at_its_stop(tmp_path):
+    """A 4 s probe of a 20 s budget, then a branch resumed from a copy of its checkpoint that stops at 8 s with the LR
+    falling linearly from the schedule's value at 6 s to zero at 8 s: the loss a run ended there would reach. The
+    probe's own folder is left as it was, so the real run still continues from it."""
+    clock = FakeClock()
+    common = dict(time_budget="20s", warmup_ratio=0.0, warmup_steps=0, eval_every="100s", save_strategy="no")
+    probe_args = _arguments(tmp_path, stop_after="4s", **common)
+    _trainer(probe_args, clock).train()
+    probe = Path(probe_args.output_dir)
+    checkpoint = last_complete_checkpoint(str(probe))
+    before = sorted(path.name for path in probe.rglob("*"))
+    branch = tmp_path / "branch"
+    shutil.copytree(checkpoint, branch / Path(checkpoint).name)
+    branch_args = _arguments(
+        tmp_path, output_dir=str(branch), stop_after="8s", cooldown="2s", resume_from_checkpoint="true", **common
+    )
+    trainer = _trainer(branch_args, clock)
+    trainer.train()
+    assert trainer.budget.stop_reason == "stop_after" and trainer.state.global_step == 8
+    # the LR logged at step k is the one it ran with, set when step k - 1 ended (k - 1 seconds in)
+    rates = {row["step"]: row["learning_rate"] for row in trainer.state.log_history if "learning_rate" in row}
+    assert rates[5] == pytest.approx(1e-3 * (1 - 4 / 20))  # before the cool-down: the whole budget's schedule
+    assert rates[7] == pytest.approx(1e-3 * (1 - 6 / 20))  # the cool-down starts from the schedule's value at 6 s
+    assert rates[8] == pytest.approx(1e-3 * (1 - 6 / 20) / 2)  # halfway down at 7 s
+    assert trainer.lr_scheduler.get_last_lr()[0] == pytest.approx(0.0, abs=1e-12)  # zero at the stop, 8 s
+    assert sorted(path.name for path in probe.rglob("*")) == before
+    with pytest.raises(ValueError, match="--cooldown is the last part of --stop_after"):
+        _arguments(tmp_path, cooldown="2s", **common)

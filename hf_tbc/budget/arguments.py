@@ -87,6 +87,14 @@ class BudgetTrainingArguments(TrainingArguments):
             "--resume_from_checkpoint true without --stop_after continues it to the deadline."
         },
     )
+    cooldown: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "With --stop_after: decay the LR linearly to zero over this last part before it ('20s'), so that "
+            "the run ends as if its budget ended there. A cool-down branch resumed from a probe's checkpoint says "
+            "what loss a run stopped at that point would reach."
+        },
+    )
     # transformers 5 dropped these two; hf-tbc keeps them, with the same meaning on 4.x and 5.x
     warmup_ratio: float = field(
         default=0.0, metadata={"help": "Linear warmup, as a fraction of the budget (time schedules) or of max_steps."}
@@ -117,6 +125,11 @@ class BudgetTrainingArguments(TrainingArguments):
         self.stop_after_seconds = parse_duration(self.stop_after, "--stop_after") if self.stop_after else None
         if self.stop_after_seconds is not None and self.time_budget_seconds is None:
             raise UsageError("--stop_after ends a run early within its --time_budget: set a --time_budget too")
+        self.cooldown_seconds = parse_duration(self.cooldown, "--cooldown") if self.cooldown else None
+        if self.cooldown_seconds is not None and (
+            self.stop_after_seconds is None or self.cooldown_seconds > self.stop_after_seconds
+        ):
+            raise UsageError("--cooldown is the last part of --stop_after: set a --stop_after at least as long")
         self.eval_every_seconds = self._interval("eval_every")
         self.save_every_seconds = self._interval("save_every")
         self.schedule_by = self.schedule_by or ("time" if self.time_budget_seconds is not None else "steps")

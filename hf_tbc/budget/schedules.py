@@ -4,6 +4,7 @@ a floor on warmup in steps keeps a size that makes few steps in the budget from 
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import torch
 from torch.optim.lr_scheduler import LRScheduler
@@ -37,6 +38,14 @@ def lr_multiplier(
     return min_lr_ratio + (1.0 - min_lr_ratio) * decay
 
 
+def cooled(multiplier: float, fraction: float, start: float, end: float, at_start: float) -> float:
+    """A cool-down over ``[start, end]`` (fractions of the budget) on top of a schedule: ``multiplier`` before
+    ``start``; from there the schedule's value at ``start``, ``at_start``, falling linearly to zero at ``end``."""
+    if fraction < start:
+        return multiplier
+    return at_start * max(0.0, (end - fraction) / (end - start)) if end > start else 0.0
+
+
 def step_warmup(steps_done: int, warmup_steps: int) -> float:
     """The cap a warmup of ``warmup_steps`` optimizer steps puts on the LR multiplier before step ``steps_done + 1``:
     it rises linearly to 1 at the last warmup step (0: no cap)."""
@@ -65,6 +74,7 @@ class TimeBasedLRScheduler(LRScheduler):
         warmup_fraction: float = 0.0,
         min_lr_ratio: float = 0.0,
         warmup_steps: int = 0,
+        cooldown: Optional[tuple[float, float]] = None,
         last_epoch: int = -1,
     ):
         lr_multiplier(0.0, schedule, warmup_fraction, min_lr_ratio)  # validates the arguments early
@@ -74,12 +84,19 @@ class TimeBasedLRScheduler(LRScheduler):
         self.schedule = schedule
         self.warmup_fraction = warmup_fraction
         self.min_lr_ratio = min_lr_ratio
+        self.cooldown = cooldown
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
-        multiplier = lr_multiplier(self.budget.fraction(), self.schedule, self.warmup_fraction, self.min_lr_ratio)
+        fraction = self.budget.fraction()
+        multiplier = lr_multiplier(fraction, self.schedule, self.warmup_fraction, self.min_lr_ratio)
+        if self.cooldown is not None:
+            start, end = self.cooldown
+            at_start = lr_multiplier(start, self.schedule, self.warmup_fraction, self.min_lr_ratio)
+            multiplier = cooled(multiplier, fraction, start, end, at_start)
         multiplier = min(multiplier, step_warmup(self.last_epoch, self.warmup_steps))
         return [base_lr * multiplier for base_lr in self.base_lrs]
 
     def state_dict(self) -> dict:
-        return {key: value for key, value in self.__dict__.items() if key not in ("optimizer", "budget")}
+        # the budget and a cool-down are this run's settings: a branch resumed from a checkpoint keeps its own
+        return {key: value for key, value in self.__dict__.items() if key not in ("optimizer", "budget", "cooldown")}

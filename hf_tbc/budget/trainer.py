@@ -178,6 +178,13 @@ class BudgetMixin:
         finally:
             torch.load = real_load
 
+    def _cooldown(self) -> Optional[tuple[float, float]]:
+        """``--cooldown`` as the fractions of the budget it spans, ending at ``--stop_after``."""
+        if self.args.cooldown_seconds is None:
+            return None
+        end = self.args.stop_after_seconds / self.args.time_budget_seconds
+        return end - self.args.cooldown_seconds / self.args.time_budget_seconds, end
+
     def create_scheduler(self, num_training_steps: int, optimizer: Optional[torch.optim.Optimizer] = None):
         if self.lr_scheduler is None and self.args.schedule_by == "time":
             self.lr_scheduler = TimeBasedLRScheduler(
@@ -187,6 +194,7 @@ class BudgetMixin:
                 warmup_fraction=self.args.warmup_ratio,
                 min_lr_ratio=self.args.min_lr_ratio,
                 warmup_steps=int(self.args.warmup_steps),
+                cooldown=self._cooldown(),
             )
             self._created_lr_scheduler = True
             return self.lr_scheduler
