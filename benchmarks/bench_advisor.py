@@ -8,19 +8,32 @@ its final validation loss is the actual one. Runs go one at a time (two side by 
 other's contention). A step already done (advice written, run finished) is not redone, so the benchmark resumes
 where it stopped.
 
+``--task translation`` does the same with ``run_translation.py`` on Multi30k En-Fr (``--data_dir`` holds
+``multi30k-en-fr/``): the loss is the validation cross-entropy the advisor forecasts.
+
+``--seeds 43,44`` runs every size again at ``--spread_budget`` with each further seed (plain runs from scratch, in
+``seeds/``): the largest range of one size's final loss over the seeds is the grid's tie margin, and a budget whose
+best two sizes end within it is a tie, at which either pick counts as right. ``--keep_checkpoints`` saves every
+twentieth of each budget and keeps the checkpoints, so that forecasting methods which branch from a probe's
+checkpoint can be studied on the same runs afterwards.
+
 It scores the advisor (|forecast - actual|, whether the interval covers the actual loss, whether the recommended
 size won) and two naive rules: the size with the lowest loss at the probes' end, and the size with the lowest loss
-per step (the training loss at the largest step every probe reached). It writes ``results.json`` (one row per size
-and budget), ``results.md`` and ``forecast_vs_actual.png`` in ``--results_dir``, with each budget's advice and
-the runs' records.
+per step (the training loss at the largest step every probe reached); and where the measured winner changes between
+two budgets, the budget at which it turns (the loss gap interpolated in log budget). It writes ``results.json`` (one
+row per size and budget, with its ``task``), ``summary.json``, ``results.md`` and ``forecast_vs_actual.png`` in
+``--results_dir``, with each budget's advice and the runs' records.
 
     python benchmarks/bench_advisor.py --data_dir ../shared/data --budgets 4m,8m,16m
+    python benchmarks/bench_advisor.py --task translation --data_dir ../shared/data \
+        --model_sizes E1-D1-H64,E2-D2-H128,E2-D2-H256 --budgets 2m,4m,8m,16m --seeds 43,44 --spread_budget 4m
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -39,6 +52,9 @@ from hf_tbc.plots import _pyplot
 
 ROOT = Path(__file__).resolve().parents[1]
 AT_PROBE_END, PER_STEP = "lowest at the probes' end", "lowest per step"
+RECIPES = {"mlm": "run_mlm.py", "translation": "run_translation.py"}
+NO_ADVICE = "no_advice.json"  # where the advisor ran its probes but could not forecast from them
+LOSS_LABEL = {"mlm": "validation MLM loss", "translation": "validation cross-entropy (label-smoothed training)"}
 
 
 def run(command: list[str], log: Path) -> None:
@@ -53,58 +69,72 @@ def run(command: list[str], log: Path) -> None:
         )
 
 
-def common_flags(args, budget: str) -> list[str]:
-    data = ["--train_file", corpus(args.data_dir), "--text_column", "sentence"] if args.data_dir else []
+def data_flags(args) -> list[str]:
+    """The task's data: MLM on the reviews and SST-2 text (or the built-in corpus), translation on Multi30k En-Fr."""
+    if args.task == "mlm":
+        return ["--train_file", corpus(args.data_dir), "--text_column", "sentence"] if args.data_dir else []
+    folder = Path(args.data_dir or ".") / "multi30k-en-fr"
+    if not (folder / "train.tsv").is_file():
+        sys.exit(
+            f"error: --task translation needs --data_dir holding multi30k-en-fr/train.tsv (not in {folder.parent})"
+        )
+    files = ["--train_file", str(folder / "train.tsv"), "--validation_file", str(folder / "validation.tsv")]
+    return [*files, "--source_lang", "en", "--target_lang", "fr"]
+
+
+def common_flags(args, budget: str, seed: int | None = None) -> list[str]:
+    keep = ["--save_every", f"{parse_duration(budget) / 20:g}s"] if args.keep_checkpoints else []
     return [
         "--time_budget",
         budget,
         "--max_eval_samples",
         str(args.max_eval_samples),
         "--seed",
-        str(args.seed),
+        str(args.seed if seed is None else seed),
         "--disable_tqdm",
         "true",
-        *data,
+        *keep,
+        *data_flags(args),
         *args.extra.split(),
     ]
 
 
-def advise_and_continue(args, budget: str, folder: Path) -> dict:
+def recipe(args) -> str:
+    return str(ROOT / "recipes" / RECIPES[args.task])
+
+
+def finished(run_dir: Path) -> bool:
+    summary = run_dir / "run_summary.json"
+    return summary.is_file() and json.loads(summary.read_text()).get("stop_reason") not in ("stop_after", "preempted")
+
+
+def advise_and_continue(args, budget: str, folder: Path) -> None:
     """Runs (or reads) the advice for ``budget``, then continues every size's probe to the deadline."""
     seconds = parse_duration(budget)
     advice = folder / "advice.json"
     flags = common_flags(args, budget)
     log = folder / "log.txt"
     folder.mkdir(parents=True, exist_ok=True)
-    if not advice.is_file():
+    if not advice.is_file() and not (folder / NO_ADVICE).is_file():
         probe = f"{args.probe_share * seconds:g}"
-        run(
-            [
-                sys.executable,
-                str(ROOT / "recipes" / "advise.py"),
-                "--model_sizes",
-                args.model_sizes,
-                "--probe_budget",
-                probe,
-                "--output_dir",
-                str(folder),
-                *flags,
-            ],
-            log,
-        )
-    record = json.loads(advice.read_text())
+        command = [sys.executable, str(ROOT / "recipes" / "advise.py"), "--task", args.task]
+        command += ["--model_sizes", args.model_sizes, "--probe_budget", probe, "--output_dir", str(folder), *flags]
+        try:
+            run(command, log)
+        except subprocess.CalledProcessError:
+            probes = [read_probe(probe_dir(str(folder), size), size) for size in args.model_sizes.split(",")]
+            if any(probe is None for probe in probes):
+                raise
+            # every probe ran but no forecast came of them: the runs still go on, and the budget counts as a miss
+            errors = [line for line in log.read_text().splitlines() if line.startswith("error:")]
+            (folder / NO_ADVICE).write_text(json.dumps({"error": errors[-1] if errors else "no advice"}) + "\n")
     for size in args.model_sizes.split(","):
         run_dir = probe_dir(str(folder), size)
-        summary = run_dir / "run_summary.json"
-        done = summary.is_file() and json.loads(summary.read_text()).get("stop_reason") not in (
-            "stop_after",
-            "preempted",
-        )
-        if not done:
+        if not finished(run_dir):
             run(
                 [
                     sys.executable,
-                    str(ROOT / "recipes" / "run_mlm.py"),
+                    recipe(args),
                     "--model_size",
                     size,
                     "--output_dir",
@@ -115,12 +145,35 @@ def advise_and_continue(args, budget: str, folder: Path) -> dict:
                 ],
                 log,
             )
-    return record
+
+
+def seed_runs(args) -> dict[str, list[float]]:
+    """Every size trained again at ``--spread_budget`` with each of ``--seeds`` (plain runs from scratch); per size,
+    the final losses of every seed, the grid's own run first."""
+    losses = {}
+    for size in args.model_sizes.split(","):
+        folder = Path(args.output_dir) / args.spread_budget
+        losses[size] = [final_loss(probe_dir(str(folder), size))]
+        for seed in args.seeds:
+            run_dir = Path(args.output_dir) / "seeds" / args.spread_budget / f"seed{seed}" / size
+            if not finished(run_dir):
+                flags = common_flags(args, args.spread_budget, seed)
+                command = [sys.executable, recipe(args), "--model_size", size, "--output_dir", str(run_dir), *flags]
+                run_dir.parent.mkdir(parents=True, exist_ok=True)
+                run(command, Path(args.output_dir) / "seeds" / "log.txt")
+            losses[size].append(final_loss(run_dir))
+    return losses
+
+
+def final_loss(run_dir: Path) -> float:
+    return json.loads((run_dir / "run_summary.json").read_text())["final_eval_loss"]
 
 
 def reforecast(args, budget: str, folder: Path) -> None:
     """Rewrites the advice of ``budget`` from its probes' kept records with this checkout's forecasting code (the
     probes are what the advisor measured; only the forecast from them is redone)."""
+    if not (folder / "advice.json").is_file():
+        return  # the probes gave no forecast then: kept as a miss
     old = json.loads((folder / "advice.json").read_text())
     probes = [read_probe(probe_dir(str(folder), size), size) for size in args.model_sizes.split(",")]
     forecaster = Forecaster(probes)
@@ -140,36 +193,59 @@ def probe_rules(folder: Path, sizes: list[str]) -> dict:
     return {AT_PROBE_END: min(finals, key=finals.get), PER_STEP: min(per_step, key=per_step.get), "common_step": common}
 
 
-def score(args, budgets: list[str]) -> tuple[list[dict], list[dict]]:
+def read_advice(folder: Path, sizes: list[str]) -> dict:
+    """The advice of one budget; where the advisor could not forecast from its probes, a record saying so with no
+    forecasts and no pick."""
+    if (folder / "advice.json").is_file():
+        return json.loads((folder / "advice.json").read_text())
+    probes = [read_probe(probe_dir(str(folder), size), size) for size in sizes]
+    error = json.loads((folder / NO_ADVICE).read_text())["error"]
+    return {
+        "error": error,
+        "forecasts": {},
+        "recommended_size": None,
+        "clear": False,
+        "probe_s": probes[0].probe_s,
+        "probe_cost_s": sum(probe.train_s for probe in probes),
+        "crossovers": [],
+    }
+
+
+def score(args, budgets: list[str], margin: float) -> tuple[list[dict], list[dict]]:
+    """One row per size and budget (forecast against the actual final loss) and one pick per budget: the measured
+    winner, whether it is a tie (the best two within ``margin``, the seed spread), and each rule's pick."""
     sizes = args.model_sizes.split(",")
     rows, picks = [], []
     for budget in budgets:
         folder = Path(args.output_dir) / budget
-        advice = json.loads((folder / "advice.json").read_text())
+        advice = read_advice(folder, sizes)
         runs = {size: json.loads((probe_dir(str(folder), size) / "run_summary.json").read_text()) for size in sizes}
         actual = {size: run["final_eval_loss"] for size, run in runs.items()}
         for size in sizes:
-            forecast = advice["forecasts"][size]
+            forecast = advice["forecasts"].get(size, {})
             rows.append(
                 {
+                    "task": args.task,
                     "size": size,
                     "budget_s": parse_duration(budget),
                     "probe_s": advice["probe_s"],
-                    "forecast_loss": forecast["forecast_loss"],
-                    "forecast_low": forecast["forecast_low"],
-                    "forecast_high": forecast["forecast_high"],
+                    "forecast_loss": forecast.get("forecast_loss"),
+                    "forecast_low": forecast.get("forecast_low"),
+                    "forecast_high": forecast.get("forecast_high"),
                     "actual_loss": round(actual[size], 4),
-                    "support": forecast["support"],
-                    "forecast_steps": forecast["steps"],
+                    "support": forecast.get("support", advice.get("error")),
+                    "forecast_steps": forecast.get("steps"),
                     "actual_steps": runs[size]["steps"],
                 }
             )
-        winner = min(actual, key=actual.get)
+        ranked = sorted(actual, key=actual.get)
         rules = probe_rules(folder, sizes)
         picks.append(
             {
+                "task": args.task,
                 "budget_s": parse_duration(budget),
-                "winner": winner,
+                "winner": ranked[0],
+                "tied": [size for size in ranked if actual[size] - actual[ranked[0]] < margin],
                 "advisor": advice["recommended_size"],
                 "advisor_clear": advice["clear"],
                 AT_PROBE_END: rules[AT_PROBE_END],
@@ -181,26 +257,59 @@ def score(args, budgets: list[str]) -> tuple[list[dict], list[dict]]:
     return rows, picks
 
 
-def summarize(rows: list[dict], picks: list[dict]) -> dict:
-    errors = [abs(row["forecast_loss"] - row["actual_loss"]) for row in rows]
-    covered = [row["forecast_low"] <= row["actual_loss"] <= row["forecast_high"] for row in rows]
+def measured_turns(rows: list[dict], margin: float) -> list[dict]:
+    """Where the measured winner changes between two consecutive budgets, each won by more than ``margin`` (the
+    seed spread: a budget whose best two end closer is a tie, and a change through a tie is no turn): the budget at
+    which the new winner's loss meets the old one's, the gap between them interpolated linearly in log budget."""
+    budgets = sorted({row["budget_s"] for row in rows})
+    loss = {(row["size"], row["budget_s"]): row["actual_loss"] for row in rows}
+    sizes = list(dict.fromkeys(row["size"] for row in rows))
+    winners = [min(sizes, key=lambda size: loss[size, budget]) for budget in budgets]
+    turns = []
+    for (low, high), (before, after) in zip(zip(budgets, budgets[1:]), zip(winners, winners[1:])):
+        gap_low = loss[after, low] - loss[before, low]  # > 0: the new winner still behind
+        gap_high = loss[after, high] - loss[before, high]  # < 0: ahead
+        if before == after or gap_low < margin or -gap_high < margin:
+            continue
+        share = gap_low / (gap_low - gap_high)
+        turn = math.exp(math.log(low) + share * (math.log(high) - math.log(low)))
+        turns.append({"from": before, "to": after, "between_s": [low, high], "turn_s": round(turn, 1)})
+    return turns
+
+
+def right(pick: dict, rule: str) -> bool:
+    return pick[rule] in pick["tied"]
+
+
+def summarize(rows: list[dict], picks: list[dict], margin: float, spread: dict) -> dict:
+    forecast = [row for row in rows if row["forecast_loss"] is not None]  # all rows count as misses otherwise
+    errors = [abs(row["forecast_loss"] - row["actual_loss"]) for row in forecast] or [math.inf]
+    covered = [row["forecast_low"] <= row["actual_loss"] <= row["forecast_high"] for row in forecast]
+    widths = [row["forecast_high"] - row["forecast_low"] for row in forecast] or [math.inf]
     rules = ("advisor", AT_PROBE_END, PER_STEP)
     return {
+        "task": rows[0]["task"],
         "median_abs_error": round(median(errors), 4),
-        "coverage": round(sum(covered) / len(covered), 3),
-        "right": {rule: sum(pick[rule] == pick["winner"] for pick in picks) for rule in rules},
+        "coverage": round(sum(covered) / len(rows), 3),
+        "rows_without_forecast": len(rows) - len(forecast),
+        "median_interval_width": round(median(widths), 4),
+        "right": {rule: sum(right(pick, rule) for pick in picks) for rule in rules},
         "budgets": len(picks),
+        "ties": sum(len(pick["tied"]) > 1 for pick in picks),
+        "tie_margin": margin,
+        "seed_losses": spread,
+        "measured_turns": measured_turns(rows, margin),
         "max_probe_cost_share": max(pick["probe_cost_share"] for pick in picks),
     }
 
 
-def plot(rows: list[dict], path: Path) -> None:
+def plot(rows: list[dict], path: Path, task: str) -> None:
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(7.5, 4.8))
     sizes = list(dict.fromkeys(row["size"] for row in rows))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for index, size in enumerate(sizes):
-        mine = [row for row in rows if row["size"] == size]
+        mine = [row for row in rows if row["size"] == size and row["forecast_loss"] is not None]
         minutes = [row["budget_s"] / 60 * (1 + 0.03 * (index - 1)) for row in mine]
         color = colors[index % len(colors)]
         axes.errorbar(
@@ -222,7 +331,7 @@ def plot(rows: list[dict], path: Path) -> None:
     axes.get_xaxis().set_major_formatter(plt.FuncFormatter(lambda value, _: f"{value:g}"))
     axes.get_xaxis().set_minor_formatter(plt.NullFormatter())
     axes.set_xlabel("training budget (minutes)")
-    axes.set_ylabel("validation MLM loss at the deadline")
+    axes.set_ylabel(f"{LOSS_LABEL[task]} at the deadline")
     axes.set_title("Advisor: forecast from probes (open, with interval) against the full run (filled)")
     axes.grid(alpha=0.3)
     axes.legend(fontsize=7)
@@ -231,21 +340,21 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(figure)
 
 
-def write_results(args, rows: list[dict], picks: list[dict], budgets: list[str]) -> None:
-    results = Path(args.results_dir)
-    results.mkdir(parents=True, exist_ok=True)
-    summary = summarize(rows, picks)
-    (results / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
-    (results / "summary.json").write_text(json.dumps({"summary": summary, "picks": picks}, indent=2) + "\n")
-    plot(rows, results / "forecast_vs_actual.png")
+def result_lines(args, rows: list[dict], picks: list[dict], summary: dict, budgets: list[str]) -> list[str]:
     lines = [
-        f"Sizes {args.model_sizes}; budgets {', '.join(budgets)}; probes {args.probe_share:.0%} of each budget; "
-        f"{describe_hardware(hardware_summary())}",
+        f"Task {args.task}; sizes {args.model_sizes}; budgets {', '.join(budgets)}; probes {args.probe_share:.0%} of "
+        f"each budget; {describe_hardware(hardware_summary())}",
         "",
         "| budget | size | forecast [interval] | actual | error | covered | basis | steps forecast / actual |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
+        if row["forecast_loss"] is None:
+            lines.append(
+                f"| {format_duration(row['budget_s'])} | {row['size']} | no forecast | {row['actual_loss']:.3f} | | no "
+                f"| {row['support']} | / {row['actual_steps']:,} |"
+            )
+            continue
         covered = row["forecast_low"] <= row["actual_loss"] <= row["forecast_high"]
         lines.append(
             f"| {format_duration(row['budget_s'])} | {row['size']} | {row['forecast_loss']:.3f} "
@@ -255,31 +364,58 @@ def write_results(args, rows: list[dict], picks: list[dict], budgets: list[str])
         )
     lines += [
         "",
-        "| budget | measured winner | advisor | lowest at the probes' end | lowest per step | probes' cost / budget |",
-        "|---|---|---|---|---|---|",
+        "| budget | measured winner | within the tie margin | advisor | lowest at the probes' end | lowest per step "
+        "| probes' cost / budget |",
+        "|---|---|---|---|---|---|---|",
     ]
     for pick in picks:
         lines.append(
-            f"| {format_duration(pick['budget_s'])} | {pick['winner']} | {pick['advisor']}"
+            f"| {format_duration(pick['budget_s'])} | {pick['winner']} | {', '.join(pick['tied'])} "
+            f"| {pick['advisor'] or 'none'}"
             f"{'' if pick['advisor_clear'] else ' (overlap)'} | {pick[AT_PROBE_END]} "
             f"| {pick[PER_STEP]} | {pick['probe_cost_share']:.2f} |"
         )
-    right = summary["right"]
+    correct = summary["right"]
+    turns = "; ".join(
+        f"{turn['from']} to {turn['to']} at about {format_duration(turn['turn_s'])}"
+        for turn in summary["measured_turns"]
+    )
+    spread = (
+        f"Tie margin {summary['tie_margin']:.3f} nat: the largest seed-to-seed range of one size's final loss at "
+        f"{args.spread_budget} ({len(args.seeds) + 1} seeds)"
+        if args.seeds
+        else "No seed spread measured (tie margin 0)"
+    )
     lines += [
         "",
+        f"{spread}. Measured turns of the winner: {turns or 'none'}.",
+        "",
         f"Median |forecast - actual| {summary['median_abs_error']:.3f} nat over {len(rows)} rows; the interval covers "
-        f"the actual loss in {summary['coverage']:.0%} of them. Right about the winner at {right['advisor']} of "
-        f"{summary['budgets']} budgets (lowest at the probes' end: {right[AT_PROBE_END]}; "
-        f"lowest per step: {right[PER_STEP]}). All probes of one budget cost at most "
-        f"{summary['max_probe_cost_share']:.2f} of that budget.",
+        f"the actual loss in {summary['coverage']:.0%} of them (median width {summary['median_interval_width']:.3f}). "
+        f"Right about the winner at {correct['advisor']} of {summary['budgets']} budgets, ties counted for either pick "
+        f"(lowest at the probes' end: {correct[AT_PROBE_END]}; lowest per step: {correct[PER_STEP]}). All probes of "
+        f"one budget cost at most {summary['max_probe_cost_share']:.2f} of that budget.",
     ]
+    return lines
+
+
+def write_results(args, rows: list[dict], picks: list[dict], budgets: list[str], spread: dict) -> None:
+    results = Path(args.results_dir)
+    results.mkdir(parents=True, exist_ok=True)
+    margin = max((max(losses) - min(losses) for losses in spread.values()), default=0.0)
+    summary = summarize(rows, picks, round(margin, 4), spread)
+    (results / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (results / "summary.json").write_text(json.dumps({"summary": summary, "picks": picks}, indent=2) + "\n")
+    plot(rows, results / "forecast_vs_actual.png", args.task)
+    lines = result_lines(args, rows, picks, summary, budgets)
     (results / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     for budget in budgets:
         source, target = Path(args.output_dir) / budget, results / "runs" / budget
         target.mkdir(parents=True, exist_ok=True)
-        for name in ("advice.json", "advice.md", "advice.png"):
-            shutil.copy(source / name, target / name)
+        for name in ("advice.json", "advice.md", "advice.png", NO_ADVICE):
+            if (source / name).is_file():
+                shutil.copy(source / name, target / name)
         for size in args.model_sizes.split(","):
             (target / size).mkdir(exist_ok=True)
             for name in ("probe_summary.json", "run_summary.json", "curve.jsonl"):
@@ -290,13 +426,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data_dir", default=None, help="Folder with reviews/ and sst2/ (default: built-in corpus)")
+    parser.add_argument("--task", default="mlm", choices=sorted(RECIPES), help="What the sizes are trained for")
+    parser.add_argument(
+        "--data_dir",
+        default=None,
+        help="Folder with reviews/ and sst2/ (MLM; default: built-in corpus) or multi30k-en-fr/ (translation)",
+    )
     parser.add_argument("--model_sizes", default="L2-H128,L4-H256,L6-H384")
     parser.add_argument("--budgets", default="4m,8m,16m", help="Target budgets, comma separated, ascending")
     parser.add_argument("--probe_share", type=float, default=0.1, help="Each probe's share of its budget")
     parser.add_argument("--max_eval_samples", type=int, default=500)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--extra", default="", help="More run_mlm.py flags for every run, in one string")
+    parser.add_argument(
+        "--seeds",
+        default="",
+        type=lambda text: [int(item) for item in text.split(",") if item.strip()],
+        help="Further seeds to run every size with at --spread_budget, for the tie margin (e.g. 43,44)",
+    )
+    parser.add_argument("--spread_budget", default=None, help="The budget the seeds run at (default: the first)")
+    parser.add_argument(
+        "--keep_checkpoints", action="store_true", help="Save and keep a checkpoint every twentieth of each budget"
+    )
+    parser.add_argument("--extra", default="", help="More recipe flags for every run, in one string")
     parser.add_argument("--output_dir", default="bench_runs/advisor", help="Where the runs go")
     parser.add_argument("--results_dir", default="docs/benchmarks/advisor", help="Where the results go")
     parser.add_argument("--score_only", action="store_true", help="Score the runs already in --output_dir")
@@ -311,12 +462,28 @@ def main() -> None:
     if not args.score_only:
         for budget in budgets if args.only is None else [args.only]:
             advise_and_continue(args, budget, Path(args.output_dir) / budget)
-    done = [budget for budget in budgets if (Path(args.output_dir) / budget / "advice.json").is_file()]
+    done = [
+        budget
+        for budget in budgets
+        if all(finished(probe_dir(str(Path(args.output_dir) / budget), size)) for size in args.model_sizes.split(","))
+    ]
     if args.reforecast:
         for budget in done:
             reforecast(args, budget, Path(args.output_dir) / budget)
-    rows, picks = score(args, done)
-    write_results(args, rows, picks, done)
+    args.spread_budget = args.spread_budget or budgets[0]
+    spread = seed_runs(args) if args.seeds and args.spread_budget in done and not args.score_only else {}
+    if args.score_only and args.seeds:
+        spread = {
+            size: [final_loss(probe_dir(str(Path(args.output_dir) / args.spread_budget), size))]
+            + [
+                final_loss(Path(args.output_dir) / "seeds" / args.spread_budget / f"seed{seed}" / size)
+                for seed in args.seeds
+            ]
+            for size in args.model_sizes.split(",")
+        }
+    margin = max((max(losses) - min(losses) for losses in spread.values()), default=0.0)
+    rows, picks = score(args, done, margin)
+    write_results(args, rows, picks, done, spread)
 
 
 if __name__ == "__main__":
