@@ -245,7 +245,7 @@ def score(args, budgets: list[str], margin: float) -> tuple[list[dict], list[dic
                 "task": args.task,
                 "budget_s": parse_duration(budget),
                 "winner": ranked[0],
-                "tied": [size for size in ranked if actual[size] - actual[ranked[0]] < margin],
+                "tied": [size for size in ranked if actual[size] - actual[ranked[0]] <= margin],
                 "advisor": advice["recommended_size"],
                 "advisor_clear": advice["clear"],
                 AT_PROBE_END: rules[AT_PROBE_END],
