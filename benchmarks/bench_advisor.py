@@ -399,6 +399,20 @@ def result_lines(args, rows: list[dict], picks: list[dict], summary: dict, budge
     return lines
 
 
+def shareable_copy(source: Path, target: Path, args) -> None:
+    """Copies a record into the results, with this machine's absolute paths of the data and the runs written
+    relative to the repository (``../shared/data/...``), as the commands in the docs name them."""
+    if source.suffix not in (".json", ".jsonl", ".md"):
+        shutil.copy(source, target)  # a figure
+        return
+    text = source.read_text()
+    for folder in (args.data_dir, args.output_dir):
+        if folder:
+            absolute = str(Path(folder).resolve())
+            text = text.replace(absolute, os.path.relpath(absolute, ROOT))
+    target.write_text(text)
+
+
 def write_results(args, rows: list[dict], picks: list[dict], budgets: list[str], spread: dict) -> None:
     results = Path(args.results_dir)
     results.mkdir(parents=True, exist_ok=True)
@@ -415,11 +429,11 @@ def write_results(args, rows: list[dict], picks: list[dict], budgets: list[str],
         target.mkdir(parents=True, exist_ok=True)
         for name in ("advice.json", "advice.md", "advice.png", NO_ADVICE):
             if (source / name).is_file():
-                shutil.copy(source / name, target / name)
+                shareable_copy(source / name, target / name, args)
         for size in args.model_sizes.split(","):
             (target / size).mkdir(exist_ok=True)
             for name in ("probe_summary.json", "run_summary.json", "curve.jsonl"):
-                shutil.copy(source / "probes" / size / name, target / size / name)
+                shareable_copy(source / "probes" / size / name, target / size / name, args)
 
 
 def main() -> None:
