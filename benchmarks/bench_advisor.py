@@ -309,7 +309,8 @@ def plot(rows: list[dict], path: Path, task: str) -> None:
     sizes = list(dict.fromkeys(row["size"] for row in rows))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for index, size in enumerate(sizes):
-        mine = [row for row in rows if row["size"] == size and row["forecast_loss"] is not None]
+        every = [row for row in rows if row["size"] == size]
+        mine = [row for row in every if row["forecast_loss"] is not None]  # budgets where the advisor forecast
         minutes = [row["budget_s"] / 60 * (1 + 0.03 * (index - 1)) for row in mine]
         color = colors[index % len(colors)]
         axes.errorbar(
@@ -325,7 +326,13 @@ def plot(rows: list[dict], path: Path, task: str) -> None:
             mfc="none",
             label=f"{size} forecast",
         )
-        axes.plot(minutes, [row["actual_loss"] for row in mine], "s-", color=color, label=f"{size} actual")
+        axes.plot(
+            [row["budget_s"] / 60 * (1 + 0.03 * (index - 1)) for row in every],
+            [row["actual_loss"] for row in every],
+            "s-",
+            color=color,
+            label=f"{size} actual",
+        )
     axes.set_xscale("log")
     axes.set_xticks([row["budget_s"] / 60 for row in rows if row["size"] == sizes[0]])
     axes.get_xaxis().set_major_formatter(plt.FuncFormatter(lambda value, _: f"{value:g}"))
