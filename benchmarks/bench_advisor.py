@@ -147,9 +147,10 @@ def advise_and_continue(args, budget: str, folder: Path) -> None:
             )
 
 
-def seed_runs(args) -> dict[str, list[float]]:
-    """Every size trained again at ``--spread_budget`` with each of ``--seeds`` (plain runs from scratch); per size,
-    the final losses of every seed, the grid's own run first."""
+def seed_runs(args, train: bool = True) -> dict[str, list[float]]:
+    """Every size trained again at ``--spread_budget`` with each of ``--seeds`` (plain runs from scratch; with
+    ``train`` False, only those already run are read); per size, the final losses of every seed, the grid's own run
+    first."""
     losses = {}
     for size in args.model_sizes.split(","):
         folder = Path(args.output_dir) / args.spread_budget
@@ -157,6 +158,8 @@ def seed_runs(args) -> dict[str, list[float]]:
         for seed in args.seeds:
             run_dir = Path(args.output_dir) / "seeds" / args.spread_budget / f"seed{seed}" / size
             if not finished(run_dir):
+                if not train:
+                    raise SystemExit(f"error: no finished seed run in {run_dir}: run without --score_only first")
                 flags = common_flags(args, args.spread_budget, seed)
                 command = [sys.executable, recipe(args), "--model_size", size, "--output_dir", str(run_dir), *flags]
                 run_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -420,10 +423,9 @@ def shareable_copy(source: Path, target: Path, args) -> None:
     target.write_text(text)
 
 
-def write_results(args, rows: list[dict], picks: list[dict], budgets: list[str], spread: dict) -> None:
+def write_results(args, rows: list[dict], picks: list[dict], budgets: list[str], spread: dict, margin: float) -> None:
     results = Path(args.results_dir)
     results.mkdir(parents=True, exist_ok=True)
-    margin = max((max(losses) - min(losses) for losses in spread.values()), default=0.0)
     summary = summarize(rows, picks, round(margin, 4), spread)
     (results / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
     (results / "summary.json").write_text(json.dumps({"summary": summary, "picks": picks}, indent=2) + "\n")
@@ -492,19 +494,10 @@ def main() -> None:
         for budget in done:
             reforecast(args, budget, Path(args.output_dir) / budget)
     args.spread_budget = args.spread_budget or budgets[0]
-    spread = seed_runs(args) if args.seeds and args.spread_budget in done and not args.score_only else {}
-    if args.score_only and args.seeds:
-        spread = {
-            size: [final_loss(probe_dir(str(Path(args.output_dir) / args.spread_budget), size))]
-            + [
-                final_loss(Path(args.output_dir) / "seeds" / args.spread_budget / f"seed{seed}" / size)
-                for seed in args.seeds
-            ]
-            for size in args.model_sizes.split(",")
-        }
+    spread = seed_runs(args, train=not args.score_only) if args.seeds and args.spread_budget in done else {}
     margin = max((max(losses) - min(losses) for losses in spread.values()), default=0.0)
     rows, picks = score(args, done, margin)
-    write_results(args, rows, picks, done, spread)
+    write_results(args, rows, picks, done, spread, margin)
 
 
 if __name__ == "__main__":

@@ -67,7 +67,6 @@ class BudgetMixin:
     def __init__(self, *trainer_args, curve_metrics: tuple[str, ...] = (), **trainer_kwargs):
         super().__init__(*trainer_args, **trainer_kwargs)
         args: BudgetTrainingArguments = self.args
-        self.count_tokens_by_shape = args.count_tokens_by_shape
         self.budget: Optional[WallClockBudgetCallback] = None
         if args.time_budget_seconds is not None:
             self.budget = WallClockBudgetCallback(
@@ -102,7 +101,7 @@ class BudgetMixin:
                 self.budget.restore_signal_handler()
 
     def training_step(self, model, inputs, *args, **kwargs):
-        if self.count_tokens_by_shape:
+        if self.args.count_tokens_by_shape:
             tokens = inputs[getattr(self.model, "main_input_name", "input_ids")].numel()
             self.state.num_input_tokens_seen += tokens * self.accelerator.num_processes
         return super().training_step(model, inputs, *args, **kwargs)

@@ -20,11 +20,15 @@ def model_config(model_args) -> PretrainedConfig:
     return config
 
 
+def is_classifier(config) -> bool:
+    """Whether ``config`` is a sequence classifier's (a head already trained on some labels)."""
+    return any(name.endswith("ForSequenceClassification") for name in getattr(config, "architectures", None) or [])
+
+
 def with_labels(config: PretrainedConfig, label_names: list[str], checkpoint: str) -> PretrainedConfig:
     """``config`` with a head for ``label_names`` (``num_labels``, ``id2label``); a ``UsageError`` where
     ``checkpoint`` is already a classifier of another label count."""
-    head = any(name.endswith("ForSequenceClassification") for name in (config.architectures or []))
-    if head and config.num_labels != len(label_names):
+    if is_classifier(config) and config.num_labels != len(label_names):
         raise UsageError(
             f"{checkpoint} classifies into {config.num_labels} labels but the data has "
             f"{len(label_names)} ({', '.join(label_names)}): pick the matching model or --label_column"

@@ -8,16 +8,13 @@ from pathlib import Path
 from ...release.plan import ReleaseArguments, ReleaseItem, check_repo_id
 from ..task import Task
 from .arguments import ClassificationDataArguments, ClassificationModelArguments, FinetuningArguments
+from .model import is_classifier
 
 
 def _train(model_args, data_args, training_args) -> dict:
     from .train import finetune
 
     return finetune(model_args, data_args, training_args)
-
-
-def _compresses(config) -> bool:
-    return any(name.endswith("ForSequenceClassification") for name in getattr(config, "architectures", None) or [])
 
 
 def _compress(compression_args, data_args) -> list[dict]:
@@ -72,7 +69,7 @@ TASK = Task(
     recipe="run_classification.py",
     arguments=(ClassificationModelArguments, ClassificationDataArguments, FinetuningArguments),
     train=_train,
-    compresses=_compresses,
+    compresses=is_classifier,
     compression_arguments=ClassificationDataArguments,
     compress=_compress,
     release_items=_release_items,
