@@ -65,6 +65,14 @@ def test_lr_multiplier_warmup_then_floor_exactly_at_deadline():
         assert lr_multiplier(1.7, schedule, 0.1, min_lr_ratio=0.1) == pytest.approx(0.1)  # past the deadline
         assert lr_multiplier(0.999, schedule, 0.1, min_lr_ratio=0.1) > 0.1
     assert lr_multiplier(0.9, "constant") == 1.0
+    # warmup_stable_decay: the peak until the last fifth, then linearly to the floor at the deadline
+    assert lr_multiplier(0.05, "warmup_stable_decay", 0.1) == pytest.approx(0.5)
+    assert lr_multiplier(0.5, "warmup_stable_decay", 0.1) == lr_multiplier(0.8, "warmup_stable_decay", 0.1) == 1.0
+    assert lr_multiplier(0.9, "warmup_stable_decay", 0.1) == pytest.approx(0.5)
+    assert lr_multiplier(0.9, "warmup_stable_decay", 0.1, min_lr_ratio=0.2) == pytest.approx(0.6)
+    assert lr_multiplier(0.75, "warmup_stable_decay", 0.0, decay_fraction=0.5) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="--decay_ratio"):
+        lr_multiplier(0.5, "warmup_stable_decay", decay_fraction=0.0)
 
 
 def test_lr_multiplier_rejects_unknown_schedules_and_bad_fractions():

@@ -12,6 +12,7 @@ from transformers import TrainingArguments
 from ..errors import UsageError
 from ..hardware import accelerator_available, native_bf16
 from . import TIME_SCHEDULES, parse_duration
+from .schedules import DECAY_RATIO
 
 _PARENT_FIELDS = {item.name for item in fields(TrainingArguments)}
 
@@ -44,7 +45,7 @@ class BudgetTrainingArguments(TrainingArguments):
         save_every (`str`, *optional*):
             Save a checkpoint every interval of budget time (``"10m"``) or every N steps (``"1000"``).
         schedule_by (`str`, *optional*):
-            ``"time"``: ``lr_scheduler_type`` (linear, cosine, constant, constant_with_warmup) and
+            ``"time"``: ``lr_scheduler_type`` (warmup_stable_decay, linear, cosine, constant, constant_with_warmup) and
             ``warmup_ratio`` run on the budget clock, reaching the floor at the deadline; ``"steps"``: the
             usual step-based schedules over ``max_steps``. Defaults to ``"time"`` when a budget is set.
         min_lr_ratio (`float`, defaults to 0.0):
@@ -79,6 +80,13 @@ class BudgetTrainingArguments(TrainingArguments):
         },
     )
     min_lr_ratio: float = field(default=0.0, metadata={"help": "Floor of a time-based LR schedule, x learning_rate."})
+    decay_ratio: float = field(
+        default=DECAY_RATIO,
+        metadata={
+            "help": "--lr_scheduler_type warmup_stable_decay: the last share of the budget over which the LR falls "
+            "to its floor (it holds the peak before)."
+        },
+    )
     stop_after: Optional[str] = field(
         default=None,
         metadata={

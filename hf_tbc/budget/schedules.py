@@ -12,15 +12,22 @@ from torch.optim.lr_scheduler import LRScheduler
 from ..errors import UsageError
 from .callback import WallClockBudgetCallback
 
-TIME_SCHEDULES = ("linear", "cosine", "constant", "constant_with_warmup")
+TIME_SCHEDULES = ("warmup_stable_decay", "linear", "cosine", "constant", "constant_with_warmup")
+DECAY_RATIO = 0.2  # warmup_stable_decay: the last share of the budget over which the LR falls
 
 
 def lr_multiplier(
-    fraction: float, schedule: str = "linear", warmup_fraction: float = 0.0, min_lr_ratio: float = 0.0
+    fraction: float,
+    schedule: str = "linear",
+    warmup_fraction: float = 0.0,
+    min_lr_ratio: float = 0.0,
+    decay_fraction: float = DECAY_RATIO,
 ) -> float:
     """Learning-rate multiplier at ``fraction`` of the budget (0 = start, 1 = deadline).
 
-    Linear warmup over ``warmup_fraction``, then ``schedule`` decays to ``min_lr_ratio`` exactly at 1.0.
+    Linear warmup over ``warmup_fraction``, then ``schedule`` decays to ``min_lr_ratio`` exactly at 1.0;
+    ``warmup_stable_decay`` holds the peak until the last ``decay_fraction`` of the budget and decays linearly over
+    it (Hägele et al. 2024), so that the run up to any point before its decay is the start of a shorter run too.
     """
     if schedule not in TIME_SCHEDULES:
         raise UsageError(f"time-based schedule {schedule!r} is unknown: choose one of {', '.join(TIME_SCHEDULES)}")
@@ -28,11 +35,18 @@ def lr_multiplier(
         raise UsageError(f"warmup fraction {warmup_fraction} must be in [0, 1)")
     if not 0.0 <= min_lr_ratio <= 1.0:
         raise UsageError(f"min_lr_ratio {min_lr_ratio} must be in [0, 1]")
+    if not 0.0 < decay_fraction <= 1.0:
+        raise UsageError(f"--decay_ratio {decay_fraction} must be in (0, 1]")
     fraction = min(max(fraction, 0.0), 1.0)
     if fraction < warmup_fraction:
         return fraction / warmup_fraction
     if schedule in ("constant", "constant_with_warmup"):
         return 1.0
+    if schedule == "warmup_stable_decay":
+        start = max(1.0 - decay_fraction, warmup_fraction)
+        if fraction < start:
+            return 1.0
+        return min_lr_ratio + (1.0 - min_lr_ratio) * (1.0 - fraction) / (1.0 - start)
     progress = (fraction - warmup_fraction) / (1.0 - warmup_fraction)
     decay = 1.0 - progress if schedule == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
     return min_lr_ratio + (1.0 - min_lr_ratio) * decay
@@ -75,9 +89,11 @@ class TimeBasedLRScheduler(LRScheduler):
         min_lr_ratio: float = 0.0,
         warmup_steps: int = 0,
         cooldown: Optional[tuple[float, float]] = None,
+        decay_fraction: float = DECAY_RATIO,
         last_epoch: int = -1,
     ):
-        lr_multiplier(0.0, schedule, warmup_fraction, min_lr_ratio)  # validates the arguments early
+        lr_multiplier(0.0, schedule, warmup_fraction, min_lr_ratio, decay_fraction)  # validates the arguments early
+        self.decay_fraction = decay_fraction
         step_warmup(0, warmup_steps)
         self.warmup_steps = warmup_steps
         self.budget = budget
@@ -89,10 +105,11 @@ class TimeBasedLRScheduler(LRScheduler):
 
     def get_lr(self) -> list[float]:
         fraction = self.budget.fraction()
-        multiplier = lr_multiplier(fraction, self.schedule, self.warmup_fraction, self.min_lr_ratio)
+        shape = (self.schedule, self.warmup_fraction, self.min_lr_ratio, self.decay_fraction)
+        multiplier = lr_multiplier(fraction, *shape)
         if self.cooldown is not None:
             start, end = self.cooldown
-            at_start = lr_multiplier(start, self.schedule, self.warmup_fraction, self.min_lr_ratio)
+            at_start = lr_multiplier(start, *shape)
             multiplier = cooled(multiplier, fraction, start, end, at_start)
         multiplier = min(multiplier, step_warmup(self.last_epoch, self.warmup_steps))
         return [base_lr * multiplier for base_lr in self.base_lrs]

@@ -194,6 +194,7 @@ class BudgetMixin:
                 min_lr_ratio=self.args.min_lr_ratio,
                 warmup_steps=int(self.args.warmup_steps),
                 cooldown=self._cooldown(),
+                decay_fraction=self.args.decay_ratio,
             )
             self._created_lr_scheduler = True
             return self.lr_scheduler

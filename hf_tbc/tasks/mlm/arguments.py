@@ -180,9 +180,18 @@ class DataTrainingArguments:
 @dataclass
 class PretrainingArguments(BudgetTrainingArguments):
     """``BudgetTrainingArguments`` with defaults for pretraining from scratch under a short budget: a peak LR of 1e-3
-    (scaled down for models wider than 256) with a short warmup (2 % of the budget, at least 50 steps), AdamW betas
+    (scaled down for models wider than 256) with a short warmup (2 % of the budget, at least 50 steps), held until the
+    last fifth of the budget and decaying to zero at the deadline (warmup_stable_decay), AdamW betas
     (0.9, 0.98) as in RoBERTa, and gradient clipping at 0.5."""
 
+    lr_scheduler_type: str = field(
+        default="warmup_stable_decay",
+        metadata={
+            "help": "LR schedule on the budget clock. warmup_stable_decay (default): the peak LR until the last "
+            "--decay_ratio of the budget, then linear to zero, so that the run up to any earlier point is also the "
+            "start of a shorter run (what the advisor's cool-down branches measure); linear: decay from the start."
+        },
+    )
     learning_rate: Optional[float] = field(
         default=None,
         metadata={

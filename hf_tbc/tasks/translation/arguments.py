@@ -135,12 +135,28 @@ class TranslationDataArguments:
 @dataclass
 class TranslationTrainingArguments(BudgetTrainingArguments, Seq2SeqTrainingArguments):
     """``BudgetTrainingArguments`` for ``Seq2SeqTrainer``, with defaults for training a translation model from scratch
-    under a short budget: AdamW betas (0.9, 0.98) and label smoothing 0.1 (Vaswani et al. 2017), a high peak LR with
-    a short warmup decaying to zero at the deadline, clipping at 1.0, batches of similar lengths, greedy decoding."""
+    under a short budget: AdamW betas (0.9, 0.98) and label smoothing 0.1 (Vaswani et al. 2017), a high peak LR after
+    a short warmup (2 % of the budget, at least 30 steps), held until the last fifth of the budget and decaying to zero
+    at the deadline, clipping at 1.0, batches of similar lengths, greedy decoding."""
 
+    lr_scheduler_type: str = field(
+        default="warmup_stable_decay",
+        metadata={
+            "help": "LR schedule on the budget clock. warmup_stable_decay (default): the peak LR until the last "
+            "--decay_ratio of the budget, then linear to zero, so that the run up to any earlier point is also the "
+            "start of a shorter run (what the advisor's cool-down branches measure); linear: decay from the start."
+        },
+    )
     learning_rate: float = field(default=1e-3, metadata={"help": "Peak learning rate (AdamW)."})
     warmup_ratio: float = field(
-        default=0.05, metadata={"help": "Warmup, as a fraction of the budget (or of max_steps)."}
+        default=0.02, metadata={"help": "Warmup, as a fraction of the budget (or of max_steps)."}
+    )
+    warmup_steps: float = field(
+        default=30,
+        metadata={
+            "help": "Warm up over at least this many optimizer steps (the longer of this and --warmup_ratio): a short "
+            "warmup in time that still gives a slow size a ramp."
+        },
     )
     adam_beta2: float = field(default=0.98, metadata={"help": "AdamW beta2 (0.98, as in the Transformer)."})
     max_grad_norm: float = field(default=1.0, metadata={"help": "Clip the gradient norm to this value."})
