@@ -44,9 +44,12 @@ from statistics import median
 from bench_time_to_loss import corpus
 
 from hf_tbc.advise.forecast import Forecaster
+from hf_tbc.advise.ladder_report import ladder_record, write_ladder_advice
 from hf_tbc.advise.probing import probe_dir, read_probe
 from hf_tbc.advise.report import advice_record, write_advice
+from hf_tbc.advise.staging import read_staging
 from hf_tbc.budget import format_duration, parse_duration
+from hf_tbc.errors import UsageError
 from hf_tbc.hardware import describe_hardware, hardware_summary
 from hf_tbc.plots import _pyplot
 
@@ -103,6 +106,11 @@ def recipe(args) -> str:
     return str(ROOT / "recipes" / RECIPES[args.task])
 
 
+def full_run(args, budget: str, size: str) -> Path:
+    """The folder of ``size``'s full run at ``budget``: its probe continued, here or in ``--actuals_from``."""
+    return probe_dir(str(Path(args.actuals_from or args.output_dir) / budget), size)
+
+
 def finished(run_dir: Path) -> bool:
     summary = run_dir / "run_summary.json"
     return summary.is_file() and json.loads(summary.read_text()).get("stop_reason") not in ("stop_after", "preempted")
@@ -118,7 +126,8 @@ def advise_and_continue(args, budget: str, folder: Path) -> None:
     if not advice.is_file() and not (folder / NO_ADVICE).is_file():
         probe = f"{args.probe_share * seconds:g}"
         command = [sys.executable, str(ROOT / "recipes" / "advise.py"), "--task", args.task]
-        command += ["--model_sizes", args.model_sizes, "--probe_budget", probe, "--output_dir", str(folder), *flags]
+        command += ["--model_sizes", args.model_sizes, "--probe_budget", probe, "--method", args.method]
+        command += ["--output_dir", str(folder), *flags]
         try:
             run(command, log)
         except subprocess.CalledProcessError:
@@ -128,6 +137,8 @@ def advise_and_continue(args, budget: str, folder: Path) -> None:
             # every probe ran but no forecast came of them: the runs still go on, and the budget counts as a miss
             errors = [line for line in log.read_text().splitlines() if line.startswith("error:")]
             (folder / NO_ADVICE).write_text(json.dumps({"error": errors[-1] if errors else "no advice"}) + "\n")
+    if args.actuals_from:
+        return  # the full runs are those of --actuals_from
     for size in args.model_sizes.split(","):
         run_dir = probe_dir(str(folder), size)
         if not finished(run_dir):
@@ -152,18 +163,18 @@ def seed_runs(args, train: bool = True) -> dict[str, list[float]]:
     ``train`` False, only those already run are read); per size, the final losses of every seed, the grid's own run
     first."""
     losses = {}
+    base = Path(args.actuals_from or args.output_dir)
     for size in args.model_sizes.split(","):
-        folder = Path(args.output_dir) / args.spread_budget
-        losses[size] = [final_loss(probe_dir(str(folder), size))]
+        losses[size] = [final_loss(full_run(args, args.spread_budget, size))]
         for seed in args.seeds:
-            run_dir = Path(args.output_dir) / "seeds" / args.spread_budget / f"seed{seed}" / size
+            run_dir = base / "seeds" / args.spread_budget / f"seed{seed}" / size
             if not finished(run_dir):
                 if not train:
                     raise SystemExit(f"error: no finished seed run in {run_dir}: run without --score_only first")
                 flags = common_flags(args, args.spread_budget, seed)
                 command = [sys.executable, recipe(args), "--model_size", size, "--output_dir", str(run_dir), *flags]
                 run_dir.parent.mkdir(parents=True, exist_ok=True)
-                run(command, Path(args.output_dir) / "seeds" / "log.txt")
+                run(command, base / "seeds" / "log.txt")
             losses[size].append(final_loss(run_dir))
     return losses
 
@@ -178,6 +189,18 @@ def reforecast(args, budget: str, folder: Path) -> None:
     if not (folder / "advice.json").is_file():
         return  # the probes gave no forecast then: kept as a miss
     old = json.loads((folder / "advice.json").read_text())
+    if old.get("method", "").startswith("cool-down"):  # staged probing: its probes and ladders, forecast again
+        sizes = args.model_sizes.split(",")
+        staging = read_staging(str(folder), sizes, parse_duration(budget), old["schedule"], old["stages"])
+        try:
+            record = ladder_record(staging, parse_duration(budget), old["probe_s"], old["allowance_s"], old["hardware"])
+        except UsageError as error:  # this checkout gives no forecast from these probes: a miss, as the advisor says
+            (folder / NO_ADVICE).write_text(json.dumps({"error": f"error: {error}"}) + "\n")
+            (folder / "advice.json").unlink()
+            return
+        record.update({key: old.get(key) for key in ("task", "loss", "continue")})
+        write_ladder_advice(staging.forecaster(), record, str(folder))
+        return
     probes = [read_probe(probe_dir(str(folder), size), size) for size in args.model_sizes.split(",")]
     forecaster = Forecaster(probes)
     record = advice_record(forecaster, parse_duration(budget), old["probe_s"], old["hardware"], old.get("continue"))
@@ -222,7 +245,7 @@ def score(args, budgets: list[str], margin: float) -> tuple[list[dict], list[dic
     for budget in budgets:
         folder = Path(args.output_dir) / budget
         advice = read_advice(folder, sizes)
-        runs = {size: json.loads((probe_dir(str(folder), size) / "run_summary.json").read_text()) for size in sizes}
+        runs = {size: json.loads((full_run(args, budget, size) / "run_summary.json").read_text()) for size in sizes}
         actual = {size: run["final_eval_loss"] for size, run in runs.items()}
         for size in sizes:
             forecast = advice["forecasts"].get(size, {})
@@ -242,7 +265,7 @@ def score(args, budgets: list[str], margin: float) -> tuple[list[dict], list[dic
                 }
             )
         ranked = sorted(actual, key=actual.get)
-        rules = probe_rules(folder, sizes)
+        rules = advice.get("naive") or probe_rules(folder, sizes)
         picks.append(
             {
                 "task": args.task,
@@ -253,7 +276,9 @@ def score(args, budgets: list[str], margin: float) -> tuple[list[dict], list[dic
                 "advisor_clear": advice["clear"],
                 AT_PROBE_END: rules[AT_PROBE_END],
                 PER_STEP: rules[PER_STEP],
-                "probe_cost_share": round(advice["probe_cost_s"] / parse_duration(budget), 3),
+                "probe_cost_share": advice.get(
+                    "probe_cost_share", round(advice["probe_cost_s"] / parse_duration(budget), 3)
+                ),
                 "crossovers": advice["crossovers"],
             }
         )
@@ -441,8 +466,12 @@ def write_results(args, rows: list[dict], picks: list[dict], budgets: list[str],
                 shareable_copy(source / name, target / name, args)
         for size in args.model_sizes.split(","):
             (target / size).mkdir(exist_ok=True)
-            for name in ("probe_summary.json", "run_summary.json", "curve.jsonl"):
-                shareable_copy(source / "probes" / size / name, target / size / name, args)
+            shareable_copy(source / "probes" / size / "probe_summary.json", target / size / "probe_summary.json", args)
+            for name in ("run_summary.json", "curve.jsonl"):
+                shareable_copy(full_run(args, budget, size) / name, target / size / name, args)
+            ladder = source / "branches" / size / "ladder.json"
+            if ladder.is_file():
+                shareable_copy(ladder, target / size / "ladder.json", args)
 
 
 def main() -> None:
@@ -471,6 +500,15 @@ def main() -> None:
         "--keep_checkpoints", action="store_true", help="Save and keep a checkpoint every twentieth of each budget"
     )
     parser.add_argument("--extra", default="", help="More recipe flags for every run, in one string")
+    parser.add_argument(
+        "--method", default="branches", choices=("branches", "curve"), help="The advisor's method (advise.py --method)"
+    )
+    parser.add_argument(
+        "--actuals_from",
+        default=None,
+        help="Score against the full runs (and seed runs) of an earlier run of this benchmark in that folder, made "
+        "with the same sizes, budgets and flags on the same machine: only the advisor runs here",
+    )
     parser.add_argument("--output_dir", default="bench_runs/advisor", help="Where the runs go")
     parser.add_argument("--results_dir", default="docs/benchmarks/advisor", help="Where the results go")
     parser.add_argument("--score_only", action="store_true", help="Score the runs already in --output_dir")
@@ -488,7 +526,8 @@ def main() -> None:
     done = [
         budget
         for budget in budgets
-        if all(finished(probe_dir(str(Path(args.output_dir) / budget), size)) for size in args.model_sizes.split(","))
+        if all(finished(full_run(args, budget, size)) for size in args.model_sizes.split(","))
+        and any((Path(args.output_dir) / budget / name).is_file() for name in ("advice.json", NO_ADVICE))
     ]
     if args.reforecast:
         for budget in done:

@@ -147,16 +147,19 @@ def test_the_advisor_probes_forecasts_and_continues_the_winner(tmp_path, english
     assert done.returncode == 0, done.stderr[-3000:]
     advice = json.loads((out / "advice.json").read_text())
     winner = advice["recommended_size"]
-    assert advice["probe_s"] == pytest.approx(4.0) and set(advice["forecasts"]) == {"L2-H32", "L2-H64"}
+    assert advice["probe_s"] == pytest.approx(2.0) and set(advice["forecasts"]) == {"L2-H32", "L2-H64"}
+    assert advice["stages"][0]["sizes"] == ["L2-H32", "L2-H64"]
     for size in ("L2-H32", "L2-H64"):
         row = advice["forecasts"][size]
         assert row["forecast_low"] <= row["forecast_loss"] <= row["forecast_high"]
+        # every probe was branched where it ended: a run cooled to zero over a quarter of its time again
+        assert row["ladder"] and row["ladder"][-1]["end_s"] == pytest.approx(1.25 * row["probe_s"], rel=0.1)
         record = json.loads((out / "probes" / size / "run_summary.json").read_text())
         if size == winner:  # continued from its probe to the deadline
             assert record["stop_reason"] == "time_budget" and record["resumed_from"] is not None
             assert abs(record["train_s"] - 40.0) < 2.0
         else:
-            assert record["stop_reason"] == "stop_after" and abs(record["train_s"] - 4.0) < 1.0
+            assert record["stop_reason"] == "stop_after" and abs(record["train_s"] - row["probe_s"]) < 1.0
     again = subprocess.run(command, capture_output=True, text=True, timeout=600)  # probes are reused, not rerun
     assert again.returncode == 0 and "reusing the probe" in again.stderr
 

@@ -49,3 +49,8 @@ class Probe:
     def warmup_end(self) -> int:
         """The step where the logged LR peaked: the end of warmup (0 if no LR was logged)."""
         return max(self.learning_rates, key=lambda row: row[1])[0] if self.learning_rates else 0
+
+    def past_warmup(self) -> bool:
+        """Whether the LR peaked in the probe's first half: a probe still warming up says little of how a size
+        learns."""
+        return self.steps >= 2 * max(self.warmup_end(), 1)

@@ -118,28 +118,54 @@ def run_probes(
     probe ends the round (its record is returned instead of the probes); the next round resumes it from its
     checkpoint when the budget is the same."""
     probes = []
-    settings = probe_settings(model_args, data_args, training_args)
     for index, size in enumerate(sizes, 1):
-        folder = probe_dir(training_args.output_dir, size, probes_dir)
-        probe = read_probe(folder, size)
-        if probe is not None and (probe.budget_s, probe.probe_s) == (training_args.time_budget_seconds, probe_s):
-            changed = changed_settings(folder, settings)
-            if not changed:
-                logger.warning(f"[{index}/{len(sizes)}] {size}: reusing the probe in {folder} ({probe.steps} steps)")
-                probes.append(probe)
-                continue
-            if not training_args.overwrite_output_dir:
-                raise UsageError(
-                    f"the {size} probe in {folder} ran with other settings ({'; '.join(changed[:3])}"
-                    f"{'; ...' if len(changed) > 3 else ''}): pass --overwrite_output_dir to probe again, or another "
-                    "--output_dir"
-                )
-            logger.warning(
-                f"[{index}/{len(sizes)}] {size}: the probe in {folder} ran with other settings: probing again"
+        probe = probe_to(
+            f"[{index}/{len(sizes)}] {size}", size, probe_s, model_args, data_args, training_args, train, probes_dir
+        )
+        if isinstance(probe, dict):
+            return probe
+        if probe is not None:
+            probes.append(probe)
+    return probes
+
+
+def probe_to(
+    label: str,
+    size: str,
+    probe_s: float,
+    model_args,
+    data_args,
+    training_args,
+    train: Callable,
+    probes_dir: Optional[str] = None,
+) -> Optional[Probe] | dict:
+    """Brings ``size``'s probe to ``probe_s`` of the budget: read back when its folder already holds that probe,
+    continued from its checkpoint when the folder holds a shorter probe of the same budget and settings (staged
+    probing lengthens the contenders' probes), else probed from the start. Returns the probe (None on processes
+    other than the main one), or the record of a preempted probe."""
+    folder = probe_dir(training_args.output_dir, size, probes_dir)
+    settings = probe_settings(model_args, data_args, training_args)
+    probe = read_probe(folder, size)
+    resume = None
+    if probe is not None and probe.budget_s == training_args.time_budget_seconds and probe.probe_s <= probe_s:
+        changed = changed_settings(folder, settings)
+        if not changed and probe.probe_s == probe_s:
+            logger.warning(f"{label}: reusing the probe in {folder} ({probe.steps} steps)")
+            return probe
+        if not changed and probe.checkpoint and Path(probe.checkpoint).is_dir():
+            resume = probe.checkpoint
+        elif changed and not training_args.overwrite_output_dir:
+            raise UsageError(
+                f"the {size} probe in {folder} ran with other settings ({'; '.join(changed[:3])}"
+                f"{'; ...' if len(changed) > 3 else ''}): pass --overwrite_output_dir to probe again, or another "
+                "--output_dir"
             )
+        elif changed:
+            logger.warning(f"{label}: the probe in {folder} ran with other settings: probing again")
             if training_args.process_index == 0:  # the old probe's records go with it
                 for name in (PROBE_RECORD, PROBE_SETTINGS):
                     (folder / name).unlink(missing_ok=True)
+    if resume is None:
         preempted = preempted_record(folder)
         resume = (
             "true"
@@ -148,24 +174,24 @@ def run_probes(
             and last_complete_checkpoint(str(folder))
             else None
         )
-        logger.warning(
-            f"[{index}/{len(sizes)}] {size}: {'resuming the preempted probe of' if resume else 'probing'} "
-            f"{format_duration(probe_s)} of a {format_duration(training_args.time_budget_seconds)} run in {folder}"
+    logger.warning(
+        f"{label}: {'continuing the probe of' if resume else 'probing'} "
+        f"{format_duration(probe_s)} of a {format_duration(training_args.time_budget_seconds)} run in {folder}"
+    )
+    size_args = dataclasses.replace(model_args, model_size=size, model_name_or_path=None)
+    probe_args = dataclasses.replace(
+        training_args, output_dir=str(folder), stop_after=f"{probe_s}", resume_from_checkpoint=resume
+    )
+    record = train(size_args, data_args, probe_args)
+    if record.get("stop_reason") == "preempted":
+        return record  # the recipe exits with the preemption code; rerunning the advisor resumes the probe
+    if record.get("stop_reason") != "stop_after":
+        raise UsageError(
+            f"the {size} probe ended with stop_reason {record.get('stop_reason')!r}, not at --probe_budget: "
+            "rerun the advisor to probe it again"
         )
-        size_args = dataclasses.replace(model_args, model_size=size, model_name_or_path=None)
-        probe_args = dataclasses.replace(
-            training_args, output_dir=str(folder), stop_after=f"{probe_s}", resume_from_checkpoint=resume
-        )
-        record = train(size_args, data_args, probe_args)
-        if record.get("stop_reason") == "preempted":
-            return record  # the recipe exits with the preemption code; rerunning the advisor resumes the probe
-        if record.get("stop_reason") != "stop_after":
-            raise UsageError(
-                f"the {size} probe ended with stop_reason {record.get('stop_reason')!r}, not at --probe_budget: "
-                "rerun the advisor to probe it again"
-            )
-        if training_args.process_index == 0:
-            write_json(folder / PROBE_SETTINGS, settings)
-            write_json(folder / PROBE_RECORD, record)
-            probes.append(read_probe(folder, size))
-    return probes
+    if training_args.process_index != 0:
+        return None
+    write_json(folder / PROBE_SETTINGS, settings)
+    write_json(folder / PROBE_RECORD, record)
+    return read_probe(folder, size)

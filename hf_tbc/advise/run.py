@@ -14,8 +14,10 @@ from ..hardware import describe_hardware, hardware_summary
 from ..launch import launcher_command
 from .arguments import AdviceArguments
 from .forecast import Forecaster
+from .ladder_report import ladder_record, write_ladder_advice
 from .probing import probe_dir, run_probes
 from .report import advice_record, write_advice
+from .staging import staged_probing
 
 logger = logging.get_logger(__name__)
 
@@ -24,6 +26,8 @@ _DROPPED_FLAGS = {
     "--task",
     "--model_sizes",
     "--probe_budget",
+    "--probe_allowance",
+    "--method",
     "--continue_winner",
     "--probes_dir",
     "--output_dir",
@@ -77,14 +81,29 @@ def advise(
     sizes = advice_args.sizes()
     budget_s = training_args.time_budget_seconds
     probe_s = advice_args.probe_seconds(budget_s)
-    probes = run_probes(sizes, probe_s, model_args, data_args, training_args, task.train, advice_args.probes_dir)
-    if isinstance(probes, dict):
-        return probes
+    hardware = describe_hardware(hardware_summary())
+    if advice_args.method == "branches":
+        allowance_s = advice_args.allowance_seconds(budget_s)
+        staging = staged_probing(
+            sizes, probe_s, allowance_s, model_args, data_args, training_args, task.train, advice_args.probes_dir
+        )
+        if isinstance(staging, dict):
+            return staging
+        if training_args.process_index == 0:
+            forecaster = staging.forecaster()
+            record = ladder_record(staging, budget_s, probe_s, allowance_s, hardware)
+            write = write_ladder_advice
+    else:
+        probes = run_probes(sizes, probe_s, model_args, data_args, training_args, task.train, advice_args.probes_dir)
+        if isinstance(probes, dict):
+            return probes
+        if training_args.process_index == 0:
+            forecaster = Forecaster(probes)
+            record = advice_record(forecaster, budget_s, probe_s, hardware, None)
+            write = write_advice
     if training_args.process_index != 0:
         record = {}
     else:
-        forecaster = Forecaster(probes)
-        record = advice_record(forecaster, budget_s, probe_s, describe_hardware(hardware_summary()), None)
         record.update(task=task.name, loss=task.loss)
         record["continue"] = continue_command(
             argv,
@@ -94,7 +113,7 @@ def advise(
             task.recipe,
             launcher_command(),
         )
-        write_advice(forecaster, record, training_args.output_dir)
+        write(forecaster, record, training_args.output_dir)
         forecasts = record["forecasts"]
         table = "; ".join(
             f"{size} {row['forecast_loss']:.3f} [{row['forecast_low']:.3f}, {row['forecast_high']:.3f}]"

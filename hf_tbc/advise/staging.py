@@ -1,0 +1,200 @@
+"""Staged probing within a cost bound: every size probed briefly and branched at its probe's end; the sizes still in
+contention (their forecast intervals overlap the leader's) continued to twice as long and branched again, for as long
+as the whole probing stays within ``allowance_s`` of wall-clock.
+
+What the probing costs is everything it ran (probe segments with their start-up and evaluations, and every branch)
+except the leader's probe segments: those are the start of the run the advice recommends, which the user then
+continues rather than pays for twice."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from transformers.utils import logging
+
+from ..budget import format_duration
+from .ladder import Rung, cool_share, read_ladder, run_branch, schedule_of
+from .ladder_forecast import LadderForecaster
+from .probe import Probe
+from .probing import probe_dir, probe_to, read_probe
+
+logger = logging.get_logger(__name__)
+
+EVALUATIONS_PER_PROBE = 8  # evaluations over the first stage's probe length (loss only), for the slope
+LONGEST_SHARE = 0.4  # no stage's branch ends beyond this share of the budget
+
+
+@dataclass
+class Staging:
+    """What staged probing measured and spent."""
+
+    probes: dict[str, Probe] = field(default_factory=dict)
+    ladders: dict[str, list[Rung]] = field(default_factory=dict)
+    probe_wall_s: dict[str, float] = field(default_factory=dict)
+    branch_wall_s: dict[str, float] = field(default_factory=dict)
+    stages: list[dict] = field(default_factory=list)
+    schedule: str = "warmup_stable_decay"
+
+    def forecaster(self) -> LadderForecaster:
+        return LadderForecaster(list(self.probes.values()), self.ladders, self.schedule)
+
+    def cost_s(self, leader: Optional[str]) -> float:
+        """Wall-clock of all probing, the leader's probe segments excepted."""
+        spent = sum(self.probe_wall_s.values()) + sum(self.branch_wall_s.values())
+        return spent - (self.probe_wall_s.get(leader, 0.0) if leader else 0.0)
+
+    def next_cost_s(self, size: str, length: float, longer: float) -> float:
+        """The wall-clock of lengthening ``size``'s probe from ``length`` to ``longer`` and branching it there,
+        scaled from what its last stage cost per second of training."""
+        probe = self.probes[size]
+        per_second = self.probe_wall_s[size] / max(probe.train_s, 1e-9)
+        last_branch = self.ladders[size][-1]
+        branch = last_branch.cost_s * (longer / max(last_branch.at_s, 1e-9))
+        return per_second * (longer - length) + branch
+
+
+def probe_arguments(training_args, first_s: float):
+    """The probes' arguments: evaluations of the loss alone, ``EVALUATIONS_PER_PROBE`` over the first stage's length
+    (and at the same interval after), so that each probe measures its own slope."""
+    return dataclasses.replace(
+        training_args, eval_every=f"{first_s / EVALUATIONS_PER_PROBE:.3f}s", prediction_loss_only=True
+    )
+
+
+def _probe_and_branch(
+    staging: Staging,
+    label: str,
+    size: str,
+    length: float,
+    allowance_s: float,
+    model_args,
+    data_args,
+    args,
+    train,
+    probes_dir,
+) -> Optional[dict]:
+    """Brings ``size``'s probe to ``length`` and branches it there, or reads both back when an earlier run of the
+    advisor measured them (its probe may have gone on since). A first probe that ends inside its warmup is doubled
+    first, while the allowance lasts. Returns a preempted probe's record, else None."""
+    budget_s = args.time_budget_seconds
+    done = sorted(
+        (rung for rung in read_ladder(args.output_dir, size, budget_s) if rung.at_s >= 0.9 * length),
+        key=lambda rung: rung.at_s,
+    )
+    probe = read_probe(probe_dir(args.output_dir, size, probes_dir), size) if done else None
+    if probe is not None and probe.budget_s == budget_s and probe.probe_s >= done[0].at_s * 0.9:
+        logger.warning(f"{label}: reusing its probe and its branch from {format_duration(done[0].at_s)}")
+        rung = done[0]
+    else:
+        started = time.monotonic()
+        probe = probe_to(label, size, length, model_args, data_args, args, train, probes_dir)
+        while (
+            not staging.stages
+            and isinstance(probe, Probe)
+            and not probe.past_warmup()
+            and staging.cost_s(None) + 2 * (time.monotonic() - started) <= allowance_s
+            and 2 * length * 1.25 <= LONGEST_SHARE * budget_s
+        ):
+            length *= 2
+            logger.warning(f"{label}: its probe ended inside its warmup: lengthening it to {format_duration(length)}")
+            probe = probe_to(label, size, length, model_args, data_args, args, train, probes_dir)
+        probe_cost = time.monotonic() - started
+        if isinstance(probe, dict):
+            return probe
+        if probe is None:  # another process: the main one forecasts
+            return None
+        rung = run_branch(size, probe.checkpoint, probe.train_s, model_args, data_args, args, train, probe_cost)
+    staging.probe_wall_s[size] += rung.probe_cost_s
+    staging.branch_wall_s[size] += rung.cost_s
+    staging.probes[size] = probe
+    staging.ladders[size] = [item for item in staging.ladders.get(size, []) if item.at_s != rung.at_s] + [rung]
+    return None
+
+
+def staged_probing(
+    sizes: list[str],
+    first_s: float,
+    allowance_s: float,
+    model_args,
+    data_args,
+    training_args,
+    train: Callable,
+    probes_dir: Optional[str] = None,
+) -> Staging | dict:
+    """Runs the stages (see the module's doc); returns what they measured, or the record of a preempted probe."""
+    budget_s = training_args.time_budget_seconds
+    args = probe_arguments(training_args, first_s)
+    staging = Staging(
+        probe_wall_s={size: 0.0 for size in sizes},
+        branch_wall_s={size: 0.0 for size in sizes},
+        schedule=schedule_of(training_args),
+    )
+    active, lengths = list(sizes), {size: first_s for size in sizes}
+    while True:
+        for index, size in enumerate(active, 1):
+            label = f"[stage {len(staging.stages) + 1}, {index}/{len(active)}] {size}"
+            preempted = _probe_and_branch(
+                staging, label, size, lengths[size], allowance_s, model_args, data_args, args, train, probes_dir
+            )
+            if preempted is not None:
+                return preempted
+            if size in staging.ladders:
+                lengths[size] = staging.ladders[size][-1].at_s
+        if training_args.process_index != 0:
+            return staging
+        forecasts = staging.forecaster().forecast_all(budget_s)
+        leader = min(forecasts, key=lambda row: row.forecast_loss)
+        contenders = [row.size for row in forecasts if row.forecast_low <= leader.forecast_high]
+        stage = {
+            "probe_s": {size: round(lengths[size], 1) for size in active},
+            "sizes": active,
+            "contenders": contenders,
+            "leader": leader.size,
+        }
+        staging.stages.append(stage)
+        longer = {size: 2 * lengths[size] for size in contenders}
+        if len(contenders) < 2:
+            stage["stopped"] = "one size's interval clears every other's"
+            break
+        if max(longer.values()) * (1 + cool_share(training_args)) > LONGEST_SHARE * budget_s:
+            stage["stopped"] = f"a longer stage would branch past {LONGEST_SHARE:.0%} of the budget"
+            break
+        projected = staging.cost_s(leader.size) + sum(
+            staging.next_cost_s(size, lengths[size], longer[size]) for size in contenders
+        )
+        if leader.size in longer:  # its probe goes on as the start of its run: only its branch counts
+            per_second = staging.probe_wall_s[leader.size] / max(staging.probes[leader.size].train_s, 1e-9)
+            projected -= per_second * (longer[leader.size] - lengths[leader.size])
+        if projected > allowance_s:
+            stage["stopped"] = (
+                f"continuing the contenders would cost about {format_duration(projected)} of probing in all, over "
+                f"the {format_duration(allowance_s)} allowance"
+            )
+            break
+        logger.warning(
+            f"Stage {len(staging.stages)}: {', '.join(contenders)} still in contention for the "
+            f"{format_duration(budget_s)} budget (their intervals overlap): continuing their probes to twice as long"
+        )
+        active = contenders
+        lengths.update(longer)
+    return staging
+
+
+def read_staging(
+    output_dir: str, sizes: list[str], budget_s: float, schedule: str, stages: list[dict], probes_dir=None
+):
+    """What an earlier run of staged probing measured, read back from its probes and ladders (for a forecast redone
+    with other code; nothing is trained). None where a size's probe or ladder is missing."""
+    staging = Staging(schedule=schedule, stages=stages)
+    for size in sizes:
+        probe = read_probe(probe_dir(output_dir, size, probes_dir), size)
+        rungs = read_ladder(output_dir, size, budget_s)
+        if probe is None or not rungs:
+            return None
+        staging.probes[size], staging.ladders[size] = probe, rungs
+        staging.probe_wall_s[size] = sum(rung.probe_cost_s for rung in rungs)
+        staging.branch_wall_s[size] = sum(rung.cost_s for rung in rungs)
+    return staging
