@@ -191,7 +191,8 @@ def reforecast(args, budget: str, folder: Path) -> None:
     old = json.loads((folder / "advice.json").read_text())
     if old.get("method", "").startswith("cool-down"):  # staged probing: its probes and ladders, forecast again
         sizes = args.model_sizes.split(",")
-        staging = read_staging(str(folder), sizes, parse_duration(budget), old["schedule"], old["stages"])
+        folders = {size: probe_dir(str(folder), size) for size in sizes}
+        staging = read_staging(str(folder), folders, parse_duration(budget), old["schedule"], old["stages"])
         try:
             record = ladder_record(staging, parse_duration(budget), old["probe_s"], old["allowance_s"], old["hardware"])
         except UsageError as error:  # this checkout gives no forecast from these probes: a miss, as the advisor says
@@ -305,6 +306,28 @@ def measured_turns(rows: list[dict], margin: float) -> list[dict]:
     return turns
 
 
+def forecast_turns(turns: list[dict], picks: list[dict]) -> list[dict]:
+    """Each measured turn next to the crossover the advisor forecast for that pair of sizes at every budget (None:
+    not within the budgets it scanned), and the ratio of forecast to measured where there is one."""
+    rows = []
+    for turn in turns:
+        pair = {turn["from"], turn["to"]}
+        for pick in picks:
+            for crossing in pick["crossovers"]:
+                if {crossing["smaller"], crossing["larger"]} == pair:
+                    forecast = crossing["budget_s"]
+                    rows.append(
+                        {
+                            "pair": f"{turn['from']} to {turn['to']}",
+                            "advised_at_s": pick["budget_s"],
+                            "forecast_turn_s": forecast,
+                            "measured_turn_s": turn["turn_s"],
+                            "ratio": round(forecast / turn["turn_s"], 2) if forecast else None,
+                        }
+                    )
+    return rows
+
+
 def right(pick: dict, rule: str) -> bool:
     return pick[rule] in pick["tied"]
 
@@ -327,6 +350,7 @@ def summarize(rows: list[dict], picks: list[dict], margin: float, spread: dict) 
         "tie_margin": margin,
         "seed_losses": spread,
         "measured_turns": measured_turns(rows, margin),
+        "forecast_turns": forecast_turns(measured_turns(rows, margin), picks),
         "max_probe_cost_share": max(pick["probe_cost_share"] for pick in picks),
     }
 
@@ -421,9 +445,19 @@ def result_lines(args, rows: list[dict], picks: list[dict], summary: dict, budge
         if args.seeds
         else "No seed spread measured (tie margin 0)"
     )
+    forecasts = "; ".join(
+        f"advised at {format_duration(row['advised_at_s'])}: "
+        + (
+            f"{format_duration(row['forecast_turn_s'])} ({row['ratio']:.2f}x the measured)"
+            if row["forecast_turn_s"]
+            else "no turn within the budgets it scanned"
+        )
+        for row in summary["forecast_turns"]
+    )
     lines += [
         "",
-        f"{spread}. Measured turns of the winner: {turns or 'none'}.",
+        f"{spread}. Measured turns of the winner: {turns or 'none'}."
+        + (f" The advisor's forecast of that turn, {forecasts}." if forecasts else ""),
         "",
         f"Median |forecast - actual| {summary['median_abs_error']:.3f} nat over {len(rows)} rows; the interval covers "
         f"the actual loss in {summary['coverage']:.0%} of them (median width {summary['median_interval_width']:.3f}). "

@@ -120,7 +120,7 @@ def test_the_advisor_flags_are_checked_before_anything_runs():
         AdviceArguments(probe_budget="10m").probe_seconds(300.0)
     with pytest.raises(ValueError, match="--time_budget"):
         AdviceArguments().probe_seconds(None)
-    assert AdviceArguments().probe_seconds(600.0) == pytest.approx(60.0)
+    assert AdviceArguments(method="curve").probe_seconds(600.0) == pytest.approx(60.0)
 
 
 def test_the_continue_command_resumes_the_probe_without_the_advisor_flags():

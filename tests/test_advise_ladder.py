@@ -232,3 +232,14 @@ def test_no_forecast_where_a_probe_cannot_leave_its_warmup_within_the_allowance(
     staging, _ = stage(tmp_path, ["L2-H64", "L2-H128"], allowance_s=1e-9, warmup_s=20.0)
     with pytest.raises(UsageError, match=r"no forecast for 10m00s: the probes of L2-H64 \(300 steps\), L2-H128"):
         ladder_record(staging, 600.0, 30.0, 1e-9, "a test machine")
+
+
+def test_the_report_names_each_rule_of_thumbs_pick_next_to_the_outcome(tmp_path):
+    from hf_tbc.advise.outcome import forecast_lines
+
+    staging, _ = stage(tmp_path, ["L2-H32", "L2-H64", "L2-H128"], allowance_s=10_000.0)
+    advice = ladder_record(staging, 600.0, 30.0, 10_000.0, "a test machine")
+    lines = "\n".join(forecast_lines(advice, {"L2-H32": 6.4, "L2-H64": 6.1, "L2-H128": 5.8}, "L2-H128"))
+    assert "recommended **L2-H128**: right" in lines
+    assert "lowest at the probes' end picked L2-H32 (wrong); lowest per step picked L2-H32 (wrong)" in lines
+    assert "L2-H128 overtakes L2-H32 already at the shortest budget scanned" in lines  # the crossing is at 56 s

@@ -185,9 +185,12 @@ def ladder_markdown(record: dict, path: Path) -> Path:
     return path
 
 
-def plot_ladder(forecaster: LadderForecaster, record: dict, path: Path) -> Path:
+def plot_ladder(
+    forecaster: LadderForecaster, record: dict, path: Path, outcomes: Optional[dict[str, list[tuple]]] = None
+) -> Path:
     """Each size's probe (validation losses, thin), its rungs (squares) and its forecast against the budget (dashed,
-    with its band), the target budget marked."""
+    with its band), the target budget marked; given ``outcomes`` (per size, the full run's ``(train_s, eval_loss)``
+    points), each run to the deadline, its end starred."""
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(7.5, 4.8))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -209,6 +212,10 @@ def plot_ladder(forecaster: LadderForecaster, record: dict, path: Path) -> Path:
         axes.fill_between(
             minutes, [row.forecast_low for row in rows], [row.forecast_high for row in rows], color=color, alpha=0.12
         )
+        measured = (outcomes or {}).get(probe.size)
+        if measured:
+            axes.plot([at / 60 for at, _ in measured], [loss for _, loss in measured], color=color, linewidth=0.6)
+            axes.plot(measured[-1][0] / 60, measured[-1][1], "*", color=color, markersize=11, markeredgecolor="k")
     axes.axvline(record["time_budget_s"] / 60, color="0.3", linestyle=":", linewidth=1.2, label="target budget")
     axes.set_xscale("log")
     axes.set_xlabel("wall-clock minutes (probes, rungs) / training budget in minutes (forecasts)")

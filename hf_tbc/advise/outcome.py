@@ -13,8 +13,10 @@ from ..budget import format_duration
 from ..budget.curves import read_curve
 from ..errors import UsageError
 from .forecast import Forecaster
+from .ladder_report import AT_PROBE_END, PER_STEP, plot_ladder
 from .probing import read_probe
-from .report import describe_crossover, plot_advice
+from .report import _when, describe_crossover, plot_advice
+from .staging import read_staging
 
 ADVICE_RECORD = "advice.json"
 FORECAST_FIGURE = "forecast_vs_outcome.png"
@@ -86,22 +88,43 @@ def forecast_lines(advice: dict, actual: Mapping[str, Optional[float]], measured
             f"Median |measured − forecast| {median:.3f} nat; the interval held the measured loss for {covered} of "
             f"{len(scored)} sizes.",
         ]
-    crossings = [describe_crossover(row) for row in advice.get("crossovers", [])]
+    naive = advice.get("naive")
+    if naive and measured_winner is not None:
+        verdicts = [
+            f"{rule} picked {naive[rule]} ({'right' if naive[rule] == measured_winner else 'wrong'})"
+            for rule in (AT_PROBE_END, PER_STEP)
+        ]
+        lines += ["", f"Rules of thumb on the same probes: {'; '.join(verdicts)}."]
+    crossings = [
+        describe_crossover(row)
+        if "if_lead_stays_s" in row
+        else f"{row['larger']} overtakes {row['smaller']} {_when(row['budget_s'], row)}"
+        for row in advice.get("crossovers", [])
+    ]
     if crossings:
         lines += ["", "Where the ranking turns, as forecast from the probes:", ""]
         lines += [f"- {line}." for line in crossings]
     return lines
 
 
-def plot_outcome(advice: dict, run_dirs: Mapping[str, Path], path: Path) -> Optional[Path]:
+def plot_outcome(
+    advice: dict, run_dirs: Mapping[str, Path], path: Path, advice_dir: Optional[Path] = None
+) -> Optional[Path]:
     """The advisor's figure redrawn with each size's run to the deadline over its forecast; None when a size's
-    probe record is gone (the table still reports)."""
-    try:
-        forecaster = Forecaster([read_probe(Path(folder), size) for size, folder in run_dirs.items()])
-    except (TypeError, AttributeError, UsageError):
-        return None
+    probe record (or, for staged probing, its ladder in ``advice_dir``) is gone (the table still reports)."""
     outcomes = {
         size: [(row["train_s"], row["eval_loss"]) for row in read_curve(folder) if row.get("eval_loss") is not None]
         for size, folder in run_dirs.items()
     }
+    if advice.get("method", "").startswith("cool-down"):
+        if advice_dir is None:
+            return None
+        staging = read_staging(
+            str(advice_dir), dict(run_dirs), advice["time_budget_s"], advice["schedule"], advice["stages"]
+        )
+        return None if staging is None else plot_ladder(staging.forecaster(), advice, Path(path), outcomes)
+    try:
+        forecaster = Forecaster([read_probe(Path(folder), size) for size, folder in run_dirs.items()])
+    except (TypeError, AttributeError, UsageError):
+        return None
     return plot_advice(forecaster, advice, Path(path), outcomes)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Optional
 
 from transformers.utils import logging
@@ -183,14 +184,13 @@ def staged_probing(
     return staging
 
 
-def read_staging(
-    output_dir: str, sizes: list[str], budget_s: float, schedule: str, stages: list[dict], probes_dir=None
-):
-    """What an earlier run of staged probing measured, read back from its probes and ladders (for a forecast redone
-    with other code; nothing is trained). None where a size's probe or ladder is missing."""
+def read_staging(output_dir: str, folders: dict, budget_s: float, schedule: str, stages: list[dict]):
+    """What an earlier run of staged probing in ``output_dir`` measured, read back from each size's probe folder
+    (``folders``: size to folder) and ladder, for a forecast redone with other code or drawn against the outcome;
+    nothing is trained. None where a size's probe or ladder is missing."""
     staging = Staging(schedule=schedule, stages=stages)
-    for size in sizes:
-        probe = read_probe(probe_dir(output_dir, size, probes_dir), size)
+    for size, folder in folders.items():
+        probe = read_probe(Path(folder), size)
         rungs = read_ladder(output_dir, size, budget_s)
         if probe is None or not rungs:
             return None

@@ -46,7 +46,11 @@ def draw_forecast(config, advice: Optional[dict], pretraining: dict) -> Optional
     if not advice or not all(pretraining.get(size) for size in advice["forecasts"]):
         return None
     folders = {size: config.stage_dir("pretrain", size) for size in advice["forecasts"]}
-    return FORECAST_FIGURE if plot_outcome(advice, folders, config.root / FORECAST_FIGURE) else None
+    return (
+        FORECAST_FIGURE
+        if plot_outcome(advice, folders, config.root / FORECAST_FIGURE, config.root / "advice")
+        else None
+    )
 
 
 def wall_clock_section(config, pretraining: dict, advice: Optional[dict]) -> list[str]:

@@ -97,7 +97,7 @@ def forecast_section(config, folders: dict, results: dict) -> list[str]:
         "",
     ]
     figure = config.root / FORECAST_FIGURE
-    if measured and len(measured) == len(folders) and plot_outcome(advice, folders, figure):
+    if measured and len(measured) == len(folders) and plot_outcome(advice, folders, figure, config.root / "advice"):
         lines += [f"![forecast against outcome]({FORECAST_FIGURE})", ""]
     return lines + ["The advisor's own record: [advice/advice.md](advice/advice.md).", ""]
 
