@@ -146,7 +146,7 @@ class StudyConfig:
         return self.root / stage / size
 
 
-ADVISOR_KEYS = ("probe_budget",)  # the advisor's own flags a study may set; it sets the others itself
+ADVISOR_KEYS = ("probe_budget", "probe_allowance", "method")  # the advisor's flags a study may set; it sets the rest
 
 
 def _advisor_section(section, path: str) -> Optional[dict]:
@@ -163,8 +163,9 @@ def _advisor_section(section, path: str) -> Optional[dict]:
             f"study config {path}: advisor has unknown keys {unknown}: it takes {', '.join(ADVISOR_KEYS)} (the "
             "sizes, data and recipe come from the study)"
         )
-    if "probe_budget" in section:
-        parse_duration(section["probe_budget"], "advisor probe_budget")
+    for key in ("probe_budget", "probe_allowance"):
+        if key in section:
+            parse_duration(section[key], f"advisor {key}")
     return dict(section)
 
 
