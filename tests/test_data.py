@@ -245,3 +245,20 @@ def test_tokenization_uses_every_core_on_a_large_corpus_only(monkeypatch):
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
     assert default_workers(1_000) == 1 and default_workers(50_000) == 2 and default_workers(10**7) == 4
+
+
+def test_data_is_prepared_once_per_process_for_the_same_settings():
+    from hf_tbc.data.prepared import prepared, settings_key
+    from hf_tbc.tasks.mlm.arguments import DataTrainingArguments
+
+    made = []
+
+    def make(value):
+        made.append(value)
+        return [value]
+
+    first = settings_key(DataTrainingArguments(train_file="a.txt"), 8000)
+    assert prepared(first, lambda: make(1)) is prepared(first, lambda: make(2)) and made == [1]
+    other = settings_key(DataTrainingArguments(train_file="b.txt"), 8000)
+    assert prepared(other, lambda: make(3)) == [3] and prepared(first, lambda: make(4)) == [4]  # one held at a time
+    assert made == [1, 3, 4]

@@ -19,6 +19,7 @@ from ...budget.curves import plot_run
 from ...budget.runs import describe_stop, prepare_output_dir, run_summary, train_under_budget, write_json
 from ...budget.trainer import BudgetTrainer
 from ...data.files import data_files
+from ...data.prepared import prepared, settings_key
 from ...distributed import prepare_on_main_process
 from ...errors import UsageError
 from ...hardware import gpu_bf16_peak
@@ -169,7 +170,14 @@ def pretrain(model_args: ModelArguments, data_args: DataTrainingArguments, train
     resume_from = prepare_output_dir(training_args)
     set_seed(training_args.seed)
     with prepare_on_main_process(training_args, desc="loading and tokenizing the corpus"):
-        tokenizer, blocks, counted = _corpus_and_tokenizer(model_args, data_args, training_args.seed)
+        make = lambda: _corpus_and_tokenizer(model_args, data_args, training_args.seed)  # noqa: E731
+        if data_args.streaming:  # a stream is read as training goes: never reused
+            tokenizer, blocks, counted = make()
+        else:
+            key = settings_key(
+                data_args, model_args.tokenizer_name, model_args.model_name_or_path, model_args.vocab_size
+            )
+            tokenizer, blocks, counted = prepared(key + str(training_args.seed), make)
         reference = unigram_loss(counted, blocks["validation"], tokenizer.all_special_ids, len(tokenizer))
     blocks["validation"] = mask_once(
         blocks["validation"], tokenizer, data_args.eval_mlm_probability, training_args.seed

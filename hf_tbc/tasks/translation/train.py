@@ -22,6 +22,7 @@ from transformers.utils import logging
 from ...budget.curves import plot_curves, plot_run
 from ...budget.runs import describe_stop, prepare_output_dir, run_summary, train_under_budget, write_json
 from ...budget.trainer import BudgetSeq2SeqTrainer
+from ...data.prepared import prepared, settings_key
 from ...distributed import prepare_on_main_process
 from .arguments import (
     CURVE_METRICS,
@@ -225,7 +226,10 @@ def train_translation(
     )
     set_seed(training_args.seed)
     with prepare_on_main_process(training_args, desc="loading and tokenizing the pairs"):
-        pairs, tokenizer, encoded = _pairs_and_tokenizer(model_args, data_args, training_args.seed)
+        key = settings_key(data_args, model_args.tokenizer_name, model_args.model_name_or_path, model_args.vocab_size)
+        pairs, tokenizer, encoded = prepared(
+            key + str(training_args.seed), lambda: _pairs_and_tokenizer(model_args, data_args, training_args.seed)
+        )
     curve_pairs = pairs["validation"]
     if data_args.max_eval_samples is not None and len(curve_pairs) > data_args.max_eval_samples:
         curve_pairs = curve_pairs.select(range(data_args.max_eval_samples))
