@@ -87,8 +87,10 @@ def shapes(probe: Probe, start_s: float, budget_s: float) -> dict[str, float]:
     """How much the probe's validation loss falls from ``start_s`` to ``budget_s`` under each curve the probe
     supports: a power law with a floor (``floor + scale * t ** -exponent``, the loss flattening as it goes) fitted to
     its evaluations over its last three doublings and over its last two, and a straight line in log time through its
-    last doubling. Empty where the probe has too few evaluations."""
-    points = [(seconds, loss) for _, seconds, loss in probe.evaluations if seconds > 0]
+    last doubling; evaluations from its warmup (the LR still rising) left out. Empty where the probe has too few
+    evaluations."""
+    warm = probe.warmup_end_s()  # before it the LR was still rising: those losses say little of the curve after
+    points = [(seconds, loss) for _, seconds, loss in probe.evaluations if seconds > 0 and seconds >= warm]
     if not points:
         return {}
     end = points[-1][0]
@@ -107,7 +109,8 @@ def shapes(probe: Probe, start_s: float, budget_s: float) -> dict[str, float]:
 def measured_slopes(probe: Probe) -> tuple[Optional[float], Optional[float]]:
     """The probe's validation-loss slope per doubling over its last doubling, and its change from the doubling
     before (None where those doublings hold fewer than ``MIN_POINTS`` evaluations)."""
-    points = [(seconds, loss) for _, seconds, loss in probe.evaluations if seconds > 0]
+    warm = probe.warmup_end_s()
+    points = [(seconds, loss) for _, seconds, loss in probe.evaluations if seconds > 0 and seconds >= warm]
     if not points:
         return None, None
     end = points[-1][0]

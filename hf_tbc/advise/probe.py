@@ -54,3 +54,9 @@ class Probe:
         """Whether the LR peaked in the probe's first half: a probe still warming up says little of how a size
         learns."""
         return self.steps >= 2 * max(self.warmup_end(), 1)
+
+    def warmup_end_s(self) -> float:
+        """The training seconds at the end of warmup (0 if no LR was logged)."""
+        step = self.warmup_end()
+        times = [seconds for logged, seconds, _ in self.losses if logged >= step]
+        return times[0] if step and times else 0.0
