@@ -597,3 +597,17 @@ release:
     assert "quantized to int8 by ONNX Runtime" in onnx_card and "QuantizedModelForSeq2SeqLM" not in onnx_card
     report = (root / "report.md").read_text()
     assert "## (c) At equal latency" in report and (root / "bleu_vs_latency.png").stat().st_size > 10_000
+
+
+def test_the_unigram_line_is_the_smoothed_loss_of_predicting_target_words_from_their_frequencies():
+    from datasets import Dataset
+
+    from hf_tbc.tasks.translation.data import unigram_loss
+
+    train = Dataset.from_dict({"labels": [[1, 2, 2, 3], [2, 2]]})
+    validation = Dataset.from_dict({"labels": [[2, 3]]})
+    frequency = np.array([1, 2, 5, 2]) / 10  # the training counts, add-one smoothed
+    assert unigram_loss(train, validation, 4) == pytest.approx(-(np.log(0.5) + np.log(0.2)) / 2)
+    smoothed = np.log(0.9 * frequency + 0.1 / 4)  # the best source-blind prediction under label smoothing 0.1
+    expected = 0.9 * -(smoothed[2] + smoothed[3]) / 2 - 0.1 * smoothed.mean()
+    assert unigram_loss(train, validation, 4, 0.1) == pytest.approx(expected)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+import numpy as np
 from datasets import Dataset, DatasetDict, concatenate_datasets, load_dataset
 from transformers import DataCollatorForSeq2Seq, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 from transformers.models.m2m_100.modeling_m2m_100 import shift_tokens_right
@@ -193,3 +194,19 @@ class TranslationCollator(DataCollatorForSeq2Seq):
                 batch["labels"], self.tokenizer.pad_token_id, self.model.config.decoder_start_token_id
             )
         return batch
+
+
+def unigram_loss(train: Dataset, validation: Dataset, vocab_size: int, label_smoothing: float = 0.0) -> float:
+    """The validation loss, in the training loss's units (cross-entropy with ``label_smoothing``), of a model that
+    ignores the source and the words before: the best such model predicts ``(1 - e) p + e / V`` for every target
+    token, with ``p`` the training targets' token frequencies (add-one smoothed). A model that is not clearly below
+    this line has learned word frequencies only; its curve usually falls steeply once it starts to use the source."""
+    counts = np.bincount(np.concatenate([np.asarray(ids) for ids in train["labels"]]), minlength=vocab_size)
+    frequency = (counts[:vocab_size] + 1) / (counts[:vocab_size] + 1).sum()
+    predicted = np.log((1 - label_smoothing) * frequency + label_smoothing / vocab_size)
+    seen = np.bincount(np.concatenate([np.asarray(ids) for ids in validation["labels"]]), minlength=vocab_size)
+    seen = seen[:vocab_size]
+    if seen.sum() == 0:
+        raise UsageError("the validation pairs hold no target tokens: give validation pairs with translations")
+    nll = -(seen * predicted).sum() / seen.sum()
+    return float((1 - label_smoothing) * nll - label_smoothing * predicted.mean())

@@ -40,7 +40,7 @@ from .bleu import (
     looping,
     write_translations,
 )
-from .data import TranslationCollator, load_pairs, tokenize_pairs, train_pair_tokenizer
+from .data import TranslationCollator, load_pairs, tokenize_pairs, train_pair_tokenizer, unigram_loss
 from .model import build_model, model_config, set_generation
 
 logger = logging.get_logger(__name__)
@@ -192,6 +192,7 @@ def _records(
             "curve_eval_pairs": curve["pairs"],
             **{f"final_eval_{name}": last.get(f"eval_{name}") for name in ("loss", "bleu", "chrf", "distinct")},
             "copy_source_bleu": curve["copy_bleu"],
+            "unigram_loss": curve["unigram"],
             "label_smoothing_factor": training_args.label_smoothing_factor,
         },
     )
@@ -238,17 +239,20 @@ def train_translation(
     model = build_model(config, model_args.model_name_or_path)
     set_generation(model, data_args.max_target_length, training_args.generation_num_beams or 1)
     copy_baseline = copy_source_scores(curve_pairs["source"], curve_pairs["target"])
+    curve_encoded = encoded["validation"].select(range(len(curve_pairs)))
+    reference = unigram_loss(encoded["train"], curve_encoded, len(tokenizer), training_args.label_smoothing_factor)
     size_name = model_args.model_size if model_args.model_name_or_path is None else model_args.model_name_or_path
     logger.warning(
         f"{size_name}: {model.num_parameters():,} parameters ({model.config.model_type}); "
         f"{len(pairs['train']):,} training pairs, vocabulary {len(tokenizer):,}; BLEU of copying the source on the "
-        f"curve's {len(curve_pairs)} validation pairs {copy_baseline['bleu']:.1f} (a model must beat it)"
+        f"curve's {len(curve_pairs)} validation pairs {copy_baseline['bleu']:.1f} (a model must beat it); the loss of "
+        f"predicting target words from their frequencies alone {reference:.3f} (the unigram line)"
     )
     trainer = BudgetSeq2SeqTrainer(
         model=model,
         args=training_args,
         train_dataset=encoded["train"],
-        eval_dataset=encoded["validation"].select(range(len(curve_pairs))),
+        eval_dataset=curve_encoded,
         data_collator=TranslationCollator(tokenizer, model=model, pad_to_multiple_of=8),
         processing_class=tokenizer,
         compute_metrics=TranslationMetrics(tokenizer, curve_pairs["target"]),
@@ -262,6 +266,7 @@ def train_translation(
         final_metric="eval_bleu",
         model_size=size_name,
         parameters=model.num_parameters(),
+        unigram_loss=round(reference, 4),
         resumed_from=resume_from,
     )
     if outcome.unfinished is not None:
@@ -273,7 +278,12 @@ def train_translation(
     scored = time.monotonic()
     folder = Path(training_args.output_dir)
     results, copy_source = _score_splits(trainer, tokenizer, encoded, pairs, folder, data_args.num_beams)
-    curve = {"pairs": len(curve_pairs), "copy_bleu": copy_baseline["bleu"], "size_name": size_name}
+    curve = {
+        "pairs": len(curve_pairs),
+        "copy_bleu": copy_baseline["bleu"],
+        "size_name": size_name,
+        "unigram": round(reference, 4),
+    }
     summary, record = _records(
         trainer, outcome, resume_from, (model_args, data_args, training_args), pairs, results, copy_source, curve
     )
