@@ -401,8 +401,10 @@ def plot(rows: list[dict], path: Path, task: str) -> None:
 
 def result_lines(args, rows: list[dict], picks: list[dict], summary: dict, budgets: list[str]) -> list[str]:
     lines = [
-        f"Task {args.task}; sizes {args.model_sizes}; budgets {', '.join(budgets)}; probes {args.probe_share:.0%} of "
-        f"each budget; {describe_hardware(hardware_summary())}",
+        f"Task {args.task}; sizes {args.model_sizes}; budgets {', '.join(budgets)}; advisor --method {args.method}, "
+        f"probes of {args.probe_share:.0%} of each budget"
+        + (" first, the contenders continued within a third of it" if args.method == "branches" else "")
+        + f"; {describe_hardware(hardware_summary())}",
         "",
         "| budget | size | forecast [interval] | actual | error | covered | basis | steps forecast / actual |",
         "|---|---|---|---|---|---|---|---|",
