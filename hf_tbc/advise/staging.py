@@ -79,7 +79,8 @@ def _probe_and_branch(
 ) -> Optional[dict]:
     """Brings ``size``'s probe to ``length`` and branches it there, or reads both back when an earlier run of the
     advisor measured them (its probe may have gone on since). A first probe that ends inside its warmup is doubled
-    first, while the allowance lasts. Returns a preempted probe's record, else None."""
+    first, while it stays within its share of the allowance (the allowance over the sizes). Returns a preempted
+    probe's record, else None."""
     budget_s = args.time_budget_seconds
     done = sorted(
         (rung for rung in read_ladder(args.output_dir, size, budget_s) if rung.at_s >= 0.9 * length),
@@ -96,7 +97,7 @@ def _probe_and_branch(
             not staging.stages
             and isinstance(probe, Probe)
             and not probe.past_warmup()
-            and staging.cost_s(None) + 2 * (time.monotonic() - started) <= allowance_s
+            and 2 * (time.monotonic() - started) <= allowance_s / len(staging.probe_wall_s)  # its share
             and 2 * length * 1.25 <= LONGEST_SHARE * budget_s
         ):
             length *= 2
