@@ -179,9 +179,11 @@ def pretrain(model_args: ModelArguments, data_args: DataTrainingArguments, train
             )
             tokenizer, blocks, counted = prepared(key + str(training_args.seed), make)
         reference = unigram_loss(counted, blocks["validation"], tokenizer.all_special_ids, len(tokenizer))
-    blocks["validation"] = mask_once(
-        blocks["validation"], tokenizer, data_args.eval_mlm_probability, training_args.seed
-    )
+    # this run's own mapping: the prepared one stays unmasked for the next run of the process
+    blocks = {
+        **blocks,
+        "validation": mask_once(blocks["validation"], tokenizer, data_args.eval_mlm_probability, training_args.seed),
+    }
     if model_args.model_name_or_path is None:  # a fresh model takes the tokenizer's vocabulary and special tokens
         config = model_config(model_args, tokenizer)
         check_block_size(config, data_args.block_size)  # its padding index may move the positions
