@@ -134,7 +134,7 @@ def test_the_naive_rules_read_the_probes_at_the_same_length():
     assert picks[PER_STEP] == "L2-H32" and picks["common_step"] == 300
 
 
-def fake_train(calls: list, warmup_s: float = 0.0):
+def fake_train(calls: list, warmup_s=0.0):
     """A recipe that writes what the real one does for a probe (stop_after) and a branch (cool-down): the curve
     with its evaluations, the stop record with the checkpoint and its last evaluation."""
 
@@ -145,10 +145,11 @@ def fake_train(calls: list, warmup_s: float = 0.0):
         branch = training_args.cooldown_seconds is not None
         calls.append((size, "branch" if branch else "probe", stop))
         every = training_args.eval_every_seconds
+        warmup = warmup_s.get(size, 0.0) if isinstance(warmup_s, dict) else warmup_s
         times = [every * n for n in range(1, int(round(stop / every)) + 1)]
         rows = [
-            {"step": int(t * 10), "train_s": t, "loss": mid_loss(size, t) + 0.1, "lr": 1e-3 * min(1.0, t / warmup_s)}
-            if warmup_s
+            {"step": int(t * 10), "train_s": t, "loss": mid_loss(size, t) + 0.1, "lr": 1e-3 * min(1.0, t / warmup)}
+            if warmup
             else {"step": int(t * 10), "train_s": t, "loss": mid_loss(size, t) + 0.1, "lr": 1e-3}
             for t in times
         ]
@@ -245,3 +246,31 @@ def test_the_report_names_each_rule_of_thumbs_pick_next_to_the_outcome(tmp_path)
     assert "recommended **L2-H128**: right" in lines
     assert "lowest at the probes' end picked L2-H32 (wrong); lowest per step picked L2-H32 (wrong)" in lines
     assert "L2-H128 overtakes L2-H32 already at the shortest budget scanned" in lines  # the crossing is at 56 s
+
+
+def test_a_size_whose_probe_stays_in_its_warmup_is_not_ranked_and_the_others_still_are(tmp_path):
+    sizes = ["L2-H32", "L2-H64", "L2-H128"]
+    staging, _ = stage(tmp_path, sizes, allowance_s=1e-9, warmup_s={"L2-H128": 40.0})
+    record = ladder_record(staging, 600.0, 30.0, 1e-9, "a test machine")
+    assert record["without_forecast"] == ["L2-H128"] and record["forecasts"]["L2-H128"]["forecast_loss"] is None
+    assert record["recommended_size"] == "L2-H64" and not record["clear"] and "L2-H128" in record["overlapping"]
+    write_ladder_advice(staging.forecaster(), {**record, "continue": None}, str(tmp_path))
+    assert "L2-H128 could not be forecast" in (tmp_path / "advice.md").read_text()
+
+
+@pytest.mark.slow
+def test_runs_in_one_process_each_mask_their_own_validation_set_from_the_shared_data(tmp_path, english_lines):
+    """The advisor trains many runs in one process on data prepared once: a run must not leave its masked
+    validation set in the shared data, or the next run masks it again and scores a different set."""
+    from hf_tbc.cli import parse_args
+    from hf_tbc.tasks.registry import TASKS
+    from tests.conftest import TINY_MLM
+
+    corpus = tmp_path / "train.txt"
+    corpus.write_text("\n".join(english_lines * 4) + "\n")
+    task, unigram = TASKS["mlm"], []
+    for index in range(2):
+        flags = [*TINY_MLM, "--train_file", str(corpus), "--time_budget", "20s", "--stop_after", "2s"]
+        arguments = parse_args(task.arguments, [*flags, "--output_dir", str(tmp_path / f"run{index}")])
+        unigram.append(task.train(*arguments)["unigram_loss"])
+    assert unigram[0] == unigram[1]

@@ -67,13 +67,15 @@ class EndForecast:
     notes: list[str] = field(default_factory=list)
 
     def as_row(self) -> dict:
+        """The row of ``advice.json``; a probe too short to forecast from gives no loss and no interval."""
+        shown = self.support != "too short"
         return {
             "size": self.size,
             "budget_s": self.budget_s,
             "steps": round(self.steps),
-            "forecast_loss": round(self.forecast_loss, 4),
-            "forecast_low": round(self.forecast_low, 4),
-            "forecast_high": round(self.forecast_high, 4),
+            "forecast_loss": round(self.forecast_loss, 4) if shown else None,
+            "forecast_low": round(self.forecast_low, 4) if shown else None,
+            "forecast_high": round(self.forecast_high, 4) if shown else None,
             "slope_per_doubling": round(self.slope, 4),
             "slope_change_per_doubling": None if self.curvature is None else round(self.curvature, 4),
             "last_rung_s": round(self.rung_end_s, 1),

@@ -40,8 +40,8 @@ def naive_picks(probes: list[Probe], first_s: float) -> dict:
     }
 
 
-def crossovers(forecaster: LadderForecaster, grid: list[float]) -> list[dict]:
-    ordered = sorted(forecaster.probes, key=lambda probe: probe.parameters or 0)
+def crossovers(forecaster: LadderForecaster, grid: list[float], sizes: set) -> list[dict]:
+    ordered = sorted((probe for probe in forecaster.probes if probe.size in sizes), key=lambda p: p.parameters or 0)
     rows = []
     for i, smaller in enumerate(ordered):
         for larger in ordered[i + 1 :]:
@@ -59,19 +59,23 @@ def crossovers(forecaster: LadderForecaster, grid: list[float]) -> list[dict]:
 
 
 def ladder_record(staging: Staging, budget_s: float, first_s: float, allowance_s: float, hardware: str) -> dict:
-    """The advice; a one-line ``UsageError`` where a size's probe could not leave its warmup within the allowance
-    (its probe and branches stay, for a rerun with a larger allowance to reuse)."""
+    """The advice. A size whose probe could not leave its warmup within the allowance gets no forecast (its row says
+    so, and the recommendation is among the others, never clear); where fewer than two sizes have a forecast, a
+    one-line ``UsageError`` instead (the probes and branches stay, for a rerun with a larger allowance to reuse)."""
     forecaster = staging.forecaster()
     forecasts = forecaster.forecast_all(budget_s)
     short = [row for row in forecasts if row.support == "too short"]
-    if short:
+    ranked = [row for row in forecasts if row.support != "too short"]
+    if len(ranked) < 2:
         raise UsageError(
             f"no forecast for {format_duration(budget_s)}: the probes of "
             f"{', '.join(f'{row.size} ({staging.probes[row.size].steps} steps)' for row in short)} ended inside their "
             f"warmup within the {format_duration(allowance_s)} probing allowance: pass a larger --probe_allowance (and "
             "--probe_budget), or advise for a longer --time_budget"
         )
-    choice = recommendation(forecasts)
+    choice = recommendation(ranked)
+    if short:
+        choice.update(clear=False, overlapping=[*choice["overlapping"], *(row.size for row in short)])
     probes = list(staging.probes.values())
     # a crossover before the first rung would be read off a line drawn backwards: the scan starts at the last rung
     start = max(rungs[-1].end_s for rungs in staging.ladders.values())
@@ -107,12 +111,15 @@ def ladder_record(staging: Staging, budget_s: float, first_s: float, allowance_s
             }
             for row in forecasts
         },
+        "without_forecast": [row.size for row in short],
         "naive": naive_picks(probes, first_s),
-        "crossovers": crossovers(forecaster, budget_grid(start, budget_s)),
+        "crossovers": crossovers(forecaster, budget_grid(start, budget_s), {row.size for row in ranked}),
     }
 
 
 def _interval(row: dict) -> str:
+    if row["forecast_loss"] is None:
+        return "no forecast (its probe did not leave its warmup)"
     return f"{row['forecast_loss']:.3f} [{row['forecast_low']:.3f}, {row['forecast_high']:.3f}]"
 
 
@@ -127,6 +134,9 @@ def ladder_markdown(record: dict, path: Path) -> Path:
             "; its interval clears every other size's."
             if record["clear"]
             else f"; the intervals of {', '.join(record['overlapping'])} overlap it, so the ranking is not certain."
+            if not record.get("without_forecast")
+            else f"; {', '.join(record['without_forecast'])} could not be forecast (its probe did not leave its warmup "
+            "within the allowance), so it is not ranked."
         ),
         "",
         f"Hardware: {record['hardware'].rstrip('.')}. Every size was probed for {format_duration(record['probe_s'])} "
@@ -206,6 +216,8 @@ def plot_ladder(
         axes.plot(
             [rung.end_s / 60 for rung in rungs], [rung.loss for rung in rungs], "s", color=color, label=f"{probe.size}"
         )
+        if probe.size in record.get("without_forecast", []):
+            continue
         rows = [forecaster.forecast(probe, budget) for budget in grid]
         minutes = [budget / 60 for budget in grid]
         axes.plot(minutes, [row.forecast_loss for row in rows], "--", color=color)

@@ -39,6 +39,7 @@ def outcome_of_forecasts(advice: Optional[dict], actual: Mapping[str, Optional[f
     rows = []
     for size, forecast in ((advice or {}).get("forecasts") or {}).items():
         loss = actual.get(size)
+        scored = loss is not None and forecast["forecast_loss"] is not None
         rows.append(
             {
                 "size": size,
@@ -48,8 +49,8 @@ def outcome_of_forecasts(advice: Optional[dict], actual: Mapping[str, Optional[f
                 "forecast_high": forecast["forecast_high"],
                 "support": forecast["support"],
                 "actual_loss": loss,
-                "error": None if loss is None else loss - forecast["forecast_loss"],
-                "covered": None if loss is None else forecast["forecast_low"] <= loss <= forecast["forecast_high"],
+                "error": loss - forecast["forecast_loss"] if scored else None,
+                "covered": forecast["forecast_low"] <= loss <= forecast["forecast_high"] if scored else None,
             }
         )
     return rows
@@ -74,12 +75,15 @@ def forecast_lines(advice: dict, actual: Mapping[str, Optional[float]], measured
         loss = "not run" if row["actual_loss"] is None else f"{row['actual_loss']:.3f}"
         error = "" if row["error"] is None else f"{row['error']:+.3f}"
         inside = "" if row["covered"] is None else ("yes" if row["covered"] else "**no**")
-        lines.append(
-            f"| {row['size']} | {row['probe_steps']:,} | {row['forecast_loss']:.3f} "
-            f"[{row['forecast_low']:.3f}, {row['forecast_high']:.3f}] | {row['support']} | {loss} | {error} | "
-            f"{inside} |"
+        forecast = (
+            "no forecast"
+            if row["forecast_loss"] is None
+            else f"{row['forecast_loss']:.3f} [{row['forecast_low']:.3f}, {row['forecast_high']:.3f}]"
         )
-    scored = [row for row in rows if row["actual_loss"] is not None]
+        lines.append(
+            f"| {row['size']} | {row['probe_steps']:,} | {forecast} | {row['support']} | {loss} | {error} | {inside} |"
+        )
+    scored = [row for row in rows if row["error"] is not None]
     if scored:
         median = statistics.median(abs(row["error"]) for row in scored)
         covered = sum(row["covered"] for row in scored)

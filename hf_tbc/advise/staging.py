@@ -147,7 +147,8 @@ def staged_probing(
                 lengths[size] = staging.ladders[size][-1].at_s
         if training_args.process_index != 0:
             return staging
-        forecasts = staging.forecaster().forecast_all(budget_s)
+        every = staging.forecaster().forecast_all(budget_s)
+        forecasts = [row for row in every if row.support != "too short"] or every  # unranked: still in warmup
         leader = min(forecasts, key=lambda row: row.forecast_loss)
         contenders = [row.size for row in forecasts if row.forecast_low <= leader.forecast_high]
         stage = {
