@@ -413,7 +413,7 @@ def result_lines(args, rows: list[dict], picks: list[dict], summary: dict, budge
         if row["forecast_loss"] is None:
             lines.append(
                 f"| {format_duration(row['budget_s'])} | {row['size']} | no forecast | {row['actual_loss']:.3f} | | no "
-                f"| {row['support']} | / {row['actual_steps']:,} |"
+                f"| {str(row['support']).split(': the probes')[0].removeprefix('error: ')} | / {row['actual_steps']:,} |"
             )
             continue
         covered = row["forecast_low"] <= row["actual_loss"] <= row["forecast_high"]
