@@ -411,9 +411,10 @@ def result_lines(args, rows: list[dict], picks: list[dict], summary: dict, budge
     ]
     for row in rows:
         if row["forecast_loss"] is None:
+            why = str(row["support"]).split(": the probes")[0].removeprefix("error: ")
             lines.append(
                 f"| {format_duration(row['budget_s'])} | {row['size']} | no forecast | {row['actual_loss']:.3f} | | no "
-                f"| {str(row['support']).split(': the probes')[0].removeprefix('error: ')} | / {row['actual_steps']:,} |"
+                f"| {why} | / {row['actual_steps']:,} |"
             )
             continue
         covered = row["forecast_low"] <= row["actual_loss"] <= row["forecast_high"]
