@@ -233,7 +233,9 @@ def test_a_first_probe_still_in_its_warmup_is_lengthened_before_it_is_branched(t
 
 def test_no_forecast_where_a_probe_cannot_leave_its_warmup_within_the_allowance(tmp_path):
     staging, _ = stage(tmp_path, ["L2-H64", "L2-H128"], allowance_s=1e-9, warmup_s=20.0)
-    with pytest.raises(UsageError, match=r"no forecast for 10m00s: the probes of L2-H64 \(300 steps\), L2-H128"):
+    with pytest.raises(
+        UsageError, match=r"no forecast for 10m00s: the probes of L2-H64 \(300 steps, inside its warmup\), L2-H128"
+    ):
         ladder_record(staging, 600.0, 30.0, 1e-9, "a test machine")
 
 
@@ -274,3 +276,13 @@ def test_runs_in_one_process_each_mask_their_own_validation_set_from_the_shared_
         arguments = parse_args(task.arguments, [*flags, "--output_dir", str(tmp_path / f"run{index}")])
         unigram.append(task.train(*arguments)["unigram_loss"])
     assert unigram[0] == unigram[1]
+
+
+def test_a_size_whose_last_rung_is_still_near_the_unigram_line_is_not_ranked():
+    probes = [probe_of(size, 30.0) for size in LAWS]  # unigram line 7.5
+    ladders = {size: [rung(size, 30.0)] for size in LAWS}
+    ladders["L2-H128"] = [Rung("L2-H128", 30.0, 37.5, 375, 7.45, 10.0)]  # 0.05 below the line
+    rows = {row.size: row for row in LadderForecaster(probes, ladders).forecast_all(600.0)}
+    assert rows["L2-H128"].support == "on the plateau" and rows["L2-H128"].as_row()["forecast_loss"] is None
+    assert any("unigram" in note for note in rows["L2-H128"].notes)
+    assert rows["L2-H64"].support == "branches"

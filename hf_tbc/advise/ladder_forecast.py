@@ -45,6 +45,8 @@ SHIFTS = {WSD: (1.0, 1.0, 1.15), "other": (1.3, 1.1, 2.0)}  # central, lowest, h
 SLOPE_DRIFT = 0.04  # nat per doubling, per doubling: the least change of slope the interval allows
 LEVEL_NOISE = 0.02  # nat: a rung's evaluation against a rerun of it
 MIN_POINTS = 3  # evaluations in the probe's last doubling that a measured slope needs
+PLATEAU_MARGIN = 0.1  # nat: a last rung less than this below the unigram loss is still on the plateau
+UNRANKED = ("too short", "on the plateau")  # supports that give no forecast
 CENTRAL_SHAPE = "straight in log time"  # the curve the central forecast follows (see shapes())
 
 
@@ -63,12 +65,12 @@ class EndForecast:
     rung_end_s: float
     rung_loss: float
     rungs: int
-    support: str  # "branches" (slope measured), "assumed" (one rung, too few evaluations) or "too short" (in warmup)
+    support: str  # "branches", "assumed" (one rung, too few evaluations); unranked: "too short", "on the plateau"
     notes: list[str] = field(default_factory=list)
 
     def as_row(self) -> dict:
         """The row of ``advice.json``; a probe too short to forecast from gives no loss and no interval."""
-        shown = self.support != "too short"
+        shown = self.support not in UNRANKED
         return {
             "size": self.size,
             "budget_s": self.budget_s,
@@ -198,12 +200,17 @@ class LadderForecaster:
                 "a longer --probe_budget would measure how fast it falls"
             )
             values.append(last.loss - 1.0)
-        if probe.unigram_loss is not None and last.loss > probe.unigram_loss:
+        if (
+            support != "too short"
+            and probe.unigram_loss is not None
+            and last.loss > probe.unigram_loss - PLATEAU_MARGIN
+        ):
+            support = "on the plateau"
             notes.append(
-                f"its last rung ({last.loss:.3f}) is still above the unigram loss ({probe.unigram_loss:.3f}): the "
-                "curve usually steepens after that, so the forecast is likely too high"
+                f"its last rung ({last.loss:.3f}) is not yet {PLATEAU_MARGIN} below the unigram loss "
+                f"({probe.unigram_loss:.3f}): a model there has learned word frequencies only, and how fast it falls "
+                "once it uses context is not in its probe"
             )
-            values.append(central - 2 * abs(slope) * math.log2(max(budget_s / last.end_s, 1.0)))
         ratio = budget_s / last.end_s
         if ratio > 16:
             notes.append(f"{ratio:.0f}x beyond the last rung: the curve can bend in ways its probe did not show")

@@ -12,7 +12,7 @@ from ..budget import format_duration
 from ..errors import UsageError
 from ..plots import _pyplot
 from .forecast import crossover_budget
-from .ladder_forecast import LadderForecaster
+from .ladder_forecast import UNRANKED, LadderForecaster
 from .probe import Probe
 from .report import _when, budget_grid, recommendation
 from .staging import Staging
@@ -64,14 +64,15 @@ def ladder_record(staging: Staging, budget_s: float, first_s: float, allowance_s
     one-line ``UsageError`` instead (the probes and branches stay, for a rerun with a larger allowance to reuse)."""
     forecaster = staging.forecaster()
     forecasts = forecaster.forecast_all(budget_s)
-    short = [row for row in forecasts if row.support == "too short"]
-    ranked = [row for row in forecasts if row.support != "too short"]
+    short = [row for row in forecasts if row.support in UNRANKED]
+    ranked = [row for row in forecasts if row.support not in UNRANKED]
     if len(ranked) < 2:
+        why = {"too short": "inside its warmup", "on the plateau": "on the unigram plateau"}
         raise UsageError(
             f"no forecast for {format_duration(budget_s)}: the probes of "
-            f"{', '.join(f'{row.size} ({staging.probes[row.size].steps} steps)' for row in short)} ended inside their "
-            f"warmup within the {format_duration(allowance_s)} probing allowance: pass a larger --probe_allowance (and "
-            "--probe_budget), or advise for a longer --time_budget"
+            + ", ".join(f"{row.size} ({staging.probes[row.size].steps} steps, {why[row.support]})" for row in short)
+            + f" ended there within the {format_duration(allowance_s)} probing allowance: pass a larger "
+            "--probe_allowance (and --probe_budget), or advise for a longer --time_budget"
         )
     choice = recommendation(ranked)
     if short:
@@ -119,7 +120,7 @@ def ladder_record(staging: Staging, budget_s: float, first_s: float, allowance_s
 
 def _interval(row: dict) -> str:
     if row["forecast_loss"] is None:
-        return "no forecast (its probe did not leave its warmup)"
+        return f"no forecast ({row['support']})"
     return f"{row['forecast_loss']:.3f} [{row['forecast_low']:.3f}, {row['forecast_high']:.3f}]"
 
 
@@ -136,7 +137,7 @@ def ladder_markdown(record: dict, path: Path) -> Path:
             else f"; the intervals of {', '.join(record['overlapping'])} overlap it, so the ranking is not certain."
             if not record.get("without_forecast")
             else f"; {', '.join(record['without_forecast'])} could not be forecast (its probe did not leave its warmup "
-            "within the allowance), so it is not ranked."
+            "or the unigram plateau within the allowance), so it is not ranked."
         ),
         "",
         f"Hardware: {record['hardware'].rstrip('.')}. Every size was probed for {format_duration(record['probe_s'])} "

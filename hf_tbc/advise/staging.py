@@ -18,7 +18,7 @@ from transformers.utils import logging
 
 from ..budget import format_duration
 from .ladder import Rung, cool_share, read_ladder, run_branch, schedule_of
-from .ladder_forecast import LadderForecaster
+from .ladder_forecast import UNRANKED, LadderForecaster
 from .probe import Probe
 from .probing import probe_dir, probe_to, read_probe
 
@@ -148,7 +148,7 @@ def staged_probing(
         if training_args.process_index != 0:
             return staging
         every = staging.forecaster().forecast_all(budget_s)
-        forecasts = [row for row in every if row.support != "too short"] or every  # unranked: still in warmup
+        forecasts = [row for row in every if row.support not in UNRANKED] or every  # unranked: warmup, plateau
         leader = min(forecasts, key=lambda row: row.forecast_loss)
         contenders = [row.size for row in forecasts if row.forecast_low <= leader.forecast_high]
         stage = {
