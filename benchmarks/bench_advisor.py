@@ -478,7 +478,7 @@ def shareable_copy(source: Path, target: Path, args) -> None:
         shutil.copy(source, target)  # a figure
         return
     text = source.read_text()
-    for folder in (args.data_dir, args.output_dir):
+    for folder in (args.data_dir, args.output_dir, args.actuals_from):
         if folder:
             absolute = str(Path(folder).resolve())
             text = text.replace(absolute, os.path.relpath(absolute, ROOT))
