@@ -387,3 +387,30 @@ def test_warmup_steps_must_be_whole_and_join_the_ratio_on_step_schedules(tmp_pat
     both = arguments(max_steps=1000, warmup_ratio=0.1, warmup_steps=50)
     assert both.get_warmup_steps(1000) == 100  # the longer of the two
     assert arguments(max_steps=1000, warmup_ratio=0.01, warmup_steps=50).get_warmup_steps(1000) == 50
+
+
+def test_warmup_stable_decay_by_steps_decays_over_the_last_decay_ratio_of_the_steps(tmp_path):
+    import torch
+
+    from hf_tbc.budget.arguments import BudgetTrainingArguments
+    from hf_tbc.budget.trainer import BudgetTrainer
+
+    args = BudgetTrainingArguments(
+        output_dir=str(tmp_path),
+        max_steps=10,
+        learning_rate=1.0,
+        lr_scheduler_type="warmup_stable_decay",
+        schedule_by="steps",
+        report_to="none",
+        decay_ratio=0.2,
+        use_cpu=True,
+    )
+    trainer = BudgetTrainer(model=torch.nn.Linear(2, 2), args=args)
+    trainer.create_optimizer_and_scheduler(num_training_steps=10)
+    rates = []
+    for _ in range(10):
+        rates.append(trainer.lr_scheduler.get_last_lr()[0])
+        trainer.optimizer.step()
+        trainer.lr_scheduler.step()
+    assert rates[:9] == [1.0] * 9 and rates[9] == pytest.approx(0.5)  # held, then down over the last 2 (to 0 at 10)
+    assert args.lr_scheduler_kwargs in ({}, None)  # the parsed arguments are left as parsed

@@ -9,7 +9,7 @@ from typing import Optional
 
 import torch
 from tqdm.auto import tqdm
-from transformers import Seq2SeqTrainer, Trainer
+from transformers import Seq2SeqTrainer, Trainer, get_scheduler
 from transformers.trainer_callback import ProgressCallback
 from transformers.utils import logging
 
@@ -195,6 +195,20 @@ class BudgetMixin:
                 warmup_steps=int(self.args.warmup_steps),
                 cooldown=self._cooldown(),
                 decay_fraction=self.args.decay_ratio,
+            )
+            self._created_lr_scheduler = True
+            return self.lr_scheduler
+        scheduler = getattr(self.args.lr_scheduler_type, "value", self.args.lr_scheduler_type)
+        kwargs = self.args.lr_scheduler_kwargs or {}
+        if self.lr_scheduler is None and scheduler == "warmup_stable_decay" and "num_decay_steps" not in kwargs:
+            # transformers' step-based form needs the decay's length: --decay_ratio of the steps, as on the clock
+            decay = max(1, round(self.args.decay_ratio * num_training_steps))
+            self.lr_scheduler = get_scheduler(
+                scheduler,
+                optimizer=optimizer if optimizer is not None else self.optimizer,
+                num_warmup_steps=self.args.get_warmup_steps(num_training_steps),
+                num_training_steps=num_training_steps,
+                scheduler_specific_kwargs={**kwargs, "num_decay_steps": decay},
             )
             self._created_lr_scheduler = True
             return self.lr_scheduler

@@ -155,7 +155,9 @@ def _recover(model, train_encoded, tokenizer, args: CompressionArguments, scratc
         max_steps=args.recovery_steps or -1,
         time_budget=args.recovery_time_budget,
         learning_rate=args.recovery_lr,
+        lr_scheduler_type="linear",  # recovery decays from the start, without warmup, as it always has
         warmup_ratio=0.0,
+        warmup_steps=0,
         save_strategy="no",
         eval_strategy="no",
         predict_with_generate=False,
