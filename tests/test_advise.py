@@ -143,23 +143,31 @@ def test_the_advisor_probes_forecasts_and_continues_the_winner(tmp_path, english
     command = [sys.executable, str(REPO / "recipes" / "advise.py"), "--model_sizes", "L2-H32,L2-H64"]
     command += [*flags, "--train_file", str(corpus), "--time_budget", "40s", "--output_dir", str(out)]
     command += ["--warmup_steps", "0", "--warmup_ratio", "0"]  # every logged loss fits the curve, on any machine
+    # the default method: probes and branches run; a tiny model this close to the unigram line usually gets no
+    # forecast, which the advisor says in one line (a non-zero exit), else the advice holds each size's rungs
+    branched = [item if item != str(out) else str(tmp_path / "branched") for item in command]
+    staged = subprocess.run(branched, capture_output=True, text=True, timeout=600)
+    assert (tmp_path / "branched" / "branches" / "L2-H32" / "ladder.json").is_file()
+    if staged.returncode == 0:
+        advice = json.loads((tmp_path / "branched" / "advice.json").read_text())
+        assert all(row["ladder"] for row in advice["forecasts"].values())
+    else:
+        assert staged.returncode != 0 and "error: no forecast for 40s" in staged.stderr, staged.stderr[-2000:]
+    command += ["--method", "curve"]  # the earlier method forecasts from any probe: the rest of the flow
     done = subprocess.run([*command, "--continue_winner", "true"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     advice = json.loads((out / "advice.json").read_text())
     winner = advice["recommended_size"]
-    assert advice["probe_s"] == pytest.approx(2.0) and set(advice["forecasts"]) == {"L2-H32", "L2-H64"}
-    assert advice["stages"][0]["sizes"] == ["L2-H32", "L2-H64"]
+    assert advice["probe_s"] == pytest.approx(4.0) and set(advice["forecasts"]) == {"L2-H32", "L2-H64"}
     for size in ("L2-H32", "L2-H64"):
         row = advice["forecasts"][size]
         assert row["forecast_low"] <= row["forecast_loss"] <= row["forecast_high"]
-        # every probe was branched where it ended: a run cooled to zero over a quarter of its time again
-        assert row["ladder"] and row["ladder"][-1]["end_s"] == pytest.approx(1.25 * row["probe_s"], rel=0.1)
         record = json.loads((out / "probes" / size / "run_summary.json").read_text())
         if size == winner:  # continued from its probe to the deadline
             assert record["stop_reason"] == "time_budget" and record["resumed_from"] is not None
             assert abs(record["train_s"] - 40.0) < 2.0
         else:
-            assert record["stop_reason"] == "stop_after" and abs(record["train_s"] - row["probe_s"]) < 1.0
+            assert record["stop_reason"] == "stop_after" and abs(record["train_s"] - 4.0) < 1.0
     again = subprocess.run(command, capture_output=True, text=True, timeout=600)  # probes are reused, not rerun
     assert again.returncode == 0 and "reusing the probe" in again.stderr
 

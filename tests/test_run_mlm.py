@@ -311,7 +311,7 @@ def test_a_probe_is_the_start_of_the_full_run(tmp_path, corpus):
     assert not (out / "model.safetensors").exists() and Path(checkpoint).is_dir()
     assert abs(record["train_s"] - 4.0) < 1.0
     last = [row for row in read_curve(out) if row["lr"] is not None][-1]
-    assert last["lr"] == pytest.approx(1e-3 * (1 - (last["elapsed_s"] / budget - 0.05) / 0.95), rel=0.1)
+    assert last["lr"] == pytest.approx(1e-3, rel=0.1)  # warmup_stable_decay: the peak, held until the last fifth
 
     refused = subprocess.run(
         [
