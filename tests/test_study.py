@@ -189,12 +189,13 @@ def test_the_advisor_section_and_a_probe_is_not_a_finished_pretraining(tmp_path)
     from hf_tbc.study.stages import stage_complete
 
     config = StudyConfig.from_yaml(TINY, data_dir="/data", output_dir=str(tmp_path))
-    assert config.advisor == {"probe_budget": "3s"}
+    assert config.advisor == {"probe_budget": "3s", "method": "curve"}
     command = config.study_task.advice(config, ["accelerate", "launch"])[2]
     assert command[command.index("--model_sizes") + 1] == "L2-H32,L2-H64"
     assert command[command.index("--probes_dir") + 1] == str(tmp_path / "pretrain")  # probes start each size's run
-    assert command[-2:] == ["--probe_budget", "3s"] and "--time_budget" in command
+    assert command[-4:] == ["--probe_budget", "3s", "--method", "curve"] and "--time_budget" in command
     tiny = (REPO / "recipes" / "configs" / "tiny.yaml").read_text()
+    tiny = "\n".join(line for line in tiny.splitlines() if not line.startswith("  method: curve"))
     path = tmp_path / "variant.yaml"
     for section, expected in (("advisor: false", None), ("advisor: true", {})):
         path.write_text(tiny.replace("advisor:\n  probe_budget: 3s", section))

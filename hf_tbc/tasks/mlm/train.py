@@ -94,6 +94,15 @@ def _corpus_and_tokenizer(model_args: ModelArguments, data_args: DataTrainingArg
     return tokenizer, blocks, counted
 
 
+def _prepared_corpus(model_args: ModelArguments, data_args: DataTrainingArguments, seed: int):
+    """:func:`_corpus_and_tokenizer`, prepared once per process for the same settings (a stream is read as training
+    goes: never reused)."""
+    if data_args.streaming:
+        return _corpus_and_tokenizer(model_args, data_args, seed)
+    key = settings_key(data_args, model_args.tokenizer_name, model_args.model_name_or_path, model_args.vocab_size)
+    return prepared(key + str(seed), lambda: _corpus_and_tokenizer(model_args, data_args, seed))
+
+
 def _model_fields(
     model,
     model_args: ModelArguments,
@@ -170,14 +179,7 @@ def pretrain(model_args: ModelArguments, data_args: DataTrainingArguments, train
     resume_from = prepare_output_dir(training_args)
     set_seed(training_args.seed)
     with prepare_on_main_process(training_args, desc="loading and tokenizing the corpus"):
-        make = lambda: _corpus_and_tokenizer(model_args, data_args, training_args.seed)  # noqa: E731
-        if data_args.streaming:  # a stream is read as training goes: never reused
-            tokenizer, blocks, counted = make()
-        else:
-            key = settings_key(
-                data_args, model_args.tokenizer_name, model_args.model_name_or_path, model_args.vocab_size
-            )
-            tokenizer, blocks, counted = prepared(key + str(training_args.seed), make)
+        tokenizer, blocks, counted = _prepared_corpus(model_args, data_args, training_args.seed)
         reference = unigram_loss(counted, blocks["validation"], tokenizer.all_special_ids, len(tokenizer))
     # this run's own mapping: the prepared one stays unmasked for the next run of the process
     blocks = {

@@ -146,6 +146,22 @@ def _score_splits(trainer, tokenizer, encoded: dict, pairs: dict, folder: Path, 
     return results, copy_source
 
 
+def _prepared_pairs(model_args: TranslationModelArguments, data_args: TranslationDataArguments, seed: int):
+    """:func:`_pairs_and_tokenizer`, prepared once per process for the same settings."""
+    key = settings_key(data_args, model_args.tokenizer_name, model_args.model_name_or_path, model_args.vocab_size)
+    return prepared(key + str(seed), lambda: _pairs_and_tokenizer(model_args, data_args, seed))
+
+
+def _curve(pairs, encoded, tokenizer, data_args, training_args) -> tuple:
+    """The validation pairs the curve scores (the first ``max_eval_samples``), encoded, and their unigram line."""
+    curve_pairs = pairs["validation"]
+    if data_args.max_eval_samples is not None and len(curve_pairs) > data_args.max_eval_samples:
+        curve_pairs = curve_pairs.select(range(data_args.max_eval_samples))
+    curve_encoded = encoded["validation"].select(range(len(curve_pairs)))
+    reference = unigram_loss(encoded["train"], curve_encoded, len(tokenizer), training_args.label_smoothing_factor)
+    return curve_pairs, curve_encoded, reference
+
+
 def _records(
     trainer, outcome, resume_from, arguments: tuple, pairs, results: dict, copy_source: dict, curve: dict
 ) -> tuple[dict, dict]:
@@ -227,20 +243,12 @@ def train_translation(
     )
     set_seed(training_args.seed)
     with prepare_on_main_process(training_args, desc="loading and tokenizing the pairs"):
-        key = settings_key(data_args, model_args.tokenizer_name, model_args.model_name_or_path, model_args.vocab_size)
-        pairs, tokenizer, encoded = prepared(
-            key + str(training_args.seed), lambda: _pairs_and_tokenizer(model_args, data_args, training_args.seed)
-        )
-    curve_pairs = pairs["validation"]
-    if data_args.max_eval_samples is not None and len(curve_pairs) > data_args.max_eval_samples:
-        curve_pairs = curve_pairs.select(range(data_args.max_eval_samples))
-
+        pairs, tokenizer, encoded = _prepared_pairs(model_args, data_args, training_args.seed)
+    curve_pairs, curve_encoded, reference = _curve(pairs, encoded, tokenizer, data_args, training_args)
     config = model_config(model_args, tokenizer, max(data_args.max_source_length, data_args.max_target_length))
     model = build_model(config, model_args.model_name_or_path)
     set_generation(model, data_args.max_target_length, training_args.generation_num_beams or 1)
     copy_baseline = copy_source_scores(curve_pairs["source"], curve_pairs["target"])
-    curve_encoded = encoded["validation"].select(range(len(curve_pairs)))
-    reference = unigram_loss(encoded["train"], curve_encoded, len(tokenizer), training_args.label_smoothing_factor)
     size_name = model_args.model_size if model_args.model_name_or_path is None else model_args.model_name_or_path
     logger.warning(
         f"{size_name}: {model.num_parameters():,} parameters ({model.config.model_type}); "
