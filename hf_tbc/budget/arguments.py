@@ -235,3 +235,15 @@ class BudgetTrainingArguments(TrainingArguments):
         if name == "save_every":
             self.save_strategy = "no"  # time-based saves replace step-based ones; the budget callback saves
         return parse_duration(value, f"--{name}")
+
+
+def wsd_schedule_field():
+    """The recipes' ``lr_scheduler_type`` field: ``warmup_stable_decay`` by default (docs/advisor.md#the-schedule)."""
+    return field(
+        default="warmup_stable_decay",
+        metadata={
+            "help": "LR schedule on the budget clock. warmup_stable_decay (default): the peak LR until the last "
+            "--decay_ratio of the budget, then linear to zero, so that the run up to any earlier point is also the "
+            "start of a shorter run (what the advisor's cool-down branches measure); linear: decay from the start."
+        },
+    )

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Optional
 
-from ...budget.arguments import BudgetTrainingArguments, native_bf16_field
+from ...budget.arguments import BudgetTrainingArguments, native_bf16_field, wsd_schedule_field
 from ...errors import UsageError
 from ..model_config import check_dropout
 from .data import TOKENIZER_SAMPLE_TEXTS
@@ -184,14 +184,7 @@ class PretrainingArguments(BudgetTrainingArguments):
     last fifth of the budget and decaying to zero at the deadline (warmup_stable_decay), AdamW betas
     (0.9, 0.98) as in RoBERTa, and gradient clipping at 0.5."""
 
-    lr_scheduler_type: str = field(
-        default="warmup_stable_decay",
-        metadata={
-            "help": "LR schedule on the budget clock. warmup_stable_decay (default): the peak LR until the last "
-            "--decay_ratio of the budget, then linear to zero, so that the run up to any earlier point is also the "
-            "start of a shorter run (what the advisor's cool-down branches measure); linear: decay from the start."
-        },
-    )
+    lr_scheduler_type: str = wsd_schedule_field()
     learning_rate: Optional[float] = field(
         default=None,
         metadata={

@@ -8,7 +8,7 @@ from typing import Optional
 
 from transformers import Seq2SeqTrainingArguments
 
-from ...budget.arguments import BudgetTrainingArguments, native_bf16_field
+from ...budget.arguments import BudgetTrainingArguments, native_bf16_field, wsd_schedule_field
 from ...errors import UsageError
 from ..model_config import check_dropout, load_model_config
 from .model import SEQ2SEQ_ARCHITECTURES, get_model_size
@@ -139,14 +139,7 @@ class TranslationTrainingArguments(BudgetTrainingArguments, Seq2SeqTrainingArgum
     a short warmup (2 % of the budget, at least 30 steps), held until the last fifth of the budget and decaying to zero
     at the deadline, clipping at 1.0, batches of similar lengths, greedy decoding."""
 
-    lr_scheduler_type: str = field(
-        default="warmup_stable_decay",
-        metadata={
-            "help": "LR schedule on the budget clock. warmup_stable_decay (default): the peak LR until the last "
-            "--decay_ratio of the budget, then linear to zero, so that the run up to any earlier point is also the "
-            "start of a shorter run (what the advisor's cool-down branches measure); linear: decay from the start."
-        },
-    )
+    lr_scheduler_type: str = wsd_schedule_field()
     learning_rate: float = field(default=1e-3, metadata={"help": "Peak learning rate (AdamW)."})
     warmup_ratio: float = field(
         default=0.02, metadata={"help": "Warmup, as a fraction of the budget (or of max_steps)."}
