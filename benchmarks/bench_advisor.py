@@ -334,16 +334,16 @@ def right(pick: dict, rule: str) -> bool:
 
 def summarize(rows: list[dict], picks: list[dict], margin: float, spread: dict) -> dict:
     forecast = [row for row in rows if row["forecast_loss"] is not None]  # all rows count as misses otherwise
-    errors = [abs(row["forecast_loss"] - row["actual_loss"]) for row in forecast] or [math.inf]
+    errors = [abs(row["forecast_loss"] - row["actual_loss"]) for row in forecast]
     covered = [row["forecast_low"] <= row["actual_loss"] <= row["forecast_high"] for row in forecast]
-    widths = [row["forecast_high"] - row["forecast_low"] for row in forecast] or [math.inf]
+    widths = [row["forecast_high"] - row["forecast_low"] for row in forecast]
     rules = ("advisor", AT_PROBE_END, PER_STEP)
     return {
         "task": rows[0]["task"],
-        "median_abs_error": round(median(errors), 4),
+        "median_abs_error": round(median(errors), 4) if errors else None,  # None: no row had a forecast
         "coverage": round(sum(covered) / len(rows), 3),
         "rows_without_forecast": len(rows) - len(forecast),
-        "median_interval_width": round(median(widths), 4),
+        "median_interval_width": round(median(widths), 4) if widths else None,
         "right": {rule: sum(right(pick, rule) for pick in picks) for rule in rules},
         "budgets": len(picks),
         "ties": sum(len(pick["tied"]) > 1 for pick in picks),
@@ -462,11 +462,17 @@ def result_lines(args, rows: list[dict], picks: list[dict], summary: dict, budge
         f"{spread}. Measured turns of the winner: {turns or 'none'}."
         + (f" The advisor's forecast of that turn, {forecasts}." if forecasts else ""),
         "",
-        f"Median |forecast - actual| {summary['median_abs_error']:.3f} nat over {len(rows)} rows; the interval covers "
-        f"the actual loss in {summary['coverage']:.0%} of them (median width {summary['median_interval_width']:.3f}). "
-        f"Right about the winner at {correct['advisor']} of {summary['budgets']} budgets, ties counted for either pick "
-        f"(lowest at the probes' end: {correct[AT_PROBE_END]}; lowest per step: {correct[PER_STEP]}). All probes of "
-        f"one budget cost at most {summary['max_probe_cost_share']:.2f} of that budget.",
+        (
+            f"Median |forecast - actual| {summary['median_abs_error']:.3f} nat over the "
+            f"{len(rows) - summary['rows_without_forecast']} rows with a forecast; the interval covers the actual "
+            f"loss in {summary['coverage']:.0%} of all {len(rows)} rows (median width "
+            f"{summary['median_interval_width']:.3f}). "
+            if summary["median_abs_error"] is not None
+            else f"No forecast in any of the {len(rows)} rows. "
+        )
+        + f"Right about the winner at {correct['advisor']} of {summary['budgets']} budgets, ties counted for either "
+        f"pick (lowest at the probes' end: {correct[AT_PROBE_END]}; lowest per step: {correct[PER_STEP]}). All probes "
+        f"of one budget cost at most {summary['max_probe_cost_share']:.2f} of that budget.",
     ]
     return lines
 

@@ -134,7 +134,7 @@ def test_the_naive_rules_read_the_probes_at_the_same_length():
     assert picks[PER_STEP] == "L2-H32" and picks["common_step"] == 300
 
 
-def fake_train(calls: list, warmup_s=0.0):
+def fake_train(calls: list, warmup_s=0.0, unigram=7.5):
     """A recipe that writes what the real one does for a probe (stop_after) and a branch (cool-down): the curve
     with its evaluations, the stop record with the checkpoint and its last evaluation."""
 
@@ -168,7 +168,7 @@ def fake_train(calls: list, warmup_s=0.0):
             "last_eval_loss": last,
             "checkpoint": str(checkpoint),
             "parameters": {"L2-H32": 1, "L2-H64": 2, "L2-H128": 4}[size] * 10**6,
-            "unigram_loss": 7.5,
+            "unigram_loss": unigram.get(size, 7.5) if isinstance(unigram, dict) else unigram,
         }
         (folder / "run_summary.json").write_text(json.dumps(record))
         return record
@@ -176,12 +176,11 @@ def fake_train(calls: list, warmup_s=0.0):
     return train
 
 
-def stage(tmp_path, sizes, allowance_s, budget="10m", warmup_s=0.0):
+def stage(tmp_path, sizes, allowance_s, budget="10m", warmup_s=0.0, unigram=7.5):
     calls = []
     training = PretrainingArguments(output_dir=str(tmp_path), time_budget=budget)
-    staging = staged_probing(
-        sizes, 30.0, allowance_s, ModelArguments(), DataTrainingArguments(), training, fake_train(calls, warmup_s)
-    )
+    train = fake_train(calls, warmup_s, unigram)
+    staging = staged_probing(sizes, 30.0, allowance_s, ModelArguments(), DataTrainingArguments(), training, train)
     return staging, calls
 
 
@@ -227,16 +226,41 @@ def test_the_allowance_and_first_stage_default_to_a_third_and_a_twentieth_of_the
 
 def test_a_first_probe_still_in_its_warmup_is_lengthened_before_it_is_branched(tmp_path):
     staging, calls = stage(tmp_path, ["L2-H64", "L2-H128"], allowance_s=10_000.0, warmup_s=20.0)
-    assert calls[:3] == [("L2-H64", "probe", 30.0), ("L2-H64", "probe", 60.0), ("L2-H64", "branch", 75.0)]
-    assert staging.stages[0]["probe_s"] == {"L2-H64": 60.0, "L2-H128": 60.0}
+    # its LR peaked at 20 s (step 200): twice that is 400 steps, 40 s at its step time; lengthened to 1.1 times that
+    assert calls[:3] == [("L2-H64", "probe", 30.0), ("L2-H64", "probe", 44.0), ("L2-H64", "branch", 55.0)]
+    assert staging.stages[0]["probe_s"] == {"L2-H64": 44.0, "L2-H128": 44.0}
+
+
+def test_a_first_probe_still_on_the_unigram_plateau_is_doubled_until_it_leaves_it(tmp_path):
+    # L2-H128's validation loss: 6.82 at 30 s, 6.58 at 60 s; its unigram line 6.9 (a probe is off it 0.1 below)
+    staging, calls = stage(tmp_path, ["L2-H64", "L2-H128"], allowance_s=10_000.0, unigram={"L2-H128": 6.9})
+    assert [call for call in calls if call[0] == "L2-H128"][:3] == [
+        ("L2-H128", "probe", 30.0),
+        ("L2-H128", "probe", 60.0),
+        ("L2-H128", "branch", 75.0),
+    ]
+    assert calls[:2] == [("L2-H64", "probe", 30.0), ("L2-H64", "branch", 37.5)]  # off its line at once
 
 
 def test_no_forecast_where_a_probe_cannot_leave_its_warmup_within_the_allowance(tmp_path):
     staging, _ = stage(tmp_path, ["L2-H64", "L2-H128"], allowance_s=1e-9, warmup_s=20.0)
     with pytest.raises(
         UsageError, match=r"no forecast for 10m00s: the probes of L2-H64 \(300 steps, inside its warmup\), L2-H128"
-    ):
+    ) as refusal:
         ladder_record(staging, 600.0, 30.0, 1e-9, "a test machine")
+    # each needs 40 s (twice its 200-step warmup), a quarter more for its branch, times two sizes
+    assert "leaving warmup takes about 1m40s of probing here: pass --probe_allowance 100s" in str(refusal.value)
+    assert "--time_budget" not in str(refusal.value)  # a third of this budget would do: the allowance was the limit
+
+
+def test_the_end_of_warmup_is_read_between_sparse_log_rows_and_a_ramp_still_rising_is_not_over():
+    ramp = [(step, 1e-3 * min(1.0, step / 31)) for step in (10, 20, 28, 30, 38, 40, 50)]
+    probe = Probe(size="s", steps=75, train_s=48.0, budget_s=960.0, probe_s=48.0, losses=[], learning_rates=ramp)
+    assert probe.warmup_end() == 31 and probe.past_warmup()  # the first logged peak is step 38: 76 would be needed
+    rising = Probe(size="s", steps=30, train_s=30.0, budget_s=960.0, probe_s=30.0, losses=[(15, 15.0, 7.0)])
+    rising.learning_rates, rising.warmup_steps = ramp[:4], 50
+    assert rising.warmup_end() == 30 and not rising.past_warmup()
+    assert rising.past_warmup_s() == pytest.approx(100.0)  # twice its 50 warmup steps at one second a step
 
 
 def test_the_report_names_each_rule_of_thumbs_pick_next_to_the_outcome(tmp_path):

@@ -5,6 +5,7 @@ size's probe, its rungs and its forecast against the budget)."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Optional
 
@@ -58,6 +59,28 @@ def crossovers(forecaster: LadderForecaster, grid: list[float], sizes: set) -> l
     return rows
 
 
+def _no_forecast(staging: Staging, short: list, budget_s: float, allowance_s: float) -> str:
+    """The one-line refusal where fewer than two sizes have a forecast: each unranked probe and why, and, where only
+    warmup stood in the way, about what allowance (and which budget, at a third of it) would let them leave it."""
+    why = {"too short": "inside its warmup", "on the plateau": "on the unigram plateau"}
+    probes = ", ".join(f"{row.size} ({staging.probes[row.size].steps} steps, {why[row.support]})" for row in short)
+    text = f"no forecast for {format_duration(budget_s)}: the probes of {probes} ended there within the " + (
+        f"{format_duration(allowance_s)} probing allowance"
+    )
+    warm = [staging.probes[row.size] for row in short if row.support == "too short"]
+    if warm and len(warm) == len(short):
+        # each size may lengthen its first probe within its share of the allowance; a branch adds a quarter
+        needed = 1.25 * max(probe.past_warmup_s() for probe in warm) * len(staging.probes)
+        budget = 3 * needed if 3 * needed > budget_s else None  # where the default allowance, a third, would do
+        return (
+            f"{text}: leaving warmup takes about {format_duration(needed)} of probing here: pass --probe_allowance "
+            f"{math.ceil(needed)}s"
+            + (f", or advise for a --time_budget of {format_duration(budget)} or more" if budget else "")
+            + " (fewer --model_sizes, or a smaller --warmup_steps, lower it too)"
+        )
+    return f"{text}: pass a larger --probe_allowance (and --probe_budget), or advise for a longer --time_budget"
+
+
 def ladder_record(staging: Staging, budget_s: float, first_s: float, allowance_s: float, hardware: str) -> dict:
     """The advice. A size whose probe could not leave its warmup within the allowance gets no forecast (its row says
     so, and the recommendation is among the others, never clear); where fewer than two sizes have a forecast, a
@@ -67,13 +90,7 @@ def ladder_record(staging: Staging, budget_s: float, first_s: float, allowance_s
     short = [row for row in forecasts if row.support in UNRANKED]
     ranked = [row for row in forecasts if row.support not in UNRANKED]
     if len(ranked) < 2:
-        why = {"too short": "inside its warmup", "on the plateau": "on the unigram plateau"}
-        raise UsageError(
-            f"no forecast for {format_duration(budget_s)}: the probes of "
-            + ", ".join(f"{row.size} ({staging.probes[row.size].steps} steps, {why[row.support]})" for row in short)
-            + f" ended there within the {format_duration(allowance_s)} probing allowance: pass a larger "
-            "--probe_allowance (and --probe_budget), or advise for a longer --time_budget"
-        )
+        raise UsageError(_no_forecast(staging, short, budget_s, allowance_s))
     choice = recommendation(ranked)
     if short:
         choice.update(clear=False, overlapping=[*choice["overlapping"], *(row.size for row in short)])

@@ -66,6 +66,10 @@ def read_probe(folder: Path, size: str) -> Optional[Probe]:
     if not (folder / "curve.jsonl").is_file():
         return None
     rows = [row for row in read_curve(folder) if row["step"] <= record["steps"]]
+    try:  # the warmup the probe ran under (older probes kept no settings: then their records, or none)
+        settings = {**record, **json.loads((folder / PROBE_SETTINGS).read_text())}
+    except (OSError, ValueError):
+        settings = record
     return Probe(
         size=size,
         parameters=record.get("parameters"),
@@ -80,6 +84,8 @@ def read_probe(folder: Path, size: str) -> Optional[Probe]:
         ],
         learning_rates=[(row["step"], row["lr"]) for row in rows if row.get("lr") is not None],
         checkpoint=record.get("checkpoint"),
+        warmup_steps=int(settings.get("warmup_steps") or 0),
+        warmup_ratio=float(settings.get("warmup_ratio") or 0.0),
     )
 
 

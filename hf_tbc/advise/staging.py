@@ -18,7 +18,7 @@ from transformers.utils import logging
 
 from ..budget import format_duration
 from .ladder import Rung, cool_share, read_ladder, run_branch, schedule_of
-from .ladder_forecast import UNRANKED, LadderForecaster
+from .ladder_forecast import PLATEAU_MARGIN, UNRANKED, LadderForecaster
 from .probe import Probe
 from .probing import probe_dir, probe_to, read_probe
 
@@ -26,6 +26,8 @@ logger = logging.get_logger(__name__)
 
 EVALUATIONS_PER_PROBE = 8  # evaluations over the first stage's probe length (loss only), for the slope
 LONGEST_SHARE = 0.4  # no stage's branch ends beyond this share of the budget
+WARMING_UP = "inside its warmup"
+WARMUP_MARGIN = 1.1  # a probe lengthened to leave its warmup runs this much past the estimate of twice it
 
 
 @dataclass
@@ -65,6 +67,32 @@ def probe_arguments(training_args, first_s: float):
     )
 
 
+def _held_back(probe: Probe) -> Optional[str]:
+    """Why a first probe cannot support a forecast yet (None where it can): its LR still rising, or its loss not yet
+    clear of the unigram line (a model there has learned word frequencies only; when it starts to use context is
+    not in its probe, so it is probed longer, twice as long at a time)."""
+    if not probe.past_warmup():
+        return WARMING_UP
+    last = probe.final_eval()
+    if probe.unigram_loss is not None and last is not None and last > probe.unigram_loss - PLATEAU_MARGIN:
+        return "on the unigram plateau"
+    return None
+
+
+def _affordable(
+    staging: Staging, probe: Probe, longer: float, wall_s: float, first_s: float, allowance_s: float, args
+) -> bool:
+    """Whether lengthening a first probe still inside its warmup to ``longer`` seconds keeps the first stage within
+    the allowance: what was spent so far, this probe's extension and its branch at the wall-clock it has cost per
+    second of training, and a first probe and branch of ``first_s`` for each size not yet probed."""
+    per_second = wall_s / max(probe.train_s, 1e-9)
+    cool = cool_share(args)
+    spent = sum(staging.probe_wall_s.values()) + sum(staging.branch_wall_s.values())
+    waiting = len(staging.probe_wall_s) - len(staging.probes) - 1
+    projected = spent + per_second * (longer * (1 + cool) + waiting * first_s * (1 + cool))
+    return projected <= allowance_s and longer * (1 + cool) <= LONGEST_SHARE * args.time_budget_seconds
+
+
 def _probe_and_branch(
     staging: Staging,
     label: str,
@@ -78,8 +106,9 @@ def _probe_and_branch(
     probes_dir,
 ) -> Optional[dict]:
     """Brings ``size``'s probe to ``length`` and branches it there, or reads both back when an earlier run of the
-    advisor measured them (its probe may have gone on since). A first probe that ends inside its warmup is doubled
-    first, while it stays within its share of the allowance (the allowance over the sizes). Returns a preempted
+    advisor measured them (its probe may have gone on since). A first probe that ends inside its warmup is lengthened
+    first to a little over twice its warmup (from its LR log and its settings), one still on the unigram plateau to
+    twice as long, while the first stage stays within the allowance (:func:`_affordable`). Returns a preempted
     probe's record, else None."""
     budget_s = args.time_budget_seconds
     done = sorted(
@@ -91,17 +120,16 @@ def _probe_and_branch(
         logger.warning(f"{label}: reusing its probe and its branch from {format_duration(done[0].at_s)}")
         rung = done[0]
     else:
-        started = time.monotonic()
+        started, first = time.monotonic(), length
         probe = probe_to(label, size, length, model_args, data_args, args, train, probes_dir)
-        while (
-            not staging.stages
-            and isinstance(probe, Probe)
-            and not probe.past_warmup()
-            and 2 * (time.monotonic() - started) <= allowance_s / len(staging.probe_wall_s)  # its share
-            and 2 * length * 1.25 <= LONGEST_SHARE * budget_s
-        ):
-            length *= 2
-            logger.warning(f"{label}: its probe ended inside its warmup: lengthening it to {format_duration(length)}")
+        while not staging.stages and isinstance(probe, Probe) and _held_back(probe):
+            why = _held_back(probe)
+            warm = WARMUP_MARGIN * probe.past_warmup_s() if why == WARMING_UP else 2 * length
+            longer = round(max(warm, 1.25 * length), 1)
+            if not _affordable(staging, probe, longer, time.monotonic() - started, first, allowance_s, args):
+                break
+            length = longer
+            logger.warning(f"{label}: its probe ended {why}: lengthening it to {format_duration(length)}")
             probe = probe_to(label, size, length, model_args, data_args, args, train, probes_dir)
         probe_cost = time.monotonic() - started
         if isinstance(probe, dict):
