@@ -1,5 +1,8 @@
 """Compression of trained models, one module per method family: ``unstructured`` (magnitude zeros),
-``structured`` (removing layers and feed-forward neurons), ``schedule`` (gradual pruning during finetuning) and
+``structured`` (removing layers and feed-forward neurons), ``shape`` (pruning to a smaller config along every axis:
+layers per stack, hidden width with whole heads, feed-forward neurons, by importance measured on data),
+``distillation`` (recovery that learns from the dense parent's logits), ``schedule`` (gradual pruning during
+finetuning) and
 ``quantization`` (ONNX Runtime int8, quanto), ``seq2seq`` (encoder-decoders: feed-forward pruning, PyTorch int8,
 ONNX Runtime graphs); ``grid`` holds what each task's grid (``tasks/*/compress.py``) shares."""
 

@@ -1,0 +1,304 @@
+"""Pruning to a smaller shape along every axis a standard config expresses: fewer layers (encoder and decoder
+counted apart), a narrower hidden size with whole attention heads removed, and fewer feed-forward neurons. The
+result is a stock model of the smaller config (RoBERTa, RoBERTa-PreLayerNorm or M2M100), which ``from_pretrained``
+loads like any other.
+
+What goes is what mattered least on data, measured once on the dense model (Minitron, Muralidharan et al. 2024):
+
+- a hidden channel: the mean magnitude of that channel at the output of every LayerNorm, summed over them;
+- an attention head: the mean L2 norm of its output (its slice of the input of the attention's output projection);
+- a feed-forward neuron: the mean magnitude of its activation (its entry of the input of the projection out);
+- a layer: how much it changes the residual stream, one minus the mean cosine similarity of its input and output
+  hidden states (the block importance of ShortGPT, Men et al. 2024); the least changing layers go.
+
+Kept channels, heads and neurons keep their order, so a kept weight is a slice of the dense one. Heads keep their
+width (a config's ``hidden / heads``): the target hidden size must be a whole number of them.
+
+Where the architecture derives something from the hidden size:
+
+- M2M100 multiplies its token embeddings by ``sqrt(d_model)``: the narrowed model multiplies by ``sqrt(d')``, so
+  the kept embedding columns are scaled by ``sqrt(d / d')`` and each token enters the encoder and decoder as before.
+  The embeddings are tied to the output layer, which then sees that scale too: the decoder's final LayerNorm (whose
+  output feeds only the output layer) is divided by it, and the logits are the dense model's over the kept channels.
+- M2M100's sinusoidal positions are computed from ``d_model``, not stored: the narrowed model adds the sinusoids of
+  width ``d'``, whose frequencies are not a subset of the dense ones. That change, and every LayerNorm now
+  normalising over fewer channels, is what recovery trains away; :func:`prune_to_shape` reports nothing about it,
+  the compression grid measures the loss before and after recovery.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import torch
+from transformers import PreTrainedModel
+
+from ..errors import UsageError
+
+# config fields of each family: hidden size, heads, feed-forward width, layers (per stack)
+FAMILIES = {
+    "roberta": ("hidden_size", ("num_attention_heads",), ("intermediate_size",), {"encoder": "num_hidden_layers"}),
+    "m2m_100": (
+        "d_model",
+        ("encoder_attention_heads", "decoder_attention_heads"),
+        ("encoder_ffn_dim", "decoder_ffn_dim"),
+        {"encoder": "encoder_layers", "decoder": "decoder_layers"},
+    ),
+}
+FAMILY_OF = {"roberta": "roberta", "roberta-prelayernorm": "roberta", "bert": "roberta", "m2m_100": "m2m_100"}
+QKV = re.compile(r"(.*\.(?:attention|self_attn|encoder_attn))\.(?:self\.)?(?:query|key|value|q_proj|k_proj|v_proj)$")
+ATTENTION_OUT = re.compile(r"(.*\.(?:attention|self_attn|encoder_attn))\.(?:output\.dense|out_proj)$")
+FFN_UP = re.compile(r"(.*\.(?:layer|layers)\.\d+)\.(?:intermediate\.dense|fc1)$")
+FFN_DOWN = re.compile(r"(.*\.(?:layer|layers)\.\d+)\.(?:output\.dense|fc2)$")
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What a standard config says of a model's size: hidden width, attention heads, feed-forward neurons (the same
+    in every layer) and layers per stack (``{"encoder": n}``, or encoder and decoder)."""
+
+    hidden: int
+    heads: int
+    ffn: int
+    layers: dict = field(hash=False)
+
+    def describe(self) -> str:
+        stacks = ", ".join(f"{count} {stack} layers" for stack, count in self.layers.items())
+        return f"{stacks}, hidden {self.hidden}, {self.heads} heads, {self.ffn} feed-forward neurons"
+
+
+def _family(config) -> tuple:
+    family = FAMILY_OF.get(getattr(config, "model_type", None))
+    if family is None:
+        raise UsageError(
+            f"pruning to a shape knows RoBERTa, BERT and M2M100 models, not {config.model_type!r}: prune this model's "
+            "feed-forward neurons or layers instead"
+        )
+    return FAMILIES[family]
+
+
+def shape_of(config) -> Shape:
+    """The :class:`Shape` of ``config``; an error where its stacks differ in heads or feed-forward width."""
+    hidden, heads, ffn, layers = _family(config)
+    for names in (heads, ffn):
+        if len({getattr(config, name) for name in names}) != 1:
+            raise UsageError(f"{', '.join(names)} differ in this config: pruning to a shape needs them equal")
+    return Shape(
+        hidden=getattr(config, hidden),
+        heads=getattr(config, heads[0]),
+        ffn=getattr(config, ffn[0]),
+        layers={stack: getattr(config, name) for stack, name in layers.items()},
+    )
+
+
+def check_target(source: Shape, target: Shape) -> None:
+    """An error naming the axis where ``target`` is not a smaller (or equal) shape with heads of the source's width."""
+    head_width = source.hidden // source.heads
+    if set(target.layers) != set(source.layers):
+        raise UsageError(f"the target has {', '.join(target.layers)} layers, the model {', '.join(source.layers)}")
+    for axis, before, after in (("hidden", source.hidden, target.hidden), ("ffn", source.ffn, target.ffn)):
+        if not 0 < after <= before:
+            raise UsageError(f"target {axis} width {after} must be between 1 and the model's {before}")
+    for stack, count in target.layers.items():
+        if not 0 < count <= source.layers[stack]:
+            raise UsageError(f"target {stack} layers {count} must be between 1 and the model's {source.layers[stack]}")
+    if target.heads * head_width != target.hidden:
+        whole = max(target.hidden // head_width, 1)
+        raise UsageError(
+            f"target hidden {target.hidden} with {target.heads} heads would need heads "
+            f"{target.hidden / target.heads:.4g} wide; the model's are {head_width} wide and stay whole: choose "
+            f"{whole} heads (hidden {whole * head_width})"
+        )
+
+
+def config_for(config, target: Shape):
+    """A copy of ``config`` with the fields of ``target``."""
+    hidden, heads, ffn, layers = _family(config)
+    new = config.__class__.from_dict(config.to_dict())
+    setattr(new, hidden, target.hidden)
+    for name in heads:
+        setattr(new, name, target.heads)
+    for name in ffn:
+        setattr(new, name, target.ffn)
+    for stack, name in layers.items():
+        setattr(new, name, target.layers[stack])
+    return new
+
+
+def layer_stacks(model: PreTrainedModel) -> dict[str, tuple[str, torch.nn.ModuleList]]:
+    """Each stack's qualified name and its layers: ``encoder`` (and ``decoder``)."""
+    stacks = {}
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.ModuleList) and re.search(r"(?:^|\.)(encoder|decoder)\.(?:layer|layers)$", name):
+            stacks[re.search(r"(encoder|decoder)\.(?:layer|layers)$", name).group(1)] = (name, module)
+    return stacks
+
+
+@dataclass
+class ShapeScores:
+    """What each part of the dense model did on the calibration batches (higher: more important)."""
+
+    channels: torch.Tensor  # [hidden]
+    heads: dict[str, torch.Tensor]  # attention module name -> [heads]
+    neurons: dict[str, torch.Tensor]  # layer name -> [ffn]
+    layers: dict[str, torch.Tensor]  # stack -> [layers]
+
+
+def _hidden_of(value):
+    return value[0] if isinstance(value, (tuple, list)) else value
+
+
+@torch.no_grad()
+def measure_importance(model: PreTrainedModel, batches: Iterable[dict]) -> ShapeScores:
+    """Runs ``batches`` through ``model`` (evaluation mode) and scores every channel, head, neuron and layer."""
+    shape = shape_of(model.config)
+    head_width = shape.hidden // shape.heads
+    channels = torch.zeros(shape.hidden)
+    heads, neurons, layers, hooks = {}, {}, {}, []
+
+    def add(store: dict, key, value: torch.Tensor) -> None:
+        store[key] = store.get(key, 0) + value.float().cpu()
+
+    def on_norm(module, inputs, output):
+        nonlocal channels
+        channels += output.detach().abs().float().reshape(-1, output.shape[-1]).mean(0).cpu()
+
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.LayerNorm) and tuple(module.normalized_shape) == (shape.hidden,):
+            hooks.append(module.register_forward_hook(on_norm))
+        elif isinstance(module, torch.nn.Linear) and ATTENTION_OUT.match(name):
+            key = ATTENTION_OUT.match(name).group(1)
+            hooks.append(
+                module.register_forward_pre_hook(
+                    lambda m, inputs, key=key: add(
+                        heads, key, inputs[0].reshape(-1, shape.heads, head_width).norm(dim=-1).mean(0)
+                    )
+                )
+            )
+        elif isinstance(module, torch.nn.Linear) and FFN_DOWN.match(name):
+            key = FFN_DOWN.match(name).group(1)
+            hooks.append(
+                module.register_forward_pre_hook(
+                    lambda m, inputs, key=key: add(neurons, key, inputs[0].abs().reshape(-1, m.in_features).mean(0))
+                )
+            )
+    for stack, (_, modules) in layer_stacks(model).items():
+        for index, layer in enumerate(modules):
+
+            def on_layer(module, args, kwargs, output, stack=stack, index=index):
+                before = args[0] if args else kwargs["hidden_states"]
+                after = _hidden_of(output)
+                change = 1 - torch.nn.functional.cosine_similarity(before.float(), after.float(), dim=-1).mean()
+                layers.setdefault(stack, torch.zeros(len(modules)))[index] += change.cpu()
+
+            hooks.append(layer.register_forward_hook(on_layer, with_kwargs=True))
+    was_training = model.training
+    model.eval()
+    try:
+        seen = 0
+        for batch in batches:
+            model(**{key: value.to(model.device) for key, value in batch.items()})
+            seen += 1
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+    if not seen:
+        raise UsageError("importance for pruning to a shape needs calibration batches: none were given")
+    return ShapeScores(channels=channels, heads=heads, neurons=neurons, layers=layers)
+
+
+def _top(scores: torch.Tensor, count: int) -> torch.Tensor:
+    return scores.argsort(descending=True)[:count].sort().values
+
+
+@dataclass
+class ShapeReport:
+    """What pruning to a shape kept: the shapes, the layers kept per stack (dense indices), the parameters."""
+
+    before: Shape
+    after: Shape
+    kept_layers: dict[str, list[int]]
+    parameters_before: int
+    parameters_after: int
+
+
+@torch.no_grad()
+def prune_to_shape(model: PreTrainedModel, target: Shape, scores: ShapeScores) -> tuple[PreTrainedModel, ShapeReport]:
+    """A new model of ``target``'s shape holding the dense ``model``'s most important layers, channels, heads and
+    neurons by ``scores`` (:func:`measure_importance`); ``model`` is left unchanged."""
+    source = shape_of(model.config)
+    check_target(source, target)
+    head_width = source.hidden // source.heads
+    kept_layers = {stack: sorted(_top(scores.layers[stack], target.layers[stack]).tolist()) for stack in target.layers}
+    stack_paths = {stack: path for stack, (path, _) in layer_stacks(model).items()}
+    channels = _top(scores.channels, target.hidden)
+    heads = {
+        key: (_top(value, target.heads)[:, None] * head_width + torch.arange(head_width)).flatten()
+        for key, value in scores.heads.items()
+    }
+    neurons = {key: _top(value, target.ffn) for key, value in scores.neurons.items()}
+
+    def dense_name(name: str) -> str:
+        for stack, path in stack_paths.items():
+            prefix = f"{path}."
+            if name.startswith(prefix):
+                index, rest = name[len(prefix) :].split(".", 1)
+                return f"{prefix}{kept_layers[stack][int(index)]}.{rest}"
+        return name
+
+    def index_for(module: str, axis: int, size: int) -> torch.Tensor:
+        for pattern, role_axis, table in ((QKV, 0, heads), (ATTENTION_OUT, 1, heads)):
+            if pattern.match(module) and axis == role_axis:
+                return table[pattern.match(module).group(1)]
+        for pattern, role_axis in ((FFN_UP, 0), (FFN_DOWN, 1)):
+            if pattern.match(module) and axis == role_axis:
+                return neurons[pattern.match(module).group(1)]
+        if size == source.hidden:
+            return channels
+        raise UsageError(f"cannot tell which part of the model axis {axis} of {module} ({size} wide) belongs to")
+
+    config = config_for(model.config, target)
+    pruned = model.__class__(config).to(device=model.device, dtype=model.dtype)
+    dense = model.state_dict()
+    state = {}
+    for name, tensor in pruned.state_dict().items():
+        old = dense[dense_name(name)]
+        module = dense_name(name).rsplit(".", 1)[0]
+        for axis, (before, after) in enumerate(zip(old.shape, tensor.shape)):
+            if before != after:
+                mapped = index_for(module, axis, before)
+                # an index measured on a layer that was dropped is not needed: kept layers are looked up by dense name
+                old = old.index_select(axis, mapped.to(old.device))
+        state[name] = old.clone()
+    _keep_embedding_scale(model.config, config, state)
+    pruned.load_state_dict(state)
+    pruned.train(model.training)
+    if getattr(model, "generation_config", None) is not None and getattr(pruned, "generation_config", None):
+        pruned.generation_config = model.generation_config.__class__.from_dict(model.generation_config.to_dict())
+    report = ShapeReport(
+        before=source,
+        after=target,
+        kept_layers=kept_layers,
+        parameters_before=sum(parameter.numel() for parameter in model.parameters()),
+        parameters_after=sum(parameter.numel() for parameter in pruned.parameters()),
+    )
+    return pruned, report
+
+
+def _keep_embedding_scale(dense_config, config, state: dict) -> None:
+    """M2M100 scales token embeddings by ``sqrt(d_model)``: the kept columns are scaled so each token enters as
+    before, and the decoder's final LayerNorm (feeding only the tied output layer) undoes that scale on the logits."""
+    if not getattr(config, "scale_embedding", False) or getattr(config, "model_type", None) != "m2m_100":
+        return
+    factor = math.sqrt(dense_config.d_model / config.d_model)
+    if factor == 1.0:
+        return
+    for name in list(state):
+        if name.endswith("embed_tokens.weight") or name in ("model.shared.weight", "lm_head.weight"):
+            state[name] = state[name] * factor
+    for name in ("model.decoder.layer_norm.weight", "model.decoder.layer_norm.bias"):
+        state[name] = state[name] / factor
