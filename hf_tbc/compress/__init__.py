@@ -2,9 +2,8 @@
 ``structured`` (removing layers and feed-forward neurons), ``shape`` (pruning to a smaller config along every axis:
 layers per stack, hidden width with whole heads, feed-forward neurons, by importance measured on data),
 ``distillation`` (recovery that learns from the dense parent's logits), ``schedule`` (gradual pruning during
-finetuning) and
-``quantization`` (ONNX Runtime int8, quanto), ``seq2seq`` (encoder-decoders: feed-forward pruning, PyTorch int8,
-ONNX Runtime graphs); ``grid`` holds what each task's grid (``tasks/*/compress.py``) shares."""
+finetuning), ``quantization`` (ONNX Runtime int8, quanto) and ``seq2seq`` (encoder-decoders: feed-forward pruning,
+PyTorch int8, ONNX Runtime graphs); ``grid`` holds what each task's grid (``tasks/*/compress.py``) shares."""
 
 from ..hardware import cpu_instruction_set
 from .importance import taylor_scores
