@@ -12,6 +12,7 @@ from hf_tbc.advise.ladder import COOL_SHARE, Rung, branch_arguments, read_ladder
 from hf_tbc.advise.ladder_forecast import SHIFTS, LadderForecaster
 from hf_tbc.advise.ladder_report import AT_PROBE_END, PER_STEP, ladder_record, naive_picks, write_ladder_advice
 from hf_tbc.advise.probe import Probe
+from hf_tbc.advise.run import forecast_table
 from hf_tbc.advise.staging import staged_probing
 from hf_tbc.errors import UsageError
 from hf_tbc.tasks.mlm.arguments import DataTrainingArguments, ModelArguments, PretrainingArguments
@@ -282,6 +283,8 @@ def test_a_size_whose_probe_stays_in_its_warmup_is_not_ranked_and_the_others_sti
     assert record["recommended_size"] == "L2-H64" and not record["clear"] and "L2-H128" in record["overlapping"]
     write_ladder_advice(staging.forecaster(), {**record, "continue": None}, str(tmp_path))
     assert "L2-H128 could not be forecast" in (tmp_path / "advice.md").read_text()
+    line = forecast_table(record["forecasts"])  # the log's summary names it too, instead of failing on it
+    assert line.endswith("L2-H128 no forecast (too short)") and line.startswith("L2-H32 ")
 
 
 @pytest.mark.slow

@@ -68,6 +68,16 @@ def continue_command(
     return shlex.join([*prefix, f"recipes/{recipe}", *flags, "--resume_from_checkpoint", "true"])
 
 
+def forecast_table(forecasts: dict) -> str:
+    """The forecasts in one line for the log: each size's loss and interval, or that it has none."""
+    return "; ".join(
+        f"{size} {row['forecast_loss']:.3f} [{row['forecast_low']:.3f}, {row['forecast_high']:.3f}]"
+        if row.get("forecast_loss") is not None
+        else f"{size} no forecast ({row.get('support', 'unranked')})"
+        for size, row in forecasts.items()
+    )
+
+
 def advise(
     task, model_args, data_args, training_args, advice_args: AdviceArguments, argv: Optional[Sequence[str]] = None
 ) -> dict:
@@ -114,11 +124,7 @@ def advise(
             launcher_command(),
         )
         write(forecaster, record, training_args.output_dir)
-        forecasts = record["forecasts"]
-        table = "; ".join(
-            f"{size} {row['forecast_loss']:.3f} [{row['forecast_low']:.3f}, {row['forecast_high']:.3f}]"
-            for size, row in forecasts.items()
-        )
+        table = forecast_table(record["forecasts"])
         logger.warning(
             f"Advice for {format_duration(budget_s)}: train {record['recommended_size']}"
             f"{'' if record['clear'] else ' (intervals overlap)'}; forecast losses {table}; "
