@@ -287,22 +287,34 @@ def score(args, budgets: list[str], margin: float) -> tuple[list[dict], list[dic
 
 
 def measured_turns(rows: list[dict], margin: float) -> list[dict]:
-    """Where the measured winner changes between two consecutive budgets, each won by more than ``margin`` (the
-    seed spread: a budget whose best two end closer is a tie, and a change through a tie is no turn): the budget at
-    which the new winner's loss meets the old one's, the gap between them interpolated linearly in log budget."""
+    """Where the measured winner (the lowest final loss) changes between two consecutive budgets: the budget at which
+    the new winner's loss meets the old one's, the gap between them interpolated linearly in log budget. ``clear``
+    where the new winner was behind by more than ``margin`` (the seed spread) before and leads by more than it at
+    some later budget; otherwise the turn passes through ties."""
     budgets = sorted({row["budget_s"] for row in rows})
     loss = {(row["size"], row["budget_s"]): row["actual_loss"] for row in rows}
     sizes = list(dict.fromkeys(row["size"] for row in rows))
     winners = [min(sizes, key=lambda size: loss[size, budget]) for budget in budgets]
     turns = []
-    for (low, high), (before, after) in zip(zip(budgets, budgets[1:]), zip(winners, winners[1:])):
-        gap_low = loss[after, low] - loss[before, low]  # > 0: the new winner still behind
-        gap_high = loss[after, high] - loss[before, high]  # < 0: ahead
-        if before == after or gap_low < margin or -gap_high < margin:
+    for index, ((low, high), (before, after)) in enumerate(zip(zip(budgets, budgets[1:]), zip(winners, winners[1:]))):
+        if before == after:
             continue
+        gap_low = loss[after, low] - loss[before, low]  # >= 0: the new winner still behind
+        gap_high = loss[after, high] - loss[before, high]  # < 0: ahead
+        lead = max(loss[before, budget] - loss[after, budget] for budget in budgets[index + 1 :])
         share = gap_low / (gap_low - gap_high)
         turn = math.exp(math.log(low) + share * (math.log(high) - math.log(low)))
-        turns.append({"from": before, "to": after, "between_s": [low, high], "turn_s": round(turn, 1)})
+        turns.append(
+            {
+                "from": before,
+                "to": after,
+                "between_s": [low, high],
+                "turn_s": round(turn, 1),
+                "behind_by": round(gap_low, 4),
+                "lead_by": round(lead, 4),
+                "clear": gap_low > margin and lead > margin,
+            }
+        )
     return turns
 
 
@@ -439,7 +451,9 @@ def result_lines(args, rows: list[dict], picks: list[dict], summary: dict, budge
         )
     correct = summary["right"]
     turns = "; ".join(
-        f"{turn['from']} to {turn['to']} at about {format_duration(turn['turn_s'])}"
+        f"{turn['from']} to {turn['to']} at about {format_duration(turn['turn_s'])} (behind by {turn['behind_by']:.3f} "
+        f"before, ahead by up to {turn['lead_by']:.3f} after: "
+        + ("clear of the tie margin)" if turn["clear"] else "through the tie margin)")
         for turn in summary["measured_turns"]
     )
     spread = (
