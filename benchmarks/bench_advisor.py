@@ -57,7 +57,7 @@ ROOT = Path(__file__).resolve().parents[1]
 AT_PROBE_END, PER_STEP = "lowest at the probes' end", "lowest per step"
 RECIPES = {"mlm": "run_mlm.py", "translation": "run_translation.py"}
 NO_ADVICE = "no_advice.json"  # where the advisor ran its probes but could not forecast from them
-LOSS_LABEL = {"mlm": "validation MLM loss", "translation": "validation cross-entropy (label-smoothed training)"}
+LOSS_LABEL = {"mlm": "validation MLM loss", "translation": "validation loss (label-smoothed)"}
 
 
 def run(command: list[str], log: Path) -> None:
