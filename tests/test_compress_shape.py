@@ -2,25 +2,21 @@ import math
 
 import pytest
 import torch
-from transformers import M2M100Config, M2M100ForConditionalGeneration, RobertaConfig, RobertaForMaskedLM
+from transformers import M2M100ForConditionalGeneration, RobertaConfig, RobertaForMaskedLM
 
 from hf_tbc.compress.shape import Shape, check_target, measure_importance, prune_to_shape, shape_of
 from hf_tbc.errors import UsageError
+from hf_tbc.tasks.translation.model import seq2seq_config
 
 
 def m2m100(seed: int = 0) -> M2M100ForConditionalGeneration:
     torch.manual_seed(seed)
-    config = M2M100Config(
+    wider = "encoder_attention_heads=4,decoder_attention_heads=4,encoder_ffn_dim=128,decoder_ffn_dim=128"
+    config = seq2seq_config(
+        "E2-D3-H64",
         vocab_size=60,
-        d_model=64,
-        encoder_layers=2,
-        decoder_layers=3,
-        encoder_attention_heads=4,
-        decoder_attention_heads=4,
-        encoder_ffn_dim=128,
-        decoder_ffn_dim=128,
         max_position_embeddings=32,
-        scale_embedding=True,
+        config_overrides=wider,
         pad_token_id=1,
         bos_token_id=0,
         eos_token_id=2,

@@ -82,8 +82,8 @@ def _held_back(probe: Probe) -> Optional[str]:
 def _affordable(
     staging: Staging, probe: Probe, longer: float, wall_s: float, first_s: float, allowance_s: float, args
 ) -> bool:
-    """Whether lengthening a first probe still inside its warmup to ``longer`` seconds keeps the first stage within
-    the allowance: what was spent so far, this probe's extension and its branch at the wall-clock it has cost per
+    """Whether lengthening a held-back first probe (:func:`_held_back`) to ``longer`` seconds keeps the first stage
+    within the allowance: what was spent so far, this probe's extension and its branch at the wall-clock it has cost per
     second of training, and a first probe and branch of ``first_s`` for each size not yet probed."""
     per_second = wall_s / max(probe.train_s, 1e-9)
     cool = cool_share(args)
@@ -122,8 +122,7 @@ def _probe_and_branch(
     else:
         started, first = time.monotonic(), length
         probe = probe_to(label, size, length, model_args, data_args, args, train, probes_dir)
-        while not staging.stages and isinstance(probe, Probe) and _held_back(probe):
-            why = _held_back(probe)
+        while not staging.stages and isinstance(probe, Probe) and (why := _held_back(probe)):
             warm = WARMUP_MARGIN * probe.past_warmup_s() if why == WARMING_UP else 2 * length
             longer = round(max(warm, 1.25 * length), 1)
             if not _affordable(staging, probe, longer, time.monotonic() - started, first, allowance_s, args):
