@@ -317,6 +317,47 @@ def test_a_failing_rerun_leaves_the_previous_grid_whole(tmp_path, tiny_classifie
     assert sorted(path.name for path in tmp_path.iterdir()) == ["classifier", "compressed"]
 
 
+def test_a_classifier_pruned_to_a_shape_recovers_from_its_dense_teacher_and_reloads_with_its_accuracy(
+    tmp_path, tiny_classifier, data
+):
+    import hf_tbc.tasks.classification.compress as grid
+    from hf_tbc.tasks.classification.data import tokenize
+
+    folder, validation = tiny_classifier
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    rows = Dataset.from_dict({"text": data["lines"][:64], "label": [i % 2 for i in range(64)]})
+    train = tokenize(rows, tokenizer, 16)
+    out = tmp_path / "compressed"
+    args = _grid(
+        folder,
+        out,
+        sparsities="0,0.5",
+        pruning_method="structured",
+        quantization="none",
+        target_shapes="L1-H16",
+        recovery_steps=2,
+        importance_batches=1,
+    )
+    rows = {row["variant"]: row for row in grid.compress_grid(args, validation, train, max_length=16)}
+    assert list(rows) == ["dense-fp32", "structured50-fp32", "to-L1-H16-fp32"]
+    shaped = rows["to-L1-H16-fp32"]
+    assert shaped["pruning_method"] == "shape" and shaped["distilled"] and shaped["recovery_s"] > 0
+    assert rows["structured50-fp32"]["distilled"] and not rows["dense-fp32"]["distilled"]
+    assert (shaped["num_hidden_layers"], shaped["hidden_size"], shaped["num_attention_heads"]) == (1, 16, 1)
+    assert shaped["parameters"] < rows["dense-fp32"]["parameters"]
+    model = load_variant(out / "to-L1-H16-fp32")
+    assert type(model) is AutoModelForSequenceClassification.from_pretrained(folder).__class__
+    assert accuracy(model, validation, tokenizer, max_length=16) == pytest.approx(shaped["accuracy"])
+    from types import SimpleNamespace
+
+    from hf_tbc.tasks.classification.card import _compression_text
+
+    text = _compression_text(SimpleNamespace(row=shaped))
+    assert "Pruned to the shape L1-H16 from 2 layers, hidden 32" in text and "(distillation, weight 0.5" in text
+    no_teacher = _grid(folder, tmp_path / "plain", sparsities="0", target_shapes="L1-H16", distill=False)
+    assert not no_teacher.teacher_used and no_teacher.needs_training_data
+
+
 def test_the_final_latency_measurement_holds_at_most_its_memory_limit_of_variants(
     tmp_path, tiny_classifier, monkeypatch
 ):

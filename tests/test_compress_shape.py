@@ -4,7 +4,16 @@ import pytest
 import torch
 from transformers import M2M100ForConditionalGeneration, RobertaConfig, RobertaForMaskedLM
 
-from hf_tbc.compress.shape import Shape, check_target, measure_importance, prune_to_shape, shape_of
+from hf_tbc.compress.shape import (
+    Shape,
+    _sinusoid_channels,
+    check_target,
+    measure_importance,
+    parse_shape,
+    prune_to_shape,
+    shape_of,
+    smaller_shapes,
+)
 from hf_tbc.errors import UsageError
 from hf_tbc.tasks.translation.model import seq2seq_config
 
@@ -68,7 +77,7 @@ def test_m2m100_tokens_enter_the_narrowed_model_at_their_dense_scale_and_the_log
     model = m2m100()
     scores = measure_importance(model, batches(True))
     pruned, _ = prune_to_shape(model, Shape(32, 2, 128, {"encoder": 2, "decoder": 3}), scores)
-    kept = scores.channels.argsort(descending=True)[:32].sort().values
+    kept = _sinusoid_channels(scores.channels, 32)  # M2M100: by importance within each frequency bucket
     ids = torch.tensor([[5, 9, 13]])
     dense = model.model.encoder.embed_tokens(ids)[..., kept]  # times sqrt(64)
     assert torch.allclose(pruned.model.encoder.embed_tokens(ids), dense, atol=1e-6)  # times sqrt(32), scaled back
@@ -103,3 +112,36 @@ def test_a_target_that_would_split_heads_or_grow_an_axis_is_refused_with_the_fix
         check_target(source, Shape(128, 2, 512, {"encoder": 2, "decoder": 3}))
     with pytest.raises(UsageError, match="target ffn width 2048"):
         check_target(source, Shape(128, 2, 2048, {"encoder": 2, "decoder": 2}))
+
+
+def test_shapes_are_named_like_the_tasks_sizes_with_the_models_own_head_width():
+    encoder_decoder = shape_of(seq2seq_config("E2-D2-H384", vocab_size=50))
+    small = shape_of(seq2seq_config("E2-D2-H128", vocab_size=50))
+    assert parse_shape("e2-d2-h128", encoder_decoder) == small  # the config E2-D2-H128 has when trained from scratch
+    assert parse_shape("E2-D1-H256", encoder_decoder).layers == {"encoder": 2, "decoder": 1}
+    roberta = Shape(hidden=256, heads=4, ffn=1024, layers={"encoder": 4})
+    assert parse_shape("L2-H128", roberta) == Shape(hidden=128, heads=2, ffn=512, layers={"encoder": 2})
+    with pytest.raises(UsageError, match="write this model's shapes like its sizes, e.g. E2-D1-H128"):
+        parse_shape("L2-H128", encoder_decoder)
+    with pytest.raises(UsageError, match="hidden 96 is not a whole number of this model's 64-wide heads"):
+        parse_shape("L2-H96", roberta)
+    with pytest.raises(UsageError, match="target encoder layers 6 must be between 1 and the model's 4"):
+        parse_shape("L6-H128", roberta)
+    # the model's own shape is left out (a study's shapes apply to its smallest size too)
+    config = seq2seq_config("E2-D2-H128", vocab_size=50)
+    assert smaller_shapes(["E2-D2-H128", "E1-D1-H128"], config) == ["E1-D1-H128"]
+
+
+def test_a_narrowed_m2m100_keeps_channels_whose_sinusoids_match_its_own_positions():
+    """The narrowed model adds the sinusoids of its own width: the kept channels are chosen so that their dense
+    sinusoids are near those, where the most important channels alone would each meet another one's."""
+    from transformers.models.m2m_100.modeling_m2m_100 import M2M100SinusoidalPositionalEmbedding
+
+    assert _sinusoid_channels(torch.arange(8.0), 4).tolist() == [1, 3, 5, 7]  # the better of each pair, sin and cos
+    dense = M2M100SinusoidalPositionalEmbedding.get_embedding(60, 256)
+    narrow = M2M100SinusoidalPositionalEmbedding.get_embedding(60, 128)
+    for seed in range(3):
+        scores = torch.rand(256, generator=torch.Generator().manual_seed(seed))
+        by_bucket = (dense[:, _sinusoid_channels(scores, 128)] - narrow).abs().mean()
+        by_magnitude = (dense[:, scores.argsort(descending=True)[:128].sort().values] - narrow).abs().mean()
+        assert by_bucket < 0.1 < 0.2 < by_magnitude

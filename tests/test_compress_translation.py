@@ -174,6 +174,44 @@ def test_translation_grid_prunes_quantizes_measures_and_records_every_variant(tm
     assert all((out / name).stat().st_size > 0 for name in ("bleu_vs_latency.png", "bleu_vs_size.png"))
 
 
+def test_pruning_to_a_shape_distils_from_the_dense_model_and_the_variant_gives_its_recorded_bleu(
+    tmp_path, translation_folder
+):
+    from transformers import AutoTokenizer
+
+    from hf_tbc.tasks.translation.bleu import corpus_scores
+    from hf_tbc.tasks.translation.compress import translate
+
+    model, files = translation_folder
+    out = tmp_path / "compressed"
+    extra = ["--sparsities", "0", "--quantization", "none,onnx-int8", "--recovery_steps", "2"]
+    done = _compress(model, files, out, *extra, "--target_shapes", "E1-D1-H32,E2-D2-H64", "--importance_batches", "2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "--target_shapes E2-D2-H64 is this model's own shape: left out" in done.stderr
+    rows = {row["variant"]: row for row in map(json.loads, (out / "compression.jsonl").read_text().splitlines())}
+    assert list(rows) == ["dense-fp32", "dense-onnx-int8", "to-E1-D1-H32-fp32", "to-E1-D1-H32-onnx-int8"]
+    dense, shaped = rows["dense-fp32"], rows["to-E1-D1-H32-fp32"]
+    assert shaped["pruning_method"] == "shape" and shaped["shape"] == "E1-D1-H32" and shaped["distilled"]
+    assert not dense["distilled"] and dense["pruning_method"] is None  # the dense model recovers without a teacher
+    assert shaped["parent_shape"] == {"hidden": 64, "heads": 2, "ffn": 256, "encoder": 2, "decoder": 2}
+    assert shaped["parameters"] < dense["parameters"] and 0 < shaped["target_sparsity"] < 1
+    for row in (dense, shaped):  # the loss before and after recovery, and the recovery's time, for every variant
+        assert row["loss_before_recovery"] > 0 and row["validation_loss"] > 0 and row["recovery_s"] > 0
+    reloaded = AutoModelForSeq2SeqLM.from_pretrained(out / "to-E1-D1-H32-fp32").eval()
+    config = reloaded.config
+    assert (config.encoder_layers, config.decoder_layers, config.d_model, config.encoder_attention_heads) == (
+        1,
+        1,
+        32,
+        1,
+    )
+    assert (config.encoder_ffn_dim, config.decoder_ffn_dim) == (128, 128)
+    pairs = [line.split("\t") for line in open(files["validation"]).read().splitlines()[1:9]]
+    tokenizer = AutoTokenizer.from_pretrained(out / "to-E1-D1-H32-fp32")
+    hypotheses = translate(reloaded, tokenizer, [source for source, _ in pairs])
+    assert corpus_scores(hypotheses, [target for _, target in pairs])["bleu"] == pytest.approx(shaped["bleu"])
+
+
 def test_translation_grid_refuses_classifier_methods_in_one_line_and_writes_nothing(tmp_path, translation_folder):
     model, files = translation_folder
     out = tmp_path / "compressed"
@@ -241,7 +279,7 @@ def test_the_grid_cuts_sources_as_training_did_uses_the_runs_split_and_keeps_to_
     unsplit = TranslationDataArguments(train_file=train, max_train_samples=50, validation_split_percentage=10)
     recovering = CompressionArguments(model_name_or_path=str(tmp_path / "model"), output_dir="x", recovery_steps=1)
     recovering.seed = 7
-    sources, _, train_encoded = _grid_data(recovering, unsplit, tokenizer)
+    sources, _, _, train_encoded = _grid_data(recovering, unsplit, tokenizer)
     run_split = load_pairs(train_file=train, validation_split_percentage=10, seed=7)
     assert sources == list(run_split["validation"]["source"]) and len(train_encoded) == 50
 

@@ -538,6 +538,7 @@ translation:
   disable_tqdm: true
 compression:
   sparsities: "0,0.5"
+  target_shapes: E1-D1-H64
   recovery_steps: 2
   latency_sentences: 3
   max_eval_samples: 10
@@ -560,9 +561,11 @@ release:
     ]
     assert {row["variant"] for row in large} == {
         f"{sparsity}-{method}"
-        for sparsity in ("dense", "structured50")
+        for sparsity in ("dense", "structured50", "to-E1-D1-H64")
         for method in ("fp32", "torch-int8", "onnx", "onnx-int8")
     }
+    small = (root / "compress" / "E1-D1-H64" / "compression.jsonl").read_text()
+    assert "to-E1-D1-H64" not in small  # the small size's own shape: nothing to prune
     best = max(large, key=lambda row: (row["bleu"], -row["latency_ms"]))
     release = json.loads((root / "release" / "release.json").read_text())
     assert [entry["repo_id"] for entry in release] == [
@@ -596,6 +599,14 @@ release:
     onnx_card = str(render_card(onnx.run, "word-pairs", "en-fr", "validation", variant=onnx))
     assert "OnnxModelForSeq2SeqLM.from_pretrained" in onnx_card and "library_name: onnx" in onnx_card
     assert "quantized to int8 by ONNX Runtime" in onnx_card and "QuantizedModelForSeq2SeqLM" not in onnx_card
+    shaped = load_variant_records(root / "compress" / "E1-D1-H128" / "to-E1-D1-H64-fp32")
+    shaped.repo_id, shaped.parent_repo_id = "study-test/shaped", "study-test/tbc-E1-D1-H128-en-fr"
+    shaped_card = str(render_card(shaped.run, "word-pairs", "en-fr", "validation", variant=shaped))
+    assert "base_model: study-test/tbc-E1-D1-H128-en-fr" in shaped_card and "distilled" in shaped_card
+    assert "(E1-D1-H128 pruned to E1-D1-H64)" in shaped_card and "pruned to the shape of E1-D1-H64" in shaped_card
+    assert "1 encoder and 1 decoder layers, hidden 64, 1 attention heads" in shaped_card
+    assert "learning from the dense model's next-token distributions" in shaped_card
+    assert AutoModelForSeq2SeqLM.from_pretrained(shaped.folder).config.d_model == 64
     report = (root / "report.md").read_text()
     assert "## (c) At equal latency" in report and (root / "bleu_vs_latency.png").stat().st_size > 10_000
 

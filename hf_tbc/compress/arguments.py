@@ -72,7 +72,10 @@ class CompressionArguments:
             "choices": list(IMPORTANCE),
         },
     )
-    importance_batches: int = field(default=100, metadata={"help": "Structured, taylor: training batches to score on."})
+    importance_batches: int = field(
+        default=100,
+        metadata={"help": "Structured with taylor, and --target_shapes: training batches to score importance on."},
+    )
     layer_share: float = field(
         default=0.5,
         metadata={
@@ -89,6 +92,31 @@ class CompressionArguments:
     )
     gradual_end: float = field(
         default=0.75, metadata={"help": "Gradual: the fraction of recovery at which the final sparsity is reached."}
+    )
+    target_shapes: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "Comma-separated smaller shapes to prune the model to, named like the task's sizes (translation "
+            "E2-D1-H128: encoder and decoder layers apart; classifiers L2-H128): layers by how much they change the "
+            "hidden states, hidden channels, whole attention heads and feed-forward neurons by their activations on "
+            "--importance_batches training batches. Each is a stock model of that config, recovered like every "
+            "pruned variant (distilled from the dense model unless --no_distill). Variants are named "
+            "to-<shape>-<quantization>."
+        },
+    )
+    distill: bool = field(
+        default=True,
+        metadata={
+            "help": "Recovery of pruned variants learns from the dense model's predictions (its logits at "
+            "--distill_temperature, weight --distill_alpha) as well as from the labels; --no_distill: labels only. "
+            "The dense variant's own recovery has no teacher."
+        },
+    )
+    distill_alpha: float = field(
+        default=0.5, metadata={"help": "Weight of the distillation loss in recovery (the task loss gets the rest)."}
+    )
+    distill_temperature: float = field(
+        default=2.0, metadata={"help": "Temperature of teacher and student distributions in distillation."}
     )
     recovery_steps: int = field(
         default=0,
@@ -159,6 +187,14 @@ class CompressionArguments:
             raise UsageError(f"--gradual_end {self.gradual_end} must be in (0, 1]")
         if not 0.0 <= self.layer_share <= 1.0:
             raise UsageError(f"--layer_share {self.layer_share} must be in [0, 1]")
+        self.shape_names = [name.upper() for name in _split(self.target_shapes or "")]
+        if not self.sparsity_grid and not self.shape_names:
+            raise UsageError("nothing to build: pass --sparsities (0 for the dense model) or --target_shapes")
+        if not 0.0 <= self.distill_alpha <= 1.0 or self.distill_temperature <= 0:
+            raise UsageError(
+                f"--distill_alpha {self.distill_alpha} must be in [0, 1] and --distill_temperature "
+                f"{self.distill_temperature} above 0"
+            )
 
     def for_translation(self) -> None:
         """The defaults of a translation model's grid, for the flags left unset: structured (feed-forward) pruning,
@@ -175,7 +211,13 @@ class CompressionArguments:
 
     @property
     def needs_training_data(self) -> bool:
-        return self.recovers or ("structured" in self.pruning_methods and self.importance == "taylor")
+        taylor = "structured" in self.pruning_methods and self.importance == "taylor"
+        return self.recovers or taylor or bool(self.shape_names)  # shapes: importance measured on training batches
+
+    @property
+    def teacher_used(self) -> bool:
+        """Whether pruned variants recover from the dense model's logits."""
+        return self.distill and self.recovers
 
 
 def _split(text: str) -> list[str]:
@@ -195,3 +237,8 @@ def variant_name(sparsity: float, method: str, pruning: str = "unstructured") ->
         "dense" if sparsity == 0 else f"{'pruned' if pruning == 'unstructured' else pruning}{round(sparsity * 100):02d}"
     )
     return f"{base}-{'fp32' if method == 'none' else method}"
+
+
+def shape_variant_name(shape: str, method: str) -> str:
+    """``to-E2-D2-H128-fp32``: the model pruned to the shape ``shape`` (named like the task's sizes)."""
+    return f"to-{shape}-{'fp32' if method == 'none' else method}"

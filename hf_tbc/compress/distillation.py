@@ -47,7 +47,8 @@ def distillation_loss(
 class DistillationMixin:
     """Put before a ``Trainer`` class (``class T(DistillationMixin, Trainer)``): with a ``teacher``, each training
     loss mixes the task loss with :func:`distillation_loss` (weight ``distill_alpha``); without one it is the
-    Trainer's own. The teacher is frozen, in evaluation mode, on the student's device."""
+    Trainer's own. The teacher is frozen, in evaluation mode, on the student's device. The mixed loss is a mean over
+    each micro-batch (recovery runs without gradient accumulation)."""
 
     def __init__(
         self,
@@ -70,9 +71,11 @@ class DistillationMixin:
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if self.teacher is None or not model.training:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        outputs = model(**inputs)
+        labels = inputs.get("labels")  # read first: a label smoother pops them
+        # the task loss as the Trainer computes it (label smoothing included), a mean over this micro-batch
+        loss, outputs = super().compute_loss(model, dict(inputs), return_outputs=True)
         with torch.no_grad():
-            teacher_logits = self.teacher(**inputs).logits
-        soft = distillation_loss(outputs.logits, teacher_logits, inputs.get("labels"), self.distill_temperature)
-        loss = (1 - self.distill_alpha) * outputs.loss + self.distill_alpha * soft
+            teacher_logits = self.teacher(**{key: value for key, value in inputs.items() if key != "labels"}).logits
+        soft = distillation_loss(outputs.logits, teacher_logits, labels, self.distill_temperature)
+        loss = (1 - self.distill_alpha) * loss + self.distill_alpha * soft
         return (loss, outputs) if return_outputs else loss

@@ -21,9 +21,14 @@ Where the architecture derives something from the hidden size:
   The embeddings are tied to the output layer, which then sees that scale too: the decoder's final LayerNorm (whose
   output feeds only the output layer) is divided by it, and the logits are the dense model's over the kept channels.
 - M2M100's sinusoidal positions are computed from ``d_model``, not stored: the narrowed model adds the sinusoids of
-  width ``d'``, whose frequencies are not a subset of the dense ones. That change, and every LayerNorm now
-  normalising over fewer channels, is what recovery trains away; :func:`prune_to_shape` reports nothing about it,
-  the compression grid measures the loss before and after recovery.
+  width ``d'``, whose frequencies are not a subset of the dense ones. Channels kept by magnitude alone would each
+  receive some other channel's sinusoid. So for M2M100 each new channel ``j`` takes the most important dense channel
+  whose frequency is nearest the new ``w_j`` (:func:`_sinusoid_channels`). On a 16-minute E1-D1-H256 (validation
+  loss 1.54) that lowered the loss before recovery from 2.95 to 2.61 narrowed to H192 and from 5.65 to 5.43 narrowed
+  to H128; halving the feed-forward neurons alone gave 2.11. What remains (frequencies up to 7 % off, every LayerNorm
+  normalising over fewer channels, and above all the information in the channels that go: at H128, channels chosen
+  at random did no worse, 5.29) is what recovery has to train back; the compression grid measures the loss before
+  and after recovery.
 """
 
 from __future__ import annotations
@@ -35,8 +40,11 @@ from typing import Iterable
 
 import torch
 from transformers import PreTrainedModel
+from transformers.utils import logging
 
 from ..errors import UsageError
+
+logger = logging.get_logger(__name__)
 
 # config fields of each family: hidden size, heads, feed-forward width, layers (per stack)
 FAMILIES = {
@@ -112,6 +120,47 @@ def check_target(source: Shape, target: Shape) -> None:
             f"{target.hidden / target.heads:.4g} wide; the model's are {head_width} wide and stay whole: choose "
             f"{whole} heads (hidden {whole * head_width})"
         )
+
+
+SHAPE_NAMES = {
+    "encoder": re.compile(r"^L(\d+)-H(\d+)$"),  # RoBERTa-like: L{layers}-H{hidden}
+    "encoder-decoder": re.compile(r"^E(\d+)-D(\d+)-H(\d+)$"),  # E{encoder layers}-D{decoder layers}-H{hidden}
+}
+
+
+def parse_shape(name: str, source: Shape) -> Shape:
+    """The target shape ``name``, written like the task's sizes (``L2-H128``; ``E2-D1-H128`` for encoder-decoders),
+    for a model of shape ``source``: heads as wide as the source's, feed-forward width 4 x hidden (the presets'
+    ratio), so that ``E2-D2-H128`` pruned from ``E2-D2-H384`` has the config of ``E2-D2-H128`` trained from scratch.
+    A one-line error for a name of the wrong form or a shape the source cannot be pruned to."""
+    kind = "encoder-decoder" if "decoder" in source.layers else "encoder"
+    match = SHAPE_NAMES[kind].match(name.strip().upper())
+    if match is None:
+        example = "E2-D1-H128" if kind == "encoder-decoder" else "L2-H128"
+        raise UsageError(f"--target_shapes {name!r}: write this model's shapes like its sizes, e.g. {example}")
+    numbers = [int(part) for part in match.groups()]
+    hidden, head_width = numbers[-1], source.hidden // source.heads
+    if hidden % head_width:
+        raise UsageError(
+            f"--target_shapes {name}: hidden {hidden} is not a whole number of this model's {head_width}-wide heads: "
+            f"choose a multiple of {head_width}"
+        )
+    target = Shape(hidden=hidden, heads=hidden // head_width, ffn=4 * hidden, layers=dict(zip(source.layers, numbers)))
+    check_target(source, target)
+    return target
+
+
+def smaller_shapes(names: list[str], config) -> list[str]:
+    """``names`` (``--target_shapes``) checked against the model of ``config``, less any that is the model's own shape
+    (nothing to prune: a study's shapes apply to every size, its smallest included), each left out with a warning."""
+    source = shape_of(config) if names else None
+    kept = []
+    for name in names:
+        if parse_shape(name, source) == source:
+            logger.warning(f"--target_shapes {name} is this model's own shape: left out (nothing to prune)")
+        else:
+            kept.append(name)
+    return kept
 
 
 def config_for(config, target: Shape):
@@ -215,6 +264,24 @@ def _top(scores: torch.Tensor, count: int) -> torch.Tensor:
     return scores.argsort(descending=True)[:count].sort().values
 
 
+def _sinusoid_channels(scores: torch.Tensor, target: int) -> torch.Tensor:
+    """Hidden channels to keep where the positions are sinusoids computed from the width (M2M100): channel ``i`` of
+    the first half carries ``sin(position * w_i)``, of the second half the cosine, ``w_i = 10000 ** (-i / (d/2 - 1))``.
+    The narrowed model adds the sinusoids of its own width, so the channel kept at new index ``j`` should be one whose
+    dense frequency is nearest to the new ``w_j``: each new index takes the most important dense channel of its
+    frequency bucket (sines and cosines apart). Halving the width keeps one of every two neighbouring frequencies, whose
+    sinusoids differ from the new ones by at most 7 % in frequency, and the positions a layer learnt to read survive."""
+    dense_half, half = scores.numel() // 2, target // 2
+    ratio = (half - 1) / max(dense_half - 1, 1)
+    buckets = torch.round(torch.arange(dense_half, dtype=torch.float64) * ratio).long()
+    kept = []
+    for offset in (0, dense_half):  # sines, then cosines
+        for index in range(half):
+            members = torch.nonzero(buckets == index).flatten() + offset
+            kept.append(int(members[scores[members].argmax()]))
+    return torch.tensor(kept)
+
+
 @dataclass
 class ShapeReport:
     """What pruning to a shape kept: the shapes, the layers kept per stack (dense indices), the parameters."""
@@ -235,7 +302,8 @@ def prune_to_shape(model: PreTrainedModel, target: Shape, scores: ShapeScores) -
     head_width = source.hidden // source.heads
     kept_layers = {stack: sorted(_top(scores.layers[stack], target.layers[stack]).tolist()) for stack in target.layers}
     stack_paths = {stack: path for stack, (path, _) in layer_stacks(model).items()}
-    channels = _top(scores.channels, target.hidden)
+    sinusoids = getattr(model.config, "model_type", None) == "m2m_100" and source.hidden % 2 == 0 == target.hidden % 2
+    channels = _sinusoid_channels(scores.channels, target.hidden) if sinusoids else _top(scores.channels, target.hidden)
     heads = {
         key: (_top(value, target.heads)[:, None] * head_width + torch.arange(head_width)).flatten()
         for key, value in scores.heads.items()

@@ -26,7 +26,11 @@ METHOD_TAGS = {
     "quanto-int4": ["quanto", "int4", "weight-only-quantization"],
     "quanto-int2": ["quanto", "int2", "weight-only-quantization"],
 }
-PRUNING_TAGS = {"unstructured": ["magnitude-pruning", "unstructured-pruning"], "structured": ["structured-pruning"]}
+PRUNING_TAGS = {
+    "unstructured": ["magnitude-pruning", "unstructured-pruning"],
+    "structured": ["structured-pruning"],
+    "shape": ["structured-pruning", "width-pruning"],
+}
 # the library a user needs to load each kind: ONNX variants are plain ONNX files (hf-tbc's loader or optimum-onnx's
 # run them), quanto variants load only through hf-tbc's wrapper class
 LIBRARY = {"pytorch": "transformers", "onnx": "onnx", "quanto": "hf-tbc"}
@@ -66,6 +70,7 @@ def card_data(
             *METHOD_TAGS[variant.row["method"]],
             *PRUNING_TAGS.get(pruning_of(variant.row), []),
             *(["sparse"] if stored_sparse(variant.row) else []),
+            *(["distilled"] if variant.row.get("distilled") else []),
         ],
         datasets=list(dict.fromkeys([*corpus_ids, dataset_id])),  # what it was trained on, then evaluated on
         base_model=variant.parent_repo_id,
@@ -157,8 +162,23 @@ def _compression_text(variant: Variant) -> str:
             f"{row.get('num_hidden_layers')} layers with intermediate size {row.get('intermediate_size')}, "
             "loaded by the stock classes."
         )
+    elif pruning_of(row) == "shape":
+        parts.append(
+            f"Pruned to the shape {row['shape']} from {row.get('parent_layers', '?')} layers, hidden "
+            f"{row.get('parent_hidden_size', '?')}: the layers that changed the hidden states least, and the hidden "
+            "channels, whole attention heads and feed-forward neurons least active on training examples, removed. "
+            f"A stock model of {row.get('num_hidden_layers')} layers, hidden {row.get('hidden_size')}, "
+            f"{row.get('num_attention_heads')} heads, intermediate size {row.get('intermediate_size')}."
+        )
     if pruning_of(row) and row.get("recovery"):
-        parts.append("Then finetuned again on the task with the pruned structure fixed (recovery).")
+        took = f" for {row['recovery_budget']}" if row.get("recovery_budget") else ""
+        teacher = (
+            f", learning from the dense model's class distribution as well (distillation, weight "
+            f"{row['distill_alpha']}, temperature {row['distill_temperature']})"
+            if row.get("distilled")
+            else ""
+        )
+        parts.append(f"Then finetuned again on the task{took} with the pruned structure fixed (recovery){teacher}.")
     if row["method"] == "onnx-int8":
         parts.append(
             f"Exported to ONNX and quantized with ONNX Runtime dynamic int8 (weights int8, activations "

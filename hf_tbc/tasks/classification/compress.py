@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import json
 import shutil
+import time
 from pathlib import Path
 
 import torch
@@ -18,7 +19,14 @@ from transformers.utils import logging
 
 from ...budget.arguments import BudgetTrainingArguments
 from ...budget.trainer import BudgetTrainer
-from ...compress.arguments import QUANTIZATION_METHODS, TRANSLATION_ONLY, CompressionArguments, variant_name
+from ...compress.arguments import (
+    QUANTIZATION_METHODS,
+    TRANSLATION_ONLY,
+    CompressionArguments,
+    shape_variant_name,
+    variant_name,
+)
+from ...compress.distillation import DistillationMixin
 from ...compress.evaluation import measure_variant, round_robin_latency
 from ...compress.grid import check_output_dir, latency_groups, memory_limit, staged_output
 from ...compress.importance import check_taylor_layers, taylor_scores
@@ -26,6 +34,7 @@ from ...compress.plots import plot_compression
 from ...compress.quantization import onnx_int8, quanto_weights
 from ...compress.records import RECORD_FILE
 from ...compress.schedule import GradualPruningCallback
+from ...compress.shape import measure_importance, parse_shape, prune_to_shape, shape_of, smaller_shapes
 from ...compress.structured import StructuredPruner, plan_removal, structured_prune
 from ...compress.unstructured import FixedMaskCallback, UnstructuredPruner, prune_model
 from ...compress.variants import load_variant, prunable_weights
@@ -76,8 +85,15 @@ def _batches(train_dataset, tokenizer, count: int, seed: int):
         yield dict(batch)
 
 
-def _finetune(model, train_dataset, tokenizer, args: CompressionArguments, scratch: Path, callbacks=()) -> None:
-    """Recovery finetuning for ``recovery_steps`` or ``recovery_time_budget``, with ``callbacks`` holding masks."""
+class DistillingTrainer(DistillationMixin, BudgetTrainer):
+    """Recovery on a budget with a teacher: the task loss mixed with the dense classifier's class distribution."""
+
+
+def _finetune(
+    model, train_dataset, tokenizer, args: CompressionArguments, scratch: Path, callbacks=(), teacher=None
+) -> float:
+    """Recovery finetuning for ``recovery_steps`` or ``recovery_time_budget``, with ``callbacks`` holding masks and,
+    where given, ``teacher``'s logits to learn from; returns the seconds it took."""
     training_args = BudgetTrainingArguments(
         output_dir=str(scratch),
         max_steps=args.recovery_steps or -1,
@@ -92,19 +108,69 @@ def _finetune(model, train_dataset, tokenizer, args: CompressionArguments, scrat
         report_to=[],
         logging_strategy="no",  # one recovery per variant: their loss lines would drown the grid's log
     )
-    trainer = BudgetTrainer(
+    distill = dict(teacher=teacher, distill_alpha=args.distill_alpha, distill_temperature=args.distill_temperature)
+    trainer = (DistillingTrainer if teacher is not None else BudgetTrainer)(
         model=model,
         args=training_args,
         train_dataset=train_dataset,
         data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=compute_accuracy,
+        **(distill if teacher is not None else {}),
     )
     for callback in callbacks:
         if isinstance(callback, GradualPruningCallback):
             callback.attach(trainer)
         else:
             trainer.add_callback(callback)
+    start = time.perf_counter()
     trainer.train()
+    return time.perf_counter() - start
+
+
+def _teacher(args: CompressionArguments):
+    """The dense classifier, for pruned variants to learn from in recovery (None with ``--no_distill``)."""
+    if not args.teacher_used:
+        return None
+    return AutoModelForSequenceClassification.from_pretrained(args.model_name_or_path)
+
+
+def _recovery_record(args: CompressionArguments, seconds: float, teacher) -> dict:
+    return {
+        "recovery_budget": (args.recovery_time_budget or f"{args.recovery_steps} steps") if args.recovers else None,
+        "recovery_s": round(seconds, 1),
+        "distilled": teacher is not None,
+        "distill_alpha": args.distill_alpha if teacher is not None else None,
+        "distill_temperature": args.distill_temperature if teacher is not None else None,
+    }
+
+
+def build_shape(model, name: str, args: CompressionArguments, train_dataset, tokenizer, scratch: Path):
+    """``model`` pruned to the shape ``name`` (``L2-H128``: layers, hidden width, heads and feed-forward neurons
+    by their activations on ``--importance_batches`` training batches) and recovered, distilled from ``model``
+    unless ``--no_distill``; returns the new model and what was done, for the record."""
+    parent = shape_of(model.config)
+    batches = _batches(train_dataset, tokenizer, args.importance_batches, args.seed)
+    pruned, report = prune_to_shape(model, parse_shape(name, parent), measure_importance(model, batches))
+    teacher = model if args.teacher_used else None
+    seconds = _finetune(pruned, train_dataset, tokenizer, args, scratch, teacher=teacher) if args.recovers else 0.0
+    done = {
+        "pruning_method": "shape",
+        "shape": name,
+        # the share of the parameters removed: what a shape variant has instead of a target sparsity
+        "target_sparsity": round(1.0 - report.parameters_after / report.parameters_before, 6),
+        "schedule": None,
+        "recovery": args.recovers,
+        "parent_layers": parent.layers["encoder"],
+        "parent_hidden_size": parent.hidden,
+        "parent_intermediate_size": parent.ffn,
+        "kept_layers": report.kept_layers["encoder"],
+        "hidden_size": pruned.config.hidden_size,
+        "num_attention_heads": pruned.config.num_attention_heads,
+        "num_hidden_layers": pruned.config.num_hidden_layers,
+        "intermediate_size": pruned.config.intermediate_size,
+        **_recovery_record(args, seconds, teacher),
+    }
+    return pruned, done
 
 
 def build_pruned(
@@ -119,31 +185,34 @@ def build_pruned(
         "parent_layers": model.config.num_hidden_layers,
         "parent_intermediate_size": model.config.intermediate_size,
     }
-    report = None
+    report, seconds = None, 0.0
+    teacher = _teacher(args) if sparsity > 0 else None  # the dense baseline recovers without one
     if sparsity == 0:
         if args.recovers:  # the dense baseline gets the same extra finetuning as every pruned variant
-            _finetune(model, train_dataset, tokenizer, args, scratch)
+            seconds = _finetune(model, train_dataset, tokenizer, args, scratch)
     elif args.pruning_schedule == "gradual":
         if pruning == "unstructured":
             pruner = UnstructuredPruner(model, args.pruning_scope, args.prune_embeddings_and_head)
         else:
             pruner = StructuredPruner(model, sparsity, args.importance, args.layer_share)
         callback = GradualPruningCallback(pruner, sparsity, end=args.gradual_end)
-        _finetune(model, train_dataset, tokenizer, args, scratch, [callback])
+        seconds = _finetune(model, train_dataset, tokenizer, args, scratch, [callback], teacher)
         report = callback.report
         done["pruning_steps"] = callback.history
     elif pruning == "unstructured":
         masks, report = prune_model(model, sparsity, args.pruning_scope, args.prune_embeddings_and_head)
         if args.recovers:
             weights = prunable_weights(model, args.prune_embeddings_and_head)
-            _finetune(model, train_dataset, tokenizer, args, scratch, [FixedMaskCallback(weights, masks)])
+            callbacks = [FixedMaskCallback(weights, masks)]
+            seconds = _finetune(model, train_dataset, tokenizer, args, scratch, callbacks, teacher)
     else:
         scores = None
         if args.importance == "taylor":
             scores = taylor_scores(model, _batches(train_dataset, tokenizer, args.importance_batches, args.seed))
         report = structured_prune(model, sparsity, args.importance, layer_share=args.layer_share, scores=scores)
         if args.recovers:
-            _finetune(model, train_dataset, tokenizer, args, scratch)
+            seconds = _finetune(model, train_dataset, tokenizer, args, scratch, teacher=teacher)
+    done.update(_recovery_record(args, seconds, teacher if args.recovers else None))
     if report is not None and pruning == "unstructured":
         done["pruning_scope"] = report.scope
     elif report is not None:
@@ -166,9 +235,11 @@ def check_grid(args: CompressionArguments, train_dataset=None) -> None:
                 config.num_hidden_layers, config.hidden_size, config.intermediate_size, sparsity, args.layer_share
             )
             check_taylor_layers(config, plan.layers, args.importance)
+    args.shape_names = smaller_shapes(args.shape_names, config)
     if args.needs_training_data and train_dataset is None:
         raise UsageError(
-            "recovery finetuning and Taylor importance need training data: pass --train_file or --task_name"
+            "recovery finetuning, Taylor importance and --target_shapes need training data: pass --train_file or "
+            "--task_name"
         )
     check_output_dir(args)
 
@@ -188,7 +259,7 @@ def _quantize_and_measure(
 ) -> dict:
     """Quantizes the pruned model in ``pytorch_dir`` by ``method`` into its variant folder and measures that variant:
     its row of ``compression.jsonl``."""
-    name = variant_name(sparsity, method, pruning)
+    name = shape_variant_name(done["shape"], method) if pruning == "shape" else variant_name(sparsity, method, pruning)
     folder = staging / name
     if method == "onnx-int8":
         quantized = onnx_int8(pytorch_dir, folder)
@@ -242,6 +313,7 @@ def compress_grid(args: CompressionArguments, validation, train_dataset=None, ma
     builds += [
         (pruning, sparsity) for pruning in args.pruning_methods for sparsity in args.sparsity_grid if sparsity > 0
     ]
+    builds += [("shape", name) for name in args.shape_names]
     rows = []
     with staged_output(output_dir) as staging:
         for pruning, sparsity in builds:
@@ -251,8 +323,13 @@ def compress_grid(args: CompressionArguments, validation, train_dataset=None, ma
                 parent_weights = sum(
                     weight.numel() for weight in prunable_weights(model, args.prune_embeddings_and_head).values()
                 )
-            done = build_pruned(model, pruning, sparsity, args, train_dataset, tokenizer, staging / "recovery")
-            pytorch_dir = staging / variant_name(sparsity, "none", pruning)
+            if pruning == "shape":
+                model, done = build_shape(model, sparsity, args, train_dataset, tokenizer, staging / "recovery")
+                sparsity = done["target_sparsity"]
+                pytorch_dir = staging / shape_variant_name(done["shape"], "none")
+            else:
+                done = build_pruned(model, pruning, sparsity, args, train_dataset, tokenizer, staging / "recovery")
+                pytorch_dir = staging / variant_name(sparsity, "none", pruning)
             model.save_pretrained(pytorch_dir)
             tokenizer.save_pretrained(pytorch_dir)
             del model

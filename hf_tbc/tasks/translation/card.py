@@ -42,7 +42,15 @@ def _compression(variant: TranslationVariant) -> dict:
     row = variant.row
     dense = own_dense(read_records(variant.folder.parent)) or row
     done = []
-    if row.get("target_sparsity"):
+    if row.get("pruning_method") == "shape":
+        parent = row["parent_shape"]
+        done.append(
+            f"pruned to the shape of {row['shape']} from {parent['encoder']} encoder and {parent['decoder']} decoder "
+            f"layers, hidden {parent['hidden']}, {parent['heads']} heads, {parent['ffn']} feed-forward neurons: the "
+            "layers that changed the hidden states least, and the hidden channels, whole attention heads and "
+            "feed-forward neurons least active on training pairs, removed (a stock model of the smaller config)"
+        )
+    elif row.get("target_sparsity"):
         encoder, decoder = row["parent_ffn_dim"]
         done.append(
             f"{row['target_sparsity']:.0%} of the feed-forward neurons of every layer removed (encoder "
@@ -50,9 +58,21 @@ def _compression(variant: TranslationVariant) -> dict:
         )
     if row.get("recovery"):
         budget = row.get("recovery_budget")
+        seconds = f" ({format_duration(row['recovery_s'])} measured)" if row.get("recovery_s") else ""
+        teacher = (
+            f", learning from the dense model's next-token distributions as well (distillation, weight "
+            f"{row['distill_alpha']}, temperature {row['distill_temperature']})"
+            if row.get("distilled")
+            else ""
+        )
+        before = (
+            f"; validation loss {row['loss_before_recovery']:.3f} before recovery, {row['validation_loss']:.3f} after"
+            if row.get("loss_before_recovery") is not None and row.get("validation_loss") is not None
+            else ""
+        )
         done.append(
-            f"trained further{f' for {budget}' if budget else ''} on the translation loss to recover, as was the "
-            "grid's dense model"
+            f"trained further{f' for {budget}' if budget else ''}{seconds} on the translation loss to recover"
+            f"{teacher}, as the grid's dense model was (without a teacher){before}"
         )
     if row["method"] == "torch-int8":
         done.append("linear layers quantized to int8 (torch-int8: PyTorch dynamic quantization)")
@@ -106,10 +126,15 @@ def card_data(
         for metric, name in (("bleu", "BLEU"), ("chrf", "chrF"))
     ]
     tags = ["train-large-then-compress", "hf-tbc", run.summary["config"]["model_type"], "translation"]
+    pruned = variant is not None and bool(variant.row.get("target_sparsity"))
     if variant is not None:
-        tags += ["pruned"] * bool(variant.row.get("target_sparsity"))
+        tags += ["pruned"] * pruned + ["distilled"] * bool(variant.row.get("distilled"))
         tags += ["int8"] * (variant.row.get("bits") == 8) + ["onnx"] * variant.row["method"].startswith("onnx")
+    parent = variant.parent_repo_id if variant is not None else None
     return ModelCardData(
+        base_model=parent,
+        # the Hub's name for a quantized copy of base_model (it guesses the relation otherwise)
+        base_model_relation="quantized" if parent and variant.row.get("bits", 32) < 32 and not pruned else None,
         model_name=(variant or run).repo_id.split("/")[-1],
         license=license,
         library_name="onnx" if variant is not None and variant.row["method"].startswith("onnx") else "transformers",
@@ -134,6 +159,9 @@ def render_card(
     """The card, with every figure read from the run's records (and a compressed ``variant``'s row)."""
     summary, results = run.summary, run.results
     config = summary["config"]
+    shape = config
+    if variant is not None and (variant.folder / "config.json").is_file():  # a pruned shape differs from its run's
+        shape = json.loads((variant.folder / "config.json").read_text())
     split, scores = _scores(run, variant)
     repo_id = (variant or run).repo_id
     decoding = variant.row["decoding"] if variant is not None else results["decoding"]
@@ -143,24 +171,27 @@ def render_card(
         else f"{scores['bleu']:.1f} BLEU on the {split} split"
     )
     hardware = summary["hardware"]
+    size = run.size_name
+    if variant is not None and variant.row.get("shape"):
+        size = f"{run.size_name} pruned to {variant.row['shape']}"
     samples = scores.get("samples") or [{"source": "A man is riding a bicycle down the street."}]
     values = {
         "model_name": repo_id.split("/")[-1],
         "repo_id": repo_id,
         "summary": (
             f"A {'compressed ' if variant is not None else ''}{summary['source_lang']}→{summary['target_lang']} "
-            f"translation Transformer ({run.size_name}) trained from scratch in {format_duration(summary['train_s'])}"
+            f"translation Transformer ({size}) trained from scratch in {format_duration(summary['train_s'])}"
             f": {described} ({dataset_id}, {decoding.split(', at most')[0]} decoding)."
         ),
         "compression": _compression(variant) if variant is not None else None,
         "architecture": json.loads((run.folder / "config.json").read_text())["architectures"][0],
         "layer_norm": LAYER_NORM.get(config["model_type"], config["model_type"]),
-        "size_name": run.size_name,
-        "encoder_layers": config["encoder_layers"],
-        "decoder_layers": config["decoder_layers"],
-        "hidden_size": config["d_model"],
-        "num_heads": config["encoder_attention_heads"],
-        "parameters": summary["parameters"],
+        "size_name": size,
+        "encoder_layers": shape["encoder_layers"],
+        "decoder_layers": shape["decoder_layers"],
+        "hidden_size": shape["d_model"],
+        "num_heads": shape["encoder_attention_heads"],
+        "parameters": variant.row["parameters"] if variant is not None else summary["parameters"],
         "vocab_size": config["vocab_size"],
         "source_lang": summary["source_lang"],
         "target_lang": summary["target_lang"],

@@ -8,9 +8,13 @@ answering single requests pays, and what release by latency reads) and in batche
 (``latency_ms_batched``, what a batch job pays per sentence).
 One row per variant goes to ``compression.jsonl`` (``bleu`` where a classifier's row has ``accuracy``, and
 ``latency_ms`` per sentence), with ``bleu_vs_latency.png``, ``bleu_vs_size.png`` and ``bleu_vs_nonzero_parameters.png``.
-Pruning is :func:`~hf_tbc.compress.seq2seq.prune_feed_forward` (``--pruning_method structured``), followed by
-recovery training on the translation loss (``--recovery_time_budget`` or ``--recovery_steps``), which the dense model
-gets too; quantization is one of :data:`~hf_tbc.compress.seq2seq.SEQ2SEQ_QUANTIZATIONS` (PyTorch dynamic int8, or
+Pruning is :func:`~hf_tbc.compress.seq2seq.prune_feed_forward` (``--pruning_method structured``) or, with
+``--target_shapes``, :func:`~hf_tbc.compress.shape.prune_to_shape` (fewer encoder and decoder layers, a narrower
+hidden size with whole heads, fewer feed-forward neurons), followed by recovery training on the translation loss
+(``--recovery_time_budget`` or ``--recovery_steps``), which the dense model gets too; a pruned model recovers with
+the dense model as its teacher (word-level distillation, :mod:`hf_tbc.compress.distillation`) unless
+``--no_distill``. Each row records the teacher-forced validation loss before and after recovery, and the recovery's
+seconds. Quantization is one of :data:`~hf_tbc.compress.seq2seq.SEQ2SEQ_QUANTIZATIONS` (PyTorch dynamic int8, or
 ONNX Runtime graphs in fp32 or int8, decoded by :class:`~hf_tbc.compress.onnx_seq2seq.OnnxModelForSeq2SeqLM`).
 Nothing is written unless the whole grid finishes.
 """
@@ -30,7 +34,8 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 from transformers.utils import logging
 
 from ...budget.trainer import BudgetSeq2SeqTrainer
-from ...compress.arguments import CompressionArguments, variant_name
+from ...compress.arguments import CompressionArguments, shape_variant_name, variant_name
+from ...compress.distillation import DistillationMixin
 from ...compress.grid import check_output_dir, latency_groups, memory_limit, staged_output
 from ...compress.onnx_seq2seq import OnnxModelForSeq2SeqLM
 from ...compress.plots import plot_compression
@@ -43,6 +48,7 @@ from ...compress.seq2seq import (
     prune_feed_forward,
     save_onnx_seq2seq,
 )
+from ...compress.shape import measure_importance, parse_shape, prune_to_shape, shape_of, smaller_shapes
 from ...compress.variants import size_on_disk
 from ...errors import UsageError
 from ...hardware import hardware_summary
@@ -85,6 +91,7 @@ def check_translation_grid(args: CompressionArguments) -> None:
         )
     if args.pruning_schedule != "oneshot" or args.importance != "magnitude":
         raise UsageError("translation pruning is one-shot by magnitude: leave --pruning_schedule and --importance out")
+    args.shape_names = smaller_shapes(args.shape_names, check_translation_model(args.model_name_or_path))
     check_output_dir(args)
 
 
@@ -148,8 +155,14 @@ def load_translation_variant(folder: Path):
     return AutoModelForSeq2SeqLM.from_pretrained(folder).eval()
 
 
-def _recover(model, train_encoded, tokenizer, args: CompressionArguments, scratch: Path) -> None:
-    """Recovery training on the translation loss for ``recovery_steps`` or ``recovery_time_budget``."""
+class DistillingSeq2SeqTrainer(DistillationMixin, BudgetSeq2SeqTrainer):
+    """Recovery on a budget with a teacher: the translation loss mixed with the dense model's next-token
+    distributions at every target position."""
+
+
+def _recover(model, train_encoded, tokenizer, args: CompressionArguments, scratch: Path, teacher=None) -> float:
+    """Recovery training on the translation loss for ``recovery_steps`` or ``recovery_time_budget``, learning from
+    ``teacher``'s logits as well where one is given; returns the seconds it took."""
     training_args = TranslationTrainingArguments(
         output_dir=str(scratch),
         max_steps=args.recovery_steps or -1,
@@ -167,15 +180,41 @@ def _recover(model, train_encoded, tokenizer, args: CompressionArguments, scratc
         report_to=[],
         logging_strategy="no",
     )
-    trainer = BudgetSeq2SeqTrainer(
+    distill = dict(teacher=teacher, distill_alpha=args.distill_alpha, distill_temperature=args.distill_temperature)
+    trainer = (DistillingSeq2SeqTrainer if teacher is not None else BudgetSeq2SeqTrainer)(
         model=model,
         args=training_args,
         train_dataset=train_encoded,
         data_collator=TranslationCollator(tokenizer, model=model, pad_to_multiple_of=8),
         processing_class=tokenizer,
+        **(distill if teacher is not None else {}),
     )
+    start = time.perf_counter()
     trainer.train()
     model.eval()
+    return time.perf_counter() - start
+
+
+def _batches(encoded, tokenizer, model, batch_size: int = 32, count: Optional[int] = None):
+    """Padded batches of ``encoded`` pairs (source, ``labels`` and ``decoder_input_ids``), in order."""
+    collator = TranslationCollator(tokenizer, model=model, pad_to_multiple_of=8)
+    rows = [encoded[index] for index in range(len(encoded))]
+    for start in range(0, len(rows), batch_size):
+        if count is not None and start // batch_size >= count:
+            return
+        yield dict(collator(rows[start : start + batch_size]))
+
+
+@torch.no_grad()
+def validation_loss(model, encoded, tokenizer) -> float:
+    """Teacher-forced cross-entropy (nats per target token, no label smoothing) of ``model`` on ``encoded`` pairs."""
+    model.eval()
+    total, tokens = 0.0, 0
+    for batch in _batches(encoded, tokenizer, model, batch_size=64):
+        count = int(batch["labels"].ne(-100).sum())
+        total += float(model(**batch).loss) * count
+        tokens += count
+    return total / max(tokens, 1)
 
 
 def _measure(
@@ -226,10 +265,10 @@ def _save(model, tokenizer, folder: Path, method: str) -> dict:
 
 
 def _grid_data(args: CompressionArguments, data_args: TranslationDataArguments, tokenizer):
-    """The grid's validation sources and references (the first ``max_eval_samples``), and the training pairs
-    tokenized for recovery (None without recovery): the pairs the run trained and was scored on, split with the same
-    ``--seed`` and ``--validation_split_percentage`` where there is no validation file, the training pairs cut to
-    ``--max_train_samples``."""
+    """The grid's validation sources and references (the first ``max_eval_samples``) and those pairs tokenized,
+    and the training pairs tokenized for recovery and importance (None where neither runs): the pairs the run trained
+    and was scored on, split with the same ``--seed`` and ``--validation_split_percentage`` where there is no
+    validation file, the training pairs cut to ``--max_train_samples``."""
     pairs = load_pairs(
         data_args.dataset_name,
         data_args.dataset_config_name,
@@ -247,53 +286,92 @@ def _grid_data(args: CompressionArguments, data_args: TranslationDataArguments, 
     if data_args.max_eval_samples is not None:
         validation = validation.select(range(min(data_args.max_eval_samples, len(validation))))
     sources, references = list(validation["source"]), list(validation["target"])
+    validation_encoded = tokenize_pairs(validation, tokenizer, data_args.max_source_length, data_args.max_target_length)
     train_encoded = None
-    if args.recovers:
+    if args.needs_training_data:
         if data_args.max_train_samples:
             pairs["train"] = pairs["train"].select(range(min(data_args.max_train_samples, len(pairs["train"]))))
         train_encoded = tokenize_pairs(
             pairs["train"], tokenizer, data_args.max_source_length, data_args.max_target_length
         )
-    return sources, references, train_encoded
+    return sources, references, validation_encoded, train_encoded
+
+
+def _build(kind: str, value, args: CompressionArguments, tokenizer, validation_encoded, train_encoded, scratch: Path):
+    """The model of one build of the grid, pruned (``kind`` ``"ffn"`` with a sparsity, or ``"shape"`` with a size
+    name) and recovered, and what was done, for the record."""
+    torch.manual_seed(args.seed)
+    dense = AutoModelForSeq2SeqLM.from_pretrained(args.model_name_or_path)
+    done = {"parent_ffn_dim": [dense.config.encoder_ffn_dim, dense.config.decoder_ffn_dim]}
+    pruned = kind == "shape" or value > 0
+    if kind == "shape":
+        parent = shape_of(dense.config)
+        batches = _batches(train_encoded, tokenizer, dense, count=args.importance_batches)
+        model, report = prune_to_shape(dense, parse_shape(value, parent), measure_importance(dense, batches))
+        done.update(
+            parent_shape={"hidden": parent.hidden, "heads": parent.heads, "ffn": parent.ffn, **parent.layers},
+            pruning_method="shape",
+            pruned=f"to {value}: {report.after.describe()}",
+            shape=value,
+            kept_layers=report.kept_layers,
+            # the share of the parameters removed: what a shape variant has instead of a target sparsity
+            target_sparsity=round(1.0 - report.parameters_after / report.parameters_before, 6),
+        )
+    else:
+        model = dense
+        if value > 0:
+            prune_feed_forward(model, value)
+        done.update(
+            pruning_method="structured" if value > 0 else None,
+            pruned="feed-forward neurons" if value > 0 else None,
+            target_sparsity=value,
+        )
+    teacher = None
+    if pruned and args.teacher_used:
+        teacher = dense if kind == "shape" else AutoModelForSeq2SeqLM.from_pretrained(args.model_name_or_path)
+    if pruned or args.recovers:
+        done["loss_before_recovery"] = round(validation_loss(model, validation_encoded, tokenizer), 4)
+    seconds = _recover(model, train_encoded, tokenizer, args, scratch, teacher) if args.recovers else 0.0
+    done.update(
+        recovery=args.recovers,
+        recovery_learning_rate=args.recovery_lr if args.recovers else None,
+        recovery_budget=(args.recovery_time_budget or f"{args.recovery_steps} steps") if args.recovers else None,
+        recovery_s=round(seconds, 1),
+        distilled=teacher is not None,
+        distill_alpha=args.distill_alpha if teacher is not None else None,
+        distill_temperature=args.distill_temperature if teacher is not None else None,
+        validation_loss=round(validation_loss(model, validation_encoded, tokenizer), 4),
+        encoder_ffn_dim=model.config.encoder_ffn_dim,
+        decoder_ffn_dim=model.config.decoder_ffn_dim,
+    )
+    del teacher, dense
+    return model, done
 
 
 def translation_grid(args: CompressionArguments, data_args: TranslationDataArguments) -> list[dict]:
     """Builds, saves, reloads and measures every variant of the translation model ``args.model_name_or_path``;
     returns the rows written to ``compression.jsonl``. ``data_args`` names the pairs (training pairs are needed for
-    recovery; BLEU is measured on the first ``max_eval_samples`` validation pairs)."""
+    recovery and for the importance of ``--target_shapes``; BLEU and the validation loss are measured on the first
+    ``max_eval_samples`` validation pairs)."""
     check_translation_grid(args)
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
     tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path)
-    sources, references, train_encoded = _grid_data(args, data_args, tokenizer)
+    sources, references, validation_encoded, train_encoded = _grid_data(args, data_args, tokenizer)
     output_dir = Path(args.output_dir)
     rows, parent_weights = [], None
+    builds = [("ffn", sparsity) for sparsity in args.sparsity_grid] + [("shape", name) for name in args.shape_names]
     with staged_output(output_dir) as staging:
-        for sparsity in args.sparsity_grid:
-            torch.manual_seed(args.seed)
-            model = AutoModelForSeq2SeqLM.from_pretrained(args.model_name_or_path)
-            parent = (model.config.encoder_ffn_dim, model.config.decoder_ffn_dim)
-            parent_weights = parent_weights or layer_linear_weights(model)
-            if sparsity > 0:
-                prune_feed_forward(model, sparsity)
-            if args.recovers:
-                _recover(model, train_encoded, tokenizer, args, staging / "recovery")
-            done = {
-                "pruning_method": "structured" if sparsity > 0 else None,
-                "pruned": "feed-forward neurons" if sparsity > 0 else None,
-                "target_sparsity": sparsity,
-                "recovery": args.recovers,
-                "recovery_learning_rate": args.recovery_lr if args.recovers else None,
-                "recovery_budget": (args.recovery_time_budget or f"{args.recovery_steps} steps")
-                if args.recovers
-                else None,
-                "parent_ffn_dim": list(parent),
-                "encoder_ffn_dim": model.config.encoder_ffn_dim,
-                "decoder_ffn_dim": model.config.decoder_ffn_dim,
-            }
+        for kind, value in builds:
+            if parent_weights is None:
+                parent_weights = layer_linear_weights(AutoModelForSeq2SeqLM.from_pretrained(args.model_name_or_path))
+            model, done = _build(kind, value, args, tokenizer, validation_encoded, train_encoded, staging / "recovery")
             generation = model.generation_config
             for method in args.methods:
-                name = variant_name(sparsity, method, "structured")
+                if kind == "shape":
+                    name = shape_variant_name(value, method)
+                else:
+                    name = variant_name(value, method, "structured")
                 saved = _save(model, tokenizer, staging / name, method)
                 row = {
                     "variant": name,
@@ -316,7 +394,9 @@ def translation_grid(args: CompressionArguments, data_args: TranslationDataArgum
                     "hardware": hardware_summary()["cpu"],
                 }
                 logger.warning(
-                    f"{name}: BLEU {row['bleu']:.2f}, chrF {row['chrf']:.2f}, {row['size_bytes'] / 1e6:.2f} MB"
+                    f"{name}: BLEU {row['bleu']:.2f}, chrF {row['chrf']:.2f}, {row['size_bytes'] / 1e6:.2f} MB, "
+                    f"validation loss {row['validation_loss']:.3f}"
+                    + (f" ({row['loss_before_recovery']:.3f} before recovery)" if row.get("recovery") else "")
                 )
                 rows.append(row)
             del model

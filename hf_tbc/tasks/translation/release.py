@@ -98,6 +98,7 @@ class TranslationVariant:
     row: dict
     run: TranslationRun
     repo_id: str = ""
+    parent_repo_id: Optional[str] = None  # the dense run's repo, where it is released with this variant
 
     @property
     def size_name(self) -> str:
@@ -120,8 +121,10 @@ def load_variant_records(folder: Union[str, Path]) -> TranslationVariant:
 
 
 VARIANT_RECORD = tuple(
-    "variant method bits backend target_sparsity sparsity pruning_method pruned recovery parent_ffn_dim "
-    "encoder_ffn_dim decoder_ffn_dim parameters nonzero_parameters size_bytes bleu chrf looping distinct eval_pairs "
+    "variant method bits backend target_sparsity sparsity pruning_method pruned shape parent_shape kept_layers "
+    "recovery recovery_budget recovery_s distilled distill_alpha distill_temperature loss_before_recovery "
+    "validation_loss parent_ffn_dim encoder_ffn_dim decoder_ffn_dim parameters nonzero_parameters size_bytes bleu "
+    "chrf looping distinct eval_pairs "
     "decoding latency_ms latency_sentences latency_batch latency_threads instruction_set hardware".split()
 )
 
@@ -133,7 +136,9 @@ def public_variant_record(
     data as a Hub id, and the training run it was made from."""
     record = public_record(variant.run, dataset_id, dataset_config, dataset_split)
     record.update(
-        repo_id=variant.repo_id, compression={key: variant.row[key] for key in VARIANT_RECORD if key in variant.row}
+        repo_id=variant.repo_id,
+        base_model=variant.parent_repo_id,
+        compression={key: variant.row[key] for key in VARIANT_RECORD if key in variant.row},
     )
     record["evaluation"].update(
         split="validation",

@@ -59,6 +59,9 @@ def _release_items(args: ReleaseArguments, variants: list[Path], namespace: str)
         run.repo_id = check_repo_id(f"{namespace}/{run.default_repo_name(args.repo_prefix)}")
     for variant in translated:
         variant.repo_id = check_repo_id(f"{namespace}/{variant.default_repo_name(args.repo_prefix)}")
+    by_folder = {run.folder.resolve(): run.repo_id for run in loaded_runs}
+    for variant in translated:  # the card names the dense run as base_model where it is released too
+        variant.parent_repo_id = by_folder.get(variant.run.folder.resolve())
     items = []
     for run in loaded_runs:
         dataset = card_dataset_for_run(args, run)
