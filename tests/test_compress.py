@@ -342,6 +342,7 @@ def test_a_classifier_pruned_to_a_shape_recovers_from_its_dense_teacher_and_relo
     assert list(rows) == ["dense-fp32", "structured50-fp32", "to-L1-H16-fp32"]
     shaped = rows["to-L1-H16-fp32"]
     assert shaped["pruning_method"] == "shape" and shaped["distilled"] and shaped["recovery_s"] > 0
+    assert shaped["recovery_steps_run"] == 2
     assert rows["structured50-fp32"]["distilled"] and not rows["dense-fp32"]["distilled"]
     assert (shaped["num_hidden_layers"], shaped["hidden_size"], shaped["num_attention_heads"]) == (1, 16, 1)
     assert shaped["parameters"] < rows["dense-fp32"]["parameters"]

@@ -197,6 +197,7 @@ def test_pruning_to_a_shape_distils_from_the_dense_model_and_the_variant_gives_i
     assert shaped["parameters"] < dense["parameters"] and 0 < shaped["target_sparsity"] < 1
     for row in (dense, shaped):  # the loss before and after recovery, and the recovery's time, for every variant
         assert row["loss_before_recovery"] > 0 and row["validation_loss"] > 0 and row["recovery_s"] > 0
+        assert row["recovery_steps_run"] == 2
     reloaded = AutoModelForSeq2SeqLM.from_pretrained(out / "to-E1-D1-H32-fp32").eval()
     config = reloaded.config
     assert (config.encoder_layers, config.decoder_layers, config.d_model, config.encoder_attention_heads) == (

@@ -91,9 +91,9 @@ class DistillingTrainer(DistillationMixin, BudgetTrainer):
 
 def _finetune(
     model, train_dataset, tokenizer, args: CompressionArguments, scratch: Path, callbacks=(), teacher=None
-) -> float:
+) -> tuple[float, int]:
     """Recovery finetuning for ``recovery_steps`` or ``recovery_time_budget``, with ``callbacks`` holding masks and,
-    where given, ``teacher``'s logits to learn from; returns the seconds it took."""
+    where given, ``teacher``'s logits to learn from; returns the seconds it took and the optimizer steps it ran."""
     training_args = BudgetTrainingArguments(
         output_dir=str(scratch),
         max_steps=args.recovery_steps or -1,
@@ -124,7 +124,7 @@ def _finetune(
             trainer.add_callback(callback)
     start = time.perf_counter()
     trainer.train()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, trainer.state.global_step
 
 
 def _teacher(args: CompressionArguments):
@@ -134,10 +134,13 @@ def _teacher(args: CompressionArguments):
     return AutoModelForSequenceClassification.from_pretrained(args.model_name_or_path)
 
 
-def _recovery_record(args: CompressionArguments, seconds: float, teacher) -> dict:
+def _recovery_record(args: CompressionArguments, recovered: tuple[float, int], teacher) -> dict:
+    """What the record says of recovery: its budget, the seconds and steps it took, and its teacher."""
     return {
         "recovery_budget": (args.recovery_time_budget or f"{args.recovery_steps} steps") if args.recovers else None,
-        "recovery_s": round(seconds, 1),
+        "recovery_s": round(recovered[0], 1),
+        # a teacher's forward pass makes each step dearer: under a time budget, fewer steps
+        "recovery_steps_run": recovered[1],
         "distilled": teacher is not None,
         "distill_alpha": args.distill_alpha if teacher is not None else None,
         "distill_temperature": args.distill_temperature if teacher is not None else None,
@@ -152,7 +155,7 @@ def build_shape(model, name: str, args: CompressionArguments, train_dataset, tok
     batches = _batches(train_dataset, tokenizer, args.importance_batches, args.seed)
     pruned, report = prune_to_shape(model, parse_shape(name, parent), measure_importance(model, batches))
     teacher = model if args.teacher_used else None
-    seconds = _finetune(pruned, train_dataset, tokenizer, args, scratch, teacher=teacher) if args.recovers else 0.0
+    recovered = _finetune(pruned, train_dataset, tokenizer, args, scratch, teacher=teacher) if args.recovers else (0, 0)
     done = {
         "pruning_method": "shape",
         "shape": name,
@@ -168,7 +171,7 @@ def build_shape(model, name: str, args: CompressionArguments, train_dataset, tok
         "num_attention_heads": pruned.config.num_attention_heads,
         "num_hidden_layers": pruned.config.num_hidden_layers,
         "intermediate_size": pruned.config.intermediate_size,
-        **_recovery_record(args, seconds, teacher),
+        **_recovery_record(args, recovered, teacher),
     }
     return pruned, done
 
@@ -185,18 +188,18 @@ def build_pruned(
         "parent_layers": model.config.num_hidden_layers,
         "parent_intermediate_size": model.config.intermediate_size,
     }
-    report, seconds = None, 0.0
+    report, recovered = None, (0.0, 0)
     teacher = _teacher(args) if sparsity > 0 else None  # the dense baseline recovers without one
     if sparsity == 0:
         if args.recovers:  # the dense baseline gets the same extra finetuning as every pruned variant
-            seconds = _finetune(model, train_dataset, tokenizer, args, scratch)
+            recovered = _finetune(model, train_dataset, tokenizer, args, scratch)
     elif args.pruning_schedule == "gradual":
         if pruning == "unstructured":
             pruner = UnstructuredPruner(model, args.pruning_scope, args.prune_embeddings_and_head)
         else:
             pruner = StructuredPruner(model, sparsity, args.importance, args.layer_share)
         callback = GradualPruningCallback(pruner, sparsity, end=args.gradual_end)
-        seconds = _finetune(model, train_dataset, tokenizer, args, scratch, [callback], teacher)
+        recovered = _finetune(model, train_dataset, tokenizer, args, scratch, [callback], teacher)
         report = callback.report
         done["pruning_steps"] = callback.history
     elif pruning == "unstructured":
@@ -204,15 +207,15 @@ def build_pruned(
         if args.recovers:
             weights = prunable_weights(model, args.prune_embeddings_and_head)
             callbacks = [FixedMaskCallback(weights, masks)]
-            seconds = _finetune(model, train_dataset, tokenizer, args, scratch, callbacks, teacher)
+            recovered = _finetune(model, train_dataset, tokenizer, args, scratch, callbacks, teacher)
     else:
         scores = None
         if args.importance == "taylor":
             scores = taylor_scores(model, _batches(train_dataset, tokenizer, args.importance_batches, args.seed))
         report = structured_prune(model, sparsity, args.importance, layer_share=args.layer_share, scores=scores)
         if args.recovers:
-            seconds = _finetune(model, train_dataset, tokenizer, args, scratch, teacher=teacher)
-    done.update(_recovery_record(args, seconds, teacher if args.recovers else None))
+            recovered = _finetune(model, train_dataset, tokenizer, args, scratch, teacher=teacher)
+    done.update(_recovery_record(args, recovered, teacher if args.recovers else None))
     if report is not None and pruning == "unstructured":
         done["pruning_scope"] = report.scope
     elif report is not None:

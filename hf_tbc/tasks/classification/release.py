@@ -86,7 +86,8 @@ COMPRESSION_RECORD = tuple(
     "variant method bits backend instruction_set sparsity target_sparsity pruning_method pruning_scope schedule "
     "importance removed_layers layer_share recovery parent_layers parent_intermediate_size num_hidden_layers "
     "intermediate_size shape parent_hidden_size hidden_size num_attention_heads kept_layers recovery_budget "
-    "recovery_s distilled distill_alpha distill_temperature parameters nonzero_parameters size_bytes accuracy "
+    "recovery_s recovery_steps_run distilled distill_alpha distill_temperature parameters nonzero_parameters "
+    "size_bytes accuracy "
     "max_seq_length latency_ms latency_ms_alone latency_batch latency_threads latency_rounds hardware".split()
 )
 

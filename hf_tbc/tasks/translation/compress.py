@@ -160,9 +160,11 @@ class DistillingSeq2SeqTrainer(DistillationMixin, BudgetSeq2SeqTrainer):
     distributions at every target position."""
 
 
-def _recover(model, train_encoded, tokenizer, args: CompressionArguments, scratch: Path, teacher=None) -> float:
+def _recover(
+    model, train_encoded, tokenizer, args: CompressionArguments, scratch: Path, teacher=None
+) -> tuple[float, int]:
     """Recovery training on the translation loss for ``recovery_steps`` or ``recovery_time_budget``, learning from
-    ``teacher``'s logits as well where one is given; returns the seconds it took."""
+    ``teacher``'s logits as well where one is given; returns the seconds it took and the optimizer steps it ran."""
     training_args = TranslationTrainingArguments(
         output_dir=str(scratch),
         max_steps=args.recovery_steps or -1,
@@ -192,7 +194,7 @@ def _recover(model, train_encoded, tokenizer, args: CompressionArguments, scratc
     start = time.perf_counter()
     trainer.train()
     model.eval()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, trainer.state.global_step
 
 
 def _batches(encoded, tokenizer, model, batch_size: int = 32, count: Optional[int] = None):
@@ -331,12 +333,13 @@ def _build(kind: str, value, args: CompressionArguments, tokenizer, validation_e
         teacher = dense if kind == "shape" else AutoModelForSeq2SeqLM.from_pretrained(args.model_name_or_path)
     if pruned or args.recovers:
         done["loss_before_recovery"] = round(validation_loss(model, validation_encoded, tokenizer), 4)
-    seconds = _recover(model, train_encoded, tokenizer, args, scratch, teacher) if args.recovers else 0.0
+    seconds, steps = _recover(model, train_encoded, tokenizer, args, scratch, teacher) if args.recovers else (0.0, 0)
     done.update(
         recovery=args.recovers,
         recovery_learning_rate=args.recovery_lr if args.recovers else None,
         recovery_budget=(args.recovery_time_budget or f"{args.recovery_steps} steps") if args.recovers else None,
         recovery_s=round(seconds, 1),
+        recovery_steps_run=steps,  # a teacher's forward pass makes each step dearer: under a time budget, fewer
         distilled=teacher is not None,
         distill_alpha=args.distill_alpha if teacher is not None else None,
         distill_temperature=args.distill_temperature if teacher is not None else None,

@@ -122,7 +122,8 @@ def load_variant_records(folder: Union[str, Path]) -> TranslationVariant:
 
 VARIANT_RECORD = tuple(
     "variant method bits backend target_sparsity sparsity pruning_method pruned shape parent_shape kept_layers "
-    "recovery recovery_budget recovery_s distilled distill_alpha distill_temperature loss_before_recovery "
+    "recovery recovery_budget recovery_s recovery_steps_run distilled distill_alpha distill_temperature "
+    "loss_before_recovery "
     "validation_loss parent_ffn_dim encoder_ffn_dim decoder_ffn_dim parameters nonzero_parameters size_bytes bleu "
     "chrf looping distinct eval_pairs "
     "decoding latency_ms latency_sentences latency_batch latency_threads instruction_set hardware".split()
