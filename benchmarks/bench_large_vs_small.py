@@ -14,6 +14,12 @@ Takes two models pretrained with the same budget (``run_mlm.py`` outputs). For e
 4. picks the most accurate large variant whose latency is at most the small dense model's, and prints both side by
    side, with each large variant's speed-up and accuracy loss against the large fp32 parent.
 
+``--target_shapes L2-H128,L4-H128`` prunes the large model to those shapes as well (layers, hidden width, heads and
+feed-forward neurons); every pruned variant recovers with the large dense model as teacher (the default of
+``recipes/compress.py``). ``--compare_distillation`` builds every pruned variant a second time recovered without a
+teacher (``--no_distill``, fp32) and reports, per variant, the accuracy with the teacher minus without, with a 95 %
+paired-bootstrap interval over the validation examples.
+
     python benchmarks/bench_large_vs_small.py --large runs/pretrain/L4-H256 --small runs/pretrain/L2-H128 \
         --data_dir ../shared/data --tasks sst2,sick
 """
@@ -65,6 +71,47 @@ def validation_texts(flags: list[str], folder: Path) -> tuple[list[str], object]
     return load_classification_data(args, label_names=labels)[0]["validation"]
 
 
+def paired_accuracy_interval(first: list[int], second: list[int], labels: list[int], samples: int = 2000):
+    """Accuracy of ``first`` minus ``second`` in points, and its 95 % paired-bootstrap interval (examples resampled
+    together)."""
+    import numpy as np
+
+    gain = np.array([int(a == y) - int(b == y) for a, b, y in zip(first, second, labels)], dtype=float)
+    picks = np.random.default_rng(0).integers(0, len(gain), size=(samples, len(gain)))
+    means = np.sort(gain[picks].mean(axis=1))
+    return (
+        round(100 * gain.mean(), 2),
+        round(100 * means[int(0.025 * samples)], 2),
+        round(100 * means[int(0.975 * samples) - 1], 2),
+    )
+
+
+def teacher_effect(folders: dict, validation, max_length: int) -> list[dict]:
+    """Each pruned fp32 variant recovered with the teacher against the same one recovered without."""
+    from hf_tbc.compress.evaluation import predict
+
+    tokenizer = AutoTokenizer.from_pretrained(folders["large"] / "dense-fp32")
+    labels = list(validation["label"])
+    effects = []
+    for row in read_records(folders["large-no-teacher"]):
+        name = row["variant"]
+        if not (folders["large"] / name).is_dir():
+            continue
+        with_teacher = predict(load_variant(folders["large"] / name), validation, tokenizer, max_length=max_length)
+        without = predict(
+            load_variant(folders["large-no-teacher"] / name), validation, tokenizer, max_length=max_length
+        )
+        effects.append(
+            {
+                "variant": name,
+                "with_teacher": sum(p == y for p, y in zip(with_teacher, labels)) / len(labels),
+                "without": sum(p == y for p, y in zip(without, labels)) / len(labels),
+                "difference": paired_accuracy_interval(with_teacher, without, labels),
+            }
+        )
+    return effects
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -82,6 +129,10 @@ def main() -> None:
     parser.add_argument("--layer_share", default="0.5")
     parser.add_argument("--max_seq_length", default="64")
     parser.add_argument("--rounds", type=int, default=20, help="Latency rounds over all models")
+    parser.add_argument("--target_shapes", default="", help="Shapes to prune the large model to, e.g. L2-H128")
+    parser.add_argument(
+        "--compare_distillation", action="store_true", help="Also recover every pruned variant without a teacher"
+    )
     parser.add_argument("--output_dir", default="bench_runs/large_vs_small")
     args = parser.parse_args()
     for flag in ("large", "small"):
@@ -119,37 +170,51 @@ def main() -> None:
             )
             compressed = root / task / f"{side}-compressed"
             sparsities = f"0,{args.sparsities}" if side == "large" else "0"
+            shapes = ["--target_shapes", args.target_shapes] if side == "large" and args.target_shapes else []
+            common = [
+                sys.executable,
+                str(RECIPES / "compress.py"),
+                "--model_name_or_path",
+                str(tuned),
+                *flags,
+                "--pruning_method",
+                "structured",
+                "--importance",
+                args.importance,
+                "--layer_share",
+                args.layer_share,
+                "--recovery_time_budget",
+                args.recovery_budget,
+                "--recovery_learning_rate",
+                args.recovery_learning_rate,
+                "--latency_runs",
+                "3",
+                "--overwrite_output_dir",
+            ]
             run(
                 [
-                    sys.executable,
-                    str(RECIPES / "compress.py"),
-                    "--model_name_or_path",
-                    str(tuned),
-                    *flags,
-                    "--pruning_method",
-                    "structured",
+                    *common,
                     "--sparsities",
                     sparsities,
-                    "--importance",
-                    args.importance,
-                    "--layer_share",
-                    args.layer_share,
+                    *shapes,
                     "--quantization",
                     "none,onnx-int8",
-                    "--recovery_time_budget",
-                    args.recovery_budget,
-                    "--recovery_learning_rate",
-                    args.recovery_learning_rate,
-                    "--latency_runs",
-                    "3",
                     "--output_dir",
                     str(compressed),
-                    "--overwrite_output_dir",
                 ],
                 f"{task}, compress {side}",
                 compressed / "compression.jsonl",
             )
             folders[side] = compressed
+            if side == "large" and args.compare_distillation:
+                plain = root / task / "large-no-teacher"
+                command = [*common, "--sparsities", args.sparsities, *shapes, "--quantization", "none"]
+                run(
+                    [*command, "--no_distill", "--output_dir", str(plain)],
+                    f"{task}, compress large without a teacher",
+                    plain / "compression.jsonl",
+                )
+                folders["large-no-teacher"] = plain
 
         rows = {
             f"{side} {row['variant']}": dict(row, side=side, folder=str(folders[side] / row["variant"]))
@@ -171,7 +236,18 @@ def main() -> None:
         ]
         best = max(fitting, key=lambda row: row["accuracy"]) if fitting else None
         majority = json.loads((root / task / "small-finetuned" / "eval_results.json").read_text())["majority_accuracy"]
-        results.append({"task": task, "rows": rows, "best": best["variant"] if best else None, "majority": majority})
+        distillation = (
+            teacher_effect(folders, validation, int(args.max_seq_length)) if "large-no-teacher" in folders else []
+        )
+        results.append(
+            {
+                "task": task,
+                "rows": rows,
+                "best": best["variant"] if best else None,
+                "majority": majority,
+                "distillation": distillation,
+            }
+        )
         sides = {
             f"{side} ({Path(getattr(args, side)).name})": [row for row in rows.values() if row["side"] == side]
             for side in ("large", "small")
@@ -236,6 +312,19 @@ def main() -> None:
         else:
             lines.append("No large variant reached the small dense model's latency.")
         lines.append("")
+        if result["distillation"]:
+            lines += [
+                "Recovery with the large dense model as teacher against without one (fp32, same pruning and budget):",
+                "",
+                "| variant | with teacher | without | difference (points, 95 % paired bootstrap) |",
+                "|---|---|---|---|",
+            ]
+            lines += [
+                f"| {item['variant']} | {item['with_teacher']:.4f} | {item['without']:.4f} | "
+                f"{item['difference'][0]:+.2f} [{item['difference'][1]:+.2f}, {item['difference'][2]:+.2f}] |"
+                for item in result["distillation"]
+            ]
+            lines.append("")
     text = "\n".join(lines)
     print("\n" + text)
     (root / "results.md").write_text(text)
