@@ -28,7 +28,7 @@ LAYERS = [
 ROOMS = [
     ["arguments", "data", "model", "corpus", "masking", "streaming", "bleu"],
     ["train"],
-    ["compress"],
+    ["recovery", "compress"],  # how one variant is pruned and recovered, then the grid of them
     ["release", "card"],
     ["task", "plan", "findings", "report"],
 ]

@@ -147,6 +147,17 @@ def card_data(
     )
 
 
+def _size(run: TranslationRun, variant: Optional[TranslationVariant]) -> tuple[str, dict]:
+    """The size the card names and the config its architecture table shows: a variant pruned to a smaller shape is
+    its run's size "pruned to" that shape, with its own config."""
+    if variant is None or not (variant.folder / "config.json").is_file():
+        return run.size_name, run.summary["config"]
+    shape = json.loads((variant.folder / "config.json").read_text())
+    if variant.row.get("shape"):
+        return f"{run.size_name} pruned to {variant.row['shape']}", shape
+    return run.size_name, shape
+
+
 def render_card(
     run: TranslationRun,
     dataset_id: str,
@@ -159,9 +170,7 @@ def render_card(
     """The card, with every figure read from the run's records (and a compressed ``variant``'s row)."""
     summary, results = run.summary, run.results
     config = summary["config"]
-    shape = config
-    if variant is not None and (variant.folder / "config.json").is_file():  # a pruned shape differs from its run's
-        shape = json.loads((variant.folder / "config.json").read_text())
+    size, shape = _size(run, variant)
     split, scores = _scores(run, variant)
     repo_id = (variant or run).repo_id
     decoding = variant.row["decoding"] if variant is not None else results["decoding"]
@@ -171,9 +180,6 @@ def render_card(
         else f"{scores['bleu']:.1f} BLEU on the {split} split"
     )
     hardware = summary["hardware"]
-    size = run.size_name
-    if variant is not None and variant.row.get("shape"):
-        size = f"{run.size_name} pruned to {variant.row['shape']}"
     samples = scores.get("samples") or [{"source": "A man is riding a bicycle down the street."}]
     values = {
         "model_name": repo_id.split("/")[-1],
