@@ -214,6 +214,18 @@ class CompressionArguments:
         taylor = "structured" in self.pruning_methods and self.importance == "taylor"
         return self.recovers or taylor or bool(self.shape_names)  # shapes: importance measured on training batches
 
+    def recovery_record(self, seconds: float, steps: int, distilled: bool) -> dict:
+        """What a variant's row says of its recovery: the budget, the seconds and optimizer steps it took (a teacher's
+        forward pass makes each step dearer: under a time budget, fewer steps), and the teacher's settings."""
+        return {
+            "recovery_budget": (self.recovery_time_budget or f"{self.recovery_steps} steps") if self.recovers else None,
+            "recovery_s": round(seconds, 1),
+            "recovery_steps_run": steps,
+            "distilled": distilled,
+            "distill_alpha": self.distill_alpha if distilled else None,
+            "distill_temperature": self.distill_temperature if distilled else None,
+        }
+
     @property
     def teacher_used(self) -> bool:
         """Whether pruned variants recover from the dense model's logits."""

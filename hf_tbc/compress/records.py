@@ -42,3 +42,14 @@ def pruning_of(row: dict) -> Optional[str]:
 def own_dense(rows: list[dict]) -> Optional[dict]:
     """The dense fp32 row of one model's variants: the model every other variant of it is compared with."""
     return next((row for row in rows if pruning_of(row) is None and row["method"] == "none"), None)
+
+
+def teacher_phrase(row: dict, predictions: str) -> str:
+    """What a card adds to its recovery sentence when the variant learnt from its dense parent's ``predictions``
+    (e.g. "class distribution"); empty when it recovered from the labels alone."""
+    if not row.get("distilled"):
+        return ""
+    return (
+        f", learning from the dense model's {predictions} as well (distillation, weight {row['distill_alpha']}, "
+        f"temperature {row['distill_temperature']})"
+    )

@@ -12,7 +12,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ... import model_cards
 from ...budget import format_duration
-from ...compress.records import pruning_of
+from ...compress.records import pruning_of, teacher_phrase
 from ...errors import UsageError
 from ...hardware import describe_hardware
 from ...release.leaks import dataset_line, is_local_path
@@ -172,12 +172,7 @@ def _compression_text(variant: Variant) -> str:
         )
     if pruning_of(row) and row.get("recovery"):
         took = f" for {row['recovery_budget']}" if row.get("recovery_budget") else ""
-        teacher = (
-            f", learning from the dense model's class distribution as well (distillation, weight "
-            f"{row['distill_alpha']}, temperature {row['distill_temperature']})"
-            if row.get("distilled")
-            else ""
-        )
+        teacher = teacher_phrase(row, "class distribution")
         parts.append(f"Then finetuned again on the task{took} with the pruned structure fixed (recovery){teacher}.")
     if row["method"] == "onnx-int8":
         parts.append(

@@ -94,19 +94,6 @@ def _teacher(args: CompressionArguments):
     return AutoModelForSequenceClassification.from_pretrained(args.model_name_or_path)
 
 
-def _recovery_record(args: CompressionArguments, recovered: tuple[float, int], teacher) -> dict:
-    """What the record says of recovery: its budget, the seconds and steps it took, and its teacher."""
-    return {
-        "recovery_budget": (args.recovery_time_budget or f"{args.recovery_steps} steps") if args.recovers else None,
-        "recovery_s": round(recovered[0], 1),
-        # a teacher's forward pass makes each step dearer: under a time budget, fewer steps
-        "recovery_steps_run": recovered[1],
-        "distilled": teacher is not None,
-        "distill_alpha": args.distill_alpha if teacher is not None else None,
-        "distill_temperature": args.distill_temperature if teacher is not None else None,
-    }
-
-
 def build_shape(model, name: str, args: CompressionArguments, train_dataset, tokenizer, scratch: Path):
     """``model`` pruned to the shape ``name`` (``L2-H128``: layers, hidden width, heads and feed-forward neurons
     by their activations on ``--importance_batches`` training batches) and recovered, distilled from ``model``
@@ -131,7 +118,7 @@ def build_shape(model, name: str, args: CompressionArguments, train_dataset, tok
         "num_attention_heads": pruned.config.num_attention_heads,
         "num_hidden_layers": pruned.config.num_hidden_layers,
         "intermediate_size": pruned.config.intermediate_size,
-        **_recovery_record(args, recovered, teacher),
+        **args.recovery_record(*recovered, distilled=teacher is not None),
     }
     return pruned, done
 
@@ -175,7 +162,7 @@ def build_pruned(
         report = structured_prune(model, sparsity, args.importance, layer_share=args.layer_share, scores=scores)
         if args.recovers:
             recovered = _finetune(model, train_dataset, tokenizer, args, scratch, teacher=teacher)
-    done.update(_recovery_record(args, recovered, teacher if args.recovers else None))
+    done.update(args.recovery_record(*recovered, distilled=teacher is not None))
     if report is not None and pruning == "unstructured":
         done["pruning_scope"] = report.scope
     elif report is not None:

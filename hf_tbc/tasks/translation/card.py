@@ -37,7 +37,7 @@ def _scores(run: TranslationRun, variant: Optional[TranslationVariant] = None) -
 
 def _compression(variant: TranslationVariant) -> dict:
     """The card's compression section: what was done, and the variant against the grid's dense model."""
-    from ...compress.records import own_dense, read_records
+    from ...compress.records import own_dense, read_records, teacher_phrase
 
     row = variant.row
     dense = own_dense(read_records(variant.folder.parent)) or row
@@ -59,12 +59,7 @@ def _compression(variant: TranslationVariant) -> dict:
     if row.get("recovery"):
         budget = row.get("recovery_budget")
         seconds = f" ({format_duration(row['recovery_s'])} measured)" if row.get("recovery_s") else ""
-        teacher = (
-            f", learning from the dense model's next-token distributions as well (distillation, weight "
-            f"{row['distill_alpha']}, temperature {row['distill_temperature']})"
-            if row.get("distilled")
-            else ""
-        )
+        teacher = teacher_phrase(row, "next-token distributions")
         before = (
             f"; validation loss {row['loss_before_recovery']:.3f} before recovery, {row['validation_loss']:.3f} after"
             if row.get("loss_before_recovery") is not None and row.get("validation_loss") is not None

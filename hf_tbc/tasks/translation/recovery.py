@@ -65,11 +65,9 @@ def _recover(
 def _batches(encoded, tokenizer, model, batch_size: int = 32, count: Optional[int] = None):
     """Padded batches of ``encoded`` pairs (source, ``labels`` and ``decoder_input_ids``), in order."""
     collator = TranslationCollator(tokenizer, model=model, pad_to_multiple_of=8)
-    rows = [encoded[index] for index in range(len(encoded))]
-    for start in range(0, len(rows), batch_size):
-        if count is not None and start // batch_size >= count:
-            return
-        yield dict(collator(rows[start : start + batch_size]))
+    end = len(encoded) if count is None else min(len(encoded), count * batch_size)
+    for start in range(0, end, batch_size):
+        yield dict(collator([encoded[index] for index in range(start, min(start + batch_size, end))]))
 
 
 @torch.no_grad()
@@ -124,12 +122,7 @@ def build_variant(
     done.update(
         recovery=args.recovers,
         recovery_learning_rate=args.recovery_lr if args.recovers else None,
-        recovery_budget=(args.recovery_time_budget or f"{args.recovery_steps} steps") if args.recovers else None,
-        recovery_s=round(seconds, 1),
-        recovery_steps_run=steps,  # a teacher's forward pass makes each step dearer: under a time budget, fewer
-        distilled=teacher is not None,
-        distill_alpha=args.distill_alpha if teacher is not None else None,
-        distill_temperature=args.distill_temperature if teacher is not None else None,
+        **args.recovery_record(seconds, steps, distilled=teacher is not None),
         validation_loss=round(validation_loss(model, validation_encoded, tokenizer), 4),
         encoder_ffn_dim=model.config.encoder_ffn_dim,
         decoder_ffn_dim=model.config.decoder_ffn_dim,
