@@ -603,7 +603,7 @@ release:
     shaped.repo_id, shaped.parent_repo_id = "study-test/shaped", "study-test/tbc-E1-D1-H128-en-fr"
     shaped_card = str(render_card(shaped.run, "word-pairs", "en-fr", "validation", variant=shaped))
     assert "base_model: study-test/tbc-E1-D1-H128-en-fr" in shaped_card and "distilled" in shaped_card
-    assert "(E1-D1-H128 pruned to E1-D1-H64)" in shaped_card and "pruned to the shape of E1-D1-H64" in shaped_card
+    assert "(E1-D1-H128 pruned to E1-D1-H64)" in shaped_card and "Pruned to the shape of E1-D1-H64" in shaped_card
     assert "1 encoder and 1 decoder layers, hidden 64, 1 attention heads" in shaped_card
     assert "learning from the dense model's next-token distributions" in shaped_card
     assert AutoModelForSeq2SeqLM.from_pretrained(shaped.folder).config.d_model == 64
