@@ -227,8 +227,12 @@ def test_the_allowance_and_first_stage_default_to_a_third_and_a_twentieth_of_the
 
 def test_a_first_probe_still_in_its_warmup_is_lengthened_before_it_is_branched(tmp_path):
     staging, calls = stage(tmp_path, ["L2-H64", "L2-H128"], allowance_s=10_000.0, warmup_s=20.0)
-    # its LR peaked at 20 s (step 200): twice that is 400 steps, 40 s at its step time; lengthened to 1.1 times that
-    assert calls[:3] == [("L2-H64", "probe", 30.0), ("L2-H64", "probe", 44.0), ("L2-H64", "branch", 55.0)]
+    # its LR peaked at 20 s (step 200): twice that is 400 steps, 40 s at its step time; lengthened to 1.1 times that,
+    # every size probed first, then every one lengthened, then every one branched
+    sizes = ("L2-H64", "L2-H128")
+    assert calls[:2] == [(size, "probe", 30.0) for size in sizes]
+    assert sorted(calls[2:4]) == sorted((size, "probe", 44.0) for size in sizes)  # the cheaper first: a near tie here
+    assert calls[4:6] == [(size, "branch", 55.0) for size in sizes]
     assert staging.stages[0]["probe_s"] == {"L2-H64": 44.0, "L2-H128": 44.0}
 
 
@@ -240,7 +244,55 @@ def test_a_first_probe_still_on_the_unigram_plateau_is_doubled_until_it_leaves_i
         ("L2-H128", "probe", 60.0),
         ("L2-H128", "branch", 75.0),
     ]
-    assert calls[:2] == [("L2-H64", "probe", 30.0), ("L2-H64", "branch", 37.5)]  # off its line at once
+    assert calls[:5] == [  # the first stage: L2-H64 is off its line at once, and branched where its probe ended
+        ("L2-H64", "probe", 30.0),
+        ("L2-H128", "probe", 30.0),
+        ("L2-H128", "probe", 60.0),
+        ("L2-H64", "branch", 37.5),
+        ("L2-H128", "branch", 75.0),
+    ]
+
+
+def test_held_back_probes_share_the_allowance_breadth_first_instead_of_the_first_size_spending_it(
+    tmp_path, monkeypatch
+):
+    """L2-H64 stays on its unigram line (6.5) until 240 s, L2-H128 (line 6.9) leaves its own at 60 s. Each second of
+    training costs a second of wall-clock here. Lengthening the first size probed as far as the allowance lets would
+    spend it on L2-H64 and leave L2-H128 on its plateau; in rounds, both are doubled once before L2-H64 again."""
+    import hf_tbc.advise.ladder as ladder_module
+    import hf_tbc.advise.staging as staging_module
+
+    clock = {"now": 0.0}
+    trained: dict = {}
+
+    class FakeTime:
+        @staticmethod
+        def monotonic():
+            return clock["now"]
+
+    monkeypatch.setattr(staging_module, "time", FakeTime)
+    monkeypatch.setattr(ladder_module, "time", FakeTime)
+    calls = []
+    inner = fake_train(calls, 0.0, {"L2-H64": 6.5, "L2-H128": 6.9})
+
+    def train(model_args, data_args, training_args):
+        size, stop = model_args.model_size, training_args.stop_after_seconds
+        if training_args.cooldown_seconds is not None:
+            clock["now"] += stop - stop / (1 + COOL_SHARE)  # a branch trains its cool-down only
+        else:
+            clock["now"] += stop - trained.get(size, 0.0)  # a lengthened probe resumes where it stopped
+            trained[size] = stop
+        return inner(model_args, data_args, training_args)
+
+    training = PretrainingArguments(output_dir=str(tmp_path), time_budget="10m", lr_scheduler_type="linear")
+    staging = staged_probing(
+        ["L2-H64", "L2-H128"], 30.0, 150.0, ModelArguments(), DataTrainingArguments(), training, train
+    )
+    probes = [(size, stop) for size, kind, stop in calls if kind == "probe"]
+    assert probes == [("L2-H64", 30.0), ("L2-H128", 30.0), ("L2-H64", 60.0), ("L2-H128", 60.0)]
+    assert staging.stages[0]["probe_s"] == {"L2-H64": 60.0, "L2-H128": 60.0}
+    # a third doubling of L2-H64 (to 120 s, with both branches) would pass the 150 s allowance
+    assert sum(staging.probe_wall_s.values()) + sum(staging.branch_wall_s.values()) <= 150.0
 
 
 def test_no_forecast_where_a_probe_cannot_leave_its_warmup_within_the_allowance(tmp_path):

@@ -1,6 +1,8 @@
-"""Staged probing within a cost bound: every size probed briefly and branched at its probe's end; the sizes still in
-contention (their forecast intervals overlap the leader's) continued to twice as long and branched again, for as long
-as the whole probing stays within ``allowance_s`` of wall-clock.
+"""Staged probing within a cost bound: every size probed briefly; the probes that cannot support a forecast yet
+(inside their warmup, or still on the unigram plateau) lengthened together, a round at a time, so that the allowance
+is shared among the sizes; every probe branched where it ends; the sizes still in contention (their forecast intervals
+overlap the leader's) continued to twice as long and branched again, for as long as the whole probing stays within
+``allowance_s`` of wall-clock.
 
 What the probing costs is everything it ran (probe segments with their start-up and evaluations, and every branch)
 except the leader's probe segments: those are the start of the run the advice recommends, which the user then
@@ -79,37 +81,9 @@ def _held_back(probe: Probe) -> Optional[str]:
     return None
 
 
-def _affordable(
-    staging: Staging, probe: Probe, longer: float, wall_s: float, first_s: float, allowance_s: float, args
-) -> bool:
-    """Whether lengthening a held-back first probe (:func:`_held_back`) to ``longer`` seconds keeps the first stage
-    within the allowance: what was spent so far, this probe's extension and its branch at the wall-clock it has cost per
-    second of training, and a first probe and branch of ``first_s`` for each size not yet probed."""
-    per_second = wall_s / max(probe.train_s, 1e-9)
-    cool = cool_share(args)
-    spent = sum(staging.probe_wall_s.values()) + sum(staging.branch_wall_s.values())
-    waiting = len(staging.probe_wall_s) - len(staging.probes) - 1
-    projected = spent + per_second * (longer * (1 + cool) + waiting * first_s * (1 + cool))
-    return projected <= allowance_s and longer * (1 + cool) <= LONGEST_SHARE * args.time_budget_seconds
-
-
-def _probe_and_branch(
-    staging: Staging,
-    label: str,
-    size: str,
-    length: float,
-    allowance_s: float,
-    model_args,
-    data_args,
-    args,
-    train,
-    probes_dir,
-) -> Optional[dict]:
-    """Brings ``size``'s probe to ``length`` and branches it there, or reads both back when an earlier run of the
-    advisor measured them (its probe may have gone on since). A first probe that ends inside its warmup is lengthened
-    first to a little over twice its warmup (from its LR log and its settings), one still on the unigram plateau to
-    twice as long, while the first stage stays within the allowance (:func:`_affordable`). Returns a preempted
-    probe's record, else None."""
+def _reused_rung(args, size: str, length: float, probes_dir) -> Optional[tuple[Probe, Rung]]:
+    """The probe and the branch an earlier run of the advisor measured for ``size`` from ``length`` (or longer: its
+    held-back probe was lengthened), read back; None where there are none of this budget."""
     budget_s = args.time_budget_seconds
     done = sorted(
         (rung for rung in read_ladder(args.output_dir, size, budget_s) if rung.at_s >= 0.9 * length),
@@ -117,29 +91,124 @@ def _probe_and_branch(
     )
     probe = read_probe(probe_dir(args.output_dir, size, probes_dir), size) if done else None
     if probe is not None and probe.budget_s == budget_s and probe.probe_s >= done[0].at_s * 0.9:
-        logger.warning(f"{label}: reusing its probe and its branch from {format_duration(done[0].at_s)}")
-        rung = done[0]
-    else:
-        started, first = time.monotonic(), length
-        probe = probe_to(label, size, length, model_args, data_args, args, train, probes_dir)
-        while not staging.stages and isinstance(probe, Probe) and (why := _held_back(probe)):
-            warm = WARMUP_MARGIN * probe.past_warmup_s() if why == WARMING_UP else 2 * length
-            longer = round(max(warm, 1.25 * length), 1)
-            if not _affordable(staging, probe, longer, time.monotonic() - started, first, allowance_s, args):
-                break
-            length = longer
-            logger.warning(f"{label}: its probe ended {why}: lengthening it to {format_duration(length)}")
-            probe = probe_to(label, size, length, model_args, data_args, args, train, probes_dir)
-        probe_cost = time.monotonic() - started
-        if isinstance(probe, dict):
-            return probe
-        if probe is None:  # another process: the main one forecasts
-            return None
-        rung = run_branch(size, probe.checkpoint, probe.train_s, model_args, data_args, args, train, probe_cost)
+        return probe, done[0]
+    return None
+
+
+def _record(staging: Staging, size: str, probe: Probe, rung: Rung) -> None:
     staging.probe_wall_s[size] += rung.probe_cost_s
     staging.branch_wall_s[size] += rung.cost_s
     staging.probes[size] = probe
     staging.ladders[size] = [item for item in staging.ladders.get(size, []) if item.at_s != rung.at_s] + [rung]
+
+
+def _projected_s(staging: Staging, walls: dict, probes: dict, lengths: dict, args) -> float:
+    """The first stage's wall-clock if each held probe in ``probes`` (measured so far: ``walls``) is brought to
+    ``lengths`` and branched there, at the wall-clock it has cost per second of training; sizes read back from an
+    earlier run count what they cost."""
+    spent = sum(staging.probe_wall_s.values()) + sum(staging.branch_wall_s.values()) + sum(walls.values())
+    cool = cool_share(args)
+    for size, probe in probes.items():
+        per_second = walls[size] / max(probe.train_s, 1e-9)
+        spent += per_second * (lengths[size] - probe.train_s + cool * lengths[size])
+    return spent
+
+
+def _lengthen_held_back(
+    staging, walls, probes, first_s, allowance_s, model_args, data_args, args, train, probes_dir
+) -> Optional[dict]:
+    """Lengthens the first probes that cannot support a forecast yet (:func:`_held_back`), breadth first: in each
+    round every held-back size once, the cheapest per second of training first, one in its warmup to a little over
+    twice its warmup (from its LR log and its settings), one on the unigram plateau to twice as long, for as long as
+    the first stage with every branch stays within the allowance and no branch passes ``LONGEST_SHARE`` of the
+    budget. A size that cannot be lengthened is left where it is. Returns a preempted probe's record, else None."""
+    budget_s, cool = args.time_budget_seconds, cool_share(args)
+    lengths = {size: first_s for size in probes}
+    stuck: set[str] = set()
+    while held := [size for size in probes if size not in stuck and _held_back(probes[size])]:
+        for size in sorted(held, key=lambda name: walls[name] / max(probes[name].train_s, 1e-9)):
+            probe, length = probes[size], lengths[size]
+            why = _held_back(probe)
+            warm = WARMUP_MARGIN * probe.past_warmup_s() if why == WARMING_UP else 2 * length
+            longer = round(max(warm, 1.25 * length), 1)
+            planned = {**lengths, size: longer}
+            if (
+                longer * (1 + cool) > LONGEST_SHARE * budget_s
+                or _projected_s(staging, walls, probes, planned, args) > allowance_s
+            ):
+                stuck.add(size)
+                continue
+            logger.warning(f"[stage 1] {size}: its probe ended {why}: lengthening it to {format_duration(longer)}")
+            started = time.monotonic()
+            longer_probe = probe_to(f"[stage 1] {size}", size, longer, model_args, data_args, args, train, probes_dir)
+            if isinstance(longer_probe, dict):
+                return longer_probe
+            walls[size] += time.monotonic() - started
+            probes[size], lengths[size] = longer_probe, longer
+    return None
+
+
+def _first_stage(
+    staging: Staging,
+    sizes: list[str],
+    first_s: float,
+    allowance_s: float,
+    model_args,
+    data_args,
+    args,
+    train,
+    probes_dir,
+) -> Optional[dict]:
+    """Probes every size to ``first_s`` (or reads back what an earlier run of the advisor measured), lengthens the
+    probes that cannot support a forecast yet all together (:func:`_lengthen_held_back`: the allowance is shared
+    among the sizes, not spent on the first one probed), then branches each probe where it ends. Returns a preempted
+    probe's record, else None."""
+    walls: dict[str, float] = {}
+    probes: dict[str, Probe] = {}
+    for index, size in enumerate(sizes, 1):
+        label = f"[stage 1, {index}/{len(sizes)}] {size}"
+        reused = _reused_rung(args, size, first_s, probes_dir)
+        if reused is not None:
+            logger.warning(f"{label}: reusing its probe and its branch from {format_duration(reused[1].at_s)}")
+            _record(staging, size, *reused)
+            continue
+        started = time.monotonic()
+        probe = probe_to(label, size, first_s, model_args, data_args, args, train, probes_dir)
+        if isinstance(probe, dict):
+            return probe
+        if probe is not None:  # None: another process; the main one forecasts
+            walls[size], probes[size] = time.monotonic() - started, probe
+    preempted = _lengthen_held_back(
+        staging, walls, probes, first_s, allowance_s, model_args, data_args, args, train, probes_dir
+    )
+    if preempted is not None:
+        return preempted
+    for size, probe in probes.items():
+        rung = run_branch(size, probe.checkpoint, probe.train_s, model_args, data_args, args, train, walls[size])
+        _record(staging, size, probe, rung)
+    return None
+
+
+def _probe_and_branch(
+    staging: Staging, label: str, size: str, length: float, model_args, data_args, args, train, probes_dir
+) -> Optional[dict]:
+    """Brings ``size``'s probe to ``length`` and branches it there, or reads both back when an earlier run of the
+    advisor measured them (its probe may have gone on since). Returns a preempted probe's record, else None."""
+    reused = _reused_rung(args, size, length, probes_dir)
+    if reused is not None:
+        logger.warning(f"{label}: reusing its probe and its branch from {format_duration(reused[1].at_s)}")
+        _record(staging, size, *reused)
+        return None
+    started = time.monotonic()
+    probe = probe_to(label, size, length, model_args, data_args, args, train, probes_dir)
+    if isinstance(probe, dict):
+        return probe
+    if probe is None:  # another process: the main one forecasts
+        return None
+    rung = run_branch(
+        size, probe.checkpoint, probe.train_s, model_args, data_args, args, train, time.monotonic() - started
+    )
+    _record(staging, size, probe, rung)
     return None
 
 
@@ -161,17 +230,22 @@ def staged_probing(
         branch_wall_s={size: 0.0 for size in sizes},
         schedule=schedule_of(training_args),
     )
-    active, lengths = list(sizes), {size: first_s for size in sizes}
+    preempted = _first_stage(staging, sizes, first_s, allowance_s, model_args, data_args, args, train, probes_dir)
+    if preempted is not None:
+        return preempted
+    active = list(sizes)
+    lengths = {size: staging.ladders[size][-1].at_s if size in staging.ladders else first_s for size in sizes}
     while True:
-        for index, size in enumerate(active, 1):
-            label = f"[stage {len(staging.stages) + 1}, {index}/{len(active)}] {size}"
-            preempted = _probe_and_branch(
-                staging, label, size, lengths[size], allowance_s, model_args, data_args, args, train, probes_dir
-            )
-            if preempted is not None:
-                return preempted
-            if size in staging.ladders:
-                lengths[size] = staging.ladders[size][-1].at_s
+        if staging.stages:
+            for index, size in enumerate(active, 1):
+                label = f"[stage {len(staging.stages) + 1}, {index}/{len(active)}] {size}"
+                preempted = _probe_and_branch(
+                    staging, label, size, lengths[size], model_args, data_args, args, train, probes_dir
+                )
+                if preempted is not None:
+                    return preempted
+                if size in staging.ladders:
+                    lengths[size] = staging.ladders[size][-1].at_s
         if training_args.process_index != 0:
             return staging
         every = staging.forecaster().forecast_all(budget_s)
