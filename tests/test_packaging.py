@@ -63,11 +63,13 @@ def fresh_environment(tmp_path_factory) -> Path:
         ).strip()
     )
     (site / "hf_tbc_dependencies.pth").write_text(_dependencies_path())
-    install = subprocess.run(
+    install = subprocess.run(  # without PYTHONPATH: a checkout on it holds the build's egg-info, which pip would
+        # take for hf-tbc already installed
         [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", "-q", str(wheel)],
         capture_output=True,
         text=True,
         timeout=300,
+        env={key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "PYTHONHOME")},
     )
     assert install.returncode == 0, install.stderr[-3000:]
     return python

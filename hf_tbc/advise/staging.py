@@ -103,15 +103,18 @@ def _record(staging: Staging, size: str, probe: Probe, rung: Rung) -> None:
 
 
 def _projected_s(staging: Staging, walls: dict, probes: dict, lengths: dict, args) -> float:
-    """The first stage's wall-clock if each held probe in ``probes`` (measured so far: ``walls``) is brought to
+    """What the first stage would cost if each held probe in ``probes`` (measured so far: ``walls``) is brought to
     ``lengths`` and branched there, at the wall-clock it has cost per second of training; sizes read back from an
-    earlier run count what they cost."""
-    spent = sum(staging.probe_wall_s.values()) + sum(staging.branch_wall_s.values()) + sum(walls.values())
+    earlier run count what they cost. As in :meth:`Staging.cost_s`, the leader's probe is the start of its run and
+    not a cost; the leader is not known yet, so the cheapest probe is left out (the leader's costs at least that)."""
     cool = cool_share(args)
+    segments = {size: wall for size, wall in staging.probe_wall_s.items() if wall > 0}
+    spent = sum(staging.branch_wall_s.values())
     for size, probe in probes.items():
         per_second = walls[size] / max(probe.train_s, 1e-9)
-        spent += per_second * (lengths[size] - probe.train_s + cool * lengths[size])
-    return spent
+        segments[size] = walls[size] + per_second * (lengths[size] - probe.train_s)
+        spent += per_second * cool * lengths[size]
+    return spent + sum(segments.values()) - min(segments.values(), default=0.0)
 
 
 def _lengthen_held_back(
