@@ -32,6 +32,11 @@ WARMING_UP = "inside its warmup"
 WARMUP_MARGIN = 1.1  # a probe lengthened to leave its warmup runs this much past the estimate of twice it
 
 
+def wall_per_second(wall_s: float, probe: Probe) -> float:
+    """The wall-clock a probe has cost per second of training (start-up and evaluations included)."""
+    return wall_s / max(probe.train_s, 1e-9)
+
+
 @dataclass
 class Staging:
     """What staged probing measured and spent."""
@@ -55,7 +60,7 @@ class Staging:
         """The wall-clock of lengthening ``size``'s probe from ``length`` to ``longer`` and branching it there,
         scaled from what its last stage cost per second of training."""
         probe = self.probes[size]
-        per_second = self.probe_wall_s[size] / max(probe.train_s, 1e-9)
+        per_second = wall_per_second(self.probe_wall_s[size], probe)
         last_branch = self.ladders[size][-1]
         branch = last_branch.cost_s * (longer / max(last_branch.at_s, 1e-9))
         return per_second * (longer - length) + branch
@@ -81,18 +86,21 @@ def _held_back(probe: Probe) -> Optional[str]:
     return None
 
 
-def _reused_rung(args, size: str, length: float, probes_dir) -> Optional[tuple[Probe, Rung]]:
-    """The probe and the branch an earlier run of the advisor measured for ``size`` from ``length`` (or longer: its
-    held-back probe was lengthened), read back; None where there are none of this budget."""
+def _reuse(staging: Staging, label: str, args, size: str, length: float, probes_dir) -> bool:
+    """Reads back the probe and the branch an earlier run of the advisor measured for ``size`` from ``length`` (or
+    longer: its held-back probe was lengthened, or it went on since) into ``staging``; False where there are none of
+    this budget."""
     budget_s = args.time_budget_seconds
     done = sorted(
         (rung for rung in read_ladder(args.output_dir, size, budget_s) if rung.at_s >= 0.9 * length),
         key=lambda rung: rung.at_s,
     )
     probe = read_probe(probe_dir(args.output_dir, size, probes_dir), size) if done else None
-    if probe is not None and probe.budget_s == budget_s and probe.probe_s >= done[0].at_s * 0.9:
-        return probe, done[0]
-    return None
+    if probe is None or probe.budget_s != budget_s or probe.probe_s < done[0].at_s * 0.9:
+        return False
+    logger.warning(f"{label}: reusing its probe and its branch from {format_duration(done[0].at_s)}")
+    _record(staging, size, probe, done[0])
+    return True
 
 
 def _record(staging: Staging, size: str, probe: Probe, rung: Rung) -> None:
@@ -111,7 +119,7 @@ def _projected_s(staging: Staging, walls: dict, probes: dict, lengths: dict, arg
     segments = {size: wall for size, wall in staging.probe_wall_s.items() if wall > 0}
     spent = sum(staging.branch_wall_s.values())
     for size, probe in probes.items():
-        per_second = walls[size] / max(probe.train_s, 1e-9)
+        per_second = wall_per_second(walls[size], probe)
         segments[size] = walls[size] + per_second * (lengths[size] - probe.train_s)
         spent += per_second * cool * lengths[size]
     return spent + sum(segments.values()) - min(segments.values(), default=0.0)
@@ -129,7 +137,7 @@ def _lengthen_held_back(
     lengths = {size: first_s for size in probes}
     stuck: set[str] = set()
     while held := [size for size in probes if size not in stuck and _held_back(probes[size])]:
-        for size in sorted(held, key=lambda name: walls[name] / max(probes[name].train_s, 1e-9)):
+        for size in sorted(held, key=lambda name: wall_per_second(walls[name], probes[name])):
             probe, length = probes[size], lengths[size]
             why = _held_back(probe)
             warm = WARMUP_MARGIN * probe.past_warmup_s() if why == WARMING_UP else 2 * length
@@ -170,10 +178,7 @@ def _first_stage(
     probes: dict[str, Probe] = {}
     for index, size in enumerate(sizes, 1):
         label = f"[stage 1, {index}/{len(sizes)}] {size}"
-        reused = _reused_rung(args, size, first_s, probes_dir)
-        if reused is not None:
-            logger.warning(f"{label}: reusing its probe and its branch from {format_duration(reused[1].at_s)}")
-            _record(staging, size, *reused)
+        if _reuse(staging, label, args, size, first_s, probes_dir):
             continue
         started = time.monotonic()
         probe = probe_to(label, size, first_s, model_args, data_args, args, train, probes_dir)
@@ -197,10 +202,7 @@ def _probe_and_branch(
 ) -> Optional[dict]:
     """Brings ``size``'s probe to ``length`` and branches it there, or reads both back when an earlier run of the
     advisor measured them (its probe may have gone on since). Returns a preempted probe's record, else None."""
-    reused = _reused_rung(args, size, length, probes_dir)
-    if reused is not None:
-        logger.warning(f"{label}: reusing its probe and its branch from {format_duration(reused[1].at_s)}")
-        _record(staging, size, *reused)
+    if _reuse(staging, label, args, size, length, probes_dir):
         return None
     started = time.monotonic()
     probe = probe_to(label, size, length, model_args, data_args, args, train, probes_dir)
@@ -273,7 +275,7 @@ def staged_probing(
             staging.next_cost_s(size, lengths[size], longer[size]) for size in contenders
         )
         if leader.size in longer:  # its probe goes on as the start of its run: only its branch counts
-            per_second = staging.probe_wall_s[leader.size] / max(staging.probes[leader.size].train_s, 1e-9)
+            per_second = wall_per_second(staging.probe_wall_s[leader.size], staging.probes[leader.size])
             projected -= per_second * (longer[leader.size] - lengths[leader.size])
         if projected > allowance_s:
             stage["stopped"] = (
