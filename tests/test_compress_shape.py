@@ -145,3 +145,24 @@ def test_a_narrowed_m2m100_keeps_channels_whose_sinusoids_match_its_own_position
         by_bucket = (dense[:, _sinusoid_channels(scores, 128)] - narrow).abs().mean()
         by_magnitude = (dense[:, scores.argsort(descending=True)[:128].sort().values] - narrow).abs().mean()
         assert by_bucket < 0.1 < 0.2 < by_magnitude
+
+
+@pytest.mark.parametrize("make, seq2seq", [(m2m100, True), (roberta, False)])
+def test_importance_leaves_padding_out(make, seq2seq):
+    model = make()
+    batch = batches(seq2seq)[0]
+    batch["attention_mask"] = torch.ones_like(batch["input_ids"])
+    padded = {
+        "input_ids": torch.cat([batch["input_ids"], torch.full((4, 5), model.config.pad_token_id)], 1),
+        "attention_mask": torch.cat([batch["attention_mask"], torch.zeros(4, 5, dtype=torch.long)], 1),
+        # the decoder's padding too (its inputs are the labels shifted right); MLM labels pad like the input
+        "labels": torch.cat([batch["labels"], torch.full((4, 3 if seq2seq else 5), -100)], 1),
+    }
+    plain, with_padding = measure_importance(model, [batch]), measure_importance(model, [padded])
+    assert torch.allclose(with_padding.channels, plain.channels, atol=1e-4)
+    for scores, padded_scores in ((plain.heads, with_padding.heads), (plain.neurons, with_padding.neurons)):
+        assert scores.keys() == padded_scores.keys()
+        for key in scores:
+            assert torch.allclose(padded_scores[key], scores[key], atol=1e-4), key
+    for stack in plain.layers:
+        assert torch.allclose(with_padding.layers[stack], plain.layers[stack], atol=1e-5)

@@ -201,38 +201,63 @@ def _hidden_of(value):
 
 
 @torch.no_grad()
+def _token_mean(values: torch.Tensor, mask) -> torch.Tensor:
+    """The mean of ``values`` (batch, positions, ...) over the positions ``mask`` (batch, positions) marks as tokens;
+    over every position where there is no mask of that shape."""
+    values = values.detach().float()
+    if mask is None or tuple(mask.shape) != tuple(values.shape[:2]):
+        return values.reshape(-1, *values.shape[2:]).mean(0).cpu()
+    weights = mask.to(values.device, torch.float32).reshape(*mask.shape, *([1] * (values.dim() - 2)))
+    return ((values * weights).sum((0, 1)) / weights.sum().clamp(min=1)).cpu()
+
+
+def _token_masks(batch: dict) -> dict:
+    """Which positions of each stack hold tokens: the encoder's from ``attention_mask``, the decoder's (whose input at
+    position ``t`` is the label before ``t``) from ``decoder_attention_mask`` or the labels that count."""
+    masks = {"encoder": batch.get("attention_mask")}
+    decoder = batch.get("decoder_attention_mask")
+    if decoder is None and batch.get("labels") is not None:
+        decoder = batch["labels"] != -100
+    masks["decoder"] = decoder
+    return masks
+
+
 def measure_importance(model: PreTrainedModel, batches: Iterable[dict]) -> ShapeScores:
-    """Runs ``batches`` through ``model`` (evaluation mode) and scores every channel, head, neuron and layer."""
+    """Runs ``batches`` through ``model`` (evaluation mode) and scores every channel, head, neuron and layer, averaged
+    over the positions that hold tokens (padding left out, by the batch's attention mask and labels)."""
     shape = shape_of(model.config)
     head_width = shape.hidden // shape.heads
     channels = torch.zeros(shape.hidden)
     heads, neurons, layers, hooks = {}, {}, {}, []
+    masks = {}
 
     def add(store: dict, key, value: torch.Tensor) -> None:
-        store[key] = store.get(key, 0) + value.float().cpu()
+        store[key] = store.get(key, 0) + value
 
-    def on_norm(module, inputs, output):
+    def on_norm(module, inputs, output, stack):
         nonlocal channels
-        channels += output.detach().abs().float().reshape(-1, output.shape[-1]).mean(0).cpu()
+        channels += _token_mean(output.abs(), masks.get(stack) if output.dim() == 3 else None)
+
+    def on_heads(module, inputs, key, stack):
+        per_head = inputs[0].reshape(*inputs[0].shape[:-1], shape.heads, head_width).norm(dim=-1)
+        add(heads, key, _token_mean(per_head, masks.get(stack)))
+
+    def on_neurons(module, inputs, key, stack):
+        add(neurons, key, _token_mean(inputs[0].abs(), masks.get(stack)))
 
     for name, module in model.named_modules():
+        stack = "decoder" if ".decoder." in f".{name}." else "encoder"
         if isinstance(module, torch.nn.LayerNorm) and tuple(module.normalized_shape) == (shape.hidden,):
-            hooks.append(module.register_forward_hook(on_norm))
+            hooks.append(module.register_forward_hook(lambda m, i, o, stack=stack: on_norm(m, i, o, stack)))
         elif isinstance(module, torch.nn.Linear) and ATTENTION_OUT.match(name):
             key = ATTENTION_OUT.match(name).group(1)
             hooks.append(
-                module.register_forward_pre_hook(
-                    lambda m, inputs, key=key: add(
-                        heads, key, inputs[0].reshape(-1, shape.heads, head_width).norm(dim=-1).mean(0)
-                    )
-                )
+                module.register_forward_pre_hook(lambda m, i, key=key, stack=stack: on_heads(m, i, key, stack))
             )
         elif isinstance(module, torch.nn.Linear) and FFN_DOWN.match(name):
             key = FFN_DOWN.match(name).group(1)
             hooks.append(
-                module.register_forward_pre_hook(
-                    lambda m, inputs, key=key: add(neurons, key, inputs[0].abs().reshape(-1, m.in_features).mean(0))
-                )
+                module.register_forward_pre_hook(lambda m, i, key=key, stack=stack: on_neurons(m, i, key, stack))
             )
     for stack, (_, modules) in layer_stacks(model).items():
         for index, layer in enumerate(modules):
@@ -240,8 +265,9 @@ def measure_importance(model: PreTrainedModel, batches: Iterable[dict]) -> Shape
             def on_layer(module, args, kwargs, output, stack=stack, index=index):
                 before = args[0] if args else kwargs["hidden_states"]
                 after = _hidden_of(output)
-                change = 1 - torch.nn.functional.cosine_similarity(before.float(), after.float(), dim=-1).mean()
-                layers.setdefault(stack, torch.zeros(len(modules)))[index] += change.cpu()
+                similarity = torch.nn.functional.cosine_similarity(before.float(), after.float(), dim=-1)
+                change = 1 - _token_mean(similarity, masks.get(stack))
+                layers.setdefault(stack, torch.zeros(len(modules)))[index] += change
 
             hooks.append(layer.register_forward_hook(on_layer, with_kwargs=True))
     was_training = model.training
@@ -249,6 +275,7 @@ def measure_importance(model: PreTrainedModel, batches: Iterable[dict]) -> Shape
     try:
         seen = 0
         for batch in batches:
+            masks.update(_token_masks(batch))
             model(**{key: value.to(model.device) for key, value in batch.items()})
             seen += 1
     finally:
