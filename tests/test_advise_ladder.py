@@ -1,6 +1,7 @@
 """The advisor's cool-down branches: the branch's arguments, the forecast from rungs and the probe's own slope, and
 staged probing that continues only the sizes still in contention, within its allowance."""
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -305,6 +306,12 @@ def test_no_forecast_where_a_probe_cannot_leave_its_warmup_within_the_allowance(
     # each needs 40 s (twice its 200-step warmup), a quarter more for its branch, times two sizes
     assert "leaving warmup takes about 1m40s of probing here: pass --probe_allowance 100s" in str(refusal.value)
     assert "--time_budget" not in str(refusal.value)  # a third of this budget would do: the allowance was the limit
+    for ladder in staging.ladders.values():  # branches that cooled over as long again as their probe (decay 0.5)
+        ladder[:] = [dataclasses.replace(rung, end_s=2 * rung.at_s) for rung in ladder]
+    with pytest.raises(
+        UsageError, match=r"leaving warmup takes about 2m40s of probing here: pass --probe_allowance 160s"
+    ):
+        ladder_record(staging, 600.0, 30.0, 1e-9, "a test machine")
 
 
 def test_the_end_of_warmup_is_read_between_sparse_log_rows_and_a_ramp_still_rising_is_not_over():

@@ -69,8 +69,8 @@ def _no_forecast(staging: Staging, short: list, budget_s: float, allowance_s: fl
     )
     warm = [staging.probes[row.size] for row in short if row.support == "too short"]
     if warm and len(warm) == len(short):
-        # each size may lengthen its first probe within its share of the allowance; a branch adds a quarter
-        needed = 1.25 * max(probe.past_warmup_s() for probe in warm) * len(staging.probes)
+        # each size may lengthen its first probe within its share of the allowance; a branch adds its cool-down
+        needed = staging.branch_factor() * max(probe.past_warmup_s() for probe in warm) * len(staging.probes)
         budget = 3 * needed if 3 * needed > budget_s else None  # where the default allowance, a third, would do
         return (
             f"{text}: leaving warmup takes about {format_duration(needed)} of probing here: pass --probe_allowance "

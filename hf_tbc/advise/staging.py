@@ -19,7 +19,7 @@ from typing import Callable, Optional
 from transformers.utils import logging
 
 from ..budget import format_duration
-from .ladder import Rung, cool_share, read_ladder, run_branch, schedule_of
+from .ladder import COOL_SHARE, Rung, cool_share, read_ladder, run_branch, schedule_of
 from .ladder_forecast import PLATEAU_MARGIN, UNRANKED, LadderForecaster
 from .probe import Probe
 from .probing import probe_dir, probe_to, read_probe
@@ -55,6 +55,11 @@ class Staging:
         """Wall-clock of all probing, the leader's probe segments excepted."""
         spent = sum(self.probe_wall_s.values()) + sum(self.branch_wall_s.values())
         return spent - (self.probe_wall_s.get(leader, 0.0) if leader else 0.0)
+
+    def branch_factor(self) -> float:
+        """How much longer than the probe it leaves a branch runs (one plus its cool-down share), as measured."""
+        rungs = [rung for ladder in self.ladders.values() for rung in ladder if rung.at_s > 0]
+        return max((rung.end_s / rung.at_s for rung in rungs), default=1.0 + COOL_SHARE)
 
     def next_cost_s(self, size: str, length: float, longer: float) -> float:
         """The wall-clock of lengthening ``size``'s probe from ``length`` to ``longer`` and branching it there,
