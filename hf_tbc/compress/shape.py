@@ -23,12 +23,11 @@ Where the architecture derives something from the hidden size:
 - M2M100's sinusoidal positions are computed from ``d_model``, not stored: the narrowed model adds the sinusoids of
   width ``d'``, whose frequencies are not a subset of the dense ones. Channels kept by magnitude alone would each
   receive some other channel's sinusoid. So for M2M100 each new channel ``j`` takes the most important dense channel
-  whose frequency is nearest the new ``w_j`` (:func:`_sinusoid_channels`). On a 16-minute E1-D1-H256 (validation
-  loss 1.54) that lowered the loss before recovery from 2.95 to 2.61 narrowed to H192 and from 5.65 to 5.43 narrowed
-  to H128; halving the feed-forward neurons alone gave 2.11. What remains (frequencies up to 7 % off, every LayerNorm
-  normalising over fewer channels, and above all the information in the channels that go: at H128, channels chosen
-  at random did no worse, 5.29) is what recovery has to train back; the compression grid measures the loss before
-  and after recovery.
+  whose frequency is nearest the new ``w_j`` (:func:`_sinusoid_channels`). On a 16-minute E1-D1-H256 (loss 1.54;
+  scored when padding still counted) that lowered the loss before recovery from 2.95 to 2.61 narrowed to H192 and
+  from 5.65 to 5.43 narrowed to H128; halving the feed-forward neurons alone gave 2.11. What remains (frequencies up
+  to 7 % off, every LayerNorm normalising over fewer channels, and above all the information in the channels that go:
+  at H128, random channels did no worse, 5.29) is what recovery has to train back; the compression grid measures it.
 """
 
 from __future__ import annotations
