@@ -206,6 +206,7 @@ def test_every_variant_of_the_grid_is_measured_and_reloads_with_its_recorded_acc
         (["--sparsities", "0,half"], "'half' is not a number"),
         (["--quantization", "none,gptq"], "unknown quantization method 'gptq'"),
         (["--quantization", "none,torch-int8"], "--quantization torch-int8 is for translation models"),
+        (["--distill_beams", "4"], "--distill_beams is for translation models"),
         (
             ["--pruning_method", "structured", "--importance", "taylor"],
             "Taylor importance and --target_shapes need training data",

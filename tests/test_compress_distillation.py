@@ -1,9 +1,22 @@
 import pytest
 import torch
 from datasets import Dataset
-from transformers import RobertaConfig, RobertaForSequenceClassification, Trainer, TrainingArguments
+from transformers import (
+    M2M100Config,
+    M2M100ForConditionalGeneration,
+    RobertaConfig,
+    RobertaForSequenceClassification,
+    Trainer,
+    TrainingArguments,
+)
 
-from hf_tbc.compress.distillation import DistillationMixin, distillation_loss
+from hf_tbc.compress.distillation import (
+    IGNORE_INDEX,
+    DistillationMixin,
+    SequenceDistillationMixin,
+    distillation_loss,
+    teacher_targets,
+)
 from hf_tbc.errors import UsageError
 
 
@@ -58,3 +71,77 @@ def test_a_student_trained_with_the_teacher_moves_towards_it_and_without_one_tra
     assert divergence(plain, teacher, data) > divergence(student, teacher, data)
     with pytest.raises(UsageError, match="--distill_alpha 1.5 must be in"):
         DistillingTrainer(model=plain, args=args, train_dataset=data, teacher=teacher, distill_alpha=1.5)
+
+
+def tiny_translator(seed: int) -> M2M100ForConditionalGeneration:
+    torch.manual_seed(seed)
+    config = M2M100Config(
+        vocab_size=40,
+        d_model=32,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        max_position_embeddings=64,
+        dropout=0.0,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        decoder_start_token_id=2,
+    )
+    return M2M100ForConditionalGeneration(config).eval()
+
+
+class SequenceDistillingTrainer(SequenceDistillationMixin, DistillationMixin, Trainer):
+    pass
+
+
+def pairs(count: int) -> dict:
+    generator = torch.Generator().manual_seed(5)
+    labels = torch.randint(3, 40, (count, 5), generator=generator)
+    return {
+        "input_ids": torch.randint(3, 40, (count, 6), generator=generator),
+        "attention_mask": torch.ones(count, 6, dtype=torch.long),
+        "labels": labels,
+        "decoder_input_ids": torch.cat([torch.full((count, 1), 2), labels[:, :-1]], 1),  # as the collator shifts
+    }
+
+
+def test_the_targets_are_the_teachers_own_beam_search_output_after_its_start_token():
+    teacher, batch = tiny_translator(1), pairs(4)
+    targets = teacher_targets(teacher, batch, beams=2)
+    generated = teacher.generate(
+        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], num_beams=2, max_new_tokens=12
+    )
+    expected = generated[:, 1:].clone()
+    expected[expected == 1] = IGNORE_INDEX  # padding after a sentence's end is no target
+    assert torch.equal(targets["labels"], expected)
+    assert torch.equal(targets["decoder_input_ids"], generated[:, :-1]) and (generated[:, 0] == 2).all()
+    assert torch.equal(targets["input_ids"], batch["input_ids"])  # the sources stay
+
+
+@torch.no_grad()
+def loss_on(model, batch) -> float:
+    return model.eval()(**batch).loss.item()
+
+
+def test_a_student_distilled_on_sequences_learns_what_the_teacher_outputs_not_the_references(tmp_path):
+    teacher, data = tiny_translator(1), pairs(16)
+    on_teacher = teacher_targets(teacher, data, beams=2)
+    dataset = Dataset.from_dict({key: value.tolist() for key, value in data.items()})
+    args = TrainingArguments(
+        output_dir=str(tmp_path), max_steps=40, learning_rate=3e-3, report_to=[], save_strategy="no", use_cpu=True
+    )
+    trained = {}
+    for beams in (0, 2):  # alpha 0: the task loss alone, on the references (0 beams) or on the teacher's outputs
+        student = tiny_translator(2)
+        SequenceDistillingTrainer(
+            model=student, args=args, train_dataset=dataset, teacher=teacher, distill_alpha=0.0, distill_beams=beams
+        ).train()
+        trained[beams] = student
+    assert loss_on(trained[2], on_teacher) < 0.7 * loss_on(trained[0], on_teacher)
+    assert loss_on(trained[0], data) < loss_on(trained[2], data)
+    with pytest.raises(UsageError, match="--distill_beams -1 must be 0"):
+        SequenceDistillingTrainer(model=trained[0], args=args, train_dataset=dataset, teacher=teacher, distill_beams=-1)

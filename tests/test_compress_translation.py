@@ -185,7 +185,8 @@ def test_pruning_to_a_shape_distils_from_the_dense_model_and_the_variant_gives_i
     model, files = translation_folder
     out = tmp_path / "compressed"
     extra = ["--sparsities", "0", "--quantization", "none,onnx-int8", "--recovery_steps", "2"]
-    done = _compress(model, files, out, *extra, "--target_shapes", "E1-D1-H32,E2-D2-H64", "--importance_batches", "2")
+    shapes = ["--target_shapes", "E1-D1-H32,E2-D2-H64", "--importance_batches", "2", "--distill_beams", "2"]
+    done = _compress(model, files, out, *extra, *shapes)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "--target_shapes E2-D2-H64 is this model's own shape: left out" in done.stderr
     rows = {row["variant"]: row for row in map(json.loads, (out / "compression.jsonl").read_text().splitlines())}
@@ -193,6 +194,7 @@ def test_pruning_to_a_shape_distils_from_the_dense_model_and_the_variant_gives_i
     dense, shaped = rows["dense-fp32"], rows["to-E1-D1-H32-fp32"]
     assert shaped["pruning_method"] == "shape" and shaped["shape"] == "E1-D1-H32" and shaped["distilled"]
     assert not dense["distilled"] and dense["pruning_method"] is None  # the dense model recovers without a teacher
+    assert shaped["distill_beams"] == 2 and dense["distill_beams"] is None  # targets: the teacher's own beam output
     assert shaped["parent_shape"] == {"hidden": 64, "heads": 2, "ffn": 256, "encoder": 2, "decoder": 2}
     assert shaped["parameters"] < dense["parameters"] and 0 < shaped["target_sparsity"] < 1
     for row in (dense, shaped):  # the loss before and after recovery, and the recovery's time, for every variant

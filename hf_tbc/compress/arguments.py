@@ -115,6 +115,15 @@ class CompressionArguments:
     distill_alpha: float = field(
         default=0.5, metadata={"help": "Weight of the distillation loss in recovery (the task loss gets the rest)."}
     )
+    distill_beams: int = field(
+        default=0,
+        metadata={
+            "help": "Translation: a distilled variant's recovery learns from the dense model's own beam-search "
+            "translations (this many beams) of each batch's sources instead of the references (sequence-level "
+            "distillation), the word-level loss following them; generated inside each step, so within the recovery "
+            "budget. 0: the references."
+        },
+    )
     distill_temperature: float = field(
         default=2.0, metadata={"help": "Temperature of teacher and student distributions in distillation."}
     )
@@ -195,6 +204,8 @@ class CompressionArguments:
                 f"--distill_alpha {self.distill_alpha} must be in [0, 1] and --distill_temperature "
                 f"{self.distill_temperature} above 0"
             )
+        if self.distill_beams < 0:
+            raise UsageError(f"--distill_beams {self.distill_beams} must be 0 (the references) or a number of beams")
 
     def for_translation(self) -> None:
         """The defaults of a translation model's grid, for the flags left unset: structured (feed-forward) pruning,
@@ -224,6 +235,7 @@ class CompressionArguments:
             "distilled": distilled,
             "distill_alpha": self.distill_alpha if distilled else None,
             "distill_temperature": self.distill_temperature if distilled else None,
+            "distill_beams": self.distill_beams if distilled and self.distill_beams else None,
         }
 
     @property

@@ -79,3 +79,40 @@ class DistillationMixin:
         soft = distillation_loss(outputs.logits, teacher_logits, labels, self.distill_temperature)
         loss = (1 - self.distill_alpha) * loss + self.distill_alpha * soft
         return (loss, outputs) if return_outputs else loss
+
+
+class SequenceDistillationMixin:
+    """Put before :class:`DistillationMixin` on a seq2seq Trainer: with ``distill_beams`` above 0 and a teacher, each
+    training batch's targets are the teacher's own beam-search translations of its sources instead of the references
+    (sequence-level distillation, Kim & Rush 2016: the student imitates what the teacher outputs, not every path it
+    weighs), and the word-level loss then follows those targets. Generation runs inside the step, so it counts
+    against recovery's time budget like the rest of the step."""
+
+    def __init__(self, *args, distill_beams: int = 0, **kwargs):
+        super().__init__(*args, **kwargs)
+        if distill_beams < 0:
+            raise UsageError(f"--distill_beams {distill_beams} must be 0 (the references) or a number of beams")
+        self.distill_beams = distill_beams
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if self.distill_beams and getattr(self, "teacher", None) is not None and model.training:
+            inputs = teacher_targets(self.teacher, inputs, self.distill_beams)
+        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+
+@torch.no_grad()
+def teacher_targets(teacher: PreTrainedModel, inputs: dict, beams: int) -> dict:
+    """``inputs`` with ``labels`` and ``decoder_input_ids`` replaced by ``teacher``'s beam-search output for its
+    sources (at most 1.5 times the references' length plus 5 tokens; padding after the end is no target)."""
+    limit = int(inputs["labels"].shape[1] * 1.5) + 5 if "labels" in inputs else None
+    sequences = teacher.generate(
+        input_ids=inputs["input_ids"],
+        attention_mask=inputs.get("attention_mask"),
+        num_beams=beams,
+        do_sample=False,
+        max_new_tokens=limit,
+    )
+    labels = sequences[:, 1:].clone()  # the output after the decoder's start token
+    labels[labels == teacher.config.pad_token_id] = IGNORE_INDEX
+    kept = {key: value for key, value in inputs.items() if key not in ("labels", "decoder_input_ids")}
+    return {**kept, "labels": labels, "decoder_input_ids": sequences[:, :-1]}

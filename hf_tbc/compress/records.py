@@ -49,7 +49,9 @@ def teacher_phrase(row: dict, predictions: str) -> str:
     (e.g. "class distribution"); empty when it recovered from the labels alone."""
     if not row.get("distilled"):
         return ""
+    beams = row.get("distill_beams")
+    targets = f"; targets: its own beam-search translations, {beams} beams" if beams else ""
     return (
         f", learning from the dense model's {predictions} as well (distillation, weight {row['distill_alpha']}, "
-        f"temperature {row['distill_temperature']})"
+        f"temperature {row['distill_temperature']}{targets})"
     )

@@ -66,6 +66,8 @@ def check_grid(args: CompressionArguments, train_dataset=None) -> None:
         raise UsageError(
             f"--quantization {refused[0]} is for translation models: classifiers take {', '.join(QUANTIZATION_METHODS)}"
         )
+    if args.distill_beams:
+        raise UsageError("--distill_beams is for translation models: a classifier distils from class distributions")
     if "structured" in args.pruning_methods:  # before anything is built: refused plans fail first
         for sparsity in (value for value in args.sparsity_grid if value > 0):
             plan = plan_removal(

@@ -1,6 +1,7 @@
 """How one variant of a translation model is made: pruned (feed-forward neurons, or to a smaller shape) and
-recovered on the translation loss, with the dense model's next-token distributions as well unless ``--no_distill``;
-its teacher-forced validation loss before and after. ``compress.py`` runs this for every variant of the grid."""
+recovered on the translation loss, with the dense model's next-token distributions as well unless ``--no_distill``
+(its beam-search translations as the targets with ``--distill_beams``); its teacher-forced validation loss before
+and after. ``compress.py`` runs this for every variant of the grid."""
 
 from __future__ import annotations
 
@@ -13,16 +14,17 @@ from transformers import AutoModelForSeq2SeqLM
 
 from ...budget.trainer import BudgetSeq2SeqTrainer
 from ...compress.arguments import CompressionArguments
-from ...compress.distillation import DistillationMixin
+from ...compress.distillation import DistillationMixin, SequenceDistillationMixin
 from ...compress.seq2seq import prune_feed_forward
 from ...compress.shape import measure_importance, parse_shape, prune_to_shape, shape_of
 from .arguments import TranslationTrainingArguments
 from .data import TranslationCollator
 
 
-class DistillingSeq2SeqTrainer(DistillationMixin, BudgetSeq2SeqTrainer):
+class DistillingSeq2SeqTrainer(SequenceDistillationMixin, DistillationMixin, BudgetSeq2SeqTrainer):
     """Recovery on a budget with a teacher: the translation loss mixed with the dense model's next-token
-    distributions at every target position."""
+    distributions at every target position, the targets the references or (``--distill_beams``) the teacher's own
+    beam-search translations."""
 
 
 def _recover(
@@ -48,6 +50,7 @@ def _recover(
         logging_strategy="no",
     )
     distill = dict(teacher=teacher, distill_alpha=args.distill_alpha, distill_temperature=args.distill_temperature)
+    distill["distill_beams"] = args.distill_beams
     trainer = (DistillingSeq2SeqTrainer if teacher is not None else BudgetSeq2SeqTrainer)(
         model=model,
         args=training_args,
