@@ -199,7 +199,6 @@ def _hidden_of(value):
     return value[0] if isinstance(value, (tuple, list)) else value
 
 
-@torch.no_grad()
 def _token_mean(values: torch.Tensor, mask) -> torch.Tensor:
     """The mean of ``values`` (batch, positions, ...) over the positions ``mask`` (batch, positions) marks as tokens;
     over every position where there is no mask of that shape."""
@@ -221,6 +220,7 @@ def _token_masks(batch: dict) -> dict:
     return masks
 
 
+@torch.no_grad()
 def measure_importance(model: PreTrainedModel, batches: Iterable[dict]) -> ShapeScores:
     """Runs ``batches`` through ``model`` (evaluation mode) and scores every channel, head, neuron and layer, averaged
     over the positions that hold tokens (padding left out, by the batch's attention mask and labels)."""
