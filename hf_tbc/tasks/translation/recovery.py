@@ -49,8 +49,12 @@ def _recover(
         report_to=[],
         logging_strategy="no",
     )
-    distill = dict(teacher=teacher, distill_alpha=args.distill_alpha, distill_temperature=args.distill_temperature)
-    distill["distill_beams"] = args.distill_beams
+    distill = dict(
+        teacher=teacher,
+        distill_alpha=args.distill_alpha,
+        distill_temperature=args.distill_temperature,
+        distill_beams=args.distill_beams,
+    )
     trainer = (DistillingSeq2SeqTrainer if teacher is not None else BudgetSeq2SeqTrainer)(
         model=model,
         args=training_args,
