@@ -7,7 +7,9 @@ Takes two ``run_translation.py`` outputs trained on the same pairs for the same 
 1. ``recipes/compress.py`` on the large model: its dense variant, and the large model pruned to the small model's
    shape (and to any ``--extra_shapes``), each recovered for ``--recovery_time_budget`` with the dense large model as
    teacher (the default); fp32 and ONNX Runtime int8.
-2. The same pruning recovered without a teacher (``--no_distill``), for the effect of distillation alone.
+2. The same pruning recovered without a teacher (``--no_distill``), for the effect of distillation alone; with
+   ``--distill_beams N``, also recovered from the dense model's own beam-search translations (sequence-level
+   distillation, Kim & Rush 2016) on top of its logits.
 3. The small model's grid: its dense variant trained on for the same ``--recovery_time_budget`` (so that it, too,
    trained for the large model's budget plus the recovery), fp32 and int8.
 4. Every variant of the three grids loaded in one process: each translates the first ``--max_eval_samples``
@@ -41,7 +43,7 @@ from hf_tbc.tasks.translation.data import load_pairs
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 ENV = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
-GRIDS = ("large", "large, no teacher", "small")  # the first: its pruned variants distilled
+GRIDS = ("large", "large, no teacher", "small", "large, sequence-level")  # the first: its pruned variants distilled
 
 
 def compress(model: Path, output: Path, flags: list[str], log: Path) -> None:
@@ -68,8 +70,10 @@ def plot(rows: list[dict], path: Path, small_latency: float) -> None:
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(8, 5))
-    for grid, colour in zip(GRIDS, ("tab:blue", "tab:orange", "tab:green")):
+    for grid, colour in zip(GRIDS, ("tab:blue", "tab:orange", "tab:green", "tab:purple")):
         members = [row for row in rows if row["grid"] == grid]
+        if not members:
+            continue
         axis.scatter([row["latency_ms"] for row in members], [row["bleu"] for row in members], color=colour, label=grid)
         for row in members:
             axis.annotate(
@@ -97,6 +101,12 @@ def main() -> None:
         "--recovery_learning_rate", default=None, help="Peak LR of every recovery (default: compress.py's, 2e-4)"
     )
     parser.add_argument("--extra_shapes", default="", help="More shapes to prune the large model to, e.g. E1-D1-H192")
+    parser.add_argument(
+        "--distill_beams",
+        type=int,
+        default=0,
+        help="Add a grid recovered from the dense model's beam-search translations with this many beams (0: none)",
+    )
     parser.add_argument("--max_eval_samples", type=int, default=500, help="Validation pairs scored")
     parser.add_argument("--latency_sentences", type=int, default=60, help="Sentences timed one at a time")
     parser.add_argument("--quantization", default="none,onnx-int8", help="Each variant's quantizations")
@@ -121,6 +131,8 @@ def main() -> None:
     root.mkdir(parents=True, exist_ok=True)
     log = root / "log.txt"
     folders = dict(zip(GRIDS, (root / "large_distilled", root / "large_no_teacher", root / "small")))
+    if args.distill_beams:
+        folders[GRIDS[3]] = root / "large_sequence_level"
     compress(args.large, folders[GRIDS[0]], [*common, "--sparsities", "0", "--target_shapes", shapes], log)
     compress(
         args.large,
@@ -129,6 +141,9 @@ def main() -> None:
         log,
     )
     compress(args.small, folders[GRIDS[2]], [*common, "--sparsities", "0"], log)
+    if args.distill_beams:
+        beams = ["--target_shapes", small_shape, "--distill_beams", str(args.distill_beams)]
+        compress(args.large, folders[GRIDS[3]], [*common, "--sparsities", "", *beams], log)
 
     pairs = load_pairs(
         train_file=str(pairs_dir / "train.tsv"),
@@ -152,7 +167,9 @@ def main() -> None:
                     "name": name,
                     "grid": grid,
                     **{key: row.get(key) for key in ("variant", "shape", "parameters", "size_bytes", "distilled")},
+                    "distill_beams": row.get("distill_beams"),
                     **{key: row.get(key) for key in ("loss_before_recovery", "validation_loss", "recovery_s")},
+                    "recovery_steps": row.get("recovery_steps_run"),
                     "bleu": scores["bleu"],
                     "chrf": scores["chrf"],
                     "bleu_recorded": row["bleu"],
@@ -178,17 +195,18 @@ def main() -> None:
         row["latency_ms_batched"] = round(sum(done[1][row["name"]] for done in passes) / 2, 2)
     small = next(row for row in rows if row["name"] == baseline)
     hardware = hardware_summary()
+    sequence_note = f" (sequence-level: {args.distill_beams} beams)" if args.distill_beams else ""
     header = (
         f"{args.large.name} ({shape_name(args.large)}) pruned to {shapes} against {small_shape} trained from scratch; "
-        f"recovery {args.recovery_time_budget} each at peak LR {args.recovery_learning_rate or '2e-4'} (the small "
-        f"dense model trained on as long); BLEU on the first "
+        f"recovery {args.recovery_time_budget} each{sequence_note} at peak LR "
+        f"{args.recovery_learning_rate or '2e-4'} (the small dense model trained on as long); BLEU on the first "
         f"{len(sources)} validation pairs, greedy as the runs saved; latency one sentence at a time over "
         f"{args.latency_sentences} sentences and 10 rounds of a batch of 32, all variants in one process visited in "
         f"turn, two passes averaged (they differ by up to {100 * margin:.0f} %: the latency tie margin); "
         f"{hardware['cpu']} ({hardware['cpu_count']} cores), torch {hardware['torch']}"
     )
     table = [
-        "| variant | parameters | loss before → after recovery | recovery (s) | BLEU | BLEU vs small dense "
+        "| variant | parameters | loss before → after recovery | recovery (s, steps) | BLEU | BLEU vs small dense "
         "(95 % paired bootstrap) | ms / sentence, alone | × small dense | ms / sentence, batch 32 | × small dense |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -200,7 +218,8 @@ def main() -> None:
             else "—"
         )
         table.append(
-            f"| {row['name']} | {row['parameters']:,} | {loss} | {row['recovery_s'] or 0:.0f} | {row['bleu']:.2f} | "
+            f"| {row['name']} | {row['parameters']:,} | {loss} | {row['recovery_s'] or 0:.0f}, "
+            f"{row['recovery_steps'] or 0} | {row['bleu']:.2f} | "
             f"{row['bleu_vs_small_dense'][0]:+.2f} [{low:+.2f}, {high:+.2f}] | {row['latency_ms']:.1f} | "
             f"{row['latency_ms'] / small['latency_ms']:.2f} | {row['latency_ms_batched']:.2f} | "
             f"{row['latency_ms_batched'] / small['latency_ms_batched']:.2f} |"
