@@ -12,6 +12,7 @@ from transformers import AutoModelForSeq2SeqLM
 from hf_tbc import OnnxModelForSeq2SeqLM
 from hf_tbc.compress.seq2seq import QuantizedModelForSeq2SeqLM, kept_neurons, prune_feed_forward, stack_layers
 from hf_tbc.errors import UsageError
+from hf_tbc.tasks.translation.bleu import read_translations
 from hf_tbc.tasks.translation.data import train_pair_tokenizer
 from hf_tbc.tasks.translation.model import seq2seq_config
 from tests.conftest import REPO
@@ -213,6 +214,43 @@ def test_pruning_to_a_shape_distils_from_the_dense_model_and_the_variant_gives_i
     tokenizer = AutoTokenizer.from_pretrained(out / "to-E1-D1-H32-fp32")
     hypotheses = translate(reloaded, tokenizer, [source for source, _ in pairs])
     assert corpus_scores(hypotheses, [target for _, target in pairs])["bleu"] == pytest.approx(shaped["bleu"])
+    saved = read_translations(out / "to-E1-D1-H32-fp32" / "translations_validation.tsv")  # for paired tests
+    assert [row["translation"] for row in saved] == hypotheses and len(saved) == 8
+
+
+def test_variants_of_several_grids_are_timed_side_by_side_in_one_process(tmp_path, translation_folder):
+    """python -m hf_tbc.tasks.translation.timing loads every variant of every grid (each with its own tokenizer),
+    times them in turn over two passes, and writes one row per variant and the passes' spread; bad input gets one
+    line and no file."""
+    import shutil
+
+    from hf_tbc.tasks.translation.timing import read_latency
+
+    model, files = translation_folder
+    small = tmp_path / "E2-D2-H64"
+    done = _compress(model, files, small, "--sparsities", "0", "--quantization", "none,torch-int8")
+    assert done.returncode == 0, done.stderr[-3000:]
+    other = tmp_path / "other"
+    shutil.copytree(small, other)
+    timing = [sys.executable, "-m", "hf_tbc.tasks.translation.timing", "--train_file", files["train"]]
+    timing += ["--validation_file", files["validation"]]
+    timing += ["--max_eval_samples", "6", "--latency_sentences", "2", "--latency_batch_size", "4"]
+    timing += ["--latency_runs", "2", "--output_dir", str(tmp_path / "latency")]
+    done = subprocess.run([*timing, "--compression_dirs", str(small), str(other)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads((tmp_path / "latency" / "latency.json").read_text())
+    assert [(row["grid"], row["variant"]) for row in record["rows"]] == [
+        (grid, variant) for grid in ("E2-D2-H64", "other") for variant in ("dense-fp32", "dense-torch-int8")
+    ]
+    for row in record["rows"]:
+        assert len(row["passes_ms"]) == 2 and row["latency_ms"] == pytest.approx(sum(row["passes_ms"]) / 2, abs=1e-3)
+        assert row["latency_ms_batched"] > 0
+    spread = max(abs(a - b) / min(a, b) for row in record["rows"] for a, b in [row["passes_ms"]])
+    assert record["margin"] >= spread - 1e-3 and record["latency_sentences"] == 2 and record["latency_batch"] == 4
+    assert read_latency(tmp_path / "latency")["rows"][("other", "dense-fp32")]["grid"] == "other"
+    missing = subprocess.run([*timing, "--compression_dirs", str(tmp_path / "nowhere")], capture_output=True, text=True)
+    assert missing.returncode == 2 and "holds no compression.jsonl" in missing.stderr
+    assert missing.stderr.strip().count("\n") == 0
 
 
 def test_translation_grid_refuses_classifier_methods_in_one_line_and_writes_nothing(tmp_path, translation_folder):

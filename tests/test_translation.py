@@ -437,6 +437,62 @@ def test_equal_latency_also_sets_the_bar_at_the_small_models_fastest_variant():
     assert "does not beat it by -0.50" in " ".join(_against_the_small_fastest(grids, "small"))
 
 
+def test_the_report_compares_side_by_side_latencies_and_the_larger_size_at_the_small_shape(tmp_path):
+    """The latency stage's timings replace each grid's own where they cover every variant (else the grids' own stay),
+    and a larger size pruned to the small shape is set against the small dense model with a paired interval."""
+    from types import SimpleNamespace
+
+    from hf_tbc.tasks.translation.bleu import write_translations
+    from hf_tbc.tasks.translation.findings import _at_the_small_shape, _side_by_side
+
+    config = SimpleNamespace(
+        root=tmp_path, sizes=["small", "wide"], stage_dir=lambda stage, size: tmp_path / stage / size
+    )
+    references = [f"le chat numero {index} dort" for index in range(40)]
+    sources = [f"the cat number {index} sleeps" for index in range(40)]
+    outputs = {
+        ("small", "dense-fp32"): [ref if index % 2 else "un chien" for index, ref in enumerate(references)],
+        ("wide", "to-small-fp32"): references,
+    }
+    for (size, variant), hypotheses in outputs.items():
+        folder = config.stage_dir("compress", size) / variant
+        folder.mkdir(parents=True)
+        write_translations(folder / "translations_validation.tsv", sources, references, hypotheses)
+
+    def row(variant, bleu, ms):
+        return {"variant": variant, "bleu": bleu, "latency_ms": ms, "latency_ms_batched": ms / 8, "method": "none"}
+
+    shaped = {"shape": "small", "distilled": True, "distill_beams": 4, "loss_before_recovery": 4.5}
+    grids = {
+        "small": [row("dense-fp32", 50.0, 40.0)],
+        "wide": [
+            row("dense-fp32", 60.0, 70.0),
+            {**row("to-small-fp32", 100.0, 41.0), **shaped, "validation_loss": 2.25},
+            {**row("to-small-onnx-int8", 99.0, 15.0), **shaped, "method": "onnx-int8", "validation_loss": 2.3},
+        ],
+    }
+    assert _side_by_side(config, grids) is None and grids["wide"][0]["latency_ms"] == 70.0  # no timing: kept
+    timed = [
+        {"grid": size, "variant": entry["variant"], "latency_ms": 10.0 + index, "latency_ms_batched": 1.0}
+        for size in grids
+        for index, entry in enumerate(grids[size])
+    ]
+    (tmp_path / "latency").mkdir()
+    (tmp_path / "latency" / "latency.json").write_text(json.dumps({"rows": timed[:-1], "margin": 0.08}))
+    assert _side_by_side(config, grids) is None and grids["wide"][0]["latency_ms"] == 70.0  # one variant untimed
+    (tmp_path / "latency" / "latency.json").write_text(json.dumps({"rows": timed, "margin": 0.08}))
+    assert _side_by_side(config, grids) == 0.08
+    assert [entry["latency_ms"] for entry in grids["wide"]] == [10.0, 11.0, 12.0]
+    text = "\n".join(_at_the_small_shape(config, grids, "small", grids["small"][0]))
+    assert "## (c) At the small model's own shape: larger sizes pruned to small" in text
+    assert "| wide → small, to-small-fp32 | distilled, from 4-beam translations | 4.500 → 2.250 | 100.00 | +" in text
+    assert "to-small-onnx-int8" not in text  # fp32 only: int8 has another cost
+    low = float(text.split("| 100.00 | ")[1].split("[")[1].split(",")[0])
+    assert low > 0  # every sentence right against half: the interval excludes no difference
+    grids["wide"] = grids["wide"][:1]
+    assert _at_the_small_shape(config, grids, "small", grids["small"][0]) == []
+
+
 @pytest.mark.slow
 def test_translation_study_reports_and_releases_with_translation_cards(tmp_path, pair_files):
     config_file = tmp_path / "mt.yaml"
@@ -566,6 +622,13 @@ release:
     }
     small = (root / "compress" / "E1-D1-H64" / "compression.jsonl").read_text()
     assert "to-E1-D1-H64" not in small  # the small size's own shape: nothing to prune
+    timing = json.loads((root / "latency" / "latency.json").read_text())  # every variant of both, in one process
+    small_variants = [json.loads(line)["variant"] for line in small.splitlines()]
+    expected = [("E1-D1-H64", name) for name in small_variants] + [("E1-D1-H128", row["variant"]) for row in large]
+    assert [(row["grid"], row["variant"]) for row in timing["rows"]] == expected
+    report = (root / "report.md").read_text()
+    assert "Every variant of every size was loaded into one process and timed in turn" in report
+    assert "| E1-D1-H128 → E1-D1-H64, to-E1-D1-H64-fp32 | distilled |" in report
     best = max(large, key=lambda row: (row["bleu"], -row["latency_ms"]))
     release = json.loads((root / "release" / "release.json").read_text())
     assert [entry["repo_id"] for entry in release] == [

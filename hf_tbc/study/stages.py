@@ -322,6 +322,12 @@ def run_stages(config: StudyConfig) -> dict:
                 command += ["--overwrite_output_dir", "true"]
             _run_stage(stage, size, folder, command, logs, [folder])
             done["ran"].append(f"{stage} {size}")
+    for stage, folder, command in task.closing_stages(config, python) if task.closing_stages else []:
+        if done["ran"] or not stage_complete(stage, folder):  # a size's output changed: measure all again
+            _run_stage(stage, "", folder, command + ["--output_dir", str(folder)], logs, [])
+            done["ran"].append(stage)
+        else:
+            done["skipped"].append(stage)
     release_dir = config.root / "release"
     if config.release and (done["ran"] or not stage_complete("release", release_dir)):
         options = {**config.study_task.release_options(config), "dry_run": True, **config.release}

@@ -43,6 +43,8 @@ class Task:
     ``optional_sections`` those it may have, ``stage_records`` the record each of its stages writes last (the stage
     is complete when it is there), ``example`` the bundled config to point users to, ``plan(config)`` the
     budget plan, ``stages(config, size, launcher, python)`` the stages one size goes through,
+    ``closing_stages(config, python)`` those over every size together once each size's are done (run again whenever
+    a size's stage ran),
     ``release_options(config)`` the flags of ``release.py`` for the whole set, ``write_report(config, plan_rows)``
     the report; ``advised_stage`` is the stage each size's probe is the start of, where the study runs the advisor
     first.
@@ -64,6 +66,7 @@ class Task:
     example: Optional[str] = None
     plan: Optional[Callable[[Any], list[dict]]] = None
     stages: Optional[Callable[[Any, str, list[str], list[str]], list[Stage]]] = None
+    closing_stages: Optional[Callable[[Any, list[str]], list[Stage]]] = None
     release_options: Optional[Callable[[Any], dict]] = None
     write_report: Optional[Callable[[Any, Optional[list[dict]]], Path]] = None
     advised_stage: Optional[str] = None

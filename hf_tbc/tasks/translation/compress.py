@@ -51,7 +51,7 @@ from ...errors import UsageError
 from ...hardware import hardware_summary
 from ..model_config import load_model_config
 from .arguments import TranslationDataArguments
-from .bleu import copy_source_scores, corpus_scores, decode, looping
+from .bleu import TRANSLATIONS_FILE, copy_source_scores, corpus_scores, decode, looping, write_translations
 from .data import load_pairs, tokenize_pairs
 from .recovery import build_variant
 from .train import describe_decoding
@@ -122,20 +122,27 @@ def latency_per_sentence(
     batch_size: int = 1,
     rounds: int = 10,
     max_source_length: Optional[int] = None,
+    tokenizers: Optional[dict] = None,
 ) -> dict:
     """Median ms per sentence of each ``name: (model, generate options)`` cell, the cells visited in turn so that
     machine noise hits all alike. ``batch_size`` 1: each of ``sources`` translated alone (the first warms each cell
     up); larger: the first ``batch_size`` sources translated together ``rounds`` times (after one warm-up), the
     batch's time divided by its sentences (what a batch job or a batching server pays per sentence). Sources are
-    cut to ``max_source_length`` tokens, as in training."""
+    cut to ``max_source_length`` tokens, as in training, and encoded by ``tokenizer``, or by ``tokenizers[name]``
+    for a cell named there (models trained apart each have their own)."""
     timings: dict[str, list[float]] = {name: [] for name in cells}
-    if batch_size == 1:
-        batches = [encode_sources(tokenizer, [source], max_source_length) for source in sources]
-    else:
-        batches = [encode_sources(tokenizer, sources[:batch_size], max_source_length, padding=True)] * (rounds + 1)
-    for index, encoded in enumerate(batches):
-        sentences = encoded["input_ids"].shape[0]
+    encoders = {name: (tokenizers or {}).get(name, tokenizer) for name in cells}
+    encoded_by = {}
+    for encoder in {id(encoder): encoder for encoder in encoders.values()}.values():
+        if batch_size == 1:
+            batches = [encode_sources(encoder, [source], max_source_length) for source in sources]
+        else:
+            batches = [encode_sources(encoder, sources[:batch_size], max_source_length, padding=True)] * (rounds + 1)
+        encoded_by[id(encoder)] = batches
+    for index in range(len(sources) if batch_size == 1 else rounds + 1):
         for name, (model, options) in cells.items():
+            encoded = encoded_by[id(encoders[name])][index]
+            sentences = encoded["input_ids"].shape[0]
             start = time.perf_counter()
             model.generate(**encoded, **options)
             if index:
@@ -174,7 +181,7 @@ def _measure(
         if isinstance(model, QuantizedModelForSeq2SeqLM)
         else sum(parameter.numel() for parameter in base.parameters())
     )
-    return {
+    scores = {
         **corpus_scores(hypotheses, references),
         "looping": looping(hypotheses),
         "distinct": round(len(set(hypotheses)) / max(len(hypotheses), 1), 4),
@@ -184,6 +191,9 @@ def _measure(
         "nonzero_parameters": parameters,
         "size_bytes": size_on_disk(folder),
     }
+    # beside the weights, after they were measured: the output behind the BLEU, for paired tests between variants
+    write_translations(folder / TRANSLATIONS_FILE.format(split="validation"), sources, references, hypotheses)
+    return scores
 
 
 def _save(model, tokenizer, folder: Path, method: str) -> dict:

@@ -122,26 +122,28 @@ def equal_latency(config) -> list[str]:
     if small not in grids or not own_dense(grids[small]):
         return lines + [f"The small baseline {small} has no compression grid yet: nothing to compare.", ""]
     baseline = own_dense(grids[small])
+    margin = _side_by_side(config, grids)
     limit = float(config.release.get("limit") or baseline["latency_ms"])
     plot_compression(grids, config.root / "bleu_vs_latency.png", x="latency_ms_per_sentence", y="bleu")
     rows, verdicts = [], []
     for size in config.sizes[1:]:
         if size not in grids:
-            rows.append(f"| {size} | not compressed yet | | | | | |")
+            rows.append(f"| {size} | not compressed yet | | | | | | |")
             continue
         chosen = best_under(grids[size], "latency", limit)
         if chosen is None:
             cheapest = _fastest(grids[size])
             rows.append(
                 f"| {size} | none at most {limit:.1f} ms (its fastest, {cheapest['variant']}: "
-                f"{cheapest['latency_ms']:.1f} ms) | | | | | |"
+                f"{cheapest['latency_ms']:.1f} ms) | | | | | | |"
             )
             verdicts.append(f"no variant of {size} is as fast as the small model")
             continue
         gain = chosen["bleu"] - baseline["bleu"]
         rows.append(
             f"| {size} | {chosen['variant']} | {chosen['bleu']:.2f} | {chosen['chrf']:.2f} "
-            f"| {chosen['latency_ms']:.1f} | {chosen['size_bytes'] / 1e6:.2f} | {gain:+.2f} |"
+            f"| {chosen['latency_ms']:.1f} | {chosen['latency_ms_batched']:.2f} | {chosen['size_bytes'] / 1e6:.2f} "
+            f"| {gain:+.2f} |"
         )
         verdicts.append(f"{size} ({chosen['variant']}) {_beats(gain)}")
     pairs = baseline["eval_pairs"]
@@ -151,20 +153,82 @@ def equal_latency(config) -> list[str]:
         + "; ".join(verdicts)
         + ".",
         "",
-        "| size | best variant at most that latency | BLEU | chrF | ms / sentence | MB | BLEU vs small dense |",
-        "|---|---|---|---|---|---|---|",
+        f"| size | best variant at most that latency | BLEU | chrF | ms / sentence | ms / sentence, batch "
+        f"{baseline.get('latency_batch', [1, 32])[-1]} | MB | BLEU vs small dense |",
+        "|---|---|---|---|---|---|---|---|",
         f"| {small} | dense-fp32 (the baseline) | {baseline['bleu']:.2f} | {baseline['chrf']:.2f} | "
-        f"{baseline['latency_ms']:.1f} | {baseline['size_bytes'] / 1e6:.2f} | |",
+        f"{baseline['latency_ms']:.1f} | {baseline['latency_ms_batched']:.2f} | {baseline['size_bytes'] / 1e6:.2f} | |",
         *rows,
         "",
         *_against_the_small_fastest(grids, small),
-        "Each grid measures the latency of its own variants side by side (loaded together, visited in turn); grids run "
-        "one after the other, so latencies of different sizes compare less tightly than those within one grid.",
+        (
+            "Every variant of every size was loaded into one process and timed in turn (the study's latency stage), "
+            f"two passes averaged; the passes differ by up to {100 * margin:.0f} %, the tie margin of these latencies."
+            if margin is not None
+            else "Each grid measures the latency of its own variants side by side (loaded together, visited in turn); "
+            "grids run one after the other, so latencies of different sizes compare less tightly than those within "
+            "one grid."
+        ),
         "",
         "![BLEU against latency per sentence](bleu_vs_latency.png)",
         "",
+        *_at_the_small_shape(config, grids, small, baseline),
     ]
     return lines
+
+
+def _side_by_side(config, grids: dict) -> Optional[float]:
+    """Puts the latency stage's side-by-side timings in place of each grid's own, where they cover every variant;
+    returns their tie margin (None: no such timing, and the grids' own latencies stay)."""
+    from .timing import read_latency
+
+    timing = read_latency(config.root / "latency")
+    if timing is None or any((size, row["variant"]) not in timing["rows"] for size in grids for row in grids[size]):
+        return None
+    for size, rows in grids.items():
+        for row in rows:
+            measured = timing["rows"][(size, row["variant"])]
+            row["latency_ms"] = row["latency_ms_per_sentence"] = measured["latency_ms"]
+            row["latency_ms_batched"] = measured["latency_ms_batched"]
+    return timing["margin"]
+
+
+def _at_the_small_shape(config, grids: dict, small: str, baseline: dict) -> list[str]:
+    """Each larger size pruned to the small size's own shape (the same inference cost by construction) against the
+    small size trained from scratch and trained on for the same recovery time (its dense variant): BLEU with a paired
+    bootstrap interval from both variants' saved translations."""
+    rows = []
+    for size in config.sizes[1:]:
+        for row in grids.get(size, []):
+            if row.get("shape") != small or row["method"] != "none":
+                continue
+            interval = bleu_difference(
+                config.stage_dir("compress", size) / row["variant"], config.stage_dir("compress", small) / "dense-fp32"
+            )
+            against = "no saved translations" if interval is None else "{:+.2f} [{:+.2f}, {:+.2f}]".format(*interval)
+            teacher = "no teacher" if not row.get("distilled") else "distilled"
+            teacher += f", from {row['distill_beams']}-beam translations" if row.get("distill_beams") else ""
+            rows.append(
+                f"| {size} → {small}, {row['variant']} | {teacher} | {row['loss_before_recovery']:.3f} → "
+                f"{row['validation_loss']:.3f} | {row['bleu']:.2f} | {against} | {row['latency_ms']:.1f} |"
+            )
+    if not rows:
+        return []
+    return [
+        f"## (c) At the small model's own shape: larger sizes pruned to {small}",
+        "",
+        f"Each larger size pruned to {small} and recovered for the compression section's recovery budget, against "
+        f"{small} trained from scratch and trained on for as long (its dense variant): the same inference cost by "
+        "construction, and the same training time. In fp32; intervals: 95 % paired bootstrap over the validation "
+        "pairs.",
+        "",
+        "| variant | recovery | validation loss before → after recovery | BLEU | vs small dense | ms / sentence |",
+        "|---|---|---|---|---|---|",
+        f"| {small}, dense-fp32 (the baseline) | trained on | | {baseline['bleu']:.2f} | | "
+        f"{baseline['latency_ms']:.1f} |",
+        *rows,
+        "",
+    ]
 
 
 def _against_the_small_fastest(grids: dict, small: str) -> list[str]:

@@ -132,6 +132,21 @@ def _stages(config, size: str, launcher: list[str], python: list[str]) -> list[S
     return stages
 
 
+TIMING_FLAGS = ("max_eval_samples", "latency_sentences", "latency_batch_size", "latency_runs")
+
+
+def _closing_stages(config, python: list[str]) -> list[Stage]:
+    """With a compression section: every variant of every size timed side by side in one process
+    (:mod:`.timing`), the latencies the report's equal-latency comparison reads."""
+    if not config.section("compression"):
+        return []
+    options = {key: value for key, value in config.section("translation").items() if key in TRANSLATION_DATA_FLAGS}
+    options.update({key: value for key, value in config.section("compression").items() if key in TIMING_FLAGS})
+    grids = [str(config.stage_dir("compress", size)) for size in config.sizes]
+    command = [*python, "-m", "hf_tbc.tasks.translation.timing", "--compression_dirs", *grids, *as_flags(options)]
+    return [("latency", config.root / "latency", command)]
+
+
 def small_dense_latency(config) -> Optional[float]:
     """The small baseline's (the first size's) dense fp32 latency per sentence, from its compression grid."""
     from ...compress.records import own_dense, read_records
@@ -174,10 +189,11 @@ TASK = Task(
     release_items=_release_items,
     sections=("translation",),
     optional_sections=("compression",),
-    stage_records={"translate": "eval_results.json", "compress": "compression.jsonl"},
+    stage_records={"translate": "eval_results.json", "compress": "compression.jsonl", "latency": "latency.json"},
     example="mt_cpu_demo.yaml",
     plan=_plan,
     stages=_stages,
+    closing_stages=_closing_stages,
     release_options=_release_options,
     write_report=_write_report,
     advised_stage="translate",
