@@ -8,8 +8,11 @@ time and in batches of ``--latency_batch_size``, in ``--passes`` passes; each la
 largest relative disagreement between two passes is the tie margin. ``latency.json`` holds one row per variant.
 
     python -m hf_tbc.tasks.translation.timing --compression_dirs runs/E2-D2-H128-compressed runs/E2-D2-H384-compressed \
-        --validation_file DATA/multi30k-en-fr/validation.tsv --source_lang en --target_lang fr --max_eval_samples 500 \
-        --output_dir runs/latency
+        --train_file DATA/multi30k-en-fr/train.tsv --validation_file DATA/multi30k-en-fr/validation.tsv \
+        --source_lang en --target_lang fr --max_eval_samples 500 --output_dir runs/latency
+
+The data flags are ``run_translation.py``'s, so that the sources are the pairs the grids scored. Every variant is held
+in memory at once (the sizes a CPU study trains take tens of MB each).
 """
 
 from __future__ import annotations
