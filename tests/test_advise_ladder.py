@@ -208,6 +208,7 @@ def test_staging_continues_the_contenders_only_and_branches_each_probe_where_it_
     write_ladder_advice(staging.forecaster(), {**record, "continue": None}, str(tmp_path))
     text = (tmp_path / "advice.md").read_text()
     assert "Train L2-H128" in text and "Stage 2" in text and (tmp_path / "advice.png").is_file()
+    assert "in contention were continued and branched again" in text
     again, calls_again = stage(tmp_path, ["L2-H32", "L2-H64", "L2-H128"], allowance_s=10_000.0)
     assert calls_again == [] and again.stages == staging.stages  # every probe and branch read back, nothing rerun
 
@@ -216,6 +217,10 @@ def test_staging_stops_where_the_next_stage_would_pass_the_allowance(tmp_path):
     staging, calls = stage(tmp_path, ["L2-H64", "L2-H128"], allowance_s=1e-9)
     assert len(staging.stages) == 1 and "allowance" in staging.stages[0]["stopped"]
     assert {stop for _, _, stop in calls} == {30.0, 37.5}
+    record = ladder_record(staging, 600.0, 30.0, 1e-9, "a test machine")
+    write_ladder_advice(staging.forecaster(), {**record, "continue": None}, str(tmp_path))
+    text = (tmp_path / "advice.md").read_text()  # no second stage ran: the advice does not say one did
+    assert "branched at the probe's end (the LR" in text and "continued and branched again" not in text
 
 
 def test_the_allowance_and_first_stage_default_to_a_third_and_a_twentieth_of_the_budget():

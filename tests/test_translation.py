@@ -629,6 +629,7 @@ release:
     report = (root / "report.md").read_text()
     assert "Every variant of every size was loaded into one process and timed in turn" in report
     assert "| E1-D1-H128 → E1-D1-H64, to-E1-D1-H64-fp32 | distilled |" in report
+    assert "BLEU vs small dense [95 % paired bootstrap] |" in report and " [-" in report.split("## (c)")[1]
     best = max(large, key=lambda row: (row["bleu"], -row["latency_ms"]))
     release = json.loads((root / "release" / "release.json").read_text())
     assert [entry["repo_id"] for entry in release] == [

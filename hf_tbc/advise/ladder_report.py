@@ -159,8 +159,13 @@ def ladder_markdown(record: dict, path: Path) -> Path:
         "",
         f"Hardware: {record['hardware'].rstrip('.')}. Every size was probed for {format_duration(record['probe_s'])} "
         f"on the schedule of the {budget} run and branched at the probe's end (the LR cooled to zero over a quarter "
-        "of the time again: the loss a run ending there reaches); the sizes still in contention were continued and "
-        f"branched again. Probing cost {format_duration(record['probe_cost_s'])} of wall-clock "
+        "of the time again: the loss a run ending there reaches)"
+        + (
+            "; the sizes still in contention were continued and branched again"
+            if len(record.get("stages") or []) > 1
+            else ""
+        )
+        + f". Probing cost {format_duration(record['probe_cost_s'])} of wall-clock "
         f"({record['probe_cost_share']:.0%} of the budget; the recommended size's probe is the start of its run and "
         "not counted).",
         "",

@@ -143,7 +143,7 @@ def equal_latency(config) -> list[str]:
         rows.append(
             f"| {size} | {chosen['variant']} | {chosen['bleu']:.2f} | {chosen['chrf']:.2f} "
             f"| {chosen['latency_ms']:.1f} | {chosen['latency_ms_batched']:.2f} | {chosen['size_bytes'] / 1e6:.2f} "
-            f"| {gain:+.2f} |"
+            f"| {_against_small_dense(config, size, chosen, small, gain)} |"
         )
         verdicts.append(f"{size} ({chosen['variant']}) {_beats(gain)}")
     pairs = baseline["eval_pairs"]
@@ -154,7 +154,7 @@ def equal_latency(config) -> list[str]:
         + ".",
         "",
         f"| size | best variant at most that latency | BLEU | chrF | ms / sentence | ms / sentence, batch "
-        f"{baseline.get('latency_batch', [1, 32])[-1]} | MB | BLEU vs small dense |",
+        f"{baseline.get('latency_batch', [1, 32])[-1]} | MB | BLEU vs small dense [95 % paired bootstrap] |",
         "|---|---|---|---|---|---|---|---|",
         f"| {small} | dense-fp32 (the baseline) | {baseline['bleu']:.2f} | {baseline['chrf']:.2f} | "
         f"{baseline['latency_ms']:.1f} | {baseline['latency_ms_batched']:.2f} | {baseline['size_bytes'] / 1e6:.2f} | |",
@@ -175,6 +175,15 @@ def equal_latency(config) -> list[str]:
         *_at_the_small_shape(config, grids, small, baseline),
     ]
     return lines
+
+
+def _against_small_dense(config, size: str, row: dict, small: str, gain: float) -> str:
+    """``row``'s BLEU minus the small dense model's, with the paired-bootstrap interval where both variants saved
+    their translations of the same pairs."""
+    interval = bleu_difference(
+        config.stage_dir("compress", size) / row["variant"], config.stage_dir("compress", small) / "dense-fp32"
+    )
+    return f"{gain:+.2f}" if interval is None else "{:+.2f} [{:+.2f}, {:+.2f}]".format(*interval)
 
 
 def _side_by_side(config, grids: dict) -> Optional[float]:
@@ -202,10 +211,7 @@ def _at_the_small_shape(config, grids: dict, small: str, baseline: dict) -> list
         for row in grids.get(size, []):
             if row.get("shape") != small or row["method"] != "none":
                 continue
-            interval = bleu_difference(
-                config.stage_dir("compress", size) / row["variant"], config.stage_dir("compress", small) / "dense-fp32"
-            )
-            against = "no saved translations" if interval is None else "{:+.2f} [{:+.2f}, {:+.2f}]".format(*interval)
+            against = _against_small_dense(config, size, row, small, row["bleu"] - baseline["bleu"])
             teacher = "no teacher" if not row.get("distilled") else "distilled"
             teacher += f", from {row['distill_beams']}-beam translations" if row.get("distill_beams") else ""
             rows.append(
