@@ -28,7 +28,7 @@ LAYERS = [
 ROOMS = [
     ["arguments", "data", "model", "corpus", "masking", "streaming", "bleu"],
     ["train"],
-    ["recovery", "compress"],  # how one variant is pruned and recovered, then the grid of them
+    ["recovery", "compress", "timing"],  # a variant pruned and recovered, the grid of them, grids timed together
     ["release", "card"],
     ["task", "plan", "findings", "report"],
 ]
