@@ -41,7 +41,8 @@ def draw_lines(
     """One PNG from ``series`` (dicts with ``label``, ``x``, ``y`` and optional ``marker``, ``color``,
     ``linestyle``); ``references`` are horizontal lines (a unigram loss, a majority-class accuracy)."""
     plt = _pyplot()
-    figure, axes = plt.subplots(figsize=(7.5, 4.8))
+    beside = len(series) + len(references or {}) > 8  # a legend that long would cover the lines: put it to the right
+    figure, axes = plt.subplots(figsize=(10.5 if beside else 7.5, 4.8))
     for line in series:
         if line["x"]:
             axes.plot(
@@ -63,7 +64,8 @@ def draw_lines(
     axes.set_title(title)
     axes.grid(alpha=0.3, which="both" if log_x else "major")
     if axes.get_legend_handles_labels()[0]:
-        axes.legend(fontsize=7 if len(series) > 6 else 9)
+        placement = dict(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0) if beside else {}
+        axes.legend(fontsize=7 if len(series) > 6 else 9, **placement)
     figure.tight_layout()
     output_file = Path(output_file)
     output_file.parent.mkdir(parents=True, exist_ok=True)
