@@ -52,7 +52,7 @@ from ...hardware import hardware_summary
 from ..model_config import load_model_config
 from .arguments import TranslationDataArguments
 from .bleu import TRANSLATIONS_FILE, copy_source_scores, corpus_scores, decode, looping, write_translations
-from .data import load_pairs, tokenize_pairs
+from .data import pairs_from_arguments, tokenize_pairs
 from .recovery import build_variant
 from .train import describe_decoding
 
@@ -215,19 +215,7 @@ def _grid_data(args: CompressionArguments, data_args: TranslationDataArguments, 
     and the training pairs tokenized for recovery and importance (None where neither runs): the pairs the run trained
     and was scored on, split with the same ``--seed`` and ``--validation_split_percentage`` where there is no
     validation file, the training pairs cut to ``--max_train_samples``."""
-    pairs = load_pairs(
-        data_args.dataset_name,
-        data_args.dataset_config_name,
-        data_args.train_file,
-        data_args.validation_file,
-        None,
-        data_args.source_lang,
-        data_args.target_lang,
-        data_args.source_column,
-        data_args.target_column,
-        data_args.validation_split_percentage,
-        seed=args.seed,
-    )
+    pairs = pairs_from_arguments(data_args, args.seed, test=False)
     validation = pairs["validation"]
     if data_args.max_eval_samples is not None:
         validation = validation.select(range(min(data_args.max_eval_samples, len(validation))))
@@ -235,8 +223,6 @@ def _grid_data(args: CompressionArguments, data_args: TranslationDataArguments, 
     validation_encoded = tokenize_pairs(validation, tokenizer, data_args.max_source_length, data_args.max_target_length)
     train_encoded = None
     if args.needs_training_data:
-        if data_args.max_train_samples:
-            pairs["train"] = pairs["train"].select(range(min(data_args.max_train_samples, len(pairs["train"]))))
         train_encoded = tokenize_pairs(
             pairs["train"], tokenizer, data_args.max_source_length, data_args.max_target_length
         )

@@ -120,6 +120,28 @@ def load_pairs(
     return DatasetDict(splits)
 
 
+def pairs_from_arguments(data_args, seed: int, test: bool = True) -> DatasetDict:
+    """:func:`load_pairs` as ``data_args`` (a run's :class:`TranslationDataArguments`) name the pairs, split with
+    ``seed`` where there is no validation file, the test split only if ``test``; the training pairs cut to
+    ``--max_train_samples``. What training, the compression grid and the latency stage all read."""
+    pairs = load_pairs(
+        data_args.dataset_name,
+        data_args.dataset_config_name,
+        data_args.train_file,
+        data_args.validation_file,
+        data_args.test_file if test else None,
+        data_args.source_lang,
+        data_args.target_lang,
+        data_args.source_column,
+        data_args.target_column,
+        data_args.validation_split_percentage,
+        seed=seed,
+    )
+    if data_args.max_train_samples:
+        pairs["train"] = pairs["train"].select(range(min(data_args.max_train_samples, len(pairs["train"]))))
+    return pairs
+
+
 def train_pair_tokenizer(pairs: Dataset, vocab_size: int = 4000, min_frequency: int = 2) -> PreTrainedTokenizerFast:
     """One byte-level BPE vocabulary for both languages, trained on the source and target sides of ``pairs`` and
     cached by their content: with one vocabulary, source and target share one embedding matrix, and words spelled

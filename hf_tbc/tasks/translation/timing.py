@@ -31,7 +31,7 @@ from ...errors import UsageError
 from ...hardware import hardware_summary
 from .arguments import TranslationDataArguments
 from .compress import latency_per_sentence, load_translation_variant
-from .data import load_pairs
+from .data import pairs_from_arguments
 
 LATENCY_FILE = "latency.json"
 
@@ -61,19 +61,7 @@ class TimingArguments:
 
 def validation_sources(data_args: TranslationDataArguments, seed: int) -> list[str]:
     """The first ``max_eval_samples`` validation sources, split as training and the grids split them."""
-    pairs = load_pairs(
-        data_args.dataset_name,
-        data_args.dataset_config_name,
-        data_args.train_file,
-        data_args.validation_file,
-        None,
-        data_args.source_lang,
-        data_args.target_lang,
-        data_args.source_column,
-        data_args.target_column,
-        data_args.validation_split_percentage,
-        seed=seed,
-    )["validation"]
+    pairs = pairs_from_arguments(data_args, seed, test=False)["validation"]
     if data_args.max_eval_samples is not None:
         pairs = pairs.select(range(min(data_args.max_eval_samples, len(pairs))))
     return list(pairs["source"])

@@ -40,7 +40,7 @@ from .bleu import (
     looping,
     write_translations,
 )
-from .data import TranslationCollator, load_pairs, tokenize_pairs, train_pair_tokenizer, unigram_loss
+from .data import TranslationCollator, pairs_from_arguments, tokenize_pairs, train_pair_tokenizer, unigram_loss
 from .model import build_model, model_config, set_generation
 
 logger = logging.get_logger(__name__)
@@ -75,21 +75,7 @@ def score_split(
 
 def _pairs_and_tokenizer(model_args: TranslationModelArguments, data_args: TranslationDataArguments, seed: int):
     """The pairs of every split, the shared tokenizer, and every split tokenized."""
-    pairs = load_pairs(
-        data_args.dataset_name,
-        data_args.dataset_config_name,
-        data_args.train_file,
-        data_args.validation_file,
-        data_args.test_file,
-        data_args.source_lang,
-        data_args.target_lang,
-        data_args.source_column,
-        data_args.target_column,
-        data_args.validation_split_percentage,
-        seed=seed,
-    )
-    if data_args.max_train_samples:
-        pairs["train"] = pairs["train"].select(range(min(data_args.max_train_samples, len(pairs["train"]))))
+    pairs = pairs_from_arguments(data_args, seed)
     source = model_args.tokenizer_name or model_args.model_name_or_path
     if source:
         tokenizer = AutoTokenizer.from_pretrained(source)
