@@ -134,7 +134,7 @@ def test_a_stream_of_a_small_file_trains_with_a_share_held_out(tmp_path, english
     [
         (["--time_budget", "ten minutes"], "time budget 'ten minutes' is not a duration"),
         (["--time_budget", "0"], "must be positive"),
-        (["--model_size", "L5-H100"], "unknown model size 'L5-H100': choose one of"),
+        (["--model_size", "L5-H200"], "model size 'L5-H200': needs at least one layer and a hidden size"),
         (["--config_overrides", "num_attention_heads=5"], "not divisible by num_attention_heads 5"),
         (["--train_file", "/no/such/file.txt"], "/no/such/file.txt does not exist"),
         (["--train_file", "EMPTY"], "is empty"),

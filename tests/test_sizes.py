@@ -23,11 +23,21 @@ def test_presets_cover_the_papers_depth_and_width_grids_with_roberta_shapes():
     assert {"L2-H32", "L2-H64", "L4-H256"} <= set(MODEL_SIZES)
 
 
-def test_unknown_size_lists_the_valid_ones():
-    with pytest.raises(ValueError, match="unknown model size 'L7-H100'.*L12-H768"):
-        get_model_size("L7-H100")
-    with pytest.raises(ValueError, match=r"written L\{layers\}-H\{hidden\}"):
+def test_any_depth_and_width_is_a_size_with_the_presets_rule():
+    one = get_model_size("L1-H128")
+    assert (one.num_hidden_layers, one.hidden_size, one.num_attention_heads, one.intermediate_size) == (1, 128, 2, 512)
+    assert get_model_size("l3-h192").num_attention_heads == 3
+    for name, size in MODEL_SIZES.items():  # the presets follow the same rule: heads = hidden / 64, at least 2
+        assert get_model_size(name) == size and size.num_attention_heads == max(size.hidden_size // 64, 2)
+
+
+def test_a_name_that_is_not_a_size_says_how_sizes_are_written():
+    written = r"unknown model size 'base': write sizes as L\{layers\}-H\{hidden\}.*L12-H768"
+    with pytest.raises(ValueError, match=written):
         get_model_size("base")
+    for bad in ("L0-H128", "L2-H16", "L2-H200"):  # no layer; too narrow; 200 not divisible by its 3 heads
+        with pytest.raises(ValueError, match=f"model size '{bad}': needs at least one layer.*divisible by its"):
+            get_model_size(bad)
 
 
 @pytest.mark.parametrize("architecture", ["roberta", "roberta-prelayernorm"])

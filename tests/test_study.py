@@ -139,7 +139,7 @@ def test_config_errors_and_flags(tmp_path):
     bad.write_text(
         "name: x\noutput_dir: o\nsizes: [L9-H1]\npretraining: {time_budget: 1m}\nfinetuning: {}\ncompression: {}\n"
     )
-    with pytest.raises(ValueError, match="unknown model size 'L9-H1'"):
+    with pytest.raises(ValueError, match="model size 'L9-H1': needs at least one layer"):
         StudyConfig.from_yaml(str(bad))
     bad.write_text("name: x\noutput_dir: o\nsizes: [L2-H32]\npretraining: {}\nfinetuning: {}\ncompression: {}\n")
     with pytest.raises(ValueError, match="pretraining needs a time_budget"):

@@ -20,8 +20,8 @@ class ModelArguments:
     model_size: Optional[str] = field(
         default="L2-H128",
         metadata={
-            "help": "Size preset L{layers}-H{hidden} (RoBERTa shapes: heads = hidden/64, FFN = 4 x hidden), "
-            "e.g. L12-H768. See hf_tbc.tasks.mlm.model.MODEL_SIZES."
+            "help": "Model size L{layers}-H{hidden}, e.g. L12-H768 or L1-H192 (RoBERTa shapes: heads = hidden/64, "
+            "at least 2, FFN = 4 x hidden). hf_tbc.tasks.mlm.model.MODEL_SIZES lists the paper's grids."
         },
     )
     model_name_or_path: Optional[str] = field(

@@ -1,8 +1,9 @@
-"""The masked LM: size presets ``L{layers}-H{hidden}`` with RoBERTa's shapes, their parameter and FLOP counts, the
+"""The masked LM: sizes ``L{layers}-H{hidden}`` with RoBERTa's shapes, their parameter and FLOP counts, the
 model built from them (its position table started as sine waves), and the MLM head on masked positions only.
 
-Heads = hidden / 64 and FFN = 4 x hidden, as in RoBERTa. The presets cover the paper's depth grid
-(3 to 24 layers at hidden 768) and width grid (hidden 256 to 1536), plus tiny sizes for tests and CPUs.
+Heads = hidden / 64 (at least 2) and FFN = 4 x hidden, as in RoBERTa. Any depth and width is a size; the presets
+name the paper's depth grid (3 to 24 layers at hidden 768) and width grid (hidden 256 to 1536), plus tiny sizes for
+tests and CPUs.
 """
 
 from __future__ import annotations
@@ -56,12 +57,27 @@ MODEL_SIZES: dict[str, ModelSize] = _presets()
 
 
 def get_model_size(name: str) -> ModelSize:
-    """The preset called ``name`` (e.g. ``"L12-H768"``); ``ValueError`` listing the valid names otherwise."""
+    """The size written ``L{layers}-H{hidden}`` (e.g. ``"L12-H768"``), presets or not; a clear error otherwise.
+
+    Any depth of at least one layer and any hidden size of at least 32 that its heads divide (hidden / 64, at least
+    two) is a size: the presets in ``MODEL_SIZES`` are the paper's grids and the CPU sizes, with the same rule.
+    """
     key = name.strip().upper()
     if key in MODEL_SIZES:
         return MODEL_SIZES[key]
-    hint = "" if re.fullmatch(r"L\d+-H\d+", key) else " (sizes are written L{layers}-H{hidden})"
-    raise UsageError(f"unknown model size {name!r}{hint}: choose one of {', '.join(MODEL_SIZES)}")
+    match = re.fullmatch(r"L(\d+)-H(\d+)", key)
+    if match is None:
+        raise UsageError(
+            f"unknown model size {name!r}: write sizes as L{{layers}}-H{{hidden}}, e.g. one of {', '.join(MODEL_SIZES)}"
+        )
+    layers, hidden = (int(part) for part in match.groups())
+    heads = max(hidden // 64, 2)
+    if layers < 1 or hidden < 32 or hidden % heads:
+        raise UsageError(
+            f"model size {name!r}: needs at least one layer and a hidden size of at least 32 divisible by its "
+            f"{heads} heads (hidden / 64, at least 2): use a multiple of 64, e.g. L2-H192"
+        )
+    return _roberta_shape(layers, hidden, heads)
 
 
 def roberta_config(
