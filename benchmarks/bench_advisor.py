@@ -446,7 +446,7 @@ def result_lines(args, rows: list[dict], picks: list[dict], summary: dict, budge
         lines.append(
             f"| {format_duration(pick['budget_s'])} | {pick['winner']} | {', '.join(pick['tied'])} "
             f"| {pick['advisor'] or 'none'}"
-            f"{'' if pick['advisor_clear'] else ' (overlap)'} | {pick[AT_PROBE_END]} "
+            f"{'' if pick['advisor_clear'] or not pick['advisor'] else ' (overlap)'} | {pick[AT_PROBE_END]} "
             f"| {pick[PER_STEP]} | {pick['probe_cost_share']:.2f} |"
         )
     correct = summary["right"]
@@ -459,6 +459,8 @@ def result_lines(args, rows: list[dict], picks: list[dict], summary: dict, budge
     spread = (
         f"Tie margin {summary['tie_margin']:.3f} nat: the largest seed-to-seed range of one size's final loss at "
         f"{args.spread_budget} ({len(args.seeds) + 1} seeds)"
+        if args.seeds and summary["seed_losses"]
+        else f"No seed spread measured yet at {args.spread_budget} (tie margin 0)"
         if args.seeds
         else "No seed spread measured (tie margin 0)"
     )
