@@ -2,7 +2,7 @@
 """How far ahead can any probe see? The full runs of the advisor benchmarks, cut short, extrapolated.
 
 A probe of ``f`` of the budget sees the start of the run the advisor forecasts. This benchmark gives each full run's
-own evaluation curve (its validation loss, measured on the run's own schedule) to two extrapolations as if the run
+own evaluation curve (its validation loss, measured on the run's own schedule) to three extrapolations as if the run
 had been a probe of ``f`` of its budget, and compares each with the loss the run then measured at the end of its
 stable phase (the last evaluation before the LR decays: the part of the forecast that extrapolates; the decay's gain
 is what a cool-down branch measures, and is printed beside). Nothing is trained: it reads the ``runs/`` folders that
@@ -10,9 +10,13 @@ is what a cool-down branch measures, and is printed beside). Nothing is trained:
 
 - *log-linear*: the loss a straight line in log time, fitted to the evaluations from ``f/4`` to ``f`` of the budget
   (what the advisor's slope per doubling assumes);
-- *power law*: ``E + A t^-alpha`` (a floor, and a fall that slows), fitted by least squares over the same points.
+- *power law*: ``E + A t^-alpha`` (a floor, and a fall that slows), fitted by least squares over the same points;
+- *across sizes*: one law for every size of the budget together, ``E + A N^-a + B S^-b`` (N the size's parameters,
+  S its steps; Hoffmann et al. 2022's form with steps for tokens), fitted to all the sizes' cut curves at once, so
+  that the curvature a fast size's longer curve shows is lent to the slower ones, and evaluated at each run's own
+  step count there (given exactly).
 
-This is the best a probe of that length could do with either curve and a perfect decay estimate: where it misses by
+This is the best a probe of that length could do with these curves and a perfect decay estimate: where it misses by
 more than the advisor's 0.1-nat target, no probe of that length reaches the target with these curves. The staged
 advisor shares a third of the budget among the sizes: with three sizes each one's probe is at most about a ninth.
 
@@ -31,17 +35,19 @@ from pathlib import Path
 import numpy as np
 
 SHARES = (0.05, 0.1, 0.2, 1 / 3)
-METHODS = ("log-linear", "power law")
+METHODS = ("log-linear", "power law", "across sizes")
 TARGET = 0.1  # nat: the advisor's target for the median error
 
 
-def evaluations(folder: Path) -> list[tuple[float, float]]:
+def evaluations(folder: Path) -> list[tuple[float, float, int]]:
+    """(training seconds, validation loss, step) of every evaluation of the run in ``folder``."""
     rows = [json.loads(line) for line in (folder / "curve.jsonl").read_text().splitlines() if line.strip()]
-    return [(row["train_s"], row["eval_loss"]) for row in rows if row.get("eval_loss") is not None]
+    return [(row["train_s"], row["eval_loss"], row["step"]) for row in rows if row.get("eval_loss") is not None]
 
 
 def full_runs(grid: Path):
-    """(budget name, size, budget seconds, decay ratio, evaluations) of every run of ``grid`` that reached its end."""
+    """(budget name, size, budget seconds, decay ratio, evaluations, parameters) of every run of ``grid`` that
+    reached its end."""
     for budget_dir in sorted((grid / "runs").iterdir()):
         for folder in sorted(budget_dir.iterdir()):
             summary = folder / "run_summary.json"
@@ -51,7 +57,8 @@ def full_runs(grid: Path):
             if record.get("stop_reason") != "time_budget":
                 continue
             decay = float(record.get("decay_ratio") or 0.2) if "decay" in str(record.get("schedule")) else 0.0
-            yield budget_dir.name, folder.name, float(record["time_budget_s"]), decay, evaluations(folder)
+            budget_s = float(record["time_budget_s"])
+            yield budget_dir.name, folder.name, budget_s, decay, evaluations(folder), record.get("parameters")
 
 
 def log_linear(points: list[tuple[float, float]], at: float) -> float:
@@ -79,11 +86,37 @@ def power_law(points: list[tuple[float, float]], at: float) -> float:
     return float(floor + scale * at**-alpha)
 
 
-def cut(curve, budget_s: float, share: float) -> list[tuple[float, float]]:
+def across_sizes(cuts: list[tuple[float, list[tuple[float, float, int]]]]):
+    """``E + A N^-a + B S^-b`` fitted to every size's cut curve together (``cuts``: parameters, evaluations); for each
+    ``(a, b)`` on a grid the rest is linear, the best fit with non-negative terms wins. A function of (parameters,
+    steps), or None where fewer than two sizes are cut."""
+    points = [(size, step, loss) for size, curve in cuts for _, loss, step in curve]
+    if len({size for size, _ in cuts}) < 2:
+        return None
+    sizes = np.array([size / 1e6 for size, _, _ in points])
+    steps = np.array([step / 1e3 for _, step, _ in points])
+    losses = np.array([loss for _, _, loss in points])
+    best = None
+    for a in np.linspace(0.05, 1.5, 30):
+        for b in np.linspace(0.05, 1.5, 30):
+            design = np.stack([np.ones_like(sizes), sizes**-a, steps**-b], axis=1)
+            coefficients, *_ = np.linalg.lstsq(design, losses, rcond=None)
+            if min(coefficients) < 0:
+                continue
+            error = float(np.sum((design @ coefficients - losses) ** 2))
+            if best is None or error < best[0]:
+                best = (error, a, b, coefficients)
+    if best is None:
+        return None
+    _, a, b, (floor, size_term, step_term) = best
+    return lambda size, step: float(floor + size_term * (size / 1e6) ** -a + step_term * (step / 1e3) ** -b)
+
+
+def cut(curve, budget_s: float, share: float) -> list[tuple[float, float, int]]:
     """The evaluations a probe of ``share`` of the budget would have, from a quarter of its length on (earlier ones
     are the warmup's fall); None where fewer than three, or less than one doubling, are left."""
     end = share * budget_s * 1.001
-    points = [(t, loss) for t, loss in curve if end / 4 <= t <= end]
+    points = [point for point in curve if end / 4 <= point[0] <= end]
     if len(points) < 3 or points[-1][0] < 2 * points[0][0]:
         return None
     return points
@@ -92,9 +125,15 @@ def cut(curve, budget_s: float, share: float) -> list[tuple[float, float]]:
 def analyse(grids: list[Path]) -> list[dict]:
     rows = []
     for grid in grids:
-        for budget, size, budget_s, decay, curve in full_runs(grid):
-            stable = [(t, loss) for t, loss in curve if t <= (1 - decay) * budget_s + 1.0]
-            at, target = stable[-1]
+        runs = list(full_runs(grid))
+        laws = {}  # (budget, share) -> the law across that budget's sizes
+        for budget in dict.fromkeys(run[0] for run in runs):
+            for share in SHARES:
+                cuts = [(run[5], cut(run[4], run[2], share)) for run in runs if run[0] == budget and run[5]]
+                laws[budget, share] = across_sizes([(size, points) for size, points in cuts if points])
+        for budget, size, budget_s, decay, curve, parameters in runs:
+            stable = [point for point in curve if point[0] <= (1 - decay) * budget_s + 1.0]
+            at, target, step = stable[-1]
             row = {
                 "grid": grid.name,
                 "budget": budget,
@@ -106,9 +145,13 @@ def analyse(grids: list[Path]) -> list[dict]:
             }
             for share in SHARES:
                 points = cut(curve, budget_s, share)
+                pairs = None if points is None else [(t, loss) for t, loss, _ in points]
                 for method, extrapolate in zip(METHODS, (log_linear, power_law)):
-                    error = None if points is None else round(extrapolate(points, at) - target, 4)
+                    error = None if pairs is None else round(extrapolate(pairs, at) - target, 4)
                     row["errors"][f"{method} {share:.2f}"] = error
+                law = laws[budget, share]
+                error = None if law is None or pairs is None else round(law(parameters, step) - target, 4)
+                row["errors"][f"across sizes {share:.2f}"] = error
             rows.append(row)
     return rows
 
@@ -174,10 +217,10 @@ def write(rows: list[dict], table: list[dict], output_dir: Path) -> None:
         )
         lines.append(
             f"| {row['grid']} | {row['budget']} | {row['size']} | {row['stable_end_s']:.0f}s: "
-            f"{row['stable_loss']:.3f} | {row['final_loss']:.3f} | {errors} (log-linear · power law) |"
+            f"{row['stable_loss']:.3f} | {row['final_loss']:.3f} | {errors} ({' · '.join(METHODS)}) |"
         )
     (output_dir / "results.md").write_text("\n".join(lines) + "\n")
-    figure, axes = plt.subplots(1, len(METHODS), figsize=(11, 4), sharey=True)
+    figure, axes = plt.subplots(1, len(METHODS), figsize=(15, 4), sharey=True)
     for axis, method in zip(axes, METHODS):
         for grid in dict.fromkeys(row["grid"] for row in rows):
             entries = [e for e in table if e["grid"] == grid and e["method"] == method and e["median_abs_error"]]
