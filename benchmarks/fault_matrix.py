@@ -779,7 +779,7 @@ def _study_bad_inputs(c: dict) -> list[tuple[str, list[str], str, Path]]:
         (
             "study: unknown size",
             [*study, "--config", str(data / "study_size.yaml")],
-            "unknown model size",
+            "model size 'L2-H33': needs at least one layer and a hidden size of at least 32 divisible by its 2 heads",
             out / "study_size",
         ),
     ]
