@@ -41,14 +41,15 @@ class ModelSize:
         return f"L{self.num_hidden_layers}-H{self.hidden_size}"
 
 
-def _roberta_shape(layers: int, hidden: int, heads: Optional[int] = None) -> ModelSize:
-    return ModelSize(layers, hidden, heads or max(hidden // 64, 1), 4 * hidden)
+def _roberta_shape(layers: int, hidden: int) -> ModelSize:
+    """RoBERTa's shape: heads of 64 (at least two, so that tiny sizes still have several), FFN 4 x hidden."""
+    return ModelSize(layers, hidden, max(hidden // 64, 2), 4 * hidden)
 
 
 def _presets() -> dict[str, ModelSize]:
     sizes = [_roberta_shape(layers, hidden) for layers in PAPER_DEPTHS for hidden in PAPER_WIDTHS]
-    # CPU-scale and test sizes: heads of width 32-64 so that tiny models still have several heads.
-    sizes += [_roberta_shape(2, 32, 2), _roberta_shape(2, 64, 2), _roberta_shape(2, 128, 2)]
+    # CPU-scale and test sizes: two heads of width 16 to 64.
+    sizes += [_roberta_shape(2, 32), _roberta_shape(2, 64), _roberta_shape(2, 128)]
     sizes += [_roberta_shape(layers, hidden) for layers in (2, 4, 6, 8) for hidden in (128, 256, 384, 512)]
     return {size.name: size for size in sorted(set(sizes), key=lambda s: (s.hidden_size, s.num_hidden_layers))}
 
@@ -70,14 +71,13 @@ def get_model_size(name: str) -> ModelSize:
         raise UsageError(
             f"unknown model size {name!r}: write sizes as L{{layers}}-H{{hidden}}, e.g. one of {', '.join(MODEL_SIZES)}"
         )
-    layers, hidden = (int(part) for part in match.groups())
-    heads = max(hidden // 64, 2)
-    if layers < 1 or hidden < 32 or hidden % heads:
+    size = _roberta_shape(*(int(part) for part in match.groups()))
+    if size.num_hidden_layers < 1 or size.hidden_size < 32 or size.hidden_size % size.num_attention_heads:
         raise UsageError(
             f"model size {name!r}: needs at least one layer and a hidden size of at least 32 divisible by its "
-            f"{heads} heads (hidden / 64, at least 2): use a multiple of 64, e.g. L2-H192"
+            f"{size.num_attention_heads} heads (hidden / 64, at least 2): use a multiple of 64, e.g. L2-H192"
         )
-    return _roberta_shape(layers, hidden, heads)
+    return size
 
 
 def roberta_config(
