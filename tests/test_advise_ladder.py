@@ -304,18 +304,29 @@ def test_held_back_probes_share_the_allowance_breadth_first_instead_of_the_first
 
 def test_no_forecast_where_a_probe_cannot_leave_its_warmup_within_the_allowance(tmp_path):
     staging, _ = stage(tmp_path, ["L2-H64", "L2-H128"], allowance_s=1e-9, warmup_s=20.0)
-    with pytest.raises(
-        UsageError, match=r"no forecast for 10m00s: the probes of L2-H64 \(300 steps, inside its warmup\), L2-H128"
-    ) as refusal:
-        ladder_record(staging, 600.0, 30.0, 1e-9, "a test machine")
+    record = ladder_record(staging, 600.0, 30.0, 1e-9, "a test machine")
+    why = record["no_forecast"]
+    assert why.startswith("no forecast for 10m00s: the probes of L2-H64 (300 steps, inside its warmup), L2-H128")
     # each needs 40 s (twice its 200-step warmup), a quarter more for its branch, times two sizes
-    assert "leaving warmup takes about 1m40s of probing here: pass --probe_allowance 100s" in str(refusal.value)
-    assert "--time_budget" not in str(refusal.value)  # a third of this budget would do: the allowance was the limit
+    assert "leaving warmup takes about 1m40s of probing here: pass --probe_allowance 100s" in why
+    assert "--time_budget" not in why  # a third of this budget would do: the allowance was the limit
+    # no forecast, but a pick on what was measured: the lower validation loss at the probes' common end (30 s)
+    assert record["basis"] == "measured" and not record["clear"] and record["overlapping"] == ["L2-H128"]
+    assert record["recommended_size"] == "L2-H64" and record["measured"]["at_s"] == 30.0
+    assert record["measured"]["losses"] == {size: round(mid_loss(size, 30.0), 4) for size in ("L2-H64", "L2-H128")}
+    assert all(row["forecast_loss"] is None for row in record["forecasts"].values()) and record["crossovers"] == []
+    write_ladder_advice(staging.forecaster(), {**record, "continue": None}, str(tmp_path))
+    text = (tmp_path / "advice.md").read_text()
+    assert "**Train L2-H64: not a forecast.** No forecast for 10m00s: the probes of L2-H64 (300 steps" in text
+    assert why[1:] in text
+    assert "at 30s of training, the latest time every probe reached, L2-H64 had the lowest validation loss" in text
     for ladder in staging.ladders.values():  # branches that cooled over as long again as their probe (decay 0.5)
         ladder[:] = [dataclasses.replace(rung, end_s=2 * rung.at_s) for rung in ladder]
-    with pytest.raises(
-        UsageError, match=r"leaving warmup takes about 2m40s of probing here: pass --probe_allowance 160s"
-    ):
+    record = ladder_record(staging, 600.0, 30.0, 1e-9, "a test machine")
+    assert "leaving warmup takes about 2m40s of probing here: pass --probe_allowance 160s" in record["no_forecast"]
+    for probe in staging.probes.values():  # nothing measured to pick on either: the one-line error
+        probe.evaluations = []
+    with pytest.raises(UsageError, match=r"no forecast for 10m00s: the probes of L2-H64 \(300 steps"):
         ladder_record(staging, 600.0, 30.0, 1e-9, "a test machine")
 
 

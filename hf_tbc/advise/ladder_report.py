@@ -41,6 +41,21 @@ def naive_picks(probes: list[Probe], first_s: float) -> dict:
     }
 
 
+def measured_leader(probes: list[Probe]) -> Optional[dict]:
+    """The size with the lowest validation loss at the latest time every probe reached (the same wall-clock of
+    training for each, on the same schedule): what the probes measured, not a forecast of the budget. None where a
+    probe has no evaluation."""
+    if not probes or any(not probe.evaluations for probe in probes):
+        return None
+    at = min(probe.evaluations[-1][1] for probe in probes)
+    losses = {probe.size: _eval_at(probe, at) for probe in probes}
+    return {
+        "size": min(losses, key=losses.get),
+        "at_s": round(at, 1),
+        "losses": {size: round(loss, 4) for size, loss in losses.items()},
+    }
+
+
 def crossovers(forecaster: LadderForecaster, grid: list[float], sizes: set) -> list[dict]:
     ordered = sorted((probe for probe in forecaster.probes if probe.size in sizes), key=lambda p: p.parameters or 0)
     rows = []
@@ -81,19 +96,41 @@ def _no_forecast(staging: Staging, short: list, budget_s: float, allowance_s: fl
     return f"{text}: pass a larger --probe_allowance (and --probe_budget), or advise for a longer --time_budget"
 
 
+def _choice(staging: Staging, ranked: list, short: list, budget_s: float, allowance_s: float) -> dict:
+    """The recommendation: from the forecasts (``basis`` "forecast") where two or more sizes have one; otherwise the
+    size the probes measured ahead (``basis`` "measured", never clear), with ``no_forecast`` saying why there is no
+    forecast and what would give one; a one-line ``UsageError`` where not even that was measured."""
+    if len(ranked) >= 2:
+        choice = {**recommendation(ranked), "basis": "forecast"}
+        if short:
+            choice.update(clear=False, overlapping=[*choice["overlapping"], *(row.size for row in short)])
+        return choice
+    why = _no_forecast(staging, short, budget_s, allowance_s)
+    leader = measured_leader(list(staging.probes.values()))
+    if leader is None:
+        raise UsageError(why)
+    others = [size for size in staging.probes if size != leader["size"]]
+    return {
+        "recommended_size": leader["size"],
+        "clear": False,
+        "overlapping": others,
+        "basis": "measured",
+        "no_forecast": why,
+        "measured": leader,
+    }
+
+
 def ladder_record(staging: Staging, budget_s: float, first_s: float, allowance_s: float, hardware: str) -> dict:
-    """The advice. A size whose probe could not leave its warmup within the allowance gets no forecast (its row says
-    so, and the recommendation is among the others, never clear); where fewer than two sizes have a forecast, a
-    one-line ``UsageError`` instead (the probes and branches stay, for a rerun with a larger allowance to reuse)."""
+    """The advice. A size whose probe could not leave its warmup (or the unigram plateau) within the allowance gets
+    no forecast (its row says so, and the recommendation is among the others, never clear); where fewer than two
+    sizes have a forecast, the recommendation is the size the probes measured ahead at the latest time all reached,
+    said to be no forecast (see :func:`_choice`; the probes and branches stay, for a rerun with a larger allowance
+    to reuse)."""
     forecaster = staging.forecaster()
     forecasts = forecaster.forecast_all(budget_s)
     short = [row for row in forecasts if row.support in UNRANKED]
     ranked = [row for row in forecasts if row.support not in UNRANKED]
-    if len(ranked) < 2:
-        raise UsageError(_no_forecast(staging, short, budget_s, allowance_s))
-    choice = recommendation(ranked)
-    if short:
-        choice.update(clear=False, overlapping=[*choice["overlapping"], *(row.size for row in short)])
+    choice = _choice(staging, ranked, short, budget_s, allowance_s)
     probes = list(staging.probes.values())
     # a crossover before the first rung would be read off a line drawn backwards: the scan starts at the last rung
     start = max(rungs[-1].end_s for rungs in staging.ladders.values())
@@ -141,22 +178,37 @@ def _interval(row: dict) -> str:
     return f"{row['forecast_loss']:.3f} [{row['forecast_low']:.3f}, {row['forecast_high']:.3f}]"
 
 
+def _headline(record: dict, budget: str, winner: str, forecasts: dict) -> str:
+    """The recommendation in one paragraph: on the forecasts (how certain), or on what the probes measured where
+    they could not support a forecast."""
+    if record.get("basis") == "measured":
+        measured = record["measured"]
+        losses = ", ".join(f"{size} {loss:.3f}" for size, loss in measured["losses"].items())
+        why = record["no_forecast"]
+        return (
+            f"**Train {winner}: not a forecast.** {why[:1].upper()}{why[1:]}. What the probes measured: at "
+            f"{format_duration(measured['at_s'])} of training, "
+            f"the latest time every probe reached, {winner} had the lowest validation loss ({losses}). That is the "
+            "size ahead now; whether a slower size overtakes it by the deadline, these probes cannot say."
+        )
+    text = f"**Train {winner}.** Its forecast validation loss at {budget} is the lowest: {_interval(forecasts[winner])}"
+    if record["clear"]:
+        return text + "; its interval clears every other size's."
+    if not record.get("without_forecast"):
+        return (
+            text + f"; the intervals of {', '.join(record['overlapping'])} overlap it, so the ranking is not certain."
+        )
+    return (
+        text + f"; {', '.join(record['without_forecast'])} could not be forecast (its probe did not leave its warmup "
+        "or the unigram plateau within the allowance), so it is not ranked."
+    )
+
+
 def ladder_markdown(record: dict, path: Path) -> Path:
     budget, winner = format_duration(record["time_budget_s"]), record["recommended_size"]
     forecasts = record["forecasts"]
-    lines = [
-        f"# Which size to train for {budget}",
-        "",
-        f"**Train {winner}.** Its forecast validation loss at {budget} is the lowest: {_interval(forecasts[winner])}"
-        + (
-            "; its interval clears every other size's."
-            if record["clear"]
-            else f"; the intervals of {', '.join(record['overlapping'])} overlap it, so the ranking is not certain."
-            if not record.get("without_forecast")
-            else f"; {', '.join(record['without_forecast'])} could not be forecast (its probe did not leave its warmup "
-            "or the unigram plateau within the allowance), so it is not ranked."
-        ),
-        "",
+    lines = [f"# Which size to train for {budget}", "", _headline(record, budget, winner, forecasts), ""]
+    lines += [
         f"Hardware: {record['hardware'].rstrip('.')}. Every size was probed for {format_duration(record['probe_s'])} "
         f"on the schedule of the {budget} run and branched at the probe's end (the LR cooled to zero over a quarter "
         "of the time again: the loss a run ending there reaches)"
@@ -169,6 +221,8 @@ def ladder_markdown(record: dict, path: Path) -> Path:
         f"({record['probe_cost_share']:.0%} of the budget; the recommended size's probe is the start of its run and "
         "not counted).",
         "",
+    ]
+    lines += [
         "| size | parameters | s / step | steps at the budget | rungs: end, loss | slope / doubling | "
         "forecast loss [interval] | basis |",
         "|---|---|---|---|---|---|---|---|",

@@ -34,6 +34,16 @@ def final_eval_loss(run_dir: Path) -> Optional[float]:
     return losses[-1] if losses else None
 
 
+def pick_basis(advice: dict) -> str:
+    """How sure the advisor's pick was, as a parenthesis: the probes measured it ahead but could not support a
+    forecast, or its interval overlapped others', or nothing (its interval cleared every other size's)."""
+    if advice.get("basis") == "measured":
+        return " (not a forecast: the probes could not support one, and it was the size they measured ahead)"
+    if advice["clear"]:
+        return ""
+    return " (its interval overlapped " + ", ".join(advice["overlapping"]) + "'s)"
+
+
 def outcome_of_forecasts(advice: Optional[dict], actual: Mapping[str, Optional[float]]) -> list[dict]:
     """Per size, the advisor's forecast at the budget next to ``actual[size]``, the loss its run reached there."""
     rows = []
@@ -64,9 +74,7 @@ def forecast_lines(advice: dict, actual: Mapping[str, Optional[float]], measured
     lines = [
         f"Forecast: the advisor, from probes of {format_duration(advice['probe_s'])} per size (the first "
         f"{advice['probe_s'] / advice['time_budget_s']:.0%} of each run, on its schedule), recommended "
-        f"**{recommended}**{verdict}"
-        + ("" if advice["clear"] else " (its interval overlapped " + ", ".join(advice["overlapping"]) + "'s)")
-        + ".",
+        f"**{recommended}**{verdict}{pick_basis(advice)}.",
         "",
         "| size | probe steps | forecast loss [interval] | basis | measured loss | measured − forecast | inside |",
         "|---|---|---|---|---|---|---|",

@@ -125,10 +125,14 @@ def advise(
         )
         write(forecaster, record, training_args.output_dir)
         table = forecast_table(record["forecasts"])
+        if record.get("basis") == "measured":  # the probes could not support a forecast: say so first
+            logger.warning(record["no_forecast"])
+            how = " (no forecast: the size the probes measured ahead)"
+        else:
+            how = "" if record["clear"] else " (intervals overlap)"
         logger.warning(
-            f"Advice for {format_duration(budget_s)}: train {record['recommended_size']}"
-            f"{'' if record['clear'] else ' (intervals overlap)'}; forecast losses {table}; "
-            f"{training_args.output_dir}/advice.md"
+            f"Advice for {format_duration(budget_s)}: train {record['recommended_size']}{how}; forecast losses "
+            f"{table}; {training_args.output_dir}/advice.md"
         )
     if advice_args.continue_winner:
         winner = _agreed_winner(record, training_args)

@@ -187,6 +187,8 @@ def three_answers(config, pretraining: dict, compression: dict, advice: Optional
         text += f" The advisor, from {format_duration(advice['probe_s'])} probes, had recommended {recommended}" + (
             " (right)." if recommended == best_loss else f" (wrong: {best_loss} won)."
         )
+        if advice.get("basis") == "measured":
+            text += " That pick was not a forecast: the probes could not support one; it was the size they had ahead."
     drops = robustness(compression)
     if len(drops) > 1:
         sizes = sorted(drops, key=lambda size: runs[size]["parameters"] if size in runs else 0)
