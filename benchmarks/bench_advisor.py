@@ -40,18 +40,21 @@ import subprocess
 import sys
 from pathlib import Path
 from statistics import median
+from typing import Optional
 
 from bench_time_to_loss import corpus
 
+from hf_tbc.advise.arguments import ALLOWANCE_SHARE
 from hf_tbc.advise.forecast import Forecaster
 from hf_tbc.advise.ladder_report import ladder_record, write_ladder_advice
-from hf_tbc.advise.probing import probe_dir, read_probe
+from hf_tbc.advise.probing import PROBE_SETTINGS, probe_dir, read_probe
 from hf_tbc.advise.report import advice_record, write_advice
 from hf_tbc.advise.staging import read_staging
 from hf_tbc.budget import format_duration, parse_duration
 from hf_tbc.errors import UsageError
 from hf_tbc.hardware import describe_hardware, hardware_summary
 from hf_tbc.plots import _pyplot
+from hf_tbc.tasks.registry import TASKS
 
 ROOT = Path(__file__).resolve().parents[1]
 AT_PROBE_END, PER_STEP = "lowest at the probes' end", "lowest per step"
@@ -183,24 +186,60 @@ def final_loss(run_dir: Path) -> float:
     return json.loads((run_dir / "run_summary.json").read_text())["final_eval_loss"]
 
 
+def grid_advice(args) -> dict:
+    """One budget's advice in ``--output_dir`` (the first by name), or {} where none has advice yet."""
+    advice = sorted(Path(args.output_dir).glob("*/advice.json"))
+    return json.loads(advice[0].read_text()) if advice else {}
+
+
+def grid_hardware(args) -> str:
+    """The machine the grid's probes ran on, as its advice names it (a grid may be scored again elsewhere); this
+    machine where no budget has advice yet."""
+    return grid_advice(args).get("hardware") or describe_hardware(hardware_summary())
+
+
+def unadvised_record(args, budget: str, folder: Path) -> Optional[dict]:
+    """What a budget the advisor gave no advice for (staged probing) was run with, for :func:`reforecast`: the
+    probes' schedule from their settings, the default allowance (a third of the budget), no stage recorded, and the
+    hardware the grid's advice names (else this machine's). None where the probes' settings are not kept."""
+    settings = probe_dir(str(folder), args.model_sizes.split(",")[0]) / PROBE_SETTINGS
+    if not settings.is_file():
+        return None
+    return {
+        "method": "cool-down branches, staged",
+        "schedule": json.loads(settings.read_text())["lr_scheduler_type"],
+        "stages": [],
+        "probe_s": args.probe_share * parse_duration(budget),
+        "allowance_s": ALLOWANCE_SHARE * parse_duration(budget),
+        "hardware": grid_hardware(args),
+        "task": args.task,
+        "loss": TASKS[args.task].loss,
+    }
+
+
 def reforecast(args, budget: str, folder: Path) -> None:
     """Rewrites the advice of ``budget`` from its probes' kept records with this checkout's forecasting code (the
-    probes are what the advisor measured; only the forecast from them is redone)."""
-    if not (folder / "advice.json").is_file():
-        return  # the probes gave no forecast then: kept as a miss
-    old = json.loads((folder / "advice.json").read_text())
+    probes are what the advisor measured; only the forecast from them is redone). A budget the advisor gave no
+    advice for is advised again where this code gives advice from the same probes (staged probing only)."""
+    if (folder / "advice.json").is_file():
+        old = json.loads((folder / "advice.json").read_text())
+    else:
+        old = unadvised_record(args, budget, folder) if args.method == "branches" else None
+    if old is None:
+        return  # no advice then, and none can be made again here: kept as a miss
     if old.get("method", "").startswith("cool-down"):  # staged probing: its probes and ladders, forecast again
         sizes = args.model_sizes.split(",")
         folders = {size: probe_dir(str(folder), size) for size in sizes}
         staging = read_staging(str(folder), folders, parse_duration(budget), old["schedule"], old["stages"])
         try:
             record = ladder_record(staging, parse_duration(budget), old["probe_s"], old["allowance_s"], old["hardware"])
-        except UsageError as error:  # this checkout gives no forecast from these probes: a miss, as the advisor says
+        except UsageError as error:  # this checkout gives no advice from these probes: a miss, as the advisor says
             (folder / NO_ADVICE).write_text(json.dumps({"error": f"error: {error}"}) + "\n")
-            (folder / "advice.json").unlink()
+            (folder / "advice.json").unlink(missing_ok=True)
             return
         record.update({key: old.get(key) for key in ("task", "loss", "continue")})
         write_ladder_advice(staging.forecaster(), record, str(folder))
+        (folder / NO_ADVICE).unlink(missing_ok=True)
         return
     probes = [read_probe(probe_dir(str(folder), size), size) for size in args.model_sizes.split(",")]
     forecaster = Forecaster(probes)
@@ -275,6 +314,7 @@ def score(args, budgets: list[str], margin: float) -> tuple[list[dict], list[dic
                 "tied": [size for size in ranked if actual[size] - actual[ranked[0]] <= margin],
                 "advisor": advice["recommended_size"],
                 "advisor_clear": advice["clear"],
+                "advisor_basis": advice.get("basis", "forecast") if advice["recommended_size"] else None,
                 AT_PROBE_END: rules[AT_PROBE_END],
                 PER_STEP: rules[PER_STEP],
                 "probe_cost_share": advice.get(
@@ -357,6 +397,10 @@ def summarize(rows: list[dict], picks: list[dict], margin: float, spread: dict) 
         "rows_without_forecast": len(rows) - len(forecast),
         "median_interval_width": round(median(widths), 4) if widths else None,
         "right": {rule: sum(right(pick, rule) for pick in picks) for rule in rules},
+        "advisor_without_forecast": {  # picks made on the probes' measured lead, where no forecast was supported
+            "picks": sum(pick.get("advisor_basis") == "measured" for pick in picks),
+            "right": sum(pick.get("advisor_basis") == "measured" and right(pick, "advisor") for pick in picks),
+        },
         "budgets": len(picks),
         "ties": sum(len(pick["tied"]) > 1 for pick in picks),
         "tie_margin": margin,
@@ -411,12 +455,32 @@ def plot(rows: list[dict], path: Path, task: str) -> None:
     plt.close(figure)
 
 
+def without_forecast(summary: dict) -> str:
+    """How many of the advisor's picks were made without a forecast and how many of those were right, as a clause
+    ("" where there were none)."""
+    counts = summary["advisor_without_forecast"]
+    if not counts["picks"]:
+        return ""
+    return (
+        f"; {counts['picks']} of its picks were made without a forecast (the size the probes measured ahead), "
+        f"{counts['right']} of them right"
+    )
+
+
+def pick_note(pick: dict) -> str:
+    """How the advisor's pick was made, for the picks table: on a forecast whose interval overlapped another's, or
+    with no forecast (the size the probes measured ahead); nothing for a clear forecast or no pick."""
+    if not pick["advisor"] or pick["advisor_clear"]:
+        return ""
+    return " (measured, no forecast)" if pick.get("advisor_basis") == "measured" else " (overlap)"
+
+
 def result_lines(args, rows: list[dict], picks: list[dict], summary: dict, budgets: list[str]) -> list[str]:
     lines = [
         f"Task {args.task}; sizes {args.model_sizes}; budgets {', '.join(budgets)}; advisor --method {args.method}, "
         f"probes of {args.probe_share:.0%} of each budget"
         + (" first, the contenders continued within a third of it" if args.method == "branches" else "")
-        + f"; {describe_hardware(hardware_summary())}",
+        + f"; {grid_hardware(args)}",
         "",
         "| budget | size | forecast [interval] | actual | error | covered | basis | steps forecast / actual |",
         "|---|---|---|---|---|---|---|---|",
@@ -445,8 +509,7 @@ def result_lines(args, rows: list[dict], picks: list[dict], summary: dict, budge
     for pick in picks:
         lines.append(
             f"| {format_duration(pick['budget_s'])} | {pick['winner']} | {', '.join(pick['tied'])} "
-            f"| {pick['advisor'] or 'none'}"
-            f"{'' if pick['advisor_clear'] or not pick['advisor'] else ' (overlap)'} | {pick[AT_PROBE_END]} "
+            f"| {pick['advisor'] or 'none'}{pick_note(pick)} | {pick[AT_PROBE_END]} "
             f"| {pick[PER_STEP]} | {pick['probe_cost_share']:.2f} |"
         )
     correct = summary["right"]
@@ -487,7 +550,8 @@ def result_lines(args, rows: list[dict], picks: list[dict], summary: dict, budge
             else f"No forecast in any of the {len(rows)} rows. "
         )
         + f"Right about the winner at {correct['advisor']} of {summary['budgets']} budgets, ties counted for either "
-        f"pick (lowest at the probes' end: {correct[AT_PROBE_END]}; lowest per step: {correct[PER_STEP]}). All probes "
+        f"pick{without_forecast(summary)} (lowest at the probes' end: {correct[AT_PROBE_END]}; lowest per step: "
+        f"{correct[PER_STEP]}). All probes "
         f"of one budget cost at most {summary['max_probe_cost_share']:.2f} of that budget.",
     ]
     return lines
