@@ -320,6 +320,11 @@ def test_no_forecast_where_a_probe_cannot_leave_its_warmup_within_the_allowance(
     assert "**Train L2-H64: not a forecast.** No forecast for 10m00s: the probes of L2-H64 (300 steps" in text
     assert why[1:] in text
     assert "at 30s of training, the latest time every probe reached, L2-H64 had the lowest validation loss" in text
+    from hf_tbc.advise.outcome import forecast_lines
+
+    lines = "\n".join(forecast_lines(record, {"L2-H64": 6.2, "L2-H128": 6.0}, "L2-H128"))  # the study's report
+    assert "recommended **L2-H64**: wrong (not a forecast: the probes could not support one" in lines
+    assert "| L2-H128 | 300 | no forecast | too short | 6.000 |" in lines
     for ladder in staging.ladders.values():  # branches that cooled over as long again as their probe (decay 0.5)
         ladder[:] = [dataclasses.replace(rung, end_s=2 * rung.at_s) for rung in ladder]
     record = ladder_record(staging, 600.0, 30.0, 1e-9, "a test machine")
