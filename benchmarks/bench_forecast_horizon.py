@@ -31,6 +31,7 @@ import json
 import math
 import statistics
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -66,23 +67,35 @@ def log_linear(points: list[tuple[float, float]], at: float) -> float:
     return float(intercept + slope * math.log2(at))
 
 
-def power_law(points: list[tuple[float, float]], at: float) -> float:
-    """``E + A t^-alpha`` by least squares: for each alpha on a grid, E and A are linear; the best fit wins (the floor
-    kept at or above zero)."""
-    times = np.array([t for t, _ in points])
-    losses = np.array([loss for _, loss in points])
+def best_fit(losses: np.ndarray, exponents, design, valid) -> Optional[tuple]:
+    """Least squares of a law whose terms are linear once its exponents are fixed: for each exponent tuple in
+    ``exponents``, ``design(exponents)`` gives the columns and the coefficients are solved; the best fit whose
+    coefficients ``valid`` accepts wins. ``(exponents, coefficients)``, or None where none is valid."""
     best = None
-    for alpha in np.linspace(0.02, 3.0, 150):
-        design = np.stack([np.ones_like(times), times**-alpha], axis=1)
-        (floor, scale), *_ = np.linalg.lstsq(design, losses, rcond=None)
-        if floor < 0:
+    for values in exponents:
+        columns = design(values)
+        coefficients, *_ = np.linalg.lstsq(columns, losses, rcond=None)
+        if not valid(coefficients):
             continue
-        error = float(np.sum((design @ np.array([floor, scale]) - losses) ** 2))
+        error = float(np.sum((columns @ coefficients - losses) ** 2))
         if best is None or error < best[0]:
-            best = (error, floor, scale, alpha)
-    if best is None:
+            best = (error, values, coefficients)
+    return None if best is None else best[1:]
+
+
+def power_law(points: list[tuple[float, float]], at: float) -> float:
+    """``E + A t^-alpha`` by least squares over a grid of alpha (the floor kept at or above zero); the straight line
+    where no fit keeps it there."""
+    times = np.array([t for t, _ in points])
+    fit = best_fit(
+        np.array([loss for _, loss in points]),
+        [(alpha,) for alpha in np.linspace(0.02, 3.0, 150)],
+        lambda values: np.stack([np.ones_like(times), times ** -values[0]], axis=1),
+        lambda coefficients: coefficients[0] >= 0,
+    )
+    if fit is None:
         return log_linear(points, at)
-    _, floor, scale, alpha = best
+    (alpha,), (floor, scale) = fit
     return float(floor + scale * at**-alpha)
 
 
@@ -95,20 +108,16 @@ def across_sizes(cuts: list[tuple[float, list[tuple[float, float, int]]]]):
         return None
     sizes = np.array([size / 1e6 for size, _, _ in points])
     steps = np.array([step / 1e3 for _, step, _ in points])
-    losses = np.array([loss for _, _, loss in points])
-    best = None
-    for a in np.linspace(0.05, 1.5, 30):
-        for b in np.linspace(0.05, 1.5, 30):
-            design = np.stack([np.ones_like(sizes), sizes**-a, steps**-b], axis=1)
-            coefficients, *_ = np.linalg.lstsq(design, losses, rcond=None)
-            if min(coefficients) < 0:
-                continue
-            error = float(np.sum((design @ coefficients - losses) ** 2))
-            if best is None or error < best[0]:
-                best = (error, a, b, coefficients)
-    if best is None:
+    grid = np.linspace(0.05, 1.5, 30)
+    fit = best_fit(
+        np.array([loss for _, _, loss in points]),
+        [(a, b) for a in grid for b in grid],
+        lambda values: np.stack([np.ones_like(sizes), sizes ** -values[0], steps ** -values[1]], axis=1),
+        lambda coefficients: min(coefficients) >= 0,
+    )
+    if fit is None:
         return None
-    _, a, b, (floor, size_term, step_term) = best
+    (a, b), (floor, size_term, step_term) = fit
     return lambda size, step: float(floor + size_term * (size / 1e6) ** -a + step_term * (step / 1e3) ** -b)
 
 
