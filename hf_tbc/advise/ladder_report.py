@@ -4,7 +4,6 @@ size's probe, its rungs and its forecast against the budget)."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Optional
@@ -15,7 +14,7 @@ from ..plots import _pyplot
 from .forecast import crossover_budget
 from .ladder_forecast import UNRANKED, LadderForecaster
 from .probe import Probe
-from .report import _when, budget_grid, recommendation
+from .report import _when, budget_grid, recommendation, write_advice_files
 from .staging import Staging
 
 AT_PROBE_END, PER_STEP = "lowest at the probes' end", "lowest per step"
@@ -319,9 +318,4 @@ def plot_ladder(
 
 
 def write_ladder_advice(forecaster: LadderForecaster, record: dict, output_dir: str) -> dict:
-    folder = Path(output_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "advice.json").write_text(json.dumps(record, indent=2) + "\n")
-    ladder_markdown(record, folder / "advice.md")
-    plot_ladder(forecaster, record, folder / "advice.png")
-    return record
+    return write_advice_files(record, output_dir, ladder_markdown, lambda path: plot_ladder(forecaster, record, path))

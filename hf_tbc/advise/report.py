@@ -4,13 +4,13 @@ dashed, with its interval as a band)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
 from ..budget import format_duration
+from ..budget.runs import write_json
 from ..plots import _pyplot
 from .forecast import BREAK_RISK_RATIO, Forecast, Forecaster, Probe, crossover_budget
 
@@ -221,10 +221,17 @@ def plot_advice(
     return path
 
 
-def write_advice(forecaster: Forecaster, record: dict, output_dir: str) -> dict:
+def write_advice_files(record: dict, output_dir: str, markdown: Callable, figure: Callable) -> dict:
+    """``advice.md`` (``markdown(record, path)``), ``advice.png`` (``figure(path)``) and, last and whole (through a
+    temporary file), ``advice.json``: the record a study takes for a finished advisor stage is never there without
+    the other two, nor half written."""
     folder = Path(output_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "advice.json").write_text(json.dumps(record, indent=2) + "\n")
-    write_markdown(record, folder / "advice.md")
-    plot_advice(forecaster, record, folder / "advice.png")
+    markdown(record, folder / "advice.md")
+    figure(folder / "advice.png")
+    write_json(folder / "advice.json", record)
     return record
+
+
+def write_advice(forecaster: Forecaster, record: dict, output_dir: str) -> dict:
+    return write_advice_files(record, output_dir, write_markdown, lambda path: plot_advice(forecaster, record, path))
