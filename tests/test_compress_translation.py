@@ -224,7 +224,7 @@ def test_variants_of_several_grids_are_timed_side_by_side_in_one_process(tmp_pat
     line and no file."""
     import shutil
 
-    from hf_tbc.tasks.translation.timing import read_latency
+    from hf_tbc.compress.records import read_latency
 
     model, files = translation_folder
     small = tmp_path / "E2-D2-H64"

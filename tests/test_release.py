@@ -12,6 +12,7 @@ from huggingface_hub import ModelCard
 from hf_tbc.compress.arguments import CompressionArguments
 from hf_tbc.compress.records import read_records
 from hf_tbc.compress.variants import variant_kind
+from hf_tbc.errors import UsageError
 from hf_tbc.release.plan import ReleaseArguments, check_repo_id
 from hf_tbc.release.selection import best_under
 from hf_tbc.tasks.classification.arguments import (
@@ -396,6 +397,38 @@ def test_selection_takes_the_most_accurate_variant_under_the_limit_by_each_cost(
         "size",
         "latency",
     )
+
+
+def test_selection_by_latency_takes_the_side_by_side_timings_where_they_cover_a_grid(tmp_path, caplog):
+    """A study times every variant of every grid in one process; release then chooses by those latencies, as the
+    report's equal-latency answer does, not by each grid's own (grids timed one after another)."""
+    from hf_tbc.release.selection import read_timings, select_variants
+
+    for grid in ("L4", "L6"):
+        (tmp_path / grid).mkdir()
+        rows = [
+            {"variant": "dense", "accuracy": 0.9, "latency_ms": 30.0, "size_bytes": 4e6},
+            {"variant": "pruned", "accuracy": 0.8, "latency_ms": 12.0, "size_bytes": 1e6},
+        ]
+        (tmp_path / grid / "compression.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    grids = [tmp_path / "L4", tmp_path / "L6"]
+    assert select_variants(grids, "latency", 20.0) == [tmp_path / "L4" / "pruned", tmp_path / "L6" / "pruned"]
+    timed = [
+        {"grid": "L4", "variant": "dense", "latency_ms": 18.0},  # the grid's own run was slow: side by side it fits
+        {"grid": "L4", "variant": "pruned", "latency_ms": 9.0},
+        {"grid": "L6", "variant": "dense", "latency_ms": 25.0},  # L6's pruned variant was not timed
+    ]
+    (tmp_path / "latency").mkdir()
+    (tmp_path / "latency" / "latency.json").write_text(json.dumps({"rows": timed, "margin": 0.05}))
+    timings = read_timings(tmp_path / "latency")
+    with caplog.at_level("WARNING"):
+        chosen = select_variants(grids, "latency", 20.0, timings)
+    assert chosen == [tmp_path / "L4" / "dense", tmp_path / "L6" / "pruned"]  # L6 by its own latencies
+    assert "L6: the side-by-side timings miss some of its variants" in caplog.text
+    assert select_variants(grids, "size", None, timings) == [tmp_path / "L4" / "dense", tmp_path / "L6" / "dense"]
+    assert read_timings(None) is None
+    with pytest.raises(UsageError, match=r"--latency_dir .*nowhere holds no latency.json: time the grids there"):
+        read_timings(tmp_path / "nowhere")
 
 
 def test_repo_ids_are_checked_with_the_hubs_own_rules():

@@ -569,6 +569,32 @@ release:
     assert AutoModelForSeq2SeqLM.from_pretrained(root / "release" / "tbc-E1-D1-H128-en-fr").config.d_model == 128
 
 
+def test_the_study_releases_by_the_side_by_side_latencies_where_the_latency_stage_ran(tmp_path):
+    """Release chooses the larger sizes' variants as the report's equal-latency answer does: under the small dense
+    model's latency and by the latencies the latency stage timed side by side, once that stage has run."""
+    from types import SimpleNamespace
+
+    from hf_tbc.tasks.translation.task import _release_options
+
+    config = SimpleNamespace(
+        root=tmp_path,
+        sizes=["small", "wide"],
+        stage_dir=lambda stage, size: tmp_path / stage / size,
+        section=lambda name: {"sparsities": "0"} if name == "compression" else {},
+    )
+    (tmp_path / "compress" / "small").mkdir(parents=True)
+    own = {"variant": "dense-fp32", "bleu": 30.0, "latency_ms": 40.0, "method": "none"}
+    (tmp_path / "compress" / "small" / "compression.jsonl").write_text(json.dumps(own) + "\n")
+    options = _release_options(config)
+    assert options["limit"] == 40.0 and "latency_dir" not in options  # no latency stage yet: the grid's own
+    assert options["compression_dirs"] == [str(tmp_path / "compress" / "wide")]
+    (tmp_path / "latency").mkdir()
+    timed = [{"grid": "small", "variant": "dense-fp32", "latency_ms": 31.0}]
+    (tmp_path / "latency" / "latency.json").write_text(json.dumps({"rows": timed, "margin": 0.05}))
+    options = _release_options(config)
+    assert options["limit"] == 31.0 and options["latency_dir"] == str(tmp_path / "latency")
+
+
 @pytest.mark.slow
 def test_translation_study_compresses_and_releases_the_small_dense_and_the_large_compressed(tmp_path, pair_files):
     """With a compression section every size is compressed; the release holds the small size's trained model dense
@@ -633,7 +659,8 @@ release:
     assert "BLEU vs small dense [95 % paired bootstrap] |" in report
     equal_latency = report.split("## (c)")[1]  # the larger size's best against the small dense, with its interval
     assert re.search(r"\| [+-]\d+\.\d\d \[[+-]\d+\.\d\d, [+-]\d+\.\d\d\] \|", equal_latency), equal_latency
-    best = max(large, key=lambda row: (row["bleu"], -row["latency_ms"]))
+    timed = {row["variant"]: row["latency_ms"] for row in timing["rows"] if row["grid"] == "E1-D1-H128"}
+    best = max(large, key=lambda row: (row["bleu"], -timed[row["variant"]]))  # chosen by the side-by-side timings
     release = json.loads((root / "release" / "release.json").read_text())
     assert [entry["repo_id"] for entry in release] == [
         "study-test/tbc-E1-D1-H64-en-fr",

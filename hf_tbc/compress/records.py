@@ -55,3 +55,16 @@ def teacher_phrase(row: dict, predictions: str) -> str:
         f", learning from the dense model's {predictions} as well (distillation, weight {row['distill_alpha']}, "
         f"temperature {row['distill_temperature']}{targets})"
     )
+
+
+LATENCY_FILE = "latency.json"  # every variant of several grids timed side by side (a translation study's latency stage)
+
+
+def read_latency(folder: Union[str, Path]) -> Optional[dict]:
+    """``{(grid, variant): row}`` and the tie margin from ``folder``'s :data:`LATENCY_FILE` (a grid is named by its
+    folder); None where it has none."""
+    path = Path(folder) / LATENCY_FILE
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    return {"rows": {(row["grid"], row["variant"]): row for row in record["rows"]}, "margin": record["margin"]}

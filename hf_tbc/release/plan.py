@@ -52,6 +52,14 @@ class ReleaseArguments:
         },
     )
     max_size_mb: Optional[float] = field(default=None, metadata={"help": "Shorthand for --select_by size --limit N."})
+    latency_dir: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "A folder whose latency.json timed every variant of --compression_dirs side by side in one process "
+            "(python -m hf_tbc.tasks.translation.timing; a translation study's latency stage): with --select_by "
+            "latency, variants are chosen by those latencies instead of each grid's own."
+        },
+    )
     baseline_dirs: Optional[list[str]] = field(
         default=None, metadata={"help": "compress.py outputs whose dense model is released as a baseline."}
     )

@@ -9,7 +9,7 @@ from typing import Optional, Union
 
 from transformers.utils import logging
 
-from ..compress.records import quality, read_records
+from ..compress.records import LATENCY_FILE, quality, read_latency, read_records
 from ..errors import UsageError
 
 logger = logging.get_logger(__name__)
@@ -57,15 +57,47 @@ def best_under(rows: list[dict], select_by: str = "size", limit: Optional[float]
     return max(fitting, key=lambda row: (quality(row), -cost(row, select_by))) if fitting else None
 
 
+def timed_side_by_side(rows: list[dict], grid: str, timings: Optional[dict]) -> list[dict]:
+    """``rows`` of the grid named ``grid`` with the latencies of ``timings`` (:func:`read_latency`'s record: every
+    variant of several grids timed in turn in one process) in place of the grid's own, where they cover all its
+    variants; as they are where there are no timings, and with a warning where the timings miss a variant."""
+    if timings is None:
+        return rows
+    timed = [timings["rows"].get((grid, row["variant"])) for row in rows]
+    if any(row is None for row in timed):
+        logger.warning(f"{grid}: the side-by-side timings miss some of its variants; its own latencies are used")
+        return rows
+    return [{**row, "latency_ms": timing["latency_ms"]} for row, timing in zip(rows, timed)]
+
+
+def read_timings(latency_dir: Optional[Union[str, Path]]) -> Optional[dict]:
+    """The side-by-side timings of ``--latency_dir`` (None without one); a one-line error where it holds none."""
+    if latency_dir is None:
+        return None
+    timings = read_latency(latency_dir)
+    if timings is None:
+        raise UsageError(
+            f"--latency_dir {latency_dir} holds no {LATENCY_FILE}: time the grids there first (python -m "
+            "hf_tbc.tasks.translation.timing --compression_dirs ... --output_dir it), or leave the flag out"
+        )
+    return timings
+
+
 def select_variants(
-    compression_dirs: list[Union[str, Path]], select_by: str = "size", limit: Optional[float] = None
+    compression_dirs: list[Union[str, Path]],
+    select_by: str = "size",
+    limit: Optional[float] = None,
+    timings: Optional[dict] = None,
 ) -> list[Path]:
     """The most accurate variant of each compression output that costs at most ``limit`` by ``select_by``
     (``latency`` in ms, ``size`` in MB, ``nonzero_parameters``); a base model with none under the limit is
-    skipped with a warning that names it."""
+    skipped with a warning that names it. By latency, ``timings`` (:func:`read_timings`) replace each grid's own
+    latencies where they cover it."""
     chosen = []
     for directory in compression_dirs:
         rows = read_records(directory)
+        if select_by == "latency":
+            rows = timed_side_by_side(rows, Path(directory).name, timings)
         best = best_under(rows, select_by, limit)
         if best is None:
             cheapest = min(cost(row, select_by) for row in rows)

@@ -14,7 +14,7 @@ from ..cli import peek_flag
 from ..compress.records import RECORD_FILE, read_records, task_of
 from ..errors import UsageError
 from ..release.plan import ReleaseArguments, ReleaseItem
-from ..release.selection import select_variants
+from ..release.selection import read_timings, select_variants
 from .classification.task import TASK as CLASSIFICATION
 from .mlm.task import TASK as MLM
 from .task import RECIPES, Task, as_flags
@@ -74,7 +74,8 @@ def plan_release(args: ReleaseArguments, namespace: str) -> list[ReleaseItem]:
     planned by its task: all that can fail on bad input fails here, before anything is written."""
     folders = [Path(folder) for folder in args.variants or []]
     if args.compression_dirs:
-        folders += select_variants(args.compression_dirs, args.select_by, args.limit)
+        timings = read_timings(args.latency_dir)
+        folders += select_variants(args.compression_dirs, args.select_by, args.limit, timings)
     folders += [Path(directory) / "dense-fp32" for directory in args.baseline_dirs or []]
     if not folders and not args.translation_dirs:
         raise UsageError(

@@ -189,7 +189,7 @@ def _against_small_dense(config, size: str, row: dict, small: str, gain: float) 
 def _side_by_side(config, grids: dict) -> Optional[float]:
     """Puts the latency stage's side-by-side timings in place of each grid's own, where they cover every variant;
     returns their tie margin (None: no such timing, and the grids' own latencies stay)."""
-    from .timing import read_latency
+    from ...compress.records import read_latency
 
     timing = read_latency(config.root / "latency")
     if timing is None or any((size, row["variant"]) not in timing["rows"] for size in grids for row in grids[size]):

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+from ...compress.records import LATENCY_FILE
 from ...release.plan import ReleaseArguments, ReleaseItem, check_repo_id
 from ..task import Stage, Task, as_flags, script
 from .arguments import TranslationDataArguments, TranslationModelArguments, TranslationTrainingArguments
@@ -148,10 +149,15 @@ def _closing_stages(config, python: list[str]) -> list[Stage]:
 
 
 def small_dense_latency(config) -> Optional[float]:
-    """The small baseline's (the first size's) dense fp32 latency per sentence, from its compression grid."""
-    from ...compress.records import own_dense, read_records
+    """The small baseline's (the first size's) dense fp32 latency per sentence: from the latency stage, which timed
+    every variant side by side, where it timed it; else from the small size's own compression grid."""
+    from ...compress.records import own_dense, read_latency, read_records
 
-    record = config.stage_dir("compress", config.sizes[0]) / "compression.jsonl"
+    grid = config.stage_dir("compress", config.sizes[0])
+    timing = read_latency(config.root / "latency")
+    if timing is not None and (grid.name, "dense-fp32") in timing["rows"]:
+        return timing["rows"][grid.name, "dense-fp32"]["latency_ms"]
+    record = grid / "compression.jsonl"
     dense = own_dense(read_records(record)) if record.is_file() else None
     return dense["latency_ms"] if dense else None
 
@@ -159,14 +165,17 @@ def small_dense_latency(config) -> Optional[float]:
 def _release_options(config) -> dict:
     """Without a compression section: every size's trained model, dense. With one: the small baseline dense, and the
     best variant (by BLEU) of every larger size whose latency per sentence is at most the small dense model's (the
-    release section's ``limit`` overrides it)."""
+    release section's ``limit`` overrides it), by the latency stage's side-by-side timings where it has run, as the
+    report's equal-latency answer reads them."""
     if not config.section("compression"):
         return {"translation_dirs": [str(config.stage_dir("translate", size)) for size in config.sizes]}
+    latency = config.root / "latency"
     return {
         "translation_dirs": [str(config.stage_dir("translate", config.sizes[0]))],
         "compression_dirs": [str(config.stage_dir("compress", size)) for size in config.sizes[1:]],
         "select_by": "latency",
         "limit": small_dense_latency(config),
+        **({"latency_dir": str(latency)} if (latency / LATENCY_FILE).is_file() else {}),
     }
 
 

@@ -26,14 +26,12 @@ from typing import Optional
 from transformers import AutoTokenizer
 
 from ...cli import parse_args, run_recipe
-from ...compress.records import read_records
+from ...compress.records import LATENCY_FILE, read_records
 from ...errors import UsageError
 from ...hardware import hardware_summary
 from .arguments import TranslationDataArguments
 from .compress import latency_per_sentence, load_translation_variant
 from .data import pairs_from_arguments
-
-LATENCY_FILE = "latency.json"
 
 
 @dataclass
@@ -122,15 +120,6 @@ def time_grids(
         "passes": passes,
         "hardware": hardware_summary(),
     }
-
-
-def read_latency(folder: Path) -> Optional[dict]:
-    """``{(grid, variant): row}`` and the tie margin from ``folder``'s :data:`LATENCY_FILE`; None where it has none."""
-    path = Path(folder) / LATENCY_FILE
-    if not path.is_file():
-        return None
-    record = json.loads(path.read_text())
-    return {"rows": {(row["grid"], row["variant"]): row for row in record["rows"]}, "margin": record["margin"]}
 
 
 def main() -> None:
