@@ -414,3 +414,25 @@ def test_warmup_stable_decay_by_steps_decays_over_the_last_decay_ratio_of_the_st
         trainer.lr_scheduler.step()
     assert rates[:9] == [1.0] * 9 and rates[9] == pytest.approx(0.5)  # held, then down over the last 2 (to 0 at 10)
     assert args.lr_scheduler_kwargs in ({}, None)  # the parsed arguments are left as parsed
+
+
+def test_a_resume_does_not_call_tied_weights_missing_but_names_what_really_is(tmp_path):
+    """A checkpoint holds one copy of the output layer tied to the embeddings; loading it leaves the other name
+    "missing" though filled. Those are not reported; a parameter the checkpoint lacks still is."""
+    from safetensors.torch import load_file
+    from transformers import RobertaConfig, RobertaForMaskedLM
+
+    from hf_tbc.budget.trainer import filled_by_a_tied_twin
+
+    shape = dict(vocab_size=100, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+    model = RobertaForMaskedLM(RobertaConfig(**shape))
+    model.save_pretrained(tmp_path)
+    state = load_file(tmp_path / "model.safetensors")
+    missing = model.load_state_dict(state, strict=False).missing_keys
+    assert "lm_head.decoder.weight" in missing and filled_by_a_tied_twin(model, missing) == []
+    del state["lm_head.dense.weight"], state["roberta.embeddings.word_embeddings.weight"]
+    missing = model.load_state_dict(state, strict=False).missing_keys
+    # the embeddings and their tied twin both absent: both are really missing, as is the dense layer
+    assert sorted(filled_by_a_tied_twin(model, missing)) == sorted(
+        ["lm_head.dense.weight", "roberta.embeddings.word_embeddings.weight", "lm_head.decoder.weight"]
+    )

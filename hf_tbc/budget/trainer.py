@@ -54,6 +54,17 @@ class BudgetProgressCallback(ProgressCallback):
         super().on_log(args, state, control, logs=logs, **kwargs)
 
 
+def filled_by_a_tied_twin(model: torch.nn.Module, missing_keys: list[str]) -> list[str]:
+    """``missing_keys`` less the names of parameters that share their tensor with a parameter the checkpoint did
+    hold (tied weights): what is really missing."""
+    groups: dict[int, list[str]] = {}
+    for name, parameter in model.named_parameters(remove_duplicate=False):
+        groups.setdefault(id(parameter), []).append(name)
+    absent = set(missing_keys)
+    filled = {name for names in groups.values() if len(names) > 1 and not set(names) <= absent for name in names}
+    return [key for key in missing_keys if key not in filled]
+
+
 class BudgetMixin:
     """What a budget adds to a ``Trainer`` class: the :class:`WallClockBudgetCallback`, ``curve.jsonl`` logging
     (``curve_metrics`` names extra evaluation metrics to record, e.g. ``("eval_bleu",)``), the budget progress
@@ -155,6 +166,12 @@ class BudgetMixin:
             share = share * self.accelerator.num_processes
         loss = loss * share
         return (loss, outputs) if return_outputs else loss
+
+    def _issue_warnings_after_load(self, load_result):
+        # a checkpoint keeps one copy of a tensor two parameters share (the output layer tied to the embeddings): the
+        # other name is "missing" though the load filled it, and the Trainer warned so on every resume
+        missing = filled_by_a_tied_twin(self.model, load_result.missing_keys)
+        return super()._issue_warnings_after_load(load_result._replace(missing_keys=missing))
 
     def _load_optimizer_and_scheduler(self, checkpoint):
         device = self.args.device
