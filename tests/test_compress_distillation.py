@@ -145,3 +145,17 @@ def test_a_student_distilled_on_sequences_learns_what_the_teacher_outputs_not_th
     assert loss_on(trained[0], data) < loss_on(trained[2], data)
     with pytest.raises(UsageError, match="--distill_beams -1 must be 0"):
         SequenceDistillingTrainer(model=trained[0], args=args, train_dataset=dataset, teacher=teacher, distill_beams=-1)
+
+
+def test_a_seq2seq_batch_without_decoder_inputs_is_distilled_as_one_with_them(tmp_path):
+    """A collator that leaves the labels unshifted (no decoder_input_ids): the student shifts them itself, and so
+    must the teacher, whose forward would otherwise have no decoder input at all."""
+    teacher, batch = tiny_translator(1), pairs(4)
+    args = TrainingArguments(output_dir=str(tmp_path), report_to=[], use_cpu=True)
+    trainer = DistillingTrainer(model=tiny_translator(2), args=args, teacher=teacher, distill_alpha=0.5)
+    trainer.model.train()
+    shifted = trainer.compute_loss(trainer.model, dict(batch))
+    unshifted = trainer.compute_loss(
+        trainer.model, {key: value for key, value in batch.items() if key != "decoder_input_ids"}
+    )
+    assert torch.isclose(shifted, unshifted, atol=1e-5)

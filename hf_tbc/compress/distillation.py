@@ -74,8 +74,11 @@ class DistillationMixin:
         labels = inputs.get("labels")  # read first: a label smoother pops them
         # the task loss as the Trainer computes it (label smoothing included), a mean over this micro-batch
         loss, outputs = super().compute_loss(model, dict(inputs), return_outputs=True)
+        teacher_inputs = {key: value for key, value in inputs.items() if key != "labels"}
+        if self.teacher.config.is_encoder_decoder and "decoder_input_ids" not in inputs and labels is not None:
+            teacher_inputs["labels"] = labels  # a batch the collator left unshifted: the teacher shifts them itself
         with torch.no_grad():
-            teacher_logits = self.teacher(**{key: value for key, value in inputs.items() if key != "labels"}).logits
+            teacher_logits = self.teacher(**teacher_inputs).logits
         soft = distillation_loss(outputs.logits, teacher_logits, labels, self.distill_temperature)
         loss = (1 - self.distill_alpha) * loss + self.distill_alpha * soft
         return (loss, outputs) if return_outputs else loss
