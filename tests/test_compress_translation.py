@@ -251,6 +251,13 @@ def test_variants_of_several_grids_are_timed_side_by_side_in_one_process(tmp_pat
     missing = subprocess.run([*timing, "--compression_dirs", str(tmp_path / "nowhere")], capture_output=True, text=True)
     assert missing.returncode == 2 and "holds no compression.jsonl" in missing.stderr
     assert missing.stderr.strip().count("\n") == 0
+    beams = subprocess.run(
+        [*timing, "--compression_dirs", str(small), "--num_beams", "4"], capture_output=True, text=True
+    )
+    assert (
+        beams.returncode == 2
+        and "--num_beams does not apply here: every variant is timed decoding as its saved" in (beams.stderr)
+    )
 
 
 def test_translation_grid_refuses_classifier_methods_in_one_line_and_writes_nothing(tmp_path, translation_folder):

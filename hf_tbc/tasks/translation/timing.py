@@ -25,7 +25,7 @@ from typing import Optional
 
 from transformers import AutoTokenizer
 
-from ...cli import parse_args, run_recipe
+from ...cli import parse_args, peek_flag, run_recipe
 from ...compress.records import LATENCY_FILE, read_records
 from ...errors import UsageError
 from ...hardware import hardware_summary
@@ -122,7 +122,16 @@ def time_grids(
     }
 
 
+DECODING_FLAGS = ("num_beams", "no_repeat_ngram_size")  # data flags of training that timing does not apply
+
+
 def main() -> None:
+    for name in DECODING_FLAGS:
+        if peek_flag(name) is not None:
+            raise UsageError(
+                f"--{name} does not apply here: every variant is timed decoding as its saved generation config says "
+                "(as release and its card use it); set it when training or compressing, or leave it out"
+            )
     args, data_args = parse_args((TimingArguments, TranslationDataArguments))
     record = time_grids(
         [Path(folder) for folder in args.compression_dirs],
