@@ -305,6 +305,18 @@ def plot_ladder(
             axes.plot([at / 60 for at, _ in measured], [loss for _, loss in measured], color=color, linewidth=0.6)
             axes.plot(measured[-1][0] / 60, measured[-1][1], "*", color=color, markersize=11, markeredgecolor="k")
     axes.axvline(record["time_budget_s"] / 60, color="0.3", linestyle=":", linewidth=1.2, label="target budget")
+    if record.get("basis") == "measured":  # no forecast: the pick is the lowest loss where every probe reached
+        measured = record["measured"]
+        axes.axvline(measured["at_s"] / 60, color="0.5", linestyle="--", linewidth=1.0)
+        axes.plot(
+            measured["at_s"] / 60,
+            measured["losses"][measured["size"]],
+            "o",
+            color="0.2",
+            fillstyle="none",
+            markersize=10,
+            label=f"no forecast: {measured['size']} ahead where every probe reached",
+        )
     axes.set_xscale("log")
     axes.set_xlabel("wall-clock minutes (probes, rungs) / training budget in minutes (forecasts)")
     axes.set_ylabel(record.get("loss", "validation loss"))
