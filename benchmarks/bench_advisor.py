@@ -186,16 +186,12 @@ def final_loss(run_dir: Path) -> float:
     return json.loads((run_dir / "run_summary.json").read_text())["final_eval_loss"]
 
 
-def grid_advice(args) -> dict:
-    """One budget's advice in ``--output_dir`` (the first by name), or {} where none has advice yet."""
-    advice = sorted(Path(args.output_dir).glob("*/advice.json"))
-    return json.loads(advice[0].read_text()) if advice else {}
-
-
 def grid_hardware(args) -> str:
-    """The machine the grid's probes ran on, as its advice names it (a grid may be scored again elsewhere); this
-    machine where no budget has advice yet."""
-    return grid_advice(args).get("hardware") or describe_hardware(hardware_summary())
+    """The machine the grid's probes ran on, as its first budget's advice names it (a grid may be scored again
+    elsewhere); this machine where no budget has advice yet."""
+    advice = sorted(Path(args.output_dir).glob("*/advice.json"))
+    recorded = json.loads(advice[0].read_text()).get("hardware") if advice else None
+    return recorded or describe_hardware(hardware_summary())
 
 
 def unadvised_record(args, budget: str, folder: Path) -> Optional[dict]:

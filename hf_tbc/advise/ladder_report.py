@@ -25,10 +25,15 @@ def _eval_at(probe: Probe, seconds: float) -> Optional[float]:
     return min(points)[1] if points else None
 
 
+def _losses_at(probes: list[Probe], seconds: float) -> dict[str, Optional[float]]:
+    """Each probe's validation loss at its evaluation nearest ``seconds`` of training (None: it has none)."""
+    return {probe.size: _eval_at(probe, seconds) for probe in probes}
+
+
 def naive_picks(probes: list[Probe], first_s: float) -> dict:
     """What two rules of thumb pick from the same probes: the lowest validation loss at the first stage's end (every
     size probed as long), and the lowest training loss per step (at the largest step every probe reached)."""
-    at_end = {probe.size: _eval_at(probe, first_s) for probe in probes}
+    at_end = _losses_at(probes, first_s)
     common = min(max(step for step, _, _ in probe.losses) for probe in probes if probe.losses)
     per_step = {
         probe.size: min(probe.losses, key=lambda row: abs(row[0] - common))[2] for probe in probes if probe.losses
@@ -47,7 +52,7 @@ def measured_leader(probes: list[Probe]) -> Optional[dict]:
     if not probes or any(not probe.evaluations for probe in probes):
         return None
     at = min(probe.evaluations[-1][1] for probe in probes)
-    losses = {probe.size: _eval_at(probe, at) for probe in probes}
+    losses = _losses_at(probes, at)
     return {
         "size": min(losses, key=losses.get),
         "at_s": round(at, 1),

@@ -68,3 +68,22 @@ def read_latency(folder: Union[str, Path]) -> Optional[dict]:
         return None
     record = json.loads(path.read_text())
     return {"rows": {(row["grid"], row["variant"]): row for row in record["rows"]}, "margin": record["margin"]}
+
+
+def side_by_side_latencies(rows: list[dict], grid: str, timings: Optional[dict]) -> Optional[list[dict]]:
+    """For each of ``rows`` (the variants of the grid named ``grid``), the latencies :func:`read_latency`'s
+    ``timings`` measured for it side by side, as the keys a row holds them under; None where there are no timings or
+    they miss one of the variants (the grid's own latencies then stand)."""
+    if timings is None:
+        return None
+    timed = [timings["rows"].get((grid, row["variant"])) for row in rows]
+    if any(entry is None for entry in timed):
+        return None
+    return [
+        {
+            "latency_ms": entry["latency_ms"],
+            "latency_ms_per_sentence": entry["latency_ms"],
+            **({"latency_ms_batched": entry["latency_ms_batched"]} if "latency_ms_batched" in entry else {}),
+        }
+        for entry in timed
+    ]

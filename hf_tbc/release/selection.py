@@ -9,7 +9,7 @@ from typing import Optional, Union
 
 from transformers.utils import logging
 
-from ..compress.records import LATENCY_FILE, quality, read_latency, read_records
+from ..compress.records import LATENCY_FILE, quality, read_latency, read_records, side_by_side_latencies
 from ..errors import UsageError
 
 logger = logging.get_logger(__name__)
@@ -61,13 +61,12 @@ def timed_side_by_side(rows: list[dict], grid: str, timings: Optional[dict]) -> 
     """``rows`` of the grid named ``grid`` with the latencies of ``timings`` (:func:`read_latency`'s record: every
     variant of several grids timed in turn in one process) in place of the grid's own, where they cover all its
     variants; as they are where there are no timings, and with a warning where the timings miss a variant."""
-    if timings is None:
+    latencies = side_by_side_latencies(rows, grid, timings)
+    if latencies is None:
+        if timings is not None:
+            logger.warning(f"{grid}: the side-by-side timings miss some of its variants; its own latencies are used")
         return rows
-    timed = [timings["rows"].get((grid, row["variant"])) for row in rows]
-    if any(row is None for row in timed):
-        logger.warning(f"{grid}: the side-by-side timings miss some of its variants; its own latencies are used")
-        return rows
-    return [{**row, "latency_ms": timing["latency_ms"]} for row, timing in zip(rows, timed)]
+    return [{**row, **measured} for row, measured in zip(rows, latencies)]
 
 
 def read_timings(latency_dir: Optional[Union[str, Path]]) -> Optional[dict]:

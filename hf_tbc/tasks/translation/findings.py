@@ -189,16 +189,15 @@ def _against_small_dense(config, size: str, row: dict, small: str, gain: float) 
 def _side_by_side(config, grids: dict) -> Optional[float]:
     """Puts the latency stage's side-by-side timings in place of each grid's own, where they cover every variant;
     returns their tie margin (None: no such timing, and the grids' own latencies stay)."""
-    from ...compress.records import read_latency
+    from ...compress.records import read_latency, side_by_side_latencies
 
     timing = read_latency(config.root / "latency")
-    if timing is None or any((size, row["variant"]) not in timing["rows"] for size in grids for row in grids[size]):
+    latencies = {size: side_by_side_latencies(rows, size, timing) for size, rows in grids.items()}
+    if timing is None or any(measured is None for measured in latencies.values()):
         return None
     for size, rows in grids.items():
-        for row in rows:
-            measured = timing["rows"][(size, row["variant"])]
-            row["latency_ms"] = row["latency_ms_per_sentence"] = measured["latency_ms"]
-            row["latency_ms_batched"] = measured["latency_ms_batched"]
+        for row, measured in zip(rows, latencies[size]):
+            row.update(measured)  # in place: rows read before this (the small dense baseline) see them too
     return timing["margin"]
 
 
